@@ -1,0 +1,11 @@
+// Runs the compiled uvu suites (.build/test) in one process and ends with a plain summary line.
+import { spawnSync } from 'node:child_process';
+
+const args = ['--enable-source-maps', 'node_modules/uvu/bin.js', '.build/test', '\\.test\\.js$', ...process.argv.slice(2)];
+const r = spawnSync(process.execPath, args, { encoding: 'utf8', stdio: ['inherit', 'pipe', 'inherit'], env: { ...process.env, FORCE_COLOR: '0' } });
+process.stdout.write(r.stdout ?? '');
+const total = Number(/Total:\s+(\d+)/.exec(r.stdout ?? '')?.[1] ?? 0);
+const passed = Number(/Passed:\s+(\d+)/.exec(r.stdout ?? '')?.[1] ?? 0);
+const skipped = Number(/Skipped:\s+(\d+)/.exec(r.stdout ?? '')?.[1] ?? 0);
+console.log(`\ntests: ${passed} passed, ${total - passed} failed, ${skipped} skipped`);
+process.exit(r.status === 0 && total > 0 && passed === total ? 0 : 1);

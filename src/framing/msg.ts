@@ -1,0 +1,172 @@
+/**
+ * The MSG framing of the Channel gist: `\r\nMSG <decimal length>\r\n<body>`.
+ * Strict on input: exactly CR LF 'M' 'S' 'G' SP, 1 to 16 ASCII digits, CR LF.
+ */
+import { MessageTooLargeError, ProtocolError } from '../errors.js';
+import type { Decoder, DecoderLimits, FrameSink, Framing } from './types.js';
+
+const CR = 0x0d;
+const LF = 0x0a;
+const PREFIX = Buffer.from('\r\nMSG ', 'latin1');
+/** Digits of Number.MAX_SAFE_INTEGER: more can't be a length. */
+const MAX_DIGITS = 16;
+const EMPTY = Buffer.alloc(0);
+
+// Decoder states. 0..5 are "matched that many bytes of PREFIX".
+const S_DIGITS = 6; // reading the length; at least one digit seen once `digits` > 0
+const S_LF = 7; // saw the CR after the digits
+const S_BODY = 8; // copying a body that spans chunks
+
+function describe(byte: number): string {
+  return byte >= 0x20 && byte < 0x7f ? `'${String.fromCharCode(byte)}' (0x${byte.toString(16).padStart(2, '0')})` : `0x${byte.toString(16).padStart(2, '0')}`;
+}
+
+class MsgDecoder implements Decoder {
+  readonly #max: number;
+  #state = 0;
+  #digits = 0;
+  #length = 0;
+  /** Body under construction when it spans chunks: allocated once at the announced length. */
+  #body: Buffer = EMPTY;
+  #filled = 0;
+  /** Stream offset of the first byte of the current chunk. */
+  #base = 0;
+
+  constructor(limits: DecoderLimits) {
+    this.#max = limits.maxMessageSize;
+  }
+
+  get atBoundary(): boolean {
+    return this.#state === 0;
+  }
+
+  get offset(): number {
+    return this.#base;
+  }
+
+  push(chunk: Buffer, sink: FrameSink): void {
+    const n = chunk.length;
+    let i = 0;
+    let state = this.#state;
+    try {
+      while (i < n) {
+        if (state === S_BODY) {
+          const want = this.#length - this.#filled;
+          const take = n - i < want ? n - i : want;
+          chunk.copy(this.#body, this.#filled, i, i + take);
+          this.#filled += take;
+          i += take;
+          if (this.#filled === this.#length) {
+            const body = this.#body;
+            this.#body = EMPTY;
+            state = 0;
+            this.#state = 0;
+            sink(body, 0);
+          }
+          continue;
+        }
+        const b = chunk[i]!;
+        if (state < S_DIGITS) {
+          if (b !== PREFIX[state]) {
+            throw new ProtocolError(
+              `bad frame header: expected ${describe(PREFIX[state]!)} at header byte ${state}, got ${describe(b)}`,
+              { offset: this.#base + i },
+            );
+          }
+          state++;
+          if (state === S_DIGITS) {
+            this.#digits = 0;
+            this.#length = 0;
+          }
+          i++;
+          continue;
+        }
+        if (state === S_DIGITS) {
+          if (b >= 0x30 && b <= 0x39) {
+            if (++this.#digits > MAX_DIGITS) {
+              throw new ProtocolError(`bad frame header: length has more than ${MAX_DIGITS} digits`, { offset: this.#base + i });
+            }
+            this.#length = this.#length * 10 + (b - 0x30);
+            if (this.#length > this.#max) {
+              // Decided from the header: nothing has been allocated for this frame.
+              throw new MessageTooLargeError(this.#length, this.#max, 'recv');
+            }
+            i++;
+            continue;
+          }
+          if (b === CR && this.#digits > 0) {
+            state = S_LF;
+            i++;
+            continue;
+          }
+          throw new ProtocolError(
+            this.#digits === 0
+              ? `bad frame header: expected a decimal length, got ${describe(b)}`
+              : `bad frame header: expected a digit or CR after the length, got ${describe(b)}`,
+            { offset: this.#base + i },
+          );
+        }
+        // state === S_LF
+        if (b !== LF) {
+          throw new ProtocolError(`bad frame header: expected LF after the length, got ${describe(b)}`, { offset: this.#base + i });
+        }
+        i++;
+        const len = this.#length;
+        if (len === 0) {
+          state = 0;
+          this.#state = 0;
+          sink(EMPTY, 0);
+        } else if (n - i >= len) {
+          // Whole body in this chunk: hand out a view, no copy.
+          state = 0;
+          this.#state = 0;
+          const body = chunk.subarray(i, i + len);
+          i += len;
+          sink(body, 0);
+        } else {
+          // Spans chunks: allocate once at the announced length.
+          this.#body = Buffer.allocUnsafe(len);
+          this.#filled = 0;
+          state = S_BODY;
+        }
+      }
+      this.#state = state;
+    } finally {
+      this.#base += i;
+    }
+  }
+}
+
+function countDigits(n: number): number {
+  let d = 1;
+  while (n >= 10) {
+    n = Math.floor(n / 10);
+    d++;
+  }
+  return d;
+}
+
+/** The gist's MSG framing, the default. */
+export const msg: Framing = {
+  name: 'msg',
+  maxHeaderLength: PREFIX.length + MAX_DIGITS + 2,
+  hasType: false,
+  maxEncodableSize: Number.MAX_SAFE_INTEGER,
+  writeHeader(target: Buffer, offset: number, bodyLength: number): number {
+    PREFIX.copy(target, offset);
+    let end = offset + PREFIX.length + countDigits(bodyLength);
+    let p = end;
+    let v = bodyLength;
+    do {
+      const q = Math.floor(v / 10);
+      target[--p] = 0x30 + (v - q * 10);
+      v = q;
+    } while (v > 0);
+    target[end++] = CR;
+    target[end++] = LF;
+    return end;
+  },
+  createDecoder(limits: DecoderLimits): Decoder {
+    return new MsgDecoder(limits);
+  },
+};

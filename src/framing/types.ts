@@ -1,0 +1,62 @@
+/**
+ * The Framing seam: the only thing that differs between the wire formats msgchannel speaks.
+ * A framing is a pure encoder (writes a frame header; the body is written after it, never copied
+ * to join them) plus an incremental decoder (push any chunk, get whole frames or a typed error).
+ * It has no socket, no timers and no promises, so it is tested one byte at a time and benchmarked
+ * without I/O. A framing that needs a conversation (an init byte, an auth exchange) adds a
+ * `handshake` step that the Channel runs before the first message.
+ */
+
+/** Receives each decoded frame. `type` is 0 for framings without a type field. */
+export type FrameSink = (body: Buffer, type: number) => void;
+
+/** Limits a decoder enforces from the header, before it allocates. */
+export interface DecoderLimits {
+  /** Largest body accepted, in bytes. */
+  readonly maxMessageSize: number;
+}
+
+/** An incremental, synchronous decoder for one connection's inbound byte stream. */
+export interface Decoder {
+  /**
+   * Feed the next chunk of the stream. Calls `sink` once for every frame completed by it, in
+   * order. Throws ProtocolError or MessageTooLargeError on bad input; after a throw the decoder
+   * is unusable (the connection must be closed).
+   */
+  push(chunk: Buffer, sink: FrameSink): void;
+  /** True when the stream is at a frame boundary, so an end of stream now is clean. */
+  readonly atBoundary: boolean;
+  /** Bytes consumed from the stream so far (used for error offsets). */
+  readonly offset: number;
+}
+
+/** Raw byte access to the connection for a framing's handshake, before framed traffic starts. */
+export interface HandshakeIO {
+  /** Write raw bytes. */
+  write(bytes: Uint8Array): void;
+  /** Read exactly `n` raw bytes; rejects if the connection ends first or the handshake times out. */
+  read(n: number): Promise<Buffer>;
+  /** True on the side that accepted the connection (listen), false on the side that connected. */
+  readonly isServer: boolean;
+}
+
+export interface Framing {
+  /** Short name, for errors and the CLI (`msg`, `ltprotocol`, ...). */
+  readonly name: string;
+  /** Upper bound of the bytes `writeHeader` writes. */
+  readonly maxHeaderLength: number;
+  /** True when frames carry a type field (send `{ type }`, recvFrame().type). */
+  readonly hasType: boolean;
+  /**
+   * Write the header of a frame whose body is `bodyLength` bytes into `target` at `offset`;
+   * return the offset after the header. Throws RangeError if the length or type cannot be
+   * represented by this framing.
+   */
+  writeHeader(target: Buffer, offset: number, bodyLength: number, type: number): number;
+  /** Largest body this framing can represent on the wire. */
+  readonly maxEncodableSize: number;
+  /** A fresh decoder for one connection. */
+  createDecoder(limits: DecoderLimits): Decoder;
+  /** Optional conversation run once per connection before the first message. */
+  handshake?(io: HandshakeIO): Promise<void>;
+}

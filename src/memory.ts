@@ -1,0 +1,69 @@
+/**
+ * An in-memory byte stream pair, the transport of Channel.pair(): what one end writes, the other
+ * reads. Backpressure is real: a write completes only once the other end's readable buffer has
+ * room, so a fast writer and a slow reader stay bounded exactly as over TCP.
+ */
+import { Duplex } from 'node:stream';
+
+class MemoryEnd extends Duplex {
+  peer: MemoryEnd | undefined;
+  /** The peer's write callback, held while our readable buffer is full. */
+  blockedWrite: ((error?: Error | null) => void) | null = null;
+
+  constructor(highWaterMark: number) {
+    super({ allowHalfOpen: false, highWaterMark, decodeStrings: true });
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    const peer = this.peer;
+    if (!peer || peer.destroyed || peer.readableEnded) {
+      callback(Object.assign(new Error('write to a closed in-memory channel'), { code: 'EPIPE' }));
+      return;
+    }
+    if (peer.push(chunk)) callback();
+    else peer.blockedWrite = callback;
+  }
+
+  override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
+    const total = chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk));
+    this._write(total, 'binary', callback);
+  }
+
+  override _read(): void {
+    const cb = this.blockedWrite;
+    if (cb) {
+      this.blockedWrite = null;
+      cb();
+    }
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    const peer = this.peer;
+    if (peer && !peer.destroyed) peer.push(null);
+    callback();
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    const peer = this.peer;
+    this.peer = undefined;
+    const cb = this.blockedWrite;
+    this.blockedWrite = null;
+    // The peer's pending write can never be read now.
+    if (cb) cb(Object.assign(new Error('in-memory peer was destroyed'), { code: 'EPIPE' }));
+    if (peer && !peer.destroyed) {
+      // Like a TCP peer whose other end vanished: it reads end of stream (or a reset, on error).
+      if (error) peer.destroy(Object.assign(new Error('in-memory peer was destroyed'), { code: 'ECONNRESET' }));
+      else if (!peer.readableEnded) peer.push(null);
+    }
+    callback(error);
+  }
+}
+
+/** Two connected in-memory byte streams. */
+export function memoryPair(highWaterMark = 64 * 1024): [Duplex, Duplex] {
+  const a = new MemoryEnd(highWaterMark);
+  const b = new MemoryEnd(highWaterMark);
+  a.peer = b;
+  b.peer = a;
+  return [a, b];
+}
