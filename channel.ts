@@ -381,7 +381,7 @@ export class Channel implements AsyncIterable<Buffer> {
     if (options !== undefined) {
       if (options.type !== undefined) {
         type = options.type;
-        const max = this.framing.hasType ? (this.framing as { maxType?: number }).maxType ?? 0 : 0;
+        const max = this.framing.maxType;
         if (!Number.isInteger(type) || type < 0 || type > max) {
           return Promise.reject(
             new RangeError(`Expected \`type\` to be an integer from 0 to ${max} for framing ${this.framing.name}, got ${String(type)}`),

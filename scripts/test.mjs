@@ -2,7 +2,7 @@
 import { spawnSync } from 'node:child_process';
 
 const args = ['--enable-source-maps', 'node_modules/uvu/bin.js', '.build/test', '\\.test\\.js$', ...process.argv.slice(2)];
-const r = spawnSync(process.execPath, args, { encoding: 'utf8', stdio: ['inherit', 'pipe', 'inherit'], env: { ...process.env, FORCE_COLOR: '0' } });
+const r = spawnSync(process.execPath, args, { encoding: 'utf8', stdio: ['inherit', 'pipe', 'inherit'], env: process.stdout.isTTY ? process.env : { ...process.env, NO_COLOR: '1' } });
 process.stdout.write(r.stdout ?? '');
 const total = Number(/Total:\s+(\d+)/.exec(r.stdout ?? '')?.[1] ?? 0);
 const passed = Number(/Passed:\s+(\d+)/.exec(r.stdout ?? '')?.[1] ?? 0);

@@ -151,6 +151,7 @@ export const msg: Framing = {
   name: 'msg',
   maxHeaderLength: PREFIX.length + MAX_DIGITS + 2,
   hasType: false,
+  maxType: 0,
   maxEncodableSize: Number.MAX_SAFE_INTEGER,
   writeHeader(target: Buffer, offset: number, bodyLength: number): number {
     PREFIX.copy(target, offset);

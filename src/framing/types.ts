@@ -47,6 +47,8 @@ export interface Framing {
   readonly maxHeaderLength: number;
   /** True when frames carry a type field (send `{ type }`, recvFrame().type). */
   readonly hasType: boolean;
+  /** Largest type value the type field holds (0 without one). */
+  readonly maxType: number;
   /**
    * Write the header of a frame whose body is `bodyLength` bytes into `target` at `offset`;
    * return the offset after the header. Throws RangeError if the length or type cannot be
