@@ -1,0 +1,86 @@
+// Shared helpers of the benchmark's child processes (bench/side.mjs and the peers in bench/peers/).
+
+/** Monotonic nanoseconds (CLOCK_MONOTONIC, the same clock in every process of the machine). */
+export const now = () => process.hrtime.bigint();
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Peak resident set size of this process so far, in bytes. */
+export const peakRss = () => process.resourceUsage().maxRSS * 1024;
+
+/**
+ * How many messages a sender issues without awaiting before it waits once for backpressure:
+ * up to 1,000 messages or 1 MiB, whichever comes first (so 1 for 1 MiB messages).
+ */
+export const burstOf = (size) => Math.max(1, Math.min(1000, Math.floor((1024 * 1024) / Math.max(size, 1))));
+
+/** The message body every sender sends: `size` bytes of 'a'. */
+export const bodyOf = (size) => Buffer.alloc(size, 0x61);
+
+/** Percentile of a sorted array of numbers. */
+export function percentile(sorted, p) {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+/** Pause 1 ms every 1,000 messages when the workload is a slow consumer; returns a promise or undefined. */
+export const slowEvery = 1000;
+
+/** Round-trip statistics from a list of nanosecond bigints (the first `warmup` are dropped). */
+export function rttStats(rtts, warmup) {
+  const xs = rtts.slice(warmup).map((x) => Number(x) / 1000).sort((a, b) => a - b);
+  return { p50us: percentile(xs, 50), p99us: percentile(xs, 99), n: xs.length };
+}
+
+/** The minimal MSG parser of the hand-rolled baseline: no validation beyond what it needs. */
+export class MiniParser {
+  constructor(onMessage) {
+    this.onMessage = onMessage;
+    this.rest = null;
+    this.body = null;
+    this.filled = 0;
+  }
+
+  push(chunk) {
+    if (this.rest !== null) {
+      chunk = Buffer.concat([this.rest, chunk]);
+      this.rest = null;
+    }
+    const n = chunk.length;
+    let i = 0;
+    while (i < n) {
+      if (this.body !== null) {
+        const take = Math.min(n - i, this.body.length - this.filled);
+        chunk.copy(this.body, this.filled, i, i + take);
+        this.filled += take;
+        i += take;
+        if (this.filled === this.body.length) {
+          const b = this.body;
+          this.body = null;
+          this.onMessage(b);
+        }
+        continue;
+      }
+      // Header: CR LF 'MSG ' digits CR LF
+      const lf = chunk.indexOf(0x0a, i + 6);
+      if (lf < 0) {
+        this.rest = chunk.subarray(i);
+        return;
+      }
+      let len = 0;
+      for (let j = i + 6; j < lf - 1; j++) len = len * 10 + (chunk[j] - 0x30);
+      i = lf + 1;
+      if (n - i >= len) {
+        const b = chunk.subarray(i, i + len);
+        i += len;
+        this.onMessage(b);
+      } else {
+        this.body = Buffer.allocUnsafe(len);
+        this.filled = 0;
+      }
+    }
+  }
+}
+
+/** `\r\nMSG <len>\r\n` as a Buffer. */
+export const headerOf = (len) => Buffer.from(`\r\nMSG ${len}\r\n`, 'latin1');

@@ -1,0 +1,75 @@
+// msgchannel's Channel over TCP on loopback (and, through inproc(), the in-memory Channel.pair).
+import { Channel, ChannelClosedError } from '../../dist/channel.js';
+import { bodyOf, burstOf, now, rttStats, sleep, slowEvery } from '../lib.mjs';
+
+const options = (ctx) => ({ maxMessageSize: Math.max(ctx.maxSize, 64 * 1024 * 1024) });
+
+export async function recvLoop(ch, ctx) {
+  let n = 0;
+  let bytes = 0;
+  while (n < ctx.count) {
+    const m = await ch.recv();
+    n++;
+    bytes += m.length;
+    if (ctx.slow && n % slowEvery === 0) await sleep(1);
+  }
+  return { t1: now(), n, bytes };
+}
+
+export async function sendLoop(ch, ctx) {
+  const body = bodyOf(ctx.size);
+  const burst = burstOf(ctx.size);
+  const t0 = now();
+  let last;
+  for (let i = 0; i < ctx.count; ) {
+    const end = Math.min(ctx.count, i + burst);
+    for (; i < end; i++) last = ch.send(body); // not awaited: one await per burst, for backpressure
+    await last;
+  }
+  return { t0 };
+}
+
+export async function echoLoop(ch) {
+  for (;;) {
+    let m;
+    try {
+      m = await ch.recv();
+    } catch (error) {
+      if (error instanceof ChannelClosedError) return {};
+      throw error;
+    }
+    await ch.send(m);
+  }
+}
+
+export async function pingLoop(ch, ctx) {
+  const body = bodyOf(ctx.size);
+  const rtts = [];
+  const total = ctx.count + ctx.warmup;
+  const t0 = now();
+  for (let i = 0; i < total; i++) {
+    const t = now();
+    await ch.send(body);
+    await ch.recv();
+    rtts.push(now() - t);
+  }
+  return { t0, t1: now(), ...rttStats(rtts, ctx.warmup) };
+}
+
+export async function receiver(ctx) {
+  const listener = Channel.listen('127.0.0.1', 0, options(ctx));
+  const address = await listener.listening;
+  ctx.ready(address.port);
+  const ch = await listener.accept();
+  await listener.close();
+  const result = ctx.kind === 'pingpong' ? await echoLoop(ch) : await recvLoop(ch, ctx);
+  ch.destroy();
+  return result;
+}
+
+export async function sender(ctx, port) {
+  const ch = await Channel.connect('127.0.0.1', port, options(ctx));
+  const result = ctx.kind === 'pingpong' ? await pingLoop(ch, ctx) : await sendLoop(ch, ctx);
+  await ch.close({ timeout: 60_000 }).catch(() => {});
+  return result;
+}

@@ -1,0 +1,104 @@
+// The hand-rolled baseline: a plain net.Socket writing MSG frames under cork/uncork, and the
+// minimal parser of lib.mjs. The practical limit for Node, and the denominator of every ratio.
+import * as net from 'node:net';
+import { MiniParser, bodyOf, burstOf, headerOf, now, rttStats, sleep, slowEvery } from '../lib.mjs';
+
+function listen(ctx, onSocket) {
+  const server = net.createServer((s) => {
+    s.setNoDelay(true);
+    server.close();
+    onSocket(s);
+  });
+  server.listen(0, '127.0.0.1', () => ctx.ready(server.address().port));
+}
+
+function connect(port) {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1', () => resolve(s));
+    s.setNoDelay(true);
+    s.once('error', reject);
+  });
+}
+
+const drained = (s) => new Promise((resolve) => s.once('drain', resolve));
+
+export function receiver(ctx) {
+  return new Promise((resolve) => {
+    listen(ctx, (s) => {
+      if (ctx.kind === 'pingpong') {
+        const parser = new MiniParser((m) => {
+          s.cork();
+          s.write(headerOf(m.length));
+          s.write(m);
+          s.uncork();
+        });
+        s.on('data', (c) => parser.push(c));
+        s.on('end', () => resolve({}));
+        s.on('error', () => resolve({}));
+        return;
+      }
+      let n = 0;
+      let bytes = 0;
+      let t1;
+      const parser = new MiniParser((m) => {
+        n++;
+        bytes += m.length;
+        if (n === ctx.count) t1 = now();
+        if (ctx.slow && n % slowEvery === 0 && !s.isPaused()) {
+          s.pause();
+          setTimeout(() => s.resume(), 1);
+        }
+      });
+      s.on('data', (c) => {
+        parser.push(c);
+        if (t1 !== undefined) {
+          resolve({ t1, n, bytes });
+          s.destroy();
+        }
+      });
+    });
+  });
+}
+
+export async function sender(ctx, port) {
+  const s = await connect(port);
+  const body = bodyOf(ctx.size);
+  const header = headerOf(ctx.size);
+  if (ctx.kind === 'pingpong') return pingpong(ctx, s, body, header);
+  const burst = burstOf(ctx.size);
+  const t0 = now();
+  for (let i = 0; i < ctx.count; ) {
+    const end = Math.min(ctx.count, i + burst);
+    s.cork();
+    for (; i < end; i++) {
+      s.write(header);
+      s.write(body);
+    }
+    s.uncork();
+    if (s.writableNeedDrain) await drained(s);
+  }
+  s.end();
+  return { t0 };
+}
+
+async function pingpong(ctx, s, body, header) {
+  let wake;
+  const parser = new MiniParser(() => wake());
+  s.on('data', (c) => parser.push(c));
+  const rtts = [];
+  const total = ctx.count + ctx.warmup;
+  const t0 = now();
+  for (let i = 0; i < total; i++) {
+    const t = now();
+    const got = new Promise((r) => (wake = r));
+    s.cork();
+    s.write(header);
+    s.write(body);
+    s.uncork();
+    await got;
+    rtts.push(now() - t);
+  }
+  const t1 = now();
+  s.end();
+  return { t0, t1, ...rttStats(rtts, ctx.warmup) };
+}

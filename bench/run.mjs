@@ -1,0 +1,258 @@
+// The benchmark: msgchannel's Channel against a hand-rolled socket baseline and the peers a user
+// would otherwise pick, on the same workloads, on loopback. See bench/README.md.
+//   node bench/run.mjs [--quick] [--only=a,b] [--peers=raw,channel] [--out=path.json]
+// Progress goes to stderr; the table and the target checks to stdout; the figures to bench/results/.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { renderChart } from './chart.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const flag = (name) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+const MiB = 1024 * 1024;
+
+/** The workloads; `quick` scales each down so the whole quick run stays under a minute. */
+const WORKLOADS = [
+  { id: 'a', title: '1M x 64 B, sends not awaited', kind: 'stream', size: 64, count: 1_000_000, quick: 100_000 },
+  { id: 'b', title: '64 B ping-pong, awaited send then recv', kind: 'pingpong', size: 64, count: 20_000, quick: 2_000, warmup: 1_000, quickWarmup: 200 },
+  { id: 'c', title: '1 KiB messages', kind: 'stream', size: 1024, count: 500_000, quick: 50_000 },
+  { id: 'd', title: '1 MiB messages, 1 GiB in total', kind: 'stream', size: MiB, count: 1024, quick: 64 },
+  { id: 'e', title: 'one 256 MiB message', kind: 'stream', size: 256 * MiB, count: 1, quick: 1, quickSize: 32 * MiB },
+  { id: 'f', title: 'slow consumer (1 ms pause every 1,000), 1 GiB of 1 KiB', kind: 'stream', size: 1024, count: 1024 * 1024, quick: 64 * 1024, slow: true },
+];
+
+/** The peers. `inproc` ones run both sides in one process. */
+const PEERS = [
+  { id: 'raw', label: 'hand-rolled net.Socket (baseline)' },
+  { id: 'channel', label: 'msgchannel Channel (TCP)' },
+  { id: 'channel-pair', label: 'msgchannel Channel.pair (memory)', inproc: true },
+  { id: 'zeromq', label: 'zeromq PUSH/PULL', check: () => import('zeromq') },
+  { id: 'ws', label: 'ws (no compression)', check: () => import('ws') },
+  { id: 'axon', label: 'axon push/pull', check: () => import('axon') },
+  { id: 'python', label: "the gist's Python Channel (python3)", python: true, check: checkPython },
+];
+/** Quick mode (CI) runs the peers that matter for the targets, plus one run of each other peer on (a). */
+const QUICK_FULL = new Set(['raw', 'channel', 'channel-pair']);
+
+function checkPython() {
+  const r = spawnSync('python3', ['-c', 'import sys; print(sys.version.split()[0])'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error('python3 is not on this machine');
+  return r.stdout.trim();
+}
+
+const log = (s) => process.stderr.write(`${s}\n`);
+
+function runChild(cmd, argv, timeoutMs, onReady) {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    let result;
+    let readySeen = false;
+    const timer = setTimeout(() => {
+      result ??= { error: `timed out after ${timeoutMs / 1000} s` };
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (d) => {
+      out += d;
+      let nl;
+      while ((nl = out.indexOf('\n')) >= 0) {
+        const line = out.slice(0, nl);
+        out = out.slice(nl + 1);
+        if (line.startsWith('READY ') && !readySeen) {
+          readySeen = true;
+          onReady?.(Number(line.slice(6)));
+        } else if (line.startsWith('RESULT ')) result = JSON.parse(line.slice(7));
+      }
+    });
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      if (!readySeen) onReady?.(undefined);
+      resolve(result ?? { error: `exited with ${signal ?? code} and no result` });
+    });
+  });
+}
+
+function sideCommand(peer, role, ctx, port) {
+  if (peer.python) return ['python3', [join(here, 'peers', 'gist_side.py'), role, JSON.stringify(ctx), ...(port ? [String(port)] : [])]];
+  return [process.execPath, [join(here, 'side.mjs'), peer.id, role, JSON.stringify(ctx), ...(port ? [String(port)] : [])]];
+}
+
+async function runOne(peer, w) {
+  const ctx = {
+    kind: w.kind,
+    size: quick && w.quickSize ? w.quickSize : w.size,
+    count: quick ? w.quick : w.count,
+    warmup: (quick ? w.quickWarmup : w.warmup) ?? 0,
+    slow: !!w.slow,
+    maxSize: 0,
+  };
+  ctx.maxSize = ctx.size;
+  const timeout = (quick ? 30 : 300) * 1000;
+  let send;
+  let recv;
+  if (peer.inproc) {
+    const [cmd, argv] = sideCommand(peer, 'inproc', ctx);
+    send = recv = await runChild(cmd, argv, timeout);
+  } else {
+    let sending;
+    const [cmd, argv] = sideCommand(peer, 'recv', ctx);
+    const receiving = runChild(cmd, argv, timeout, (port) => {
+      if (port === undefined) sending = Promise.resolve({ error: 'receiver never listened' });
+      else {
+        const [c2, a2] = sideCommand(peer, 'send', ctx, port);
+        sending = runChild(c2, a2, timeout);
+      }
+    });
+    recv = await receiving;
+    send = await (sending ?? Promise.resolve({ error: 'not started' }));
+  }
+  const row = { workload: w.id, peer: peer.id, count: ctx.count, size: ctx.size };
+  const error = recv.error ?? send.error;
+  if (error) return { ...row, error };
+  row.rssSend = send.rss;
+  row.rssRecv = recv.rss;
+  row.inproc = !!peer.inproc;
+  if (w.kind === 'pingpong') {
+    row.seconds = (Number(BigInt(send.t1) - BigInt(send.t0)) / 1e9);
+    row.p50us = send.p50us;
+    row.p99us = send.p99us;
+    row.msgsPerSec = ctx.count / (row.seconds * (ctx.count / (ctx.count + ctx.warmup)));
+  } else {
+    if (recv.n !== ctx.count || recv.bytes !== ctx.count * ctx.size) {
+      return { ...row, error: `received ${recv.n} messages / ${recv.bytes} bytes, expected ${ctx.count} / ${ctx.count * ctx.size}` };
+    }
+    row.seconds = Number(BigInt(recv.t1) - BigInt(send.t0)) / 1e9;
+    row.msgsPerSec = ctx.count / row.seconds;
+  }
+  row.MBps = (row.msgsPerSec * ctx.size * (w.kind === 'pingpong' ? 2 : 1)) / 1e6;
+  return row;
+}
+
+// ------------------------------------------------------------------ main
+
+const only = flag('only')?.split(',');
+const onlyPeers = flag('peers')?.split(',');
+const workloads = WORKLOADS.filter((w) => !only || only.includes(w.id));
+const peers = [];
+const skipped = [];
+for (const p of PEERS) {
+  if (onlyPeers && !onlyPeers.includes(p.id)) continue;
+  try {
+    await p.check?.();
+    peers.push(p);
+  } catch (error) {
+    const why = String(error?.message ?? error).split('\n')[0];
+    skipped.push({ peer: p.id, reason: why });
+    log(`skipping ${p.id}: ${why}`);
+  }
+}
+
+const plan = [];
+for (const w of workloads) {
+  for (const p of peers) {
+    if (quick && !QUICK_FULL.has(p.id) && w.id !== 'a') continue;
+    plan.push([p, w]);
+  }
+}
+
+const started = Date.now();
+log(`msgchannel bench${quick ? ' --quick' : ''}: ${plan.length} runs, ${peers.map((p) => p.id).join(', ')}`);
+const rows = [];
+for (let i = 0; i < plan.length; i++) {
+  const [p, w] = plan[i];
+  const t = Date.now();
+  process.stderr.write(`[${i + 1}/${plan.length}] (${w.id}) ${p.id} ... `);
+  const row = await runOne(p, w);
+  rows.push(row);
+  log(row.error ? `FAILED: ${row.error}` : `${((Date.now() - t) / 1000).toFixed(1)} s`);
+}
+
+// Ratios to the baseline: msgs/s for the streams, raw p50 / p50 for the ping-pong (higher is better).
+const base = (wid) => rows.find((r) => r.workload === wid && r.peer === 'raw' && !r.error);
+for (const r of rows) {
+  const b = base(r.workload);
+  if (r.error || !b) continue;
+  r.ratio = r.workload === 'b' ? b.p50us / r.p50us : r.msgsPerSec / b.msgsPerSec;
+}
+
+const get = (wid, pid) => rows.find((r) => r.workload === wid && r.peer === pid && !r.error);
+const fmt = (x, d = 0) => (x === undefined || Number.isNaN(x) ? '' : x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }));
+const mib = (b) => (b === undefined ? '' : fmt(b / MiB, 0));
+
+// Targets: ratios within this run, never timed assertions.
+const targets = [];
+const target = (name, holds, detail) => targets.push({ name, holds, detail });
+{
+  const a = get('a', 'channel');
+  const ra = get('a', 'raw');
+  if (a && ra) target('(a) Channel >= 0.9x baseline msgs/s', a.ratio >= 0.9, `${fmt(a.msgsPerSec)} vs ${fmt(ra.msgsPerSec)} msgs/s = ${fmt(a.ratio, 2)}x`);
+  const b = get('b', 'channel');
+  const rb = get('b', 'raw');
+  if (b && rb) target('(b) Channel p50 round trip <= 1.2x raw socket', b.p50us <= 1.2 * rb.p50us, `${fmt(b.p50us, 1)} vs ${fmt(rb.p50us, 1)} us = ${fmt(b.p50us / rb.p50us, 2)}x`);
+  const d = get('d', 'channel');
+  const rd = get('d', 'raw');
+  if (d && rd) target('(d) Channel >= 0.9x raw socket MB/s', d.ratio >= 0.9, `${fmt(d.MBps)} vs ${fmt(rd.MBps)} MB/s = ${fmt(d.ratio, 2)}x`);
+  const e = get('e', 'channel');
+  if (e) {
+    const limit = 1.3 * e.size + 50 * MiB;
+    const peak = Math.max(e.rssSend, e.rssRecv);
+    target('(e) Channel peak RSS <= 1.3x message + 50 MiB', peak <= limit, `send ${mib(e.rssSend)} MiB, recv ${mib(e.rssRecv)} MiB, limit ${mib(limit)} MiB; ${fmt(e.seconds, 2)} s`);
+  }
+  const f = get('f', 'channel');
+  if (f) target('(f) Channel both sides < 100 MiB RSS', f.rssSend < 100 * MiB && f.rssRecv < 100 * MiB, `send ${mib(f.rssSend)} MiB, recv ${mib(f.rssRecv)} MiB`);
+  for (const wid of ['a', 'd']) {
+    const pr = get(wid, 'channel-pair');
+    const tcp = get(wid, 'channel');
+    if (pr && tcp) target(`(${wid}) Channel.pair at least as fast as TCP`, pr.msgsPerSec >= tcp.msgsPerSec, `${fmt(pr.MBps)} vs ${fmt(tcp.MBps)} MB/s = ${fmt(pr.msgsPerSec / tcp.msgsPerSec, 2)}x`);
+  }
+}
+
+const machine = {
+  node: process.version,
+  cpus: os.cpus().length,
+  cpu: os.cpus()[0]?.model,
+  platform: `${os.platform()} ${os.release()}`,
+  python: peers.some((p) => p.python) ? checkPython() : undefined,
+};
+
+// The table.
+const label = Object.fromEntries(PEERS.map((p) => [p.id, p.label]));
+const lines = [];
+lines.push(`msgchannel benchmark${quick ? ' (--quick: scaled-down counts, fewer peers)' : ''}: Node ${machine.node}, ${machine.cpus} cores (${machine.cpu}), loopback`);
+lines.push('');
+lines.push('| workload | peer | msgs/s | MB/s | x baseline | p50 / p99 RTT (us) | time (s) | peak RSS send / recv (MiB) |');
+lines.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+for (const r of rows) {
+  const w = WORKLOADS.find((x) => x.id === r.workload);
+  const wl = `(${r.workload}) ${w.title}`;
+  if (r.error) {
+    lines.push(`| ${wl} | ${label[r.peer]} | failed: ${r.error} | | | | | |`);
+    continue;
+  }
+  const rss = r.inproc ? `${mib(r.rssSend)} (one process)` : `${mib(r.rssSend)} / ${mib(r.rssRecv)}`;
+  const rtt = r.p50us !== undefined ? `${fmt(r.p50us, 1)} / ${fmt(r.p99us, 1)}` : '';
+  lines.push(`| ${wl} | ${label[r.peer]} | ${fmt(r.msgsPerSec)} | ${fmt(r.MBps)} | ${fmt(r.ratio, 2)} | ${rtt} | ${fmt(r.seconds, 2)} | ${rss} |`);
+}
+for (const s of skipped) lines.push(`\nNot run: ${s.peer}: ${s.reason}`);
+lines.push('');
+lines.push('Targets (ratios within this run):');
+for (const t of targets) lines.push(`- ${t.holds ? 'HOLDS ' : 'MISSED'} ${t.name}: ${t.detail}`);
+console.log(lines.join('\n'));
+
+const outPath = flag('out') ?? join(here, 'results', quick ? 'quick.json' : 'results.json');
+mkdirSync(dirname(outPath), { recursive: true });
+const report = { date: new Date().toISOString(), quick, machine, workloads: WORKLOADS.filter((w) => workloads.includes(w)), peers: PEERS.map(({ id, label }) => ({ id, label })), skipped, rows, targets };
+writeFileSync(outPath, `${JSON.stringify(report, null, 2)}\n`);
+const chartPath = quick ? join(dirname(outPath), 'quick-chart.svg') : join(dirname(outPath), 'chart.svg');
+writeFileSync(chartPath, renderChart(report));
+log(`wrote ${outPath} and ${chartPath} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+const failed = rows.filter((r) => r.error && (QUICK_FULL.has(r.peer)));
+if (failed.length > 0) {
+  log(`${failed.length} run(s) of msgchannel or the baseline failed`);
+  process.exitCode = 1;
+}
