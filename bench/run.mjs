@@ -12,17 +12,19 @@ import { renderChart } from './chart.mjs';
 const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
+/** With --quick: run every peer on every workload, not only on (a). */
+const allPeers = args.includes('--all-peers');
 const flag = (name) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 const MiB = 1024 * 1024;
 
 /** The workloads; `quick` scales each down so the whole quick run stays under a minute. */
 const WORKLOADS = [
-  { id: 'a', title: '1M x 64 B, sends not awaited', kind: 'stream', size: 64, count: 1_000_000, quick: 100_000 },
-  { id: 'b', title: '64 B ping-pong, awaited send then recv', kind: 'pingpong', size: 64, count: 20_000, quick: 2_000, warmup: 1_000, quickWarmup: 200 },
-  { id: 'c', title: '1 KiB messages', kind: 'stream', size: 1024, count: 500_000, quick: 50_000 },
-  { id: 'd', title: '1 MiB messages, 1 GiB in total', kind: 'stream', size: MiB, count: 1024, quick: 64 },
-  { id: 'e', title: 'one 256 MiB message', kind: 'stream', size: 256 * MiB, count: 1, quick: 1, quickSize: 32 * MiB },
-  { id: 'f', title: 'slow consumer (1 ms pause every 1,000), 1 GiB of 1 KiB', kind: 'stream', size: 1024, count: 1024 * 1024, quick: 64 * 1024, slow: true },
+  { id: 'a', title: '1M x 64 B, sends not awaited', kind: 'stream', size: 64, count: 1_000_000, quick: 200_000 },
+  { id: 'b', title: '64 B ping-pong, awaited send then recv', kind: 'pingpong', size: 64, count: 20_000, quick: 5_000, warmup: 1_000, quickWarmup: 500 },
+  { id: 'c', title: '1 KiB messages', kind: 'stream', size: 1024, count: 500_000, quick: 100_000 },
+  { id: 'd', title: '1 MiB messages, 1 GiB in total', kind: 'stream', size: MiB, count: 1024, quick: 256 },
+  { id: 'e', title: 'one 256 MiB message', kind: 'stream', size: 256 * MiB, count: 1, quick: 1, quickSize: 64 * MiB },
+  { id: 'f', title: 'slow consumer (1 ms pause every 1,000), 1 GiB of 1 KiB', kind: 'stream', size: 1024, count: 1024 * 1024, quick: 128 * 1024, slow: true },
 ];
 
 /** The peers. `inproc` ones run both sides in one process. */
@@ -30,9 +32,9 @@ const PEERS = [
   { id: 'raw', label: 'hand-rolled net.Socket (baseline)' },
   { id: 'channel', label: 'msgchannel Channel (TCP)' },
   { id: 'channel-pair', label: 'msgchannel Channel.pair (memory)', inproc: true },
-  { id: 'zeromq', label: 'zeromq PUSH/PULL', check: () => import('zeromq') },
+  { id: 'zeromq', label: 'zeromq PUSH/PULL (REQ/REP for b)', check: () => import('zeromq') },
   { id: 'ws', label: 'ws (no compression)', check: () => import('ws') },
-  { id: 'axon', label: 'axon push/pull', check: () => import('axon') },
+  { id: 'axon', label: 'axon push/pull (req/rep for b)', check: () => import('axon') },
   { id: 'python', label: "the gist's Python Channel (python3)", python: true, check: checkPython },
 ];
 /** Quick mode (CI) runs the peers that matter for the targets, plus one run of each other peer on (a). */
@@ -155,7 +157,7 @@ for (const p of PEERS) {
 const plan = [];
 for (const w of workloads) {
   for (const p of peers) {
-    if (quick && !QUICK_FULL.has(p.id) && w.id !== 'a') continue;
+    if (quick && !allPeers && !QUICK_FULL.has(p.id) && w.id !== 'a') continue;
     plan.push([p, w]);
   }
 }

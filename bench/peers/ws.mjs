@@ -1,0 +1,72 @@
+// ws 8 without compression (perMessageDeflate off), binary messages. The sender issues a burst
+// without waiting and awaits the write callback of the burst's last message (ws's backpressure).
+import { WebSocket, WebSocketServer } from 'ws';
+import { bodyOf, burstOf, now, rttStats, slowEvery } from '../lib.mjs';
+
+const maxPayload = (ctx) => Math.max(ctx.maxSize, 100 * 1024 * 1024);
+
+export function receiver(ctx) {
+  return new Promise((resolve, reject) => {
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false, maxPayload: maxPayload(ctx) });
+    wss.on('listening', () => ctx.ready(wss.address().port));
+    wss.on('error', reject);
+    wss.on('connection', (ws) => {
+      wss.close();
+      if (ctx.kind === 'pingpong') {
+        ws.on('message', (m) => ws.send(m));
+        ws.on('close', () => resolve({}));
+        return;
+      }
+      let n = 0;
+      let bytes = 0;
+      ws.on('message', (m) => {
+        n++;
+        bytes += m.length;
+        if (n === ctx.count) {
+          resolve({ t1: now(), n, bytes });
+          return;
+        }
+        if (ctx.slow && n % slowEvery === 0 && !ws.isPaused) {
+          ws.pause();
+          setTimeout(() => ws.resume(), 1);
+        }
+      });
+    });
+  });
+}
+
+export async function sender(ctx, port) {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false, maxPayload: maxPayload(ctx) });
+  await new Promise((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+  });
+  ws._socket.setNoDelay(true);
+  const body = bodyOf(ctx.size);
+  if (ctx.kind === 'pingpong') {
+    let wake;
+    ws.on('message', () => wake());
+    const rtts = [];
+    const total = ctx.count + ctx.warmup;
+    const t0 = now();
+    for (let i = 0; i < total; i++) {
+      const t = now();
+      const got = new Promise((r) => (wake = r));
+      await new Promise((r, j) => ws.send(body, (e) => (e ? j(e) : r())));
+      await got;
+      rtts.push(now() - t);
+    }
+    const t1 = now();
+    ws.close();
+    return { t0, t1, ...rttStats(rtts, ctx.warmup) };
+  }
+  const burst = burstOf(ctx.size);
+  const t0 = now();
+  for (let i = 0; i < ctx.count; ) {
+    const end = Math.min(ctx.count, i + burst);
+    for (; i < end - 1; i++) ws.send(body);
+    i++;
+    await new Promise((r, j) => ws.send(body, (e) => (e ? j(e) : r())));
+  }
+  return { t0 };
+}
