@@ -16,6 +16,8 @@ import { memoryPair } from './src/memory.js';
 
 export * from './src/errors.js';
 export { msg } from './src/framing/msg.js';
+export { int32, lengthPrefixed, ltprotocol, openflow, openflowType } from './src/framing/lengthPrefixed.js';
+export type { LengthPrefixedFraming, LengthPrefixedOptions, StructCode } from './src/framing/lengthPrefixed.js';
 export type { Decoder, DecoderLimits, FrameSink, Framing, HandshakeIO } from './src/framing/types.js';
 
 /** Default `maxMessageSize`: 64 MiB. */
