@@ -19,6 +19,7 @@ export { msg } from './src/framing/msg.js';
 export { int32, lengthPrefixed, ltprotocol, openflow, openflowType } from './src/framing/lengthPrefixed.js';
 export type { LengthPrefixedFraming, LengthPrefixedOptions, StructCode } from './src/framing/lengthPrefixed.js';
 export type { Decoder, DecoderLimits, FrameSink, Framing, HandshakeIO } from './src/framing/types.js';
+export * from './src/typed/index.js';
 
 /** Default `maxMessageSize`: 64 MiB. */
 export const DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024;

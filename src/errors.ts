@@ -63,6 +63,42 @@ export class TimeoutError extends MsgChannelError {
   }
 }
 
+/** A typed channel received a frame whose type id its Protocol does not define. The message is consumed; the channel stays open. */
+export class UnknownMessageTypeError extends MsgChannelError {
+  /** The type id on the wire. */
+  readonly id: number;
+  /** The frame body, undecoded. */
+  readonly body: Buffer | undefined;
+  constructor(id: number, options?: ErrorOptions & { body?: Buffer; message?: string }) {
+    super('ERR_UNKNOWN_TYPE', options?.message ?? `received a message of unknown type id ${id}`, options);
+    this.id = id;
+    this.body = options?.body;
+  }
+}
+
+/** A typed channel received a known message type whose body its codec could not unpack (`cause` says why). The message is consumed; the channel stays open. */
+export class MessageDecodeError extends MsgChannelError {
+  readonly id: number;
+  readonly body: Buffer;
+  /** The message type's name (`name` is the error class name). */
+  readonly type: string;
+  constructor(id: number, type: string, body: Buffer, options?: ErrorOptions) {
+    super('ERR_DECODE', `cannot unpack a '${type}' message (type id ${id}): ${(options?.cause as Error | undefined)?.message ?? 'bad body'}`, options);
+    this.id = id;
+    this.type = type;
+    this.body = body;
+  }
+}
+
+/** A session handshake (packetmq's) failed; `reason` is the dotted reason sent or received (e.g. `reason.versionmismatch`). */
+export class HandshakeError extends MsgChannelError {
+  readonly reason: string | undefined;
+  constructor(message: string, options?: ErrorOptions & { reason?: string }) {
+    super('ERR_HANDSHAKE', message, options);
+    this.reason = options?.reason;
+  }
+}
+
 /** Every stable error code msgchannel itself raises. */
 export const ErrorCode = {
   CHANNEL_CLOSED: 'ERR_CHANNEL_CLOSED',
@@ -70,5 +106,8 @@ export const ErrorCode = {
   UNEXPECTED_EOF: 'ERR_UNEXPECTED_EOF',
   MESSAGE_TOO_LARGE: 'ERR_MESSAGE_TOO_LARGE',
   TIMEOUT: 'ERR_TIMEOUT',
+  UNKNOWN_TYPE: 'ERR_UNKNOWN_TYPE',
+  DECODE: 'ERR_DECODE',
+  HANDSHAKE: 'ERR_HANDSHAKE',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

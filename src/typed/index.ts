@@ -1,0 +1,17 @@
+/** The typed layer: Protocol registry, payload codecs, typed channel, packetmq session. */
+export { json, msgpack, msgpackCodec, raw, uint, uint32, utf8String, type Codec, type MsgpackCodecOptions } from './codec.js';
+export {
+  Protocol,
+  type MessageDefinition,
+  type MessageMap,
+  type MessageRef,
+  type ProtocolOptions,
+  type TypedMessage,
+} from './protocol.js';
+export {
+  TypedChannel,
+  type FrameTransport,
+  type TypedChannelOptions,
+  type TypedChannelStats,
+  type TypedSendOptions,
+} from './typedChannel.js';

@@ -1,0 +1,70 @@
+// Compile-time tests: `npm test` type-checks this file, and each `@ts-expect-error` line must be
+// a type error (tsc fails if one is not). At run time it only checks that the values are right.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Channel, Protocol, TypedChannel, lengthPrefixed, msgpack, raw, uint32, type TypedMessage } from '../../channel.js';
+
+const proto = new Protocol({ maxId: 255 })
+  .define('num', 1, uint32)
+  .define('str', 2, raw)
+  .define('point', 3, msgpack<{ x: number; y: number }>())
+  .define('any', 4);
+
+type Msg = TypedMessage<typeof proto extends Protocol<infer M> ? M : never>;
+
+test('send/recv/on are typed from the definitions', async () => {
+  const [a, b] = Channel.pair({ framing: lengthPrefixed({ lengthSize: 2, typeSize: 1 }) });
+  const ta = new TypedChannel(proto, a);
+  const tb = new TypedChannel(proto, b);
+
+  await ta.send('num', 1);
+  await ta.send('str', Buffer.from('x'));
+  await ta.send('point', { x: 1, y: 2 });
+  await ta.send('any', { whatever: [1, 'two'] });
+  // @ts-expect-error 'num' carries numbers
+  void ta.send('num', 'x').catch(() => {});
+  // @ts-expect-error 'str' carries bytes
+  void ta.send('str', 5).catch(() => {});
+  // @ts-expect-error a point needs y
+  void ta.send('point', { x: 1 }).catch(() => {});
+  // @ts-expect-error no such message type
+  void ta.send('nope', 1).catch(() => {});
+  // @ts-expect-error no such message type for a handler
+  assert.throws(() => tb.on('nope', () => {}));
+  if (Date.now() < 0) {
+    // never runs: on() would start a dispatcher that competes with the recv() calls below
+    // @ts-expect-error the handler of 'num' gets a number
+    tb.on('num', (n: string) => n);
+  }
+
+  const m: Msg = await tb.recv();
+  if (m.name === 'num') {
+    const n: number = m.data;
+    assert.is(n, 1);
+    // @ts-expect-error data of 'num' is not a string
+    const s: string = m.data;
+    void s;
+  }
+  const p = await tb.recv();
+  assert.is(p.name, 'str');
+  const q = await tb.recv();
+  if (q.name === 'point') assert.is(q.data.x + q.data.y, 3);
+  assert.equal((await tb.recv()).data, { whatever: [1, 'two'] });
+  assert.is(proto.name(1), 'num');
+  // @ts-expect-error lookups by name only accept defined names
+  assert.throws(() => proto.id('nope'));
+  await ta.close();
+  await tb.closed;
+});
+
+test('an empty protocol sends nothing', () => {
+  const empty = new Protocol();
+  const [a, b] = Channel.pair({ framing: lengthPrefixed({ lengthSize: 2, typeSize: 1 }) });
+  const t = new TypedChannel(empty, a);
+  // @ts-expect-error no types defined
+  void t.send('x', 1).catch(() => {});
+  a.destroy();
+  b.destroy();
+});
+
+test.run();
