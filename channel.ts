@@ -18,6 +18,9 @@ export * from './src/errors.js';
 export { msg } from './src/framing/msg.js';
 export { int32, lengthPrefixed, ltprotocol, openflow, openflowType } from './src/framing/lengthPrefixed.js';
 export type { LengthPrefixedFraming, LengthPrefixedOptions, StructCode } from './src/framing/lengthPrefixed.js';
+export { pythonConnection } from './src/framing/pythonConnection.js';
+export type { PythonConnectionOptions } from './src/framing/pythonConnection.js';
+export type { ChallengeKind } from './src/auth.js';
 export type { Decoder, DecoderLimits, FrameSink, Framing, HandshakeIO } from './src/framing/types.js';
 export * from './src/typed/index.js';
 

@@ -99,6 +99,26 @@ export class HandshakeError extends MsgChannelError {
   }
 }
 
+/** Authentication of the connection failed (a wrong authkey on either side, or a malformed challenge or answer). */
+export class AuthenticationError extends MsgChannelError {
+  constructor(message = 'authentication failed', options?: ErrorOptions) {
+    super('ERR_AUTH', message, options);
+  }
+}
+
+/** The peer refused a message we sent (tinyproto's negative ack); `status` is the byte it answered. */
+export class MessageRefusedError extends MsgChannelError {
+  /** The peer's status byte (0x00 error, 0xFE connection limit, 0xFD conflict). */
+  readonly status: number;
+  /** Size of the refused message. */
+  readonly size: number;
+  constructor(size: number, status: number, message?: string) {
+    super('ERR_MESSAGE_REFUSED', message ?? `peer refused a ${size}-byte message (status 0x${status.toString(16).padStart(2, '0')})`);
+    this.size = size;
+    this.status = status;
+  }
+}
+
 /** Every stable error code msgchannel itself raises. */
 export const ErrorCode = {
   CHANNEL_CLOSED: 'ERR_CHANNEL_CLOSED',
@@ -106,6 +126,8 @@ export const ErrorCode = {
   UNEXPECTED_EOF: 'ERR_UNEXPECTED_EOF',
   MESSAGE_TOO_LARGE: 'ERR_MESSAGE_TOO_LARGE',
   TIMEOUT: 'ERR_TIMEOUT',
+  AUTH: 'ERR_AUTH',
+  MESSAGE_REFUSED: 'ERR_MESSAGE_REFUSED',
   UNKNOWN_TYPE: 'ERR_UNKNOWN_TYPE',
   DECODE: 'ERR_DECODE',
   HANDSHAKE: 'ERR_HANDSHAKE',

@@ -1,0 +1,119 @@
+/**
+ * HMAC challenge/response authentication, as Python's multiprocessing.connection does it
+ * (`deliver_challenge` / `answer_challenge`). It is written against a tiny message interface so any
+ * framing's handshake (or a later generic auth feature) can run it. It authenticates both ends of
+ * the connection when each side runs both steps; it does not encrypt anything.
+ *
+ * Challenger: sends `#CHALLENGE#` + message, reads the answer (at most 256 bytes), replies
+ * `#WELCOME#` or `#FAILURE#`. The message is either
+ *  - `{sha256}` + 40 random bytes (Python 3.12+, `challenge: 'sha256'`), answered with `{sha256}` +
+ *    HMAC-SHA256(authkey, message) — the MAC covers the `{sha256}` prefix too; or
+ *  - 20 random bytes (Python 3.11 and older, `challenge: 'legacy'`), answered with the raw 16-byte
+ *    HMAC-MD5(authkey, message).
+ * Like CPython 3.12, the challenger accepts a legacy raw HMAC-MD5 answer to either kind (that is
+ * how a 3.11 client answers a `{sha256}` challenge) and a `{digest}`-prefixed answer to either kind.
+ */
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { AuthenticationError } from './errors.js';
+
+/** Whole messages over some framing, for the handshake. */
+export interface AuthMessageIO {
+  send(message: Buffer): void;
+  /** The next whole message; rejects if it is longer than `maxLength`. */
+  recv(maxLength: number): Promise<Buffer>;
+}
+
+/** The challenge a challenger sends: Python 3.12+'s `{sha256}` one, or 3.11's legacy HMAC-MD5 one. */
+export type ChallengeKind = 'sha256' | 'legacy';
+
+export const CHALLENGE = Buffer.from('#CHALLENGE#');
+export const WELCOME = Buffer.from('#WELCOME#');
+export const FAILURE = Buffer.from('#FAILURE#');
+/** Handshake messages are read with this limit, as CPython does. */
+export const AUTH_MESSAGE_LIMIT = 256;
+
+/** Python's digest names, mapped to node:crypto's. */
+const DIGESTS: Record<string, string> = { md5: 'md5', sha256: 'sha256', sha384: 'sha384', sha3_256: 'sha3-256', sha3_384: 'sha3-384' };
+const MAX_DIGEST_NAME = 8;
+const MESSAGE_LENGTH = 40;
+const LEGACY_MESSAGE_LENGTH = 20;
+const MD5_LENGTH = 16;
+
+function hmac(digest: string, key: Buffer, message: Buffer): Buffer {
+  return createHmac(DIGESTS[digest]!, key).update(message).digest();
+}
+
+/** `{name}payload` -> [name, payload]; legacy lengths (16 or 20 bytes) -> ['', message]. */
+function splitDigest(message: Buffer): [string, Buffer] {
+  if (message.length === LEGACY_MESSAGE_LENGTH || message.length === MD5_LENGTH) return ['', message];
+  if (message[0] === 0x7b /* { */) {
+    const close = message.indexOf(0x7d /* } */, 1);
+    if (close > 0 && close <= MAX_DIGEST_NAME + 1) {
+      const name = message.subarray(1, close).toString('latin1');
+      if (Object.hasOwn(DIGESTS, name)) return [name, message.subarray(close + 1)];
+    }
+  }
+  throw new AuthenticationError(`unsupported message length, missing digest prefix, or unsupported digest (${message.length} bytes)`);
+}
+
+/** The answer to a challenge `message` (what followed `#CHALLENGE#`). */
+export function createResponse(authkey: Buffer, message: Buffer): Buffer {
+  const [name] = splitDigest(message);
+  if (name === '') return hmac('md5', authkey, message);
+  return Buffer.concat([Buffer.from(`{${name}}`, 'latin1'), hmac(name, authkey, message)]);
+}
+
+/** Throws AuthenticationError unless `response` is a valid answer to `message`. */
+export function verifyResponse(authkey: Buffer, message: Buffer, response: Buffer): void {
+  const [name, mac] = splitDigest(response);
+  const expected = hmac(name || 'md5', authkey, message);
+  if (expected.length !== mac.length || !timingSafeEqual(expected, mac)) {
+    throw new AuthenticationError('digest received was wrong (the peer has a different authkey)');
+  }
+}
+
+/** Send a challenge, check the answer, tell the peer; throws AuthenticationError on a wrong answer. */
+export async function deliverChallenge(io: AuthMessageIO, authkey: Buffer, kind: ChallengeKind = 'sha256'): Promise<void> {
+  const message =
+    kind === 'legacy' ? randomBytes(LEGACY_MESSAGE_LENGTH) : Buffer.concat([Buffer.from('{sha256}', 'latin1'), randomBytes(MESSAGE_LENGTH)]);
+  io.send(Buffer.concat([CHALLENGE, message]));
+  const response = await io.recv(AUTH_MESSAGE_LIMIT);
+  try {
+    verifyResponse(authkey, message, response);
+  } catch (error) {
+    io.send(FAILURE);
+    throw error;
+  }
+  io.send(WELCOME);
+}
+
+/** Answer the peer's challenge; throws AuthenticationError if it is malformed or our answer is rejected. */
+export async function answerChallenge(io: AuthMessageIO, authkey: Buffer): Promise<void> {
+  const challenge = await io.recv(AUTH_MESSAGE_LIMIT);
+  if (!challenge.subarray(0, CHALLENGE.length).equals(CHALLENGE)) {
+    throw new AuthenticationError('expected a #CHALLENGE# message (does the peer use an authkey?)');
+  }
+  const message = challenge.subarray(CHALLENGE.length);
+  if (message.length < LEGACY_MESSAGE_LENGTH) throw new AuthenticationError(`challenge too short: ${message.length} bytes`);
+  io.send(createResponse(authkey, message));
+  const verdict = await io.recv(AUTH_MESSAGE_LIMIT);
+  if (!verdict.equals(WELCOME)) {
+    throw new AuthenticationError(
+      verdict.equals(FAILURE) ? 'digest sent was rejected (the peer has a different authkey)' : 'expected #WELCOME# or #FAILURE#',
+    );
+  }
+}
+
+/**
+ * Mutual authentication as multiprocessing.connection runs it: the accepting side challenges
+ * first, then answers; the connecting side answers first, then challenges.
+ */
+export async function authenticate(io: AuthMessageIO, authkey: Buffer, isServer: boolean, kind: ChallengeKind = 'sha256'): Promise<void> {
+  if (isServer) {
+    await deliverChallenge(io, authkey, kind);
+    await answerChallenge(io, authkey);
+  } else {
+    await answerChallenge(io, authkey);
+    await deliverChallenge(io, authkey, kind);
+  }
+}

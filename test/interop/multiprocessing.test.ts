@@ -1,0 +1,122 @@
+/** pythonConnection against Python's own multiprocessing.connection Listener and Client (test/interop/peers/mp_peer.py). */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Channel, pythonConnection, type PythonConnectionOptions } from '../../channel.js';
+import { hasPython, startPeer, startServerPeer, within } from './python.js';
+
+async function echoExchange(ch: Channel): Promise<void> {
+  assert.is(String(await ch.recv({ timeout: 5000 })), 'hello from python');
+  const bodies = [Buffer.from('ping'), Buffer.alloc(0), Buffer.alloc(200_000, 7)];
+  for (const b of bodies) await ch.send(b);
+  for (const b of bodies) assert.ok((await ch.recv({ timeout: 5000 })).equals(b));
+  await ch.close();
+}
+
+const variants: [string, PythonConnectionOptions, string[]][] = [
+  ['without authkey', {}, []],
+  ['with authkey ({sha256} challenge)', { authkey: 's3cret' }, ['s3cret']],
+  ['with authkey (legacy challenge)', { authkey: 's3cret', challenge: 'legacy' }, ['s3cret']],
+];
+
+for (const [name, options, key] of variants) {
+  test(`Python Listener, our client, ${name}`, async () => {
+    if (!hasPython) return;
+    const peer = await startServerPeer('mp_peer.py', ['server', ...key]);
+    try {
+      await within(10_000, async () => {
+        const ch = await Channel.connect('127.0.0.1', peer.port, { framing: pythonConnection(options), timeout: 5000 });
+        await echoExchange(ch);
+        await peer.waitLine(/^EOF$/);
+      });
+      assert.is(await peer.exited, 0);
+    } finally {
+      await peer.stop();
+    }
+  });
+
+  test(`our Listener, Python Client, ${name}`, async () => {
+    if (!hasPython) return;
+    const listener = Channel.listen('127.0.0.1', 0, { framing: pythonConnection(options) });
+    const { port } = await listener.listening;
+    const peer = startPeer('mp_peer.py', ['client', String(port), ...key]);
+    try {
+      await within(10_000, async () => {
+        const ch = (await listener.accept())!;
+        await echoExchange(ch);
+        await peer.waitLine(/^EOF$/);
+      });
+      assert.is(await peer.exited, 0);
+    } finally {
+      await listener.close();
+      await peer.stop();
+    }
+  });
+}
+
+test('wrong authkey against a Python Listener: ERR_AUTH here, AuthenticationError there', async () => {
+  if (!hasPython) return;
+  const peer = await startServerPeer('mp_peer.py', ['server', 'right']);
+  try {
+    await within(10_000, async () => {
+      try {
+        await Channel.connect('127.0.0.1', peer.port, { framing: pythonConnection({ authkey: 'wrong' }), timeout: 5000 });
+        assert.unreachable('authenticated with a wrong key');
+      } catch (error) {
+        assert.is((error as { code?: string }).code, 'ERR_AUTH');
+      }
+      await peer.waitLine(/^AUTH_ERROR /);
+      assert.is(await peer.exited, 3);
+    });
+  } finally {
+    await peer.stop();
+  }
+});
+
+test('wrong authkey from a Python Client: ERR_AUTH here, AuthenticationError there', async () => {
+  if (!hasPython) return;
+  // A raw server so the failed channel itself can be observed (a Listener drops it silently).
+  const { createServer } = await import('node:net');
+  const server = createServer();
+  const accepted = new Promise<Channel>((resolve) =>
+    server.once('connection', (socket) => resolve(new Channel(socket, { framing: pythonConnection({ authkey: 'right' }), isServer: true }))),
+  );
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  const peer = startPeer('mp_peer.py', ['client', String(port), 'wrong']);
+  try {
+    await within(10_000, async () => {
+      const ch = await accepted;
+      try {
+        await ch.ready;
+        assert.unreachable('authenticated a wrong key');
+      } catch (error) {
+        assert.is((error as { code?: string }).code, 'ERR_AUTH');
+      }
+      await peer.waitLine(/^AUTH_ERROR /);
+      assert.is(await peer.exited, 3);
+      await ch.closed;
+    });
+  } finally {
+    await peer.stop();
+    await new Promise((resolve) => server.close(resolve));
+  }
+});
+
+test('authkey on our side only: the Python Client never answers, our handshake fails in bounded time', async () => {
+  if (!hasPython) return;
+  const listener = Channel.listen('127.0.0.1', 0, { framing: pythonConnection({ authkey: 'k' }), handshakeTimeout: 1000 });
+  const { port } = await listener.listening;
+  // Without authkey the client sends its greeting as the "answer": we reject it and it sees #FAILURE# as a message.
+  const peer = startPeer('mp_peer.py', ['client', String(port)]);
+  try {
+    await within(10_000, async () => {
+      await peer.exited;
+      assert.is(listener.pending, 0);
+    });
+  } finally {
+    await listener.close();
+    await peer.stop();
+  }
+});
+
+test.run();
