@@ -15,3 +15,17 @@ export {
   type TypedChannelStats,
   type TypedSendOptions,
 } from './typedChannel.js';
+export {
+  DEFAULT_PACKETMQ_HANDSHAKE_TIMEOUT,
+  PACKETMQ_MAX_ID,
+  PACKETMQ_MAX_LENGTH,
+  PACKETMQ_MIN_ID,
+  PACKETMQ_RESERVED,
+  PACKETMQ_VERSION,
+  PacketmqSession,
+  packetmqChannelOptions,
+  packetmqFraming,
+  packetmqProtocol,
+  type PacketmqSessionOptions,
+  type PacketmqStats,
+} from './packetmq.js';
