@@ -4,6 +4,7 @@ export {
   Protocol,
   type MessageDefinition,
   type MessageMap,
+  type MessagesOf,
   type MessageRef,
   type ProtocolOptions,
   type TypedMessage,

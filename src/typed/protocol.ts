@@ -26,6 +26,9 @@ export type TypedMessage<M extends MessageMap> = {
   [N in keyof M & string]: { name: N; id: number; data: M[N] };
 }[keyof M & string];
 
+/** The message map of a Protocol type: `MessagesOf<typeof proto>`. */
+export type MessagesOf<P> = P extends Protocol<infer M> ? M : never;
+
 /** Options of a Protocol. */
 export interface ProtocolOptions {
   /**

@@ -2,7 +2,7 @@
 // a type error (tsc fails if one is not). At run time it only checks that the values are right.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Channel, Protocol, TypedChannel, lengthPrefixed, msgpack, raw, uint32, type TypedMessage } from '../../channel.js';
+import { Channel, Protocol, TypedChannel, lengthPrefixed, msgpack, raw, uint32, type MessagesOf, type TypedMessage } from '../../channel.js';
 
 const proto = new Protocol({ maxId: 255 })
   .define('num', 1, uint32)
@@ -10,7 +10,7 @@ const proto = new Protocol({ maxId: 255 })
   .define('point', 3, msgpack<{ x: number; y: number }>())
   .define('any', 4);
 
-type Msg = TypedMessage<typeof proto extends Protocol<infer M> ? M : never>;
+type Msg = TypedMessage<MessagesOf<typeof proto>>;
 
 test('send/recv/on are typed from the definitions', async () => {
   const [a, b] = Channel.pair({ framing: lengthPrefixed({ lengthSize: 2, typeSize: 1 }) });

@@ -1,0 +1,159 @@
+/**
+ * Our packetmq session against a Python peer written from the wire format
+ * (test/interop/peers/packetmq_peer.py: python3 + python3-msgpack, strings packed as bin like
+ * Python 2's packetmq), in both roles. Skipped when no python3 with msgpack is found.
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import {
+  Channel,
+  ChannelClosedError,
+  HandshakeError,
+  PacketmqSession,
+  msgpack,
+  type MessagesOf,
+  packetmqChannelOptions,
+  packetmqProtocol,
+} from '../../channel.js';
+
+/** The first python3 that imports msgpack (Debian's python3-msgpack lives in /usr/bin/python3's path). */
+const python = ['python3', '/usr/bin/python3'].find((exe) => spawnSync(exe, ['-c', 'import msgpack'], { stdio: 'ignore' }).status === 0);
+
+interface Peer {
+  lines: string[];
+  waitLine(pattern: RegExp, ms?: number): Promise<string>;
+  stop(): Promise<number | null>;
+}
+
+function startPeer(args: string[]): Peer {
+  const proc: ChildProcess = spawn(python!, ['-u', join(process.cwd(), 'test/interop/peers/packetmq_peer.py'), ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: string[] = [];
+  let stderr = '';
+  let rest = '';
+  const wake = new Set<() => void>();
+  proc.stdout!.setEncoding('utf8').on('data', (s: string) => {
+    const parts = (rest + s).split('\n');
+    rest = parts.pop()!;
+    lines.push(...parts);
+    for (const w of [...wake]) w();
+  });
+  proc.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+  let done = false;
+  const exited = new Promise<number | null>((resolve) =>
+    proc.once('close', (code) => {
+      done = true;
+      for (const w of [...wake]) w();
+      resolve(code);
+    }),
+  );
+  return {
+    lines,
+    waitLine(pattern, ms = 5000) {
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => end(new Error(`no line matching ${pattern} in ${ms} ms: ${JSON.stringify(lines)} ${stderr}`)), ms);
+        const end = (error?: Error, line?: string) => {
+          clearTimeout(timer);
+          wake.delete(check);
+          if (error) reject(error);
+          else resolve(line!);
+        };
+        const check = () => {
+          const line = lines.find((l) => pattern.test(l));
+          if (line !== undefined) end(undefined, line);
+          else if (done) end(new Error(`peer exited without ${pattern}: ${JSON.stringify(lines)} ${stderr}`));
+        };
+        wake.add(check);
+        check();
+      });
+    },
+    async stop() {
+      if (!done) proc.kill('SIGKILL');
+      return exited;
+    },
+  };
+}
+
+/** Our side's ids: 16.., the peer's IDBASE differs, so the adaptive side really adapts. */
+const chat = () =>
+  packetmqProtocol()
+    .define('chat:say', 16, msgpack<{ text: string }>())
+    .define('chat:echo', 17, msgpack<{ text: string; seen: number }>({ binAsString: true }))
+    .define('chat:quit', 18, msgpack<{ reason: string }>());
+
+async function exchange(session: PacketmqSession<MessagesOf<ReturnType<typeof chat>>>) {
+  await session.ready;
+  await session.send('chat:say', { text: 'hello' });
+  await session.send('chat:say', { text: 'again' });
+  const a = await session.recv();
+  const b = await session.recv();
+  assert.equal([a.name, a.data], ['chat:echo', { text: 'HELLO', seen: 1 }]);
+  assert.equal([b.name, b.data], ['chat:echo', { text: 'AGAIN', seen: 2 }]);
+  await session.send('chat:quit', { reason: 'reason.peerdone' });
+  const e = (await session.recv().catch((x: unknown) => x)) as ChannelClosedError;
+  assert.instance(e, ChannelClosedError);
+  assert.is(e.reason, 'reason.peerdone', 'the Python side softquit: its reason reaches us');
+  return a.id;
+}
+
+test('python packetmq server (non-adaptive, ids 40..) and us as the adaptive client', async () => {
+  if (!python) return console.log('  (skipped: no python3 with msgpack)');
+  const peer = startPeer(['server', '0', '0', '40']);
+  try {
+    const port = Number((await peer.waitLine(/^PORT \d+$/)).slice(5));
+    const ch = await Channel.connect('127.0.0.1', port, packetmqChannelOptions());
+    const session = new PacketmqSession(chat(), ch, { adaptive: true, handshakeTimeout: 5000 });
+    const echoId = await exchange(session);
+    assert.is(echoId, 41, "we adapted to the peer's id of chat:echo");
+    assert.equal(Object.fromEntries(session.wireIds), { 'chat:say': 40, 'chat:echo': 41, 'chat:quit': 42 });
+    await peer.waitLine(/^SENT-SOFTQUIT reason.peerdone$/);
+    await peer.waitLine(/^CLOSED$/);
+    assert.ok(peer.lines.includes('GOT-FINISH'), 'we sent finish');
+    assert.not.ok(peer.lines.some((l) => l.startsWith('DROPPED') || l.startsWith('UNKNOWN')));
+    await session.closed;
+  } finally {
+    await peer.stop();
+  }
+});
+
+test('python packetmq client (adaptive) and us as the non-adaptive server', async () => {
+  if (!python) return console.log('  (skipped: no python3 with msgpack)');
+  const listener = Channel.listen('127.0.0.1', 0, packetmqChannelOptions());
+  const { port } = await listener.listening;
+  const peer = startPeer(['client', String(port), '1', '100']);
+  try {
+    const ch = (await listener.accept())!;
+    const session = new PacketmqSession(chat(), ch, { adaptive: false, handshakeTimeout: 5000 });
+    const echoId = await exchange(session);
+    assert.is(echoId, 17, 'the adaptive Python side uses our ids');
+    await peer.waitLine(/^IDS .*chat:echo=17 chat:quit=18 chat:say=16/);
+    await peer.waitLine(/^CLOSED$/);
+    await session.closed;
+  } finally {
+    await peer.stop();
+    await listener.close();
+  }
+});
+
+test('python peer with the same adaptive policy: both sides softquit reason.sameadaptivepolicy', async () => {
+  if (!python) return console.log('  (skipped: no python3 with msgpack)');
+  const peer = startPeer(['server', '0', '1', '16']);
+  try {
+    const port = Number((await peer.waitLine(/^PORT \d+$/)).slice(5));
+    const ch = await Channel.connect('127.0.0.1', port, packetmqChannelOptions());
+    const session = new PacketmqSession(chat(), ch, { adaptive: true, handshakeTimeout: 5000 });
+    const e = (await session.ready.catch((x: unknown) => x)) as HandshakeError | ChannelClosedError;
+    assert.ok(e instanceof HandshakeError || e instanceof ChannelClosedError, String(e));
+    assert.is(e.reason, 'reason.sameadaptivepolicy');
+    await peer.waitLine(/^SENT-SOFTQUIT reason.sameadaptivepolicy$/);
+    await peer.waitLine(/^CLOSED$/);
+    await session.closed;
+  } finally {
+    await peer.stop();
+  }
+});
+
+test.run();
