@@ -2,8 +2,12 @@
 import { spawnSync } from 'node:child_process';
 
 const args = ['--enable-source-maps', 'node_modules/uvu/bin.js', '.build/test', '\\.test\\.js$', ...process.argv.slice(2)];
-const r = spawnSync(process.execPath, args, { encoding: 'utf8', stdio: ['inherit', 'pipe', 'inherit'], env: process.stdout.isTTY ? process.env : { ...process.env, NO_COLOR: '1' } });
+// A watchdog: a hung test fails the run instead of eating CI's time.
+const r = spawnSync(process.execPath, args, {
+  timeout: 15 * 60 * 1000,
+  killSignal: 'SIGKILL', encoding: 'utf8', stdio: ['inherit', 'pipe', 'inherit'], env: process.stdout.isTTY ? process.env : { ...process.env, NO_COLOR: '1' } });
 process.stdout.write(r.stdout ?? '');
+if (r.error) console.error(`test run stopped: ${r.error.message}`);
 const total = Number(/Total:\s+(\d+)/.exec(r.stdout ?? '')?.[1] ?? 0);
 const passed = Number(/Passed:\s+(\d+)/.exec(r.stdout ?? '')?.[1] ?? 0);
 const skipped = Number(/Skipped:\s+(\d+)/.exec(r.stdout ?? '')?.[1] ?? 0);

@@ -1,0 +1,87 @@
+/** Shared test helpers: servers on 127.0.0.1 port 0, certificates made at test time, leak checks. */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Channel, type Listener, type ListenOptions } from '../channel.js';
+
+/** A listener on 127.0.0.1:0 that echoes every message of every client until it closes. */
+export async function echoServer(options: ListenOptions = {}): Promise<{ listener: Listener; port: number; channels: Channel[] }> {
+  const listener = Channel.listen('127.0.0.1', 0, options);
+  const { port } = await listener.listening;
+  const channels: Channel[] = [];
+  void (async () => {
+    for await (const ch of listener) {
+      channels.push(ch);
+      void (async () => {
+        try {
+          for await (const m of ch) await ch.send(m);
+        } catch {
+          // a client's failure ends that client only
+        }
+        await ch.close().catch(() => {});
+      })();
+    }
+  })();
+  return { listener, port, channels };
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Resolves with 'pending' if `p` has not settled within `ms`. */
+export async function settledWithin<T>(p: Promise<T>, ms: number): Promise<T | 'pending'> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<'pending'>((r) => (timer = setTimeout(r, ms, 'pending')))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Assert that `p` rejects with an error of this code; returns the error. */
+export async function rejectsWith(p: Promise<unknown>, code: string): Promise<Error & { code?: string }> {
+  try {
+    await p;
+  } catch (error) {
+    const e = error as Error & { code?: string };
+    if (e.code !== code) throw new Error(`expected a rejection with code ${code}, got ${e.code}: ${e.message}`);
+    return e;
+  }
+  throw new Error(`expected a rejection with code ${code}, but it resolved`);
+}
+
+/** A self-signed certificate for 127.0.0.1/localhost, made with openssl. */
+export function makeCertificate(cn = 'localhost'): { key: Buffer; cert: Buffer } {
+  const dir = mkdtempSync(join(tmpdir(), 'msgchannel-cert-'));
+  try {
+    execFileSync('openssl', [
+      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+      '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1',
+      '-subj', `/CN=${cn}`, '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
+    ], { stdio: 'ignore' });
+    return { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Unhandled rejections seen since the module loaded; tests assert this stays empty. */
+export const unhandled: unknown[] = [];
+process.on('unhandledRejection', (reason) => unhandled.push(reason));
+
+/** Sockets, servers and timers still open (the test runner's own stdio excluded). */
+export function openHandles(): string[] {
+  return process.getActiveResourcesInfo().filter((r) => r !== 'TTYWrap' && r !== 'PipeWrap' && r !== 'FSReqCallback');
+}
+
+/** Assert that `p` rejects with an error whose message matches `pattern`; returns the error. */
+export async function rejectsMatching(p: Promise<unknown>, pattern: RegExp): Promise<Error> {
+  try {
+    await p;
+  } catch (error) {
+    const e = error as Error;
+    if (!pattern.test(String(e?.message ?? e))) throw new Error(`expected a rejection matching ${pattern}, got: ${e?.message ?? e}`);
+    return e;
+  }
+  throw new Error(`expected a rejection matching ${pattern}, but it resolved`);
+}
