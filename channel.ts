@@ -11,7 +11,7 @@ import PQueue from 'p-queue';
 import { Deque } from './src/deque.js';
 import { ChannelClosedError, MessageTooLargeError, TimeoutError, UnexpectedEofError } from './src/errors.js';
 import { msg } from './src/framing/msg.js';
-import type { Framing, HandshakeIO } from './src/framing/types.js';
+import type { AckIO, Framing, HandshakeIO } from './src/framing/types.js';
 import { memoryPair } from './src/memory.js';
 
 export * from './src/errors.js';
@@ -19,9 +19,10 @@ export { msg } from './src/framing/msg.js';
 export { int32, lengthPrefixed, ltprotocol, openflow, openflowType } from './src/framing/lengthPrefixed.js';
 export type { LengthPrefixedFraming, LengthPrefixedOptions, StructCode } from './src/framing/lengthPrefixed.js';
 export { pythonConnection } from './src/framing/pythonConnection.js';
+export { tinyproto } from './src/framing/tinyproto.js';
 export type { PythonConnectionOptions } from './src/framing/pythonConnection.js';
 export type { ChallengeKind } from './src/auth.js';
-export type { Decoder, DecoderLimits, FrameSink, Framing, HandshakeIO } from './src/framing/types.js';
+export type { AckIO, Decoder, DecoderLimits, FrameSink, Framing, HandshakeIO } from './src/framing/types.js';
 export * from './src/typed/index.js';
 
 /** Default `maxMessageSize`: 64 MiB. */
@@ -306,7 +307,7 @@ export class Channel implements AsyncIterable<Buffer> {
     this.#sendHWM = Math.max(o.sendHighWaterMark, stream.writableHighWaterMark);
     const handshakeTimeout = o.handshakeTimeout;
     this.#sendLimit = Math.min(this.maxMessageSize, this.framing.maxEncodableSize);
-    this.#decoder = this.framing.createDecoder({ maxMessageSize: this.maxMessageSize });
+    this.#decoder = this.framing.createDecoder({ maxMessageSize: this.maxMessageSize }, this.framing.acknowledged ? this.#ackIO : undefined);
     this.#inboxTypes = this.framing.hasType ? new Deque<number>() : null;
     this.#stream = stream;
     const socket = stream as Partial<net.Socket>;
@@ -398,6 +399,7 @@ export class Channel implements AsyncIterable<Buffer> {
     }
     if (
       this.#state === OPEN &&
+      this.framing.acknowledged !== true &&
       this.#backlog.length === 0 &&
       !this.#backlogScheduled &&
       this.#stream.writableLength + (this.#slabEnd - this.#slabStart) < this.#sendHWM
@@ -463,8 +465,11 @@ export class Channel implements AsyncIterable<Buffer> {
         if (entry.done) continue;
         entry.done = true;
         if (entry.onAbort) entry.signal!.removeEventListener('abort', entry.onAbort);
-        this.#writeFrame(entry.body, entry.type);
-        entry.resolve();
+        if (this.framing.acknowledged) await this.#sendAcknowledged(entry);
+        else {
+          this.#writeFrame(entry.body, entry.type);
+          entry.resolve();
+        }
       }
     } catch (error) {
       this.#rejectBacklog(error);
@@ -473,7 +478,44 @@ export class Channel implements AsyncIterable<Buffer> {
     }
   };
 
+  /**
+   * Acknowledged framings (tinyproto), under the send mutex: write the header, wait for the
+   * peer's answer (the decoder reports it through #ackIO), then write the body or reject.
+   */
+  async #sendAcknowledged(entry: PendingSend): Promise<void> {
+    const header = Buffer.allocUnsafe(this.framing.maxHeaderLength);
+    const end = this.framing.writeHeader(header, 0, entry.body.length, entry.type);
+    const answered = new Promise<Error | undefined>((resolve) => (this.#ackWaiter = resolve));
+    this.#decoder.expectAck!(entry.body.length);
+    this.#flushSlab();
+    this.#stream.write(header.subarray(0, end));
+    const error = await answered;
+    if (error !== undefined) {
+      entry.reject(error);
+      return;
+    }
+    const stream = this.#stream;
+    if (entry.body.length > 0 && !stream.destroyed && !stream.writableEnded) stream.write(entry.body);
+    entry.resolve();
+  }
+
+  /** Settles the send waiting for the peer's answer to its header (acknowledged framings). */
+  #ackWaiter: ((error: Error | undefined) => void) | null = null;
+
+  readonly #ackIO: AckIO = {
+    reply: (bytes) => {
+      this.#flushSlab();
+      if (!this.#stream.destroyed && !this.#stream.writableEnded) this.#stream.write(bytes);
+    },
+    acked: (error) => {
+      const waiter = this.#ackWaiter;
+      this.#ackWaiter = null;
+      waiter?.(error);
+    },
+  };
+
   #rejectBacklog(error: unknown): void {
+    if (this.#ackWaiter !== null) this.#ackIO.acked(error instanceof Error ? error : new Error(String(error)));
     for (let entry = this.#backlog.shift(); entry !== undefined; entry = this.#backlog.shift()) {
       if (entry.done) continue;
       entry.done = true;

@@ -28,6 +28,24 @@ export interface Decoder {
   readonly atBoundary: boolean;
   /** Bytes consumed from the stream so far (used for error offsets). */
   readonly offset: number;
+  /**
+   * Acknowledged framings only: the Channel is about to write the header of a `bodyLength`-byte
+   * frame, so the next byte at a frame boundary is the peer's answer to it, reported via
+   * `AckIO.acked`. While an answer is due the decoder is not at a boundary.
+   */
+  expectAck?(bodyLength: number): void;
+}
+
+/**
+ * The per-frame step of acknowledged framings (tinyproto), given by the Channel to the decoder.
+ * The decoder stays pure: it reports what it read and asks for bytes to be written; the Channel
+ * does the I/O and holds the send until the answer comes.
+ */
+export interface AckIO {
+  /** Write these bytes to the peer now: the decoder's answer to a header it has just read. */
+  reply(bytes: Buffer): void;
+  /** The peer answered the header we wrote: `undefined` to write the body, or why the send fails. */
+  acked(error: Error | undefined): void;
 }
 
 /** Raw byte access to the connection for a framing's handshake, before framed traffic starts. */
@@ -57,8 +75,14 @@ export interface Framing {
   writeHeader(target: Buffer, offset: number, bodyLength: number, type: number): number;
   /** Largest body this framing can represent on the wire. */
   readonly maxEncodableSize: number;
-  /** A fresh decoder for one connection. */
-  createDecoder(limits: DecoderLimits): Decoder;
+  /** A fresh decoder for one connection; acknowledged framings get the per-frame step `ack`. */
+  createDecoder(limits: DecoderLimits, ack?: AckIO): Decoder;
+  /**
+   * True when the sender must wait for the peer's answer to each header before writing the body
+   * (tinyproto). The Channel then sends one frame at a time through its send mutex: header,
+   * `decoder.expectAck()`, wait for `AckIO.acked`, body. Such a protocol is half-duplex.
+   */
+  readonly acknowledged?: boolean;
   /** Optional conversation run once per connection before the first message. */
   handshake?(io: HandshakeIO): Promise<void>;
 }

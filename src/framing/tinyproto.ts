@@ -1,0 +1,167 @@
+/**
+ * tinyproto (seeds/001): on connect each side writes `FF` and reads one byte (anything else is an
+ * initialisation error). Each message: the sender writes `[u32 BE body size]`; the receiver answers
+ * one byte, `FF` (go ahead) or `00` (refused: above its maxMessageSize or the protocol's F0FFFFFF);
+ * on `FF` the sender writes the body. `FE` (connection limit) and `FD` (conflict) are refusals too.
+ *
+ * This is the one acknowledged framing: the decoder answers every header it reads through
+ * `AckIO.reply`, and reports the peer's answer to ours through `AckIO.acked`; the Channel sends one
+ * frame at a time and holds each body until its answer arrives (send() resolves after the body is
+ * written, or rejects with MessageRefusedError).
+ *
+ * HALF-DUPLEX. Nothing on the wire tells an answer byte from the first byte of a header, so the two
+ * sides must not start a message at the same time. The decoder takes the first byte at a frame
+ * boundary after we wrote a header as the answer to it. If both sides write a header at once, each
+ * reads the first byte of the other's size as its answer: for messages under 16 MiB that byte is
+ * `00`, so BOTH sends reject with ERR_MESSAGE_REFUSED (other values: ProtocolError, which closes
+ * the channel), and the remaining three size bytes are then read as the start of a new header:
+ * the stream is out of step and the channel must be closed. Our own side never overlaps itself
+ * (sends are serialised and each waits for its answer), and a send issued while a peer's message is
+ * arriving is safe, because its header follows our answer to the peer's header on the wire. So
+ * use a request/response discipline (or let one side speak at a time), as tinyproto itself does.
+ */
+import { MessageRefusedError, MessageTooLargeError, ProtocolError } from '../errors.js';
+import type { AckIO, Decoder, DecoderLimits, FrameSink, Framing, HandshakeIO } from './types.js';
+
+/** Largest message the protocol carries (a tinyproto receiver refuses bigger ones). */
+export const TINYPROTO_MAX_SIZE = 0xf0ffffff;
+const OK = 0xff;
+const EMPTY = Buffer.alloc(0);
+const ACCEPT = Buffer.from([OK]);
+const REFUSE = Buffer.from([0x00]);
+const STATUS: Record<number, string> = { 0x00: 'error', 0xfe: 'connection limit', 0xfd: 'conflict' };
+
+const hex = (b: number): string => `0x${b.toString(16).padStart(2, '0')}`;
+
+class TinyprotoDecoder implements Decoder {
+  readonly #max: number;
+  readonly #ack: AckIO | undefined;
+  readonly #size = Buffer.alloc(4);
+  #sizeFilled = 0;
+  #body: Buffer = EMPTY;
+  #filled = 0;
+  #inBody = false;
+  /** Body lengths of our headers whose answer has not arrived (at most one with the Channel). */
+  readonly #awaiting: number[] = [];
+  #base = 0;
+
+  constructor(limits: DecoderLimits, ack: AckIO | undefined) {
+    this.#max = Math.min(limits.maxMessageSize, TINYPROTO_MAX_SIZE);
+    this.#ack = ack;
+  }
+
+  get atBoundary(): boolean {
+    return !this.#inBody && this.#sizeFilled === 0 && this.#awaiting.length === 0;
+  }
+
+  get offset(): number {
+    return this.#base;
+  }
+
+  expectAck(bodyLength: number): void {
+    this.#awaiting.push(bodyLength);
+  }
+
+  push(chunk: Buffer, sink: FrameSink): void {
+    const n = chunk.length;
+    let i = 0;
+    try {
+      while (i < n) {
+        if (this.#inBody) {
+          const want = this.#body.length - this.#filled;
+          const take = n - i < want ? n - i : want;
+          chunk.copy(this.#body, this.#filled, i, i + take);
+          this.#filled += take;
+          i += take;
+          if (this.#filled === this.#body.length) {
+            const body = this.#body;
+            this.#body = EMPTY;
+            this.#inBody = false;
+            sink(body, 0);
+          }
+          continue;
+        }
+        if (this.#sizeFilled === 0 && this.#awaiting.length > 0) {
+          // At a boundary with a header of ours unanswered: this byte is the answer.
+          const status = chunk[i]!;
+          const size = this.#awaiting.shift()!;
+          i++;
+          if (status === OK) this.#ack?.acked(undefined);
+          else if (status in STATUS) {
+            this.#ack?.acked(new MessageRefusedError(size, status, `peer refused a ${size}-byte message (${hex(status)}: ${STATUS[status]})`));
+          } else {
+            throw new ProtocolError(
+              `tinyproto: expected FF or 00 answering our message header, got ${hex(status)} (did both sides send at once? tinyproto is half-duplex)`,
+              { offset: this.#base + i - 1 },
+            );
+          }
+          continue;
+        }
+        const take = Math.min(4 - this.#sizeFilled, n - i);
+        chunk.copy(this.#size, this.#sizeFilled, i, i + take);
+        this.#sizeFilled += take;
+        i += take;
+        if (this.#sizeFilled < 4) continue;
+        this.#sizeFilled = 0;
+        const len = this.#size.readUInt32BE(0);
+        if (len > this.#max) {
+          // Refused from the header: the sender will not write the body, the stream stays in step.
+          if (this.#ack === undefined) throw new MessageTooLargeError(len, this.#max, 'recv');
+          this.#ack.reply(REFUSE);
+          continue;
+        }
+        this.#ack?.reply(ACCEPT);
+        if (len === 0) {
+          sink(EMPTY, 0);
+        } else if (n - i >= len) {
+          const body = chunk.subarray(i, i + len);
+          i += len;
+          sink(body, 0);
+        } else {
+          this.#body = Buffer.allocUnsafe(len);
+          this.#filled = 0;
+          this.#inBody = true;
+        }
+      }
+    } finally {
+      this.#base += i;
+    }
+  }
+}
+
+/**
+ * tinyproto's framing: init byte exchange, then `[u32 BE size]`, a one-byte answer, the body.
+ * Half-duplex: see the comment at the top of this file.
+ * @example
+ * const ch = await Channel.connect('127.0.0.1', 9123, { framing: tinyproto });
+ * await ch.send('hello'); // resolves once the server said FF and the body is written
+ * console.log(String(await ch.recv()));
+ */
+export const tinyproto: Framing = Object.freeze({
+  name: 'tinyproto',
+  maxHeaderLength: 4,
+  hasType: false,
+  maxType: 0,
+  maxEncodableSize: TINYPROTO_MAX_SIZE,
+  acknowledged: true,
+  writeHeader(target: Buffer, offset: number, bodyLength: number): number {
+    if (!(bodyLength >= 0 && bodyLength <= TINYPROTO_MAX_SIZE)) {
+      throw new RangeError(`tinyproto: a ${bodyLength}-byte body is above the protocol's maximum ${TINYPROTO_MAX_SIZE}`);
+    }
+    target.writeUInt32BE(bodyLength, offset);
+    return offset + 4;
+  },
+  createDecoder(limits: DecoderLimits, ack?: AckIO): Decoder {
+    return new TinyprotoDecoder(limits, ack);
+  },
+  async handshake(io: HandshakeIO): Promise<void> {
+    io.write(ACCEPT);
+    const [b] = await io.read(1);
+    if (b !== OK) {
+      throw new ProtocolError(
+        `tinyproto initialisation failed: the peer sent ${hex(b!)} instead of FF${STATUS[b!] ? ` (${STATUS[b!]})` : ''}`,
+        { offset: 0 },
+      );
+    }
+  },
+});
