@@ -5,7 +5,7 @@ const args = ['--enable-source-maps', 'node_modules/uvu/bin.js', '.build/test', 
 // A watchdog: a hung test fails the run instead of eating CI's time.
 const r = spawnSync(process.execPath, args, {
   timeout: 15 * 60 * 1000,
-  killSignal: 'SIGKILL', encoding: 'utf8', stdio: ['inherit', 'pipe', 'inherit'], env: process.stdout.isTTY ? process.env : { ...process.env, NO_COLOR: '1' } });
+  killSignal: 'SIGKILL', encoding: 'utf8', stdio: ['inherit', 'pipe', 'inherit'], env: process.stdout.isTTY ? process.env : { ...process.env, NODE_DISABLE_COLORS: '1' } });
 process.stdout.write(r.stdout ?? '');
 if (r.error) console.error(`test run stopped: ${r.error.message}`);
 const total = Number(/Total:\s+(\d+)/.exec(r.stdout ?? '')?.[1] ?? 0);
