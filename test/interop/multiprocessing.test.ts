@@ -2,7 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Channel, pythonConnection, type PythonConnectionOptions } from '../../channel.js';
-import { hasPython, startPeer, startServerPeer, within } from './python.js';
+import { startPeer, startServerPeer, within } from './python.js';
 
 async function echoExchange(ch: Channel): Promise<void> {
   assert.is(String(await ch.recv({ timeout: 5000 })), 'hello from python');
@@ -20,7 +20,6 @@ const variants: [string, PythonConnectionOptions, string[]][] = [
 
 for (const [name, options, key] of variants) {
   test(`Python Listener, our client, ${name}`, async () => {
-    if (!hasPython) return;
     const peer = await startServerPeer('mp_peer.py', ['server', ...key]);
     try {
       await within(10_000, async () => {
@@ -35,7 +34,6 @@ for (const [name, options, key] of variants) {
   });
 
   test(`our Listener, Python Client, ${name}`, async () => {
-    if (!hasPython) return;
     const listener = Channel.listen('127.0.0.1', 0, { framing: pythonConnection(options) });
     const { port } = await listener.listening;
     const peer = startPeer('mp_peer.py', ['client', String(port), ...key]);
@@ -54,7 +52,6 @@ for (const [name, options, key] of variants) {
 }
 
 test('wrong authkey against a Python Listener: ERR_AUTH here, AuthenticationError there', async () => {
-  if (!hasPython) return;
   const peer = await startServerPeer('mp_peer.py', ['server', 'right']);
   try {
     await within(10_000, async () => {
@@ -73,7 +70,6 @@ test('wrong authkey against a Python Listener: ERR_AUTH here, AuthenticationErro
 });
 
 test('wrong authkey from a Python Client: ERR_AUTH here, AuthenticationError there', async () => {
-  if (!hasPython) return;
   // A raw server so the failed channel itself can be observed (a Listener drops it silently).
   const { createServer } = await import('node:net');
   const server = createServer();
@@ -103,7 +99,6 @@ test('wrong authkey from a Python Client: ERR_AUTH here, AuthenticationError the
 });
 
 test('authkey on our side only: the Python Client never answers, our handshake fails in bounded time', async () => {
-  if (!hasPython) return;
   const listener = Channel.listen('127.0.0.1', 0, { framing: pythonConnection({ authkey: 'k' }), handshakeTimeout: 1000 });
   const { port } = await listener.listening;
   // Without authkey the client sends its greeting as the "answer": we reject it and it sees #FAILURE# as a message.

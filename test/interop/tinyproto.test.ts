@@ -2,7 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Channel, tinyproto } from '../../channel.js';
-import { hasPython, startPeer, startServerPeer, within } from './python.js';
+import { startPeer, startServerPeer, within } from './python.js';
 
 /** Strictly request/response, as tinyproto requires: the peer speaks first, then echoes each message. */
 async function exchange(ch: Channel, refusedSize?: number): Promise<void> {
@@ -23,7 +23,6 @@ async function exchange(ch: Channel, refusedSize?: number): Promise<void> {
 }
 
 test('we connect to a Python tinyproto server (and it refuses a message above its max)', async () => {
-  if (!hasPython) return;
   const peer = await startServerPeer('tinyproto_peer.py', ['server', '200000']);
   try {
     await within(10_000, async () => {
@@ -39,7 +38,6 @@ test('we connect to a Python tinyproto server (and it refuses a message above it
 });
 
 test('a Python tinyproto client connects to us', async () => {
-  if (!hasPython) return;
   const listener = Channel.listen('127.0.0.1', 0, { framing: tinyproto });
   const { port } = await listener.listening;
   const peer = startPeer('tinyproto_peer.py', ['client', String(port)]);
@@ -57,7 +55,6 @@ test('a Python tinyproto client connects to us', async () => {
 });
 
 test('we refuse a message above our maxMessageSize; the Python peer sees 00', async () => {
-  if (!hasPython) return;
   const peer = await startServerPeer('tinyproto_peer.py', ['server']);
   try {
     await within(10_000, async () => {
