@@ -243,7 +243,8 @@ class PacketmqTransport implements FrameTransport {
     this.quitReason = (isRecord(payload) ? toText(payload.reason) : undefined) ?? 'reason.unknown';
     this.quitBy = 'peer';
     this.state = 'softquitted';
-    await this.#channel.close().catch(() => {});
+    // packetmq's receiver closes the connection; recv() reports the reason now, not after the close.
+    void this.#channel.close().catch(() => {});
     return this.#closedError();
   }
 

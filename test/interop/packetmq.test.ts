@@ -156,4 +156,20 @@ test('python peer with the same adaptive policy: both sides softquit reason.same
   }
 });
 
+test('we softquit a python peer: it gets our reason', async () => {
+  if (!python) return console.log('  (skipped: no python3 with msgpack)');
+  const peer = startPeer(['server', '0', '0', '20']);
+  try {
+    const port = Number((await peer.waitLine(/^PORT \d+$/)).slice(5));
+    const session = new PacketmqSession(chat(), await Channel.connect('127.0.0.1', port, packetmqChannelOptions()), { adaptive: true });
+    await session.ready;
+    await session.softquit('reason.clientdone');
+    await peer.waitLine(/^SOFTQUIT reason.clientdone$/);
+    await peer.waitLine(/^CLOSED$/);
+    assert.is(await session.closed, undefined);
+  } finally {
+    await peer.stop();
+  }
+});
+
 test.run();
