@@ -1,7 +1,7 @@
 /**
  * Our packetmq session against a Python peer written from the wire format
  * (test/interop/peers/packetmq_peer.py: python3 + python3-msgpack, strings packed as bin like
- * Python 2's packetmq), in both roles. Skipped when no python3 with msgpack is found.
+ * Python 2's packetmq), in both roles. Fails when no python3 with msgpack is found (.ci/run installs it).
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -100,7 +100,7 @@ async function exchange(session: PacketmqSession<MessagesOf<ReturnType<typeof ch
 }
 
 test('python packetmq server (non-adaptive, ids 40..) and us as the adaptive client', async () => {
-  if (!python) return console.log('  (skipped: no python3 with msgpack)');
+  assert.ok(python, 'needs python3 with msgpack: apt-get install python3-msgpack (.ci/run does)');
   const peer = startPeer(['server', '0', '0', '40']);
   try {
     const port = Number((await peer.waitLine(/^PORT \d+$/)).slice(5));
@@ -120,7 +120,7 @@ test('python packetmq server (non-adaptive, ids 40..) and us as the adaptive cli
 });
 
 test('python packetmq client (adaptive) and us as the non-adaptive server', async () => {
-  if (!python) return console.log('  (skipped: no python3 with msgpack)');
+  assert.ok(python, 'needs python3 with msgpack: apt-get install python3-msgpack (.ci/run does)');
   const listener = Channel.listen('127.0.0.1', 0, packetmqChannelOptions());
   const { port } = await listener.listening;
   const peer = startPeer(['client', String(port), '1', '100']);
@@ -139,7 +139,7 @@ test('python packetmq client (adaptive) and us as the non-adaptive server', asyn
 });
 
 test('python peer with the same adaptive policy: both sides softquit reason.sameadaptivepolicy', async () => {
-  if (!python) return console.log('  (skipped: no python3 with msgpack)');
+  assert.ok(python, 'needs python3 with msgpack: apt-get install python3-msgpack (.ci/run does)');
   const peer = startPeer(['server', '0', '1', '16']);
   try {
     const port = Number((await peer.waitLine(/^PORT \d+$/)).slice(5));
@@ -157,7 +157,7 @@ test('python peer with the same adaptive policy: both sides softquit reason.same
 });
 
 test('we softquit a python peer: it gets our reason', async () => {
-  if (!python) return console.log('  (skipped: no python3 with msgpack)');
+  assert.ok(python, 'needs python3 with msgpack: apt-get install python3-msgpack (.ci/run does)');
   const peer = startPeer(['server', '0', '0', '20']);
   try {
     const port = Number((await peer.waitLine(/^PORT \d+$/)).slice(5));
