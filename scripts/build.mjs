@@ -11,7 +11,7 @@ function tsc(...args) {
     process.exit(1);
   }
 }
-import { readdirSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const tests = process.argv.includes('--tests');
@@ -30,11 +30,29 @@ function walk(dir, match) {
 rmSync('dist', { recursive: true, force: true });
 const examples = (() => { try { return walk('examples', (p) => p.endsWith('.ts')); } catch { return []; } })();
 await build({ ...common, entryPoints: ['channel.ts'], outfile: 'dist/channel.js' });
+// CommonJS, for require('msgchannel') on every Node >= 20: p-queue (and its dependencies) are
+// ESM-only, so they are bundled in; @msgpack/msgpack ships CommonJS and stays a dependency.
+await build({ ...common, packages: undefined, external: ['@msgpack/msgpack'], format: 'cjs', entryPoints: ['channel.ts'], outfile: 'dist/channel.cjs' });
+// The CLI imports the package entry, which stays a separate file (dist/channel.js), not a second copy.
+const pkg = JSON.parse(readFileSync('package.json', 'utf8'));
+await build({
+  ...common,
+  entryPoints: ['src/cli-main.ts'],
+  outfile: 'dist/cli.js',
+  define: { __VERSION__: JSON.stringify(pkg.version) },
+  plugins: [{ name: 'entry', setup: (b) => b.onResolve({ filter: /^\.\.\/channel\.js$/ }, () => ({ path: './channel.js', external: true })) }],
+});
+chmodSync('dist/cli.js', 0o755);
 if (examples.length) {
   // Examples import the package entry; bundle them against dist so they run as users would.
   await build({ ...common, entryPoints: examples, outdir: 'dist/examples', outbase: 'examples' });
 }
 tsc('-p', 'tsconfig.build.json');
+// CommonJS declarations: the same tree as .d.cts files importing each other, for `require` users.
+for (const file of walk('dist', (p) => p.endsWith('.d.ts'))) {
+  const text = readFileSync(file, 'utf8').replace(/(from\s+|import\()(['"])(\.{1,2}\/[^'"]*)\.js\2/g, '$1$2$3.cjs$2');
+  writeFileSync(file.replace(/\.d\.ts$/, '.d.cts'), text);
+}
 
 if (tests) {
   rmSync('.build', { recursive: true, force: true });
