@@ -66,6 +66,8 @@ class Channel(object):
         try:
             self.r_lock.acquire()
             crlf = self.socket.recv(2)
+            if len(crlf) == 1:  # PORT: recv(2) may return one byte; the gist would desync here
+                crlf += self.socket.recv(1)
             line = recv_line(self.socket).strip()
             type, length = line.split(b" ")  # PORT: bytes
             assert type == b"MSG"
