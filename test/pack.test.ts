@@ -1,0 +1,84 @@
+/**
+ * Packaging: `npm pack`, install the tarball into an empty project (offline, from the npm cache
+ * `npm ci` filled), then ESM import, CommonJS require, the `msgchannel` bin, and the types under
+ * tsc with moduleResolution node16 (ESM and CJS files) and bundler.
+ */
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+
+const repo = process.cwd();
+const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+
+function sh(cmd: string, args: string[], cwd: string, timeout = 30_000): SpawnSyncReturns<string> {
+  const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', timeout, env: { ...process.env, npm_config_update_notifier: 'false', npm_config_loglevel: 'error' } });
+  if (r.error) throw r.error;
+  return r;
+}
+
+function ok(r: SpawnSyncReturns<string>, what: string): string {
+  assert.is(r.status, 0, `${what} failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
+  return r.stdout;
+}
+
+const ROUND_TRIP = (load: string): string => `${load}
+const [a, b] = Channel.pair({ framing: ltprotocol() });
+a.send('hi', { type: 2 }).then(() => b.recvFrame()).then(async (f) => {
+  console.log(f.type, String(f.data), new ProtocolError('x').code);
+  await a.close(); await b.close();
+});
+`;
+
+test('npm pack installs in an empty folder: import, require, bin, and types under node16 and bundler', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'msgchannel-pack-'));
+  try {
+    ok(sh(npm, ['pack', '--ignore-scripts', '--pack-destination', dir], repo), 'npm pack');
+    const tarball = resolve(dir, readdirSync(dir).find((f) => f.endsWith('.tgz'))!);
+    const app = join(dir, 'app');
+    sh('mkdir', ['-p', app], dir);
+    writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true }));
+    const install = ['install', '--no-audit', '--no-fund', '--ignore-scripts', '--no-package-lock', tarball];
+    // Offline first (the dependencies are in the cache after `npm ci`); the registry only if not.
+    let r = sh(npm, ['--offline', ...install], app, 45_000);
+    if (r.status !== 0) r = sh(npm, ['--prefer-offline', ...install], app, 45_000);
+    ok(r, 'npm install of the tarball');
+
+    writeFileSync(join(app, 'esm.mjs'), ROUND_TRIP(`import { Channel, ltprotocol, ProtocolError } from 'msgchannel';`));
+    writeFileSync(join(app, 'cjs.cjs'), ROUND_TRIP(`const { Channel, ltprotocol, ProtocolError } = require('msgchannel');`));
+    assert.is(ok(sh(process.execPath, ['esm.mjs'], app), 'ESM import'), '2 hi ERR_PROTOCOL\n');
+    assert.is(ok(sh(process.execPath, ['cjs.cjs'], app), 'CommonJS require'), '2 hi ERR_PROTOCOL\n');
+    // require(esm) must not be what makes it work: the CJS build stands alone.
+    assert.is(ok(sh(process.execPath, ['--no-experimental-require-module', 'cjs.cjs'], app), 'require without require(esm)'), '2 hi ERR_PROTOCOL\n');
+    assert.match(ok(sh(join(app, 'node_modules', '.bin', 'msgchannel'), ['--help'], app), 'the msgchannel bin'), /Examples:/);
+
+    const use = `import { Channel, lengthPrefixed, type Framing, type ChannelOptions, MessageTooLargeError } from 'msgchannel';
+export async function f(): Promise<string> {
+  const framing: Framing = lengthPrefixed({ lengthSize: 2 });
+  const options: ChannelOptions = { framing, maxMessageSize: 1024 };
+  const [a, b] = Channel.pair(options);
+  await a.send('x');
+  const m: Buffer = await b.recv();
+  // @ts-expect-error send takes bytes or a string
+  await a.send(42);
+  return m.toString() + String(new MessageTooLargeError(1, 0, 'send').size);
+}
+`;
+    writeFileSync(join(app, 'esm.mts'), use);
+    writeFileSync(join(app, 'cjs.cts'), use);
+    writeFileSync(join(app, 'bundler.ts'), use);
+    const tsc = join(repo, 'node_modules', 'typescript', 'bin', 'tsc');
+    const common = ['--noEmit', '--strict', '--skipLibCheck', 'false', '--target', 'es2022', '--lib', 'es2023,esnext.disposable', '--types', 'node', '--typeRoots', join(repo, 'node_modules', '@types')];
+    ok(sh(process.execPath, [tsc, ...common, '--module', 'node16', '--moduleResolution', 'node16', 'esm.mts', 'cjs.cts'], app, 45_000), 'tsc node16');
+    ok(sh(process.execPath, [tsc, ...common, '--module', 'esnext', '--moduleResolution', 'bundler', 'bundler.ts'], app, 45_000), 'tsc bundler');
+    // And the CJS file really resolved the CommonJS declarations.
+    const trace = sh(process.execPath, [tsc, ...common, '--module', 'node16', '--moduleResolution', 'node16', '--traceResolution', 'cjs.cts'], app, 45_000);
+    assert.match(trace.stdout, /'msgchannel' was successfully resolved to '[^']*channel\.d\.cts'/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.run();
