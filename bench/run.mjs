@@ -16,15 +16,16 @@ const quick = args.includes('--quick');
 const allPeers = args.includes('--all-peers');
 const flag = (name) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 const MiB = 1024 * 1024;
+const n = (x) => x.toLocaleString('en-US');
 
 /** The workloads; `quick` scales each down so the whole quick run stays under a minute. */
 const WORKLOADS = [
-  { id: 'a', title: '1M x 64 B, sends not awaited', kind: 'stream', size: 64, count: 1_000_000, quick: 200_000 },
-  { id: 'b', title: '64 B ping-pong, awaited send then recv', kind: 'pingpong', size: 64, count: 20_000, quick: 5_000, warmup: 1_000, quickWarmup: 500 },
-  { id: 'c', title: '1 KiB messages', kind: 'stream', size: 1024, count: 500_000, quick: 100_000 },
-  { id: 'd', title: '1 MiB messages, 1 GiB in total', kind: 'stream', size: MiB, count: 1024, quick: 256 },
-  { id: 'e', title: 'one 256 MiB message', kind: 'stream', size: 256 * MiB, count: 1, quick: 1, quickSize: 64 * MiB },
-  { id: 'f', title: 'slow consumer (1 ms pause every 1,000), 1 GiB of 1 KiB', kind: 'stream', size: 1024, count: 1024 * 1024, quick: 128 * 1024, slow: true },
+  { id: 'a', title: (r) => `${n(r.count)} x 64 B, sends not awaited`, kind: 'stream', size: 64, count: 1_000_000, quick: 200_000 },
+  { id: 'b', title: (r) => `64 B ping-pong, ${n(r.count)} round trips`, kind: 'pingpong', size: 64, count: 20_000, quick: 5_000, warmup: 1_000, quickWarmup: 500 },
+  { id: 'c', title: (r) => `${n(r.count)} x 1 KiB`, kind: 'stream', size: 1024, count: 500_000, quick: 100_000 },
+  { id: 'd', title: (r) => `${n(r.count)} x 1 MiB`, kind: 'stream', size: MiB, count: 1024, quick: 256 },
+  { id: 'e', title: (r) => `one ${n(r.size / MiB)} MiB message`, kind: 'stream', size: 256 * MiB, count: 1, quick: 1, quickSize: 64 * MiB },
+  { id: 'f', title: (r) => `slow consumer, ${n(r.count)} x 1 KiB`, kind: 'stream', size: 1024, count: 1024 * 1024, quick: 128 * 1024, slow: true },
 ];
 
 /** The peers. `inproc` ones run both sides in one process. */
@@ -241,7 +242,7 @@ lines.push('| workload | peer | msgs/s | MB/s | x baseline | p50 / p99 RTT (us) 
 lines.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |');
 for (const r of rows) {
   const w = WORKLOADS.find((x) => x.id === r.workload);
-  const wl = `(${r.workload}) ${w.title}`;
+  const wl = `(${r.workload}) ${w.title(r)}`;
   if (r.error) {
     lines.push(`| ${wl} | ${label[r.peer]} | failed: ${r.error} | | | | | |`);
     continue;
@@ -258,7 +259,7 @@ console.log(lines.join('\n'));
 
 const outPath = flag('out') ?? join(here, 'results', quick ? 'quick.json' : 'results.json');
 mkdirSync(dirname(outPath), { recursive: true });
-const report = { date: new Date().toISOString(), quick, machine, workloads: WORKLOADS.filter((w) => workloads.includes(w)), peers: PEERS.map(({ id, label }) => ({ id, label })), skipped, rows, targets };
+const report = { date: new Date().toISOString(), quick, machine, workloads: workloads.map(({ title, ...w }) => ({ ...w, title: title(quick ? { count: w.quick, size: w.quickSize ?? w.size } : w) })), peers: PEERS.map(({ id, label }) => ({ id, label })), skipped, rows, targets };
 writeFileSync(outPath, `${JSON.stringify(report, null, 2)}\n`);
 const chartPath = quick ? join(dirname(outPath), 'quick-chart.svg') : join(dirname(outPath), 'chart.svg');
 writeFileSync(chartPath, renderChart(report));
