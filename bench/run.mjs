@@ -41,7 +41,7 @@ const PEERS = [
 /** Quick mode (CI) runs the peers that matter for the targets, plus one run of each other peer on (a). */
 const QUICK_FULL = new Set(['raw', 'channel', 'channel-pair']);
 /** Runs of each of those per workload in a full run (the median is kept). */
-const REPEATS = Number(flag('repeats') ?? 3);
+const REPEATS = Number(flag('repeats') ?? (quick ? 3 : 5));
 
 function checkPython() {
   const r = spawnSync('python3', ['-c', 'import sys; print(sys.version.split()[0])'], { encoding: 'utf8' });
@@ -82,9 +82,19 @@ function runChild(cmd, argv, timeoutMs, onReady) {
   });
 }
 
+/**
+ * With taskset (util-linux) and 2+ cores, the receiver is pinned to core 0 and the sender to core 1:
+ * left to the scheduler, a ping-pong's p50 swings 2-3x between runs depending on whether both sides
+ * land on one core. In-process runs are not pinned. `--no-pin` turns this off.
+ */
+const PIN = !args.includes('--no-pin') && os.cpus().length >= 2 && spawnSync('taskset', ['-c', '0', 'true']).status === 0;
+
 function sideCommand(peer, role, ctx, port) {
-  if (peer.python) return ['python3', [join(here, 'peers', 'gist_side.py'), role, JSON.stringify(ctx), ...(port ? [String(port)] : [])]];
-  return [process.execPath, [join(here, 'side.mjs'), peer.id, role, JSON.stringify(ctx), ...(port ? [String(port)] : [])]];
+  const argv = peer.python
+    ? ['python3', join(here, 'peers', 'gist_side.py'), role, JSON.stringify(ctx), ...(port ? [String(port)] : [])]
+    : [process.execPath, join(here, 'side.mjs'), peer.id, role, JSON.stringify(ctx), ...(port ? [String(port)] : [])];
+  if (PIN && role !== 'inproc') return ['taskset', ['-c', role === 'recv' ? '0' : '1', ...argv]];
+  return [argv[0], argv.slice(1)];
 }
 
 async function runOne(peer, w) {
@@ -157,32 +167,44 @@ for (const p of PEERS) {
   }
 }
 
+// The fast peers finish a run in well under a second, where noise (and other work on a 2-core
+// machine) is large: they run REPEATS rounds, interleaved (raw, channel, pair, raw, ...) so that a
+// busy moment hits them alike, and each keeps its median (by msgs/s, or by p50 for the ping-pong).
 const plan = [];
 for (const w of workloads) {
+  const fast = peers.filter((p) => QUICK_FULL.has(p.id));
+  for (let k = 0; k < REPEATS; k++) for (const p of fast) plan.push([p, w]);
   for (const p of peers) {
-    if (quick && !allPeers && !QUICK_FULL.has(p.id) && w.id !== 'a') continue;
+    if (QUICK_FULL.has(p.id)) continue;
+    if (quick && !allPeers && w.id !== 'a') continue;
     plan.push([p, w]);
   }
 }
 
 const started = Date.now();
 log(`msgchannel bench${quick ? ' --quick' : ''}: ${plan.length} runs, ${peers.map((p) => p.id).join(', ')}`);
-const rows = [];
+const tries = [];
 for (let i = 0; i < plan.length; i++) {
   const [p, w] = plan[i];
   const t = Date.now();
   process.stderr.write(`[${i + 1}/${plan.length}] (${w.id}) ${p.id} ... `);
-  // The fast peers finish a run in well under a second, where noise is large: they are repeated
-  // and keep the median (by msgs/s, or by p50 for the ping-pong).
-  const repeats = QUICK_FULL.has(p.id) ? REPEATS : 1;
-  const tries = [];
-  for (let k = 0; k < repeats; k++) tries.push(await runOne(p, w));
-  const good = tries.filter((r) => !r.error);
-  const key = (r) => (w.kind === 'pingpong' ? -r.p50us : r.msgsPerSec);
-  const row = good.length ? good.sort((x, y) => key(x) - key(y))[Math.floor((good.length - 1) / 2)] : tries[0];
-  if (repeats > 1) row.repeats = { n: repeats, ok: good.length, msgsPerSec: good.map((r) => Math.round(r.msgsPerSec)) };
-  rows.push(row);
+  const row = await runOne(p, w);
+  tries.push(row);
   log(row.error ? `FAILED: ${row.error}` : `${((Date.now() - t) / 1000).toFixed(1)} s`);
+}
+const rows = [];
+for (const w of workloads) {
+  for (const p of peers) {
+    const mine = tries.filter((r) => r.workload === w.id && r.peer === p.id);
+    if (mine.length === 0) continue;
+    const good = mine.filter((r) => !r.error);
+    const key = (r) => (w.kind === 'pingpong' ? -r.p50us : r.msgsPerSec);
+    const row = good.length ? good.sort((x, y) => key(x) - key(y))[Math.floor((good.length - 1) / 2)] : mine[0];
+    if (mine.length > 1) {
+      row.repeats = { n: mine.length, ok: good.length, msgsPerSec: good.map((r) => Math.round(r.msgsPerSec)), p50us: w.kind === 'pingpong' ? good.map((r) => r.p50us) : undefined };
+    }
+    rows.push(row);
+  }
 }
 
 // Ratios to the baseline: msgs/s for the streams, raw p50 / p50 for the ping-pong (higher is better).
@@ -203,13 +225,13 @@ const target = (name, holds, detail) => targets.push({ name, holds, detail });
 {
   const a = get('a', 'channel');
   const ra = get('a', 'raw');
-  if (a && ra) target('(a) Channel >= 0.9x baseline msgs/s', a.ratio >= 0.9, `${fmt(a.msgsPerSec)} vs ${fmt(ra.msgsPerSec)} msgs/s = ${fmt(a.ratio, 2)}x`);
+  if (a && ra) target('(a) Channel >= 0.9x baseline msgs/s', a.ratio >= 0.9, `${fmt(a.msgsPerSec)} vs ${fmt(ra.msgsPerSec)} msgs/s = ${fmt(a.ratio, 3)}x`);
   const b = get('b', 'channel');
   const rb = get('b', 'raw');
-  if (b && rb) target('(b) Channel p50 round trip <= 1.2x raw socket', b.p50us <= 1.2 * rb.p50us, `${fmt(b.p50us, 1)} vs ${fmt(rb.p50us, 1)} us = ${fmt(b.p50us / rb.p50us, 2)}x`);
+  if (b && rb) target('(b) Channel p50 round trip <= 1.2x raw socket', b.p50us <= 1.2 * rb.p50us, `${fmt(b.p50us, 1)} vs ${fmt(rb.p50us, 1)} us = ${fmt(b.p50us / rb.p50us, 3)}x`);
   const d = get('d', 'channel');
   const rd = get('d', 'raw');
-  if (d && rd) target('(d) Channel >= 0.9x raw socket MB/s', d.ratio >= 0.9, `${fmt(d.MBps)} vs ${fmt(rd.MBps)} MB/s = ${fmt(d.ratio, 2)}x`);
+  if (d && rd) target('(d) Channel >= 0.9x raw socket MB/s', d.ratio >= 0.9, `${fmt(d.MBps)} vs ${fmt(rd.MBps)} MB/s = ${fmt(d.ratio, 3)}x`);
   const e = get('e', 'channel');
   if (e) {
     const limit = 1.3 * e.size + 50 * MiB;
@@ -221,7 +243,7 @@ const target = (name, holds, detail) => targets.push({ name, holds, detail });
   for (const wid of ['a', 'd']) {
     const pr = get(wid, 'channel-pair');
     const tcp = get(wid, 'channel');
-    if (pr && tcp) target(`(${wid}) Channel.pair at least as fast as TCP`, pr.msgsPerSec >= tcp.msgsPerSec, `${fmt(pr.MBps)} vs ${fmt(tcp.MBps)} MB/s = ${fmt(pr.msgsPerSec / tcp.msgsPerSec, 2)}x`);
+    if (pr && tcp) target(`(${wid}) Channel.pair at least as fast as TCP`, pr.msgsPerSec >= tcp.msgsPerSec, `${fmt(pr.MBps)} vs ${fmt(tcp.MBps)} MB/s = ${fmt(pr.msgsPerSec / tcp.msgsPerSec, 3)}x`);
   }
 }
 
@@ -230,13 +252,14 @@ const machine = {
   cpus: os.cpus().length,
   cpu: os.cpus()[0]?.model,
   platform: `${os.platform()} ${os.release()}`,
+  pinned: PIN,
   python: peers.some((p) => p.python) ? checkPython() : undefined,
 };
 
 // The table.
 const label = Object.fromEntries(PEERS.map((p) => [p.id, p.label]));
 const lines = [];
-lines.push(`msgchannel benchmark${quick ? ' (--quick: scaled-down counts, fewer peers)' : ''}: Node ${machine.node}, ${machine.cpus} cores (${machine.cpu}), loopback`);
+lines.push(`msgchannel benchmark${quick ? ' (--quick: scaled-down counts, fewer peers)' : ''}: Node ${machine.node}, ${machine.cpus} cores (${machine.cpu}), loopback${PIN ? ', receiver on core 0 and sender on core 1' : ''}; median of ${REPEATS} interleaved runs for the baseline and msgchannel`);
 lines.push('');
 lines.push('| workload | peer | msgs/s | MB/s | x baseline | p50 / p99 RTT (us) | time (s) | peak RSS send / recv (MiB) |');
 lines.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |');
