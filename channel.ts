@@ -24,6 +24,21 @@ export type { PythonConnectionOptions } from './src/framing/pythonConnection.js'
 export type { ChallengeKind } from './src/auth.js';
 export type { AckIO, Decoder, DecoderLimits, FrameSink, Framing, HandshakeIO } from './src/framing/types.js';
 export * from './src/typed/index.js';
+export {
+  CONNECTION_LIMIT_REASON,
+  Connection,
+  DEFAULT_SHUTDOWN_REASON,
+  DEFAULT_SHUTDOWN_TIMEOUT,
+  Server,
+  type Incoming,
+  type Outgoing,
+  type PacketmqOption,
+  type PeerOptions,
+  type ServerCloseOptions,
+  type ServerListenOptions,
+  type ServerOptions,
+} from './src/server.js';
+export { Client, RECONNECT_DEFAULTS, type ClientCloseOptions, type ClientOptions, type ClientTarget } from './src/client.js';
 
 /** Default `maxMessageSize`: 64 MiB. */
 export const DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024;
@@ -101,6 +116,12 @@ export interface ConnectOptions extends ChannelOptions {
    * @default true
    */
   noDelay?: boolean;
+  /**
+   * TCP keepalive: `true`, or the idle milliseconds before the first probe. The kernel then finds
+   * a peer that vanished without a FIN or RST (the channel fails with ETIMEDOUT).
+   * @default false
+   */
+  keepAlive?: boolean | number;
 }
 
 /** Options of Channel.listen(). */
@@ -128,6 +149,18 @@ export interface ListenOptions extends ChannelOptions {
   noDelay?: boolean;
   /** Closes the listener when aborted. */
   signal?: AbortSignal;
+  /**
+   * TCP keepalive on accepted sockets: `true`, or the idle milliseconds before the first probe.
+   * @default false
+   */
+  keepAlive?: boolean | number;
+  /**
+   * Called for each incoming connection before its channel is made (and before any byte is
+   * written); return false to refuse it. A refused connection gets the framing's `refusal` bytes
+   * (tinyproto: `FE`, connection limit) and is closed; for framings without one, a TCP connection
+   * is reset (RST) and any other is closed. Servers use it for a connection limit.
+   */
+  admit?: () => boolean;
 }
 
 /** Per-call options of recv(). */
@@ -935,6 +968,23 @@ class RawReader {
   }
 }
 
+/** Refuse an incoming connection: the framing's refusal bytes then close, or a TCP reset. */
+function refuse(socket: net.Socket, framing: Framing | undefined): void {
+  socket.on('error', noop);
+  const refusal = framing?.refusal;
+  if (refusal !== undefined) {
+    socket.resume(); // discard what the client sends, so its close is seen
+    socket.end(refusal);
+    socket.setTimeout(DEFAULT_CLOSE_TIMEOUT, () => socket.destroy());
+    return;
+  }
+  try {
+    socket.resetAndDestroy(); // TCP: the client reads ECONNRESET before any frame
+  } catch {
+    socket.destroy(); // not TCP (a Unix socket): a close before any frame
+  }
+}
+
 function describeTarget(opts: { host?: string | undefined; port?: number | undefined; path?: string | undefined }): string {
   return opts.path !== undefined ? opts.path : `${opts.host ?? 'localhost'}:${opts.port}`;
 }
@@ -980,6 +1030,7 @@ function connectChannel(opts: ConnectOptions): Promise<Channel> {
     }
     socket.once(secure ? 'secureConnect' : 'connect', () => {
       if (opts.path === undefined) socket.setNoDelay(opts.noDelay ?? true);
+      if (opts.keepAlive && opts.path === undefined) socket.setKeepAlive(true, opts.keepAlive === true ? 0 : opts.keepAlive);
       socket.removeListener('error', onError);
       channel = new Channel(socket, opts);
       channel.ready.then(
@@ -1057,12 +1108,27 @@ export class Listener implements AsyncIterable<Channel> {
     return this.#queue.length;
   }
 
+  /** Connections accepted whose framing handshake has not finished yet (not yet in `pending`). */
+  get handshaking(): number {
+    return this.#handshaking;
+  }
+
+  #handshaking = 0;
+
   #onSocket(socket: net.Socket): void {
     if (this.#closed) {
       socket.destroy();
       return;
     }
-    if (this.#options.path === undefined) socket.setNoDelay(this.#options.noDelay ?? true);
+    if (this.#options.admit !== undefined && !this.#options.admit()) {
+      refuse(socket, this.#options.framing);
+      return;
+    }
+    if (this.#options.path === undefined) {
+      socket.setNoDelay(this.#options.noDelay ?? true);
+      const keepAlive = this.#options.keepAlive;
+      if (keepAlive) socket.setKeepAlive(true, keepAlive === true ? 0 : keepAlive);
+    }
     let channel: Channel;
     try {
       channel = new Channel(socket, { ...this.#options, isServer: true });
@@ -1072,9 +1138,13 @@ export class Listener implements AsyncIterable<Channel> {
       return;
     }
     if (this.#options.echo) console.log(`--> ${channel.ip ?? this.#options.path}:${channel.port ?? ''}`);
+    this.#handshaking++;
     channel.ready.then(
-      () => this.#deliver(channel),
-      noop, // a failed handshake ends that connection only
+      () => {
+        this.#handshaking--;
+        this.#deliver(channel);
+      },
+      () => this.#handshaking--, // a failed handshake ends that connection only
     );
   }
 

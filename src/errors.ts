@@ -119,6 +119,45 @@ export class MessageRefusedError extends MsgChannelError {
   }
 }
 
+/**
+ * The server refused the connection because it is at its connection limit. How the client sees
+ * it depends on the framing: tinyproto's `FE` init byte; for other framings a TCP
+ * reset before any message arrived (over a Unix socket, which cannot reset, a refusal looks like
+ * a clean close); in process, at connect. The Client also reads a packetmq softquit
+ * `reason.connectionlimit` as one.
+ * A ProtocolError subclass, so code that caught tinyproto's FE as a ProtocolError still does.
+ */
+export class ConnectionRefusedError extends ProtocolError {
+  constructor(message = 'the server refused the connection (connection limit)', options?: ErrorOptions & { offset?: number }) {
+    super(message, { ...options, code: 'ERR_CONNECTION_LIMIT' });
+  }
+}
+
+/**
+ * A message the Client accepted but could not send: its offline queue was full, or the client was
+ * closed (or gave up reconnecting) before the message could be sent. `data` is the message.
+ */
+export class MessageNotSentError extends MsgChannelError {
+  /** The message, as given to send() (for a typed client, `{ name, data }`). */
+  readonly data: unknown;
+  /** Its position among the client's send() calls, counting from 1. */
+  readonly seq: number;
+  constructor(message: string, data: unknown, seq: number, options?: ErrorOptions) {
+    super('ERR_NOT_SENT', message, options);
+    this.data = data;
+    this.seq = seq;
+  }
+}
+
+/** A reconnecting Client used up `maxRetries` (`cause` is the last connection error). */
+export class ReconnectFailedError extends MsgChannelError {
+  readonly attempts: number;
+  constructor(attempts: number, options?: ErrorOptions) {
+    super('ERR_RECONNECT_FAILED', `gave up after ${attempts} failed connection attempts`, options);
+    this.attempts = attempts;
+  }
+}
+
 /** Every stable error code msgchannel itself raises. */
 export const ErrorCode = {
   CHANNEL_CLOSED: 'ERR_CHANNEL_CLOSED',
@@ -131,5 +170,8 @@ export const ErrorCode = {
   UNKNOWN_TYPE: 'ERR_UNKNOWN_TYPE',
   DECODE: 'ERR_DECODE',
   HANDSHAKE: 'ERR_HANDSHAKE',
+  CONNECTION_LIMIT: 'ERR_CONNECTION_LIMIT',
+  NOT_SENT: 'ERR_NOT_SENT',
+  RECONNECT_FAILED: 'ERR_RECONNECT_FAILED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

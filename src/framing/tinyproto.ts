@@ -20,7 +20,7 @@
  * arriving is safe, because its header follows our answer to the peer's header on the wire. So
  * use a request/response discipline (or let one side speak at a time), as tinyproto itself does.
  */
-import { MessageRefusedError, MessageTooLargeError, ProtocolError } from '../errors.js';
+import { ConnectionRefusedError, MessageRefusedError, MessageTooLargeError, ProtocolError } from '../errors.js';
 import type { AckIO, Decoder, DecoderLimits, FrameSink, Framing, HandshakeIO } from './types.js';
 
 /** Largest message the protocol carries (a tinyproto receiver refuses bigger ones). */
@@ -144,6 +144,7 @@ export const tinyproto: Framing = Object.freeze({
   maxType: 0,
   maxEncodableSize: TINYPROTO_MAX_SIZE,
   acknowledged: true,
+  refusal: Buffer.from([0xfe]),
   writeHeader(target: Buffer, offset: number, bodyLength: number): number {
     if (!(bodyLength >= 0 && bodyLength <= TINYPROTO_MAX_SIZE)) {
       throw new RangeError(`tinyproto: a ${bodyLength}-byte body is above the protocol's maximum ${TINYPROTO_MAX_SIZE}`);
@@ -157,6 +158,9 @@ export const tinyproto: Framing = Object.freeze({
   async handshake(io: HandshakeIO): Promise<void> {
     io.write(ACCEPT);
     const [b] = await io.read(1);
+    if (b === 0xfe) {
+      throw new ConnectionRefusedError('tinyproto initialisation failed: the peer sent 0xfe instead of FF (connection limit)', { offset: 0 });
+    }
     if (b !== OK) {
       throw new ProtocolError(
         `tinyproto initialisation failed: the peer sent ${hex(b!)} instead of FF${STATUS[b!] ? ` (${STATUS[b!]})` : ''}`,

@@ -85,4 +85,10 @@ export interface Framing {
   readonly acknowledged?: boolean;
   /** Optional conversation run once per connection before the first message. */
   handshake?(io: HandshakeIO): Promise<void>;
+  /**
+   * Bytes a server writes instead of its handshake to refuse a connection at its connection
+   * limit (tinyproto: `FE`); the client's handshake then fails with ConnectionRefusedError.
+   * Framings without one refuse with a TCP reset.
+   */
+  readonly refusal?: Uint8Array;
 }

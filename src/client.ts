@@ -1,0 +1,535 @@
+/**
+ * Client: a connection that reconnects by itself with exponential backoff and jitter (Twisted's
+ * ReconnectingClientFactory defaults, as ltprotocol's LTTwistedClient), callbacks, and an explicit
+ * policy for sends made while disconnected. Built on Channel.connect() and, with a Protocol, on
+ * TypedChannel / PacketmqSession. It never touches a socket itself.
+ */
+import { Channel, type ChannelOptions, type ConnectOptions } from '../channel.js';
+import {
+  ChannelClosedError,
+  ConnectionRefusedError,
+  MessageNotSentError,
+  MessageRefusedError,
+  ReconnectFailedError,
+  TimeoutError,
+} from './errors.js';
+import { Deque } from './deque.js';
+import {
+  CONNECTION_LIMIT_REASON,
+  DEFAULT_SHUTDOWN_TIMEOUT,
+  checkNumber,
+  memoryServers,
+  messageLayer,
+  peerChannelOptions,
+  readMessages,
+  type Incoming,
+  type Outgoing,
+  type PeerOptions,
+} from './server.js';
+import { PacketmqSession } from './typed/packetmq.js';
+import type { MessageMap } from './typed/protocol.js';
+import type { TypedChannel } from './typed/typedChannel.js';
+
+const noop = (): void => {};
+
+/** Twisted ReconnectingClientFactory's defaults (ltprotocol's client uses them). */
+export const RECONNECT_DEFAULTS = Object.freeze({
+  /** First retry after this many ms. */
+  initialDelay: 1000,
+  /** Each further retry waits this many times longer (Twisted: e). */
+  factor: Math.E,
+  /** Never wait longer than this (Twisted: 3600 s). */
+  maxDelay: 3_600_000,
+  /** Standard deviation of the wait, as a fraction of it (Twisted: 0.11962656472). */
+  jitter: 0.11962656472,
+  /** Attempts before giving up (Twisted: None, unlimited). */
+  maxRetries: Infinity,
+  /** Per-attempt connect timeout in ms (Twisted's connectTCP timeout: 30 s). */
+  connectTimeout: 30_000,
+});
+
+/** Options of a Client. */
+export interface ClientOptions<M extends MessageMap = never> extends PeerOptions<M>, Pick<ConnectOptions, 'tls' | 'noDelay'> {
+  /**
+   * Reconnect after a lost connection or a failed attempt. With false, the first failure ends the client.
+   * @default true
+   */
+  reconnect?: boolean;
+  /** @default 1000 (ms) */
+  initialDelay?: number;
+  /** @default Math.E */
+  factor?: number;
+  /** @default 3600000 (1 h) */
+  maxDelay?: number;
+  /** Relative standard deviation of each wait (normally distributed, as Twisted's). @default 0.11962656472 */
+  jitter?: number;
+  /** Failed attempts in a row before giving up with ReconnectFailedError. @default Infinity */
+  maxRetries?: number;
+  /** Milliseconds each connection attempt may take. @default 30000 */
+  connectTimeout?: number;
+  /**
+   * Sends made while disconnected: `'queue'` keeps them (up to `queueLimit`) and sends them in
+   * order after the reconnect; `'reject'` rejects them at once with MessageNotSentError.
+   * @default 'queue'
+   */
+  offline?: 'queue' | 'reject';
+  /** Most messages queued while disconnected; past it, send() rejects with MessageNotSentError. @default 1000 */
+  queueLimit?: number;
+  /**
+   * A refusal by a server at its connection limit (ConnectionRefusedError) ends the client unless
+   * this is true, in which case it retries with backoff like any failure.
+   * @default false
+   */
+  retryRefused?: boolean;
+  /** Connected (after the handshakes), and the queued messages are handed to the connection. */
+  onConnect?: (client: Client<M>) => unknown;
+  /** A message arrived; handlers run one at a time in wire order, a returned promise is awaited. */
+  onMessage?: (message: Incoming<M>, client: Client<M>) => unknown;
+  /** The connection was lost: a packetmq softquit reason, the Error, or undefined after a clean close. */
+  onDisconnect?: (reason: string | Error | undefined, client: Client<M>) => unknown;
+  /** About to retry after `delay` ms (attempt counts failures in a row from 1). */
+  onRetry?: (attempt: number, delay: number, error: Error | string | undefined) => unknown;
+  /** A handler threw, a message could not be decoded, a refusal, giving up. Without one: a process warning. */
+  onError?: (error: Error) => unknown;
+}
+
+/** Where to connect: host and port, a Unix socket path, or an in-process server name. */
+export interface ClientTarget {
+  host?: string;
+  port?: number;
+  path?: string;
+  /** In-process: the name given to Server.listen({ memory }). */
+  memory?: string;
+}
+
+/** Options of Client.close(). */
+export interface ClientCloseOptions {
+  /** packetmq: the softquit reason. @default 'reason.userquit' */
+  reason?: string;
+  /** @default 10000 */
+  timeout?: number;
+}
+
+interface Queued {
+  args: unknown[];
+  seq: number;
+  resolve(): void;
+  reject(error: unknown): void;
+}
+
+/** A normal variate (Box-Muller), as Python's random.normalvariate. */
+function normal(mean: number, sd: number): number {
+  const u = 1 - Math.random();
+  const v = Math.random();
+  return mean + sd * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+}
+
+/**
+ * A client that stays connected: it reconnects with exponential backoff and jitter, and queues
+ * sends made while disconnected (bounded, flushed in order after the reconnect).
+ * @example
+ * const client = new Client({ onMessage: (msg) => console.log(String(msg)) });
+ * await client.connect('127.0.0.1', 5000);
+ * await client.send('hello');   // queued if the connection is down right now
+ * await client.close();
+ */
+export class Client<M extends MessageMap = never> {
+  onConnect: ClientOptions<M>['onConnect'];
+  onMessage: ClientOptions<M>['onMessage'];
+  onDisconnect: ClientOptions<M>['onDisconnect'];
+  onRetry: ClientOptions<M>['onRetry'];
+  onError: ClientOptions<M>['onError'];
+  /**
+   * Resolves when the client stops for good (close(), giving up, a refusal, or a failure with
+   * `reconnect: false`): undefined after close(), the error otherwise. Never rejects.
+   */
+  readonly stopped: Promise<Error | undefined>;
+
+  readonly #options: ClientOptions<M>;
+  readonly #channelOptions: ChannelOptions;
+  readonly #backoff: { initialDelay: number; factor: number; maxDelay: number; jitter: number; maxRetries: number; connectTimeout: number };
+  readonly #queueLimit: number;
+  readonly #queue = new Deque<Queued>();
+  #target: ClientTarget | undefined;
+  #channel: Channel | undefined;
+  #typed: TypedChannel<M> | undefined;
+  #stop = new AbortController();
+  #state: 'idle' | 'connecting' | 'connected' | 'waiting' | 'closed' = 'idle';
+  #failures = 0;
+  #seq = 0;
+  #firstConnect: { resolve(): void; reject(e: unknown): void } | undefined;
+  #resolveStopped!: (error: Error | undefined) => void;
+  #running: Promise<void> | undefined;
+  #closing: Promise<void> | undefined;
+  #closeOptions: ClientCloseOptions = {};
+
+  constructor(options: ClientOptions<M> = {}) {
+    this.#options = options;
+    this.#channelOptions = peerChannelOptions(options);
+    const d = RECONNECT_DEFAULTS;
+    this.#backoff = {
+      initialDelay: checkNumber('initialDelay', options.initialDelay, 0) ?? d.initialDelay,
+      factor: checkNumber('factor', options.factor, 1) ?? d.factor,
+      maxDelay: checkNumber('maxDelay', options.maxDelay, 0) ?? d.maxDelay,
+      jitter: checkNumber('jitter', options.jitter, 0) ?? d.jitter,
+      maxRetries: checkNumber('maxRetries', options.maxRetries, 0, true) ?? d.maxRetries,
+      connectTimeout: checkNumber('connectTimeout', options.connectTimeout, 0) ?? d.connectTimeout,
+    };
+    this.#queueLimit = checkNumber('queueLimit', options.queueLimit, 0, true) ?? 1000;
+    if (options.offline !== undefined && options.offline !== 'queue' && options.offline !== 'reject') {
+      throw new TypeError(`Expected \`offline\` to be 'queue' or 'reject', got ${String(options.offline)}`);
+    }
+    checkNumber('idleTimeout', options.idleTimeout, 1);
+    this.onConnect = options.onConnect;
+    this.onMessage = options.onMessage;
+    this.onDisconnect = options.onDisconnect;
+    this.onRetry = options.onRetry;
+    this.onError = options.onError;
+    this.stopped = new Promise((resolve) => (this.#resolveStopped = resolve));
+  }
+
+  /** 'idle' (before connect()), 'connecting', 'connected', 'waiting' (to retry), 'closed'. */
+  get state(): 'idle' | 'connecting' | 'connected' | 'waiting' | 'closed' {
+    return this.#state;
+  }
+
+  /** True while connected. */
+  get connected(): boolean {
+    return this.#state === 'connected';
+  }
+
+  /** The current channel, while connected. */
+  get channel(): Channel | undefined {
+    return this.#channel;
+  }
+
+  /** The current typed channel (PacketmqSession with `packetmq`), while connected. */
+  get typed(): TypedChannel<M> | undefined {
+    return this.#typed;
+  }
+
+  /** Messages waiting for a connection. */
+  get queued(): number {
+    return this.#queue.length;
+  }
+
+  /**
+   * Connect and stay connected. Resolves at the first successful connection; rejects if the
+   * client stops before one (close(), maxRetries, a refusal, `reconnect: false`). Call it once.
+   */
+  connect(host: string, port: number): Promise<void>;
+  /** A Unix socket path. */
+  connect(path: string): Promise<void>;
+  connect(target: ClientTarget): Promise<void>;
+  connect(hostOrTarget: string | ClientTarget, port?: number): Promise<void> {
+    if (this.#state !== 'idle') return Promise.reject(new Error(`connect() was already called (state ${this.#state})`));
+    const target: ClientTarget =
+      typeof hostOrTarget === 'string' ? (port === undefined ? { path: hostOrTarget } : { host: hostOrTarget, port }) : { ...hostOrTarget };
+    if (target.memory === undefined && target.path === undefined) checkNumber('port', target.port, 0, true);
+    this.#target = target;
+    const first = new Promise<void>((resolve, reject) => (this.#firstConnect = { resolve, reject }));
+    first.catch(noop);
+    this.#state = 'connecting';
+    this.#running = this.#run();
+    return first;
+  }
+
+  /** Connect once; a reset while connecting or in a handshake is a refusal (the server accepted and reset it). */
+  async #open(): Promise<{ channel: Channel; typed: TypedChannel<M> | undefined }> {
+    try {
+      return await this.#openOnce();
+    } catch (error) {
+      if ((error as { code?: string } | undefined)?.code === 'ECONNRESET') {
+        throw new ConnectionRefusedError('the server refused the connection (connection limit): it was reset before any message', { cause: error });
+      }
+      throw error;
+    }
+  }
+
+  async #openOnce(): Promise<{ channel: Channel; typed: TypedChannel<M> | undefined }> {
+    const target = this.#target!;
+    const signal = this.#stop.signal;
+    let channel: Channel;
+    if (target.memory !== undefined) {
+      const accept = memoryServers.get(target.memory);
+      if (accept === undefined) {
+        throw Object.assign(new Error(`no in-process server named '${target.memory}'`), { code: 'ECONNREFUSED' });
+      }
+      channel = new Channel(accept(this.#channelOptions), { ...this.#channelOptions, isServer: false });
+      try {
+        await channel.ready;
+      } catch (error) {
+        channel.destroy();
+        throw error;
+      }
+    } else {
+      const o = this.#options;
+      channel = await Channel.connect({
+        ...this.#channelOptions,
+        host: target.host,
+        port: target.port,
+        path: target.path,
+        tls: o.tls,
+        noDelay: o.noDelay,
+        keepAlive: o.keepAlive,
+        timeout: this.#backoff.connectTimeout,
+        signal,
+      });
+    }
+    let typed: TypedChannel<M> | undefined;
+    try {
+      typed = messageLayer(channel, this.#options, false);
+      if (typed instanceof PacketmqSession) await typed.ready;
+    } catch (error) {
+      channel.destroy();
+      if (error instanceof ChannelClosedError && error.reason === CONNECTION_LIMIT_REASON) {
+        throw new ConnectionRefusedError(`the server refused the connection (packetmq softquit ${error.reason})`, { cause: error });
+      }
+      throw error;
+    }
+    if (signal.aborted) {
+      channel.destroy();
+      throw signal.reason;
+    }
+    return { channel, typed };
+  }
+
+  async #run(): Promise<void> {
+    let stopError: Error | undefined;
+    for (;;) {
+      if (this.#stop.signal.aborted) break;
+      this.#state = 'connecting';
+      let failure: Error | string | undefined;
+      try {
+        const { channel, typed } = await this.#open();
+        failure = await this.#session(channel, typed);
+      } catch (error) {
+        failure = error instanceof Error ? error : new Error(String(error));
+      }
+      if (this.#stop.signal.aborted) break;
+      const refused = failure instanceof ConnectionRefusedError;
+      if (refused) this.#report(failure as Error);
+      if ((refused && this.#options.retryRefused !== true) || this.#options.reconnect === false) {
+        stopError = failure instanceof Error ? failure : new ChannelClosedError(`connection closed: ${String(failure ?? 'by the peer')}`);
+        break;
+      }
+      this.#failures++;
+      if (this.#failures > this.#backoff.maxRetries) {
+        stopError = new ReconnectFailedError(this.#failures, { cause: failure });
+        this.#report(stopError);
+        break;
+      }
+      const b = this.#backoff;
+      const mean = Math.min(b.initialDelay * b.factor ** (this.#failures - 1), b.maxDelay);
+      const delay = Math.max(0, Math.min(b.jitter > 0 ? normal(mean, mean * b.jitter) : mean, b.maxDelay));
+      this.#state = 'waiting';
+      try {
+        await this.onRetry?.(this.#failures, delay, failure);
+      } catch (error) {
+        this.#report(error);
+      }
+      await this.#sleep(delay);
+    }
+    this.#finish(stopError);
+  }
+
+  #sleep(ms: number): Promise<void> {
+    const signal = this.#stop.signal;
+    if (signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      signal.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  /** One connection's life: flush the queue, read until it ends. Returns why it ended. */
+  async #session(channel: Channel, typed: TypedChannel<M> | undefined): Promise<Error | string | undefined> {
+    const failuresBefore = this.#failures;
+    this.#failures = 0; // a successful connect resets the delay
+    this.#channel = channel;
+    this.#typed = typed;
+    this.#state = 'connected';
+    // The queue goes out first, in order; sends made from now on follow it on the same channel.
+    for (let q = this.#queue.shift(); q !== undefined; q = this.#queue.shift()) this.#write(q);
+    this.#firstConnect?.resolve();
+    this.#firstConnect = undefined;
+    let received = false;
+    let idle: NodeJS.Timeout | undefined;
+    const idleTimeout = this.#options.idleTimeout;
+    if (idleTimeout !== undefined) {
+      idle = setTimeout(() => channel.destroy(new TimeoutError(`nothing received for ${idleTimeout} ms`)), idleTimeout);
+    }
+    try {
+      try {
+        await this.onConnect?.(this);
+      } catch (error) {
+        this.#report(error);
+      }
+      await readMessages(
+        channel,
+        typed,
+        this.#stop.signal,
+        (message) => {
+          received = true;
+          idle?.refresh();
+          return this.onMessage?.(message, this);
+        },
+        (error) => this.#report(error),
+      );
+      if (this.#stop.signal.aborted) {
+        await this.#closeChannel(channel, typed);
+      } else if (channel.isOpen) {
+        await channel.close({ timeout: DEFAULT_SHUTDOWN_TIMEOUT }).catch(noop);
+      }
+      let reason: Error | string | undefined = await channel.closed;
+      if (typed instanceof PacketmqSession && typed.quitReason !== undefined) reason = typed.quitReason;
+      if (reason === CONNECTION_LIMIT_REASON || (!received && (reason as { code?: string } | undefined)?.code === 'ECONNRESET')) {
+        // Refused by a server at its limit: a reset before any message (or packetmq's softquit).
+        reason = new ConnectionRefusedError('the server refused the connection (connection limit): it was reset before any message', {
+          cause: reason,
+        });
+        this.#failures = failuresBefore; // not a successful connection: keep backing off
+      }
+      this.#channel = undefined;
+      this.#typed = undefined;
+      if (!this.#stop.signal.aborted) this.#state = 'waiting';
+      try {
+        await this.onDisconnect?.(reason, this);
+      } catch (error) {
+        this.#report(error);
+      }
+      return reason;
+    } finally {
+      clearTimeout(idle);
+      this.#channel = undefined;
+      this.#typed = undefined;
+    }
+  }
+
+  async #closeChannel(channel: Channel, typed: TypedChannel<M> | undefined): Promise<void> {
+    const timeout = this.#closeOptions.timeout ?? DEFAULT_SHUTDOWN_TIMEOUT;
+    if (typed instanceof PacketmqSession && typed.state !== 'softquitted') {
+      await typed.softquit(this.#closeOptions.reason ?? 'reason.userquit').catch(noop);
+    } else {
+      await channel.close({ timeout }).catch(noop);
+    }
+  }
+
+  /** Hand a message to the current connection; if the connection is lost before it is written, queue it again. */
+  #write(q: Queued): void {
+    const typed = this.#typed;
+    const channel = this.#channel!;
+    const sent = typed !== undefined ? typed.send(q.args[0] as never, q.args[1] as never) : channel.send(q.args[0] as Uint8Array | string);
+    sent.then(q.resolve, (error: unknown) => {
+      if (error instanceof ChannelClosedError && !(error instanceof MessageRefusedError) && !this.#stop.signal.aborted && this.#options.reconnect !== false) {
+        this.#enqueue(q); // never written: it goes out after the reconnect
+      } else q.reject(error);
+    });
+  }
+
+  #enqueue(q: Queued): void {
+    if (this.#state === 'connected' && this.#channel?.isOpen) {
+      this.#write(q);
+      return;
+    }
+    if (this.#options.offline === 'reject') {
+      q.reject(new MessageNotSentError(`message #${q.seq} not sent: the client is disconnected (offline: 'reject')`, this.#describe(q), q.seq));
+      return;
+    }
+    if (this.#queue.length >= this.#queueLimit) {
+      q.reject(
+        new MessageNotSentError(
+          `message #${q.seq} not sent: the client is disconnected and its queue is full (queueLimit ${this.#queueLimit})`,
+          this.#describe(q),
+          q.seq,
+        ),
+      );
+      return;
+    }
+    this.#queue.push(q);
+  }
+
+  #describe(q: Queued): unknown {
+    return this.#options.protocol !== undefined ? { name: q.args[0], data: q.args[1] } : q.args[0];
+  }
+
+  /**
+   * Send `(data)`, or `(name, data)` with a Protocol. While connected it goes out at once (see
+   * Channel.send); while disconnected it follows the `offline` policy. The promise resolves once the
+   * message is handed to a connection and rejects with MessageNotSentError when it never will be.
+   */
+  send(...args: Outgoing<M>): Promise<void> {
+    const seq = ++this.#seq;
+    if (this.#state === 'closed' || this.#closing) {
+      const error = new MessageNotSentError(`message #${seq} not sent: the client is closed`, this.#options.protocol ? { name: args[0], data: args[1] } : args[0], seq);
+      const p = Promise.reject(error);
+      p.catch(noop);
+      return p;
+    }
+    if (this.#state === 'connected' && this.#queue.length === 0 && this.#channel?.isOpen) {
+      // The fast path: straight to the channel, which keeps call order.
+      const typed = this.#typed;
+      const sent = typed !== undefined ? typed.send(args[0] as never, args[1] as never) : this.#channel.send(args[0] as Uint8Array | string);
+      return sent.catch((error: unknown) => {
+        if (error instanceof ChannelClosedError && !this.#stop.signal.aborted && this.#options.reconnect !== false) {
+          return new Promise<void>((resolve, reject) => this.#enqueue({ args, seq, resolve, reject }));
+        }
+        throw error;
+      });
+    }
+    const p = new Promise<void>((resolve, reject) => this.#enqueue({ args, seq, resolve, reject }));
+    p.catch(noop);
+    return p;
+  }
+
+  #report(error: unknown): void {
+    const e = error instanceof Error ? error : new Error(String(error));
+    const handler = this.onError;
+    if (handler === undefined) {
+      process.emitWarning(e);
+      return;
+    }
+    try {
+      const r = handler(e);
+      if (r instanceof Promise) r.catch((inner: unknown) => process.emitWarning(inner instanceof Error ? inner : String(inner)));
+    } catch (inner) {
+      process.emitWarning(inner instanceof Error ? inner : String(inner));
+    }
+  }
+
+  #finish(error: Error | undefined): void {
+    this.#state = 'closed';
+    const cause = error ?? new ChannelClosedError('client was closed');
+    for (let q = this.#queue.shift(); q !== undefined; q = this.#queue.shift()) {
+      q.reject(new MessageNotSentError(`message #${q.seq} not sent: ${error ? error.message : 'the client was closed'}`, this.#describe(q), q.seq, { cause }));
+    }
+    this.#firstConnect?.reject(cause);
+    this.#firstConnect = undefined;
+    this.#resolveStopped(error);
+  }
+
+  /**
+   * Stop reconnecting and close the connection gracefully (what was sent is flushed; packetmq:
+   * softquit with `reason`). Messages still queued reject with MessageNotSentError. Resolves once
+   * everything is closed. Idempotent.
+   */
+  close(options: ClientCloseOptions = {}): Promise<void> {
+    if (this.#closing) return this.#closing;
+    this.#closeOptions = options;
+    this.#closing = (async () => {
+      this.#stop.abort(new ChannelClosedError('client was closed'));
+      if (this.#running === undefined) this.#finish(undefined);
+      else await this.#running;
+    })();
+    return this.#closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}

@@ -1,0 +1,562 @@
+/**
+ * Server: callbacks, a connection set, broadcast, a connection limit and graceful shutdown over
+ * the public Channel/Listener API (and TypedChannel, or PacketmqSession, when a Protocol is given).
+ * The seeds' servers: ltprotocol's LTTwistedServer, tinyproto's TinyProtoServer, packetmq's Server
+ * and MemoryServer. It reads each connection with recv() and never touches a socket itself.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { Channel, type ChannelOptions, type Listener, type ListenOptions } from '../channel.js';
+import { ChannelClosedError, ConnectionRefusedError, MessageDecodeError, TimeoutError, UnknownMessageTypeError } from './errors.js';
+import { memoryPair } from './memory.js';
+import { PacketmqSession, packetmqChannelOptions, type PacketmqSessionOptions } from './typed/packetmq.js';
+import type { MessageMap, Protocol, TypedMessage } from './typed/protocol.js';
+import { TypedChannel } from './typed/typedChannel.js';
+
+const noop = (): void => {};
+
+/** Default time Server.close() and Client.close() wait before destroying what is left. */
+export const DEFAULT_SHUTDOWN_TIMEOUT = 10_000;
+/** Default softquit reason a packetmq server sends its clients on close(). */
+export const DEFAULT_SHUTDOWN_REASON = 'reason.shutdown';
+/** The packetmq softquit reason a server at its connection limit sends. */
+export const CONNECTION_LIMIT_REASON = 'reason.connectionlimit';
+
+/** What a message is on the receiving side: a Buffer, or `{ name, id, data }` with a Protocol. */
+export type Incoming<M extends MessageMap> = [M] extends [never] ? Buffer : TypedMessage<M>;
+/** The arguments of send() and broadcast(): `(data)`, or `(name, data)` with a Protocol. */
+export type Outgoing<M extends MessageMap> = [M] extends [never]
+  ? [data: Uint8Array | string]
+  : { [N in keyof M & string]: [name: N, data: M[N]] }[keyof M & string];
+
+/** packetmq session settings for a Server or Client; `true` for the defaults. */
+export type PacketmqOption = boolean | (Partial<PacketmqSessionOptions> & { adaptive?: boolean });
+
+/** Options shared by Server and Client: the message layer and liveness. */
+export interface PeerOptions<M extends MessageMap> extends ChannelOptions {
+  /**
+   * Typed messages: handlers get `{ name, id, data }` and send() takes `(name, data)`. The
+   * framing needs a type field (ltprotocol(), packetmqFraming, lengthPrefixed({ typeSize })).
+   */
+  protocol?: Protocol<M>;
+  /**
+   * Run a packetmq session on each connection (handshake, softquit with a reason). Needs
+   * `protocol`; the framing and size limit default to packetmq's. The server side is
+   * non-adaptive and the client side adaptive unless `{ adaptive }` says otherwise.
+   */
+  packetmq?: PacketmqOption;
+  /**
+   * Close a connection on which nothing was received for this many milliseconds (it fails with
+   * TimeoutError): finds half-open connections. Pair it with a heartbeat message when the
+   * protocol can be quiet for longer. Off by default.
+   */
+  idleTimeout?: number;
+  /**
+   * TCP keepalive: `true`, or the idle milliseconds before the first probe.
+   * @default false
+   */
+  keepAlive?: boolean | number;
+}
+
+/** Options of a Server. Listen options (tls, backlog, reuse, noDelay, echo) apply to every listen(). */
+export interface ServerOptions<M extends MessageMap = never>
+  extends PeerOptions<M>,
+    Pick<ListenOptions, 'tls' | 'backlog' | 'reuse' | 'noDelay' | 'echo'> {
+  /**
+   * Most connections open at once, counting those still in their handshake. An extra client is
+   * refused before any message: tinyproto's `FE` init byte, otherwise a TCP reset (in process: at
+   * connect); the Client reports ConnectionRefusedError (code ERR_CONNECTION_LIMIT).
+   * @default Infinity
+   */
+  maxConnections?: number;
+  /** A client connected (after the framing's and packetmq's handshakes). Awaited before its first message is handled. */
+  onConnection?: (conn: Connection<M>) => unknown;
+  /** A message arrived. Handlers of one connection run one at a time in wire order; a returned promise is awaited. */
+  onMessage?: (conn: Connection<M>, message: Incoming<M>) => unknown;
+  /** A connection closed: `reason` is a packetmq softquit reason, the Error that ended it, or undefined after a clean close. */
+  onClose?: (conn: Connection<M>, reason: string | Error | undefined) => unknown;
+  /** A handler threw, a message could not be decoded, a handshake or a listener failed. Without one: a process warning. */
+  onError?: (error: Error, conn: Connection<M> | undefined) => unknown;
+}
+
+/** Where to listen: a TCP port, a Unix socket path, or an in-process name. */
+export interface ServerListenOptions extends Pick<ListenOptions, 'tls' | 'backlog' | 'reuse' | 'noDelay' | 'echo'> {
+  port?: number;
+  host?: string;
+  path?: string;
+  /** In-process transport: Client.connect({ memory: name }) reaches this server with no socket. */
+  memory?: string;
+}
+
+/** Options of Server.close(). */
+export interface ServerCloseOptions {
+  /** packetmq: the softquit reason sent to every client. @default 'reason.shutdown' */
+  reason?: string;
+  /** Milliseconds to wait for every connection to close; then the rest are destroyed and close() rejects with TimeoutError. @default 10000 */
+  timeout?: number;
+}
+
+/** In-process servers by name: Server.listen({ memory }) registers, Client.connect({ memory }) looks up. */
+export const memoryServers = new Map<string, (options: ChannelOptions) => Duplex>();
+
+export function checkNumber(name: string, value: unknown, min: number, integer = false): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || Number.isNaN(value) || value < min || (integer && value !== Infinity && !Number.isInteger(value))) {
+    throw new RangeError(`Expected \`${name}\` to be ${integer ? 'an integer' : 'a number'} >= ${min}, got ${String(value)}`);
+  }
+  return value;
+}
+
+/** The Channel options a peer uses: packetmq's framing and limit when `packetmq` is set. */
+export function peerChannelOptions<M extends MessageMap>(options: PeerOptions<M>): ChannelOptions {
+  const o: ChannelOptions = {};
+  if (options.packetmq) {
+    if (options.protocol === undefined) throw new TypeError('Expected a `protocol` with `packetmq`');
+    const max = typeof options.packetmq === 'object' ? options.packetmq.maxMessageSize : undefined;
+    Object.assign(o, packetmqChannelOptions(max));
+  }
+  for (const key of ['framing', 'maxMessageSize', 'highWaterMark', 'sendHighWaterMark', 'handshakeTimeout'] as const) {
+    if (options[key] !== undefined) (o as Record<string, unknown>)[key] = options[key];
+  }
+  return o;
+}
+
+/** The message layer over a channel: none, a TypedChannel, or a PacketmqSession (whose handshake has started). */
+export function messageLayer<M extends MessageMap>(
+  channel: Channel,
+  options: PeerOptions<M>,
+  isServer: boolean,
+): TypedChannel<M> | undefined {
+  if (options.protocol === undefined) return undefined;
+  if (options.packetmq) {
+    const p = typeof options.packetmq === 'object' ? options.packetmq : {};
+    return new PacketmqSession(options.protocol, channel, { ...p, adaptive: p.adaptive ?? !isServer });
+  }
+  return new TypedChannel(options.protocol, channel);
+}
+
+/**
+ * Read one connection until it ends or `stop` aborts, calling `handle` for each message in order.
+ * After `stop`, what is already buffered is still handled (the drain), then it returns.
+ */
+export async function readMessages<M extends MessageMap>(
+  channel: Channel,
+  typed: TypedChannel<M> | undefined,
+  stop: AbortSignal,
+  handle: (message: Incoming<M>) => unknown,
+  report: (error: Error) => unknown,
+): Promise<void> {
+  for (;;) {
+    // Once stopped, take only what is already here: a 0 ms timeout resolves with a buffered message or ends the loop.
+    const options = stop.aborted ? { timeout: 0 } : { signal: stop };
+    let message: Incoming<M>;
+    try {
+      message = (typed ? await typed.recv(options) : await channel.recv(options)) as Incoming<M>;
+    } catch (error) {
+      if ((error instanceof UnknownMessageTypeError || error instanceof MessageDecodeError) && !stop.aborted) {
+        await report(error);
+        continue;
+      }
+      if (stop.aborted && error === stop.reason) continue; // stopped while waiting: drain what is buffered
+      return; // closed, failed, or drained: `closed` has the story
+    }
+    try {
+      await handle(message);
+    } catch (error) {
+      await report(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+}
+
+let nextId = 1;
+
+/** The connection whose handler is running, so Server.close() called from a handler does not wait for itself. */
+const inHandler = new AsyncLocalStorage<Connection<MessageMap>>();
+
+/** One client of a Server. */
+export class Connection<M extends MessageMap = never> {
+  /** Unique in this process, increasing. */
+  readonly id = nextId++;
+  /** The channel below (its `ip`, `port`, `closed`, ...). */
+  readonly channel: Channel;
+  /** The typed layer (a PacketmqSession with `packetmq`), when the server has a Protocol. */
+  readonly typed: TypedChannel<M> | undefined;
+  /** Free for the application (a user name, a session object, ...). */
+  data: unknown;
+  /** Aborted when the server stops reading this connection. */
+  readonly #stop = new AbortController();
+  #closing: Promise<void> | undefined;
+
+  constructor(channel: Channel, typed: TypedChannel<M> | undefined) {
+    this.channel = channel;
+    this.typed = typed;
+  }
+
+  /** The remote IP address (undefined over a Unix socket or in memory). */
+  get ip(): string | undefined {
+    return this.channel.ip;
+  }
+
+  get port(): number | undefined {
+    return this.channel.port;
+  }
+
+  /** Resolves when the connection has closed: undefined after a clean close, the error otherwise. */
+  get closed(): Promise<Error | undefined> {
+    return this.channel.closed;
+  }
+
+  /** True until the connection starts closing. */
+  get isOpen(): boolean {
+    return this.channel.isOpen && this.#closing === undefined;
+  }
+
+  /** The packetmq softquit reason, once either side quit. */
+  get quitReason(): string | undefined {
+    return this.typed instanceof PacketmqSession ? this.typed.quitReason : undefined;
+  }
+
+  /** Send `(data)`, or `(name, data)` with a Protocol. Resolves once handed to the transport (see Channel.send). */
+  send(...args: Outgoing<M>): Promise<void> {
+    if (this.typed !== undefined) {
+      const [name, data] = args as unknown as [string, never];
+      return this.typed.send(name as never, data);
+    }
+    return this.channel.send(args[0] as Uint8Array | string);
+  }
+
+  /** @internal */
+  get stopSignal(): AbortSignal {
+    return this.#stop.signal;
+  }
+
+  /** @internal stop reading (what is buffered is still handled). */
+  stopReading(): void {
+    this.#stop.abort(new ChannelClosedError('server is closing'));
+  }
+
+  /**
+   * Close gracefully: sends queued before are flushed; packetmq sends softquit with `reason`.
+   * Messages already received are still handled by the server's onMessage.
+   */
+  close(options: { reason?: string; timeout?: number } = {}): Promise<void> {
+    if (this.#closing) return this.#closing;
+    this.stopReading();
+    const timeout = options.timeout ?? DEFAULT_SHUTDOWN_TIMEOUT;
+    const typed = this.typed;
+    this.#closing = (async () => {
+      if (typed instanceof PacketmqSession && typed.state !== 'softquitted') {
+        await typed.softquit(options.reason ?? DEFAULT_SHUTDOWN_REASON);
+      } else {
+        await this.channel.close({ timeout });
+      }
+    })();
+    this.#closing.catch(noop);
+    return this.#closing;
+  }
+
+  /** Close at once without flushing. */
+  destroy(error?: Error): void {
+    this.stopReading();
+    this.channel.destroy(error);
+  }
+}
+
+/**
+ * A server with callbacks: listen on any number of TCP ports, Unix paths and in-process names;
+ * each client becomes a Connection in `connections`, its messages go to onMessage in order.
+ * @example
+ * const server = new Server({ onMessage: (conn, msg) => conn.send(msg) }); // echo
+ * const { port } = await server.listen(0, '127.0.0.1');
+ * // later
+ * await server.close();
+ */
+export class Server<M extends MessageMap = never> {
+  onConnection: ServerOptions<M>['onConnection'];
+  onMessage: ServerOptions<M>['onMessage'];
+  onClose: ServerOptions<M>['onClose'];
+  onError: ServerOptions<M>['onError'];
+  /** Most connections at once (Infinity: no limit). */
+  readonly maxConnections: number;
+
+  readonly #options: ServerOptions<M>;
+  readonly #channelOptions: ChannelOptions;
+  readonly #idleTimeout: number | undefined;
+  readonly #connections = new Set<Connection<M>>();
+  readonly #listeners = new Set<Listener>();
+  readonly #memoryNames = new Set<string>();
+  /** Serve loops (and listener loops, with no connection) still running. */
+  readonly #serving = new Map<Promise<void>, Connection<M> | undefined>();
+  #closeReason = DEFAULT_SHUTDOWN_REASON;
+  #closeTimeout = DEFAULT_SHUTDOWN_TIMEOUT;
+  /** Connections accepted by a memory listen whose Channel is in its handshake. */
+  #memoryHandshaking = 0;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: ServerOptions<M> = {}) {
+    this.#options = options;
+    this.#channelOptions = peerChannelOptions(options);
+    this.#idleTimeout = checkNumber('idleTimeout', options.idleTimeout, 1);
+    this.maxConnections = checkNumber('maxConnections', options.maxConnections, 0, true) ?? Infinity;
+    this.onConnection = options.onConnection;
+    this.onMessage = options.onMessage;
+    this.onClose = options.onClose;
+    this.onError = options.onError;
+  }
+
+  /** The live connections (after their handshakes). */
+  get connections(): ReadonlySet<Connection<M>> {
+    return this.#connections;
+  }
+
+  /** Every bound address (TCP and Unix; in-process names have family 'memory'). */
+  get addresses(): AddressInfo[] {
+    const out: AddressInfo[] = [];
+    for (const l of this.#listeners) if (l.address) out.push(l.address);
+    for (const name of this.#memoryNames) out.push({ address: name, family: 'memory', port: 0 });
+    return out;
+  }
+
+  /** True once close() was called. */
+  get closing(): boolean {
+    return this.#closing !== undefined;
+  }
+
+  /**
+   * Start listening; call it as often as you like (several ports, a Unix path, an in-process name).
+   * Resolves with the bound address; rejects on EADDRINUSE and the like.
+   */
+  listen(port: number, host?: string): Promise<AddressInfo>;
+  /** Listen on a Unix socket path. */
+  listen(path: string): Promise<AddressInfo>;
+  listen(options: ServerListenOptions): Promise<AddressInfo>;
+  async listen(portOrOptions: number | string | ServerListenOptions, host?: string): Promise<AddressInfo> {
+    if (this.#closing) throw new ChannelClosedError('server is closed');
+    const where: ServerListenOptions =
+      typeof portOrOptions === 'number'
+        ? { port: portOrOptions, host }
+        : typeof portOrOptions === 'string'
+          ? { path: portOrOptions }
+          : portOrOptions;
+    if (where.memory !== undefined) return this.#listenMemory(where.memory);
+    const o = this.#options;
+    const listener = Channel.listen({
+      ...this.#channelOptions,
+      tls: o.tls,
+      backlog: o.backlog,
+      reuse: o.reuse,
+      noDelay: o.noDelay,
+      echo: o.echo,
+      keepAlive: o.keepAlive,
+      ...where,
+      admit: this.#admit,
+    });
+    this.#listeners.add(listener);
+    let address: AddressInfo;
+    try {
+      address = await listener.listening;
+    } catch (error) {
+      this.#listeners.delete(listener);
+      throw error;
+    }
+    this.#track(
+      undefined,
+      (async () => {
+        try {
+          for await (const channel of listener) this.#accept(channel);
+        } catch (error) {
+          this.#report(error, undefined);
+        }
+      })(),
+    );
+    return address;
+  }
+
+  #listenMemory(name: string): AddressInfo {
+    if (typeof name !== 'string' || name.length === 0) throw new TypeError(`Expected \`memory\` to be a non-empty string, got ${String(name)}`);
+    if (memoryServers.has(name)) {
+      throw Object.assign(new Error(`in-process address '${name}' is already in use`), { code: 'EADDRINUSE' });
+    }
+    memoryServers.set(name, () => {
+      if (!this.#admit()) throw new ConnectionRefusedError(`in-process server '${name}' refused the connection (connection limit)`);
+      const [client, server] = memoryPair();
+      const channel = new Channel(server, { ...this.#channelOptions, isServer: true });
+      this.#memoryHandshaking++;
+      channel.ready.then(
+        () => {
+          this.#memoryHandshaking--;
+          if (this.#closing) channel.destroy();
+          else this.#accept(channel);
+        },
+        () => this.#memoryHandshaking--,
+      );
+      return client;
+    });
+    this.#memoryNames.add(name);
+    return { address: name, family: 'memory', port: 0 };
+  }
+
+  /** Connections that count toward maxConnections: live, queued in a listener, or in a handshake. */
+  #count(): number {
+    let n = this.#connections.size + this.#memoryHandshaking;
+    for (const l of this.#listeners) n += l.pending + l.handshaking;
+    return n;
+  }
+
+  readonly #admit = (): boolean => this.#closing === undefined && this.#count() < this.maxConnections;
+
+  #track(conn: Connection<M> | undefined, p: Promise<void>): void {
+    this.#serving.set(p, conn);
+    void p.finally(() => this.#serving.delete(p));
+  }
+
+  #accept(channel: Channel): void {
+    let typed: TypedChannel<M> | undefined;
+    try {
+      typed = messageLayer(channel, this.#options, true);
+    } catch (error) {
+      channel.destroy(error as Error);
+      this.#report(error, undefined);
+      return;
+    }
+    const conn = new Connection<M>(channel, typed);
+    this.#connections.add(conn);
+    this.#track(conn, this.#serve(conn));
+  }
+
+  async #serve(conn: Connection<M>): Promise<void> {
+    const { channel, typed } = conn;
+    let idle: NodeJS.Timeout | undefined;
+    let connected = false;
+    try {
+      if (typed instanceof PacketmqSession) {
+        // A server over its limit still does the session's part: refuse with packetmq's own softquit.
+        try {
+          await typed.ready;
+        } catch (error) {
+          this.#report(error, conn);
+          return;
+        }
+      }
+      if (this.#closing) {
+        await conn.close({ reason: DEFAULT_SHUTDOWN_REASON }).catch(noop);
+        return;
+      }
+      connected = true;
+      if (this.#idleTimeout !== undefined) {
+        const ms = this.#idleTimeout;
+        idle = setTimeout(() => channel.destroy(new TimeoutError(`nothing received for ${ms} ms`)), ms);
+      }
+      try {
+        await inHandler.run(conn as Connection<MessageMap>, () => this.onConnection?.(conn));
+      } catch (error) {
+        this.#report(error, conn);
+      }
+      await readMessages(
+        channel,
+        typed,
+        conn.stopSignal,
+        (message) => {
+          idle?.refresh();
+          return inHandler.run(conn as Connection<MessageMap>, () => this.onMessage?.(conn, message));
+        },
+        (error) => this.#report(error, conn),
+      );
+      // The peer closed, or the server is closing and what was received is handled: close our side
+      // too (flushing what we sent; packetmq: softquit).
+      // (Not after a failure or the peer's close: that would hide the error `closed` reports.)
+      if (channel.isOpen) await conn.close({ reason: this.#closeReason, timeout: this.#closeTimeout }).catch(noop);
+      const error = await channel.closed;
+      clearTimeout(idle);
+      const reason = conn.quitReason ?? error;
+      try {
+        await this.onClose?.(conn, reason);
+      } catch (e) {
+        this.#report(e, conn);
+      }
+    } finally {
+      clearTimeout(idle);
+      this.#connections.delete(conn);
+      if (!connected) channel.destroy();
+    }
+  }
+
+  #report(error: unknown, conn: Connection<M> | undefined): void {
+    const e = error instanceof Error ? error : new Error(String(error));
+    const handler = this.onError;
+    if (handler === undefined) {
+      process.emitWarning(e);
+      return;
+    }
+    try {
+      const r = handler(e, conn);
+      if (r instanceof Promise) r.catch((inner: unknown) => process.emitWarning(inner instanceof Error ? inner : String(inner)));
+    } catch (inner) {
+      process.emitWarning(inner instanceof Error ? inner : String(inner));
+    }
+  }
+
+  /**
+   * Send to every open connection. Resolves with how many it was handed to; a connection that
+   * closes meanwhile is skipped (its onClose tells).
+   */
+  async broadcast(...args: Outgoing<M>): Promise<number> {
+    const sends: Promise<void>[] = [];
+    for (const conn of this.#connections) if (conn.isOpen) sends.push(conn.send(...args));
+    const results = await Promise.allSettled(sends);
+    let n = 0;
+    for (const r of results) {
+      if (r.status === 'fulfilled') n++;
+      else if (!(r.reason instanceof ChannelClosedError)) throw r.reason;
+    }
+    return n;
+  }
+
+  /**
+   * Stop accepting, let each connection handle what it has already received, then close each
+   * gracefully (flushing what was sent; packetmq: softquit with `reason`). Resolves when every
+   * connection is closed; after `timeout` the rest are destroyed and it rejects with TimeoutError.
+   */
+  close(options: ServerCloseOptions = {}): Promise<void> {
+    if (this.#closing) return this.#closing;
+    const timeout = checkNumber('timeout', options.timeout, 0) ?? DEFAULT_SHUTDOWN_TIMEOUT;
+    const reason = options.reason ?? DEFAULT_SHUTDOWN_REASON;
+    this.#closeReason = reason;
+    this.#closeTimeout = timeout;
+    // Called from a handler (tinyproto's SRVQUIT): that connection closes once its handler returns; don't wait for it here.
+    const self = inHandler.getStore();
+    this.#closing = (async () => {
+      for (const name of this.#memoryNames) memoryServers.delete(name);
+      this.#memoryNames.clear();
+      await Promise.all([...this.#listeners].map((l) => l.close()));
+      // Each serve loop handles what was already received, then closes its connection.
+      for (const conn of this.#connections) conn.stopReading();
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(resolve, timeout, 'timeout')));
+      const all = (async () => {
+        for (;;) {
+          const waits = [...this.#serving].filter(([, conn]) => conn === undefined || conn !== self).map(([p]) => p);
+          if (waits.length === 0) break;
+          await Promise.all(waits);
+        }
+      })();
+      try {
+        if ((await Promise.race([all, timedOut])) === 'timeout') {
+          for (const conn of this.#connections) if (conn !== self) conn.destroy(new TimeoutError(`server close timed out after ${timeout} ms`));
+          await all;
+          throw new TimeoutError(`server close timed out after ${timeout} ms`);
+        }
+      } finally {
+        clearTimeout(timer);
+        this.#listeners.clear();
+      }
+    })();
+    this.#closing.catch(noop);
+    return this.#closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
