@@ -82,7 +82,7 @@ export function describeError(e: unknown, where: { action?: 'listen' | 'connect'
     case undefined:
       return message;
     default:
-      return `${message} (${code})`;
+      return where.action === 'connect' ? `cannot connect to ${at}: ${message} (${code})` : `${message} (${code})`;
   }
 }
 
