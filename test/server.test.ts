@@ -239,13 +239,13 @@ test('maxConnections over tinyproto: the FE init byte, ConnectionRefusedError at
   await server.close();
 });
 
-test('maxConnections with packetmq: softquit reason.connectionlimit, ConnectionRefusedError', async () => {
+test('maxConnections in process with packetmq: the connect fails with ConnectionRefusedError', async () => {
   const proto = packetmqProtocol().define('app:say', 17, msgpack<string>());
   const server = new Server({ protocol: proto, packetmq: true, maxConnections: 1 });
   await server.listen({ memory: 'pmq-limit' });
   const a = new Client({ protocol: proto, packetmq: true });
   await a.connect({ memory: 'pmq-limit' });
-  const b = new Client({ protocol: proto, packetmq: true });
+  const b = new Client({ protocol: proto, packetmq: true, onError: () => {} });
   try {
     await b.connect({ memory: 'pmq-limit' });
     assert.unreachable();
