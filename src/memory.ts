@@ -25,8 +25,17 @@ class MemoryEnd extends Duplex {
   }
 
   override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
-    const total = chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk));
-    this._write(total, 'binary', callback);
+    // Hand the chunks over as they are (no Buffer.concat copy); as with one write, the callback
+    // waits while the peer's readable buffer is over its mark.
+    const peer = this.peer;
+    if (!peer || peer.destroyed || peer.readableEnded) {
+      callback(Object.assign(new Error('write to a closed in-memory channel'), { code: 'EPIPE' }));
+      return;
+    }
+    let room = true;
+    for (const c of chunks) room = peer.push(c.chunk);
+    if (room) callback();
+    else peer.blockedWrite = callback;
   }
 
   override _read(): void {
