@@ -4,7 +4,7 @@
  * tsc with moduleResolution node16 (ESM and CJS files) and bundler.
  */
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { test } from 'uvu';
@@ -35,7 +35,13 @@ a.send('hi', { type: 2 }).then(() => b.recvFrame()).then(async (f) => {
 test('npm pack installs in an empty folder: import, require, bin, and types under node16 and bundler', () => {
   const dir = mkdtempSync(join(tmpdir(), 'msgchannel-pack-'));
   try {
-    ok(sh(npm, ['pack', '--ignore-scripts', '--pack-destination', dir], repo), 'npm pack');
+    // Pack a snapshot of the package: dist/ is shared, and another build may be rewriting it.
+    const stage = join(dir, 'stage');
+    for (const f of ['package.json', 'README.md', 'dist']) cpSync(join(repo, f), join(stage, f), { recursive: true });
+    for (const f of ['channel.js', 'channel.cjs', 'channel.d.ts', 'channel.d.cts', 'cli.js']) {
+      assert.ok(existsSync(join(stage, 'dist', f)), `dist/${f} is built`);
+    }
+    ok(sh(npm, ['pack', '--ignore-scripts', '--pack-destination', dir], stage), 'npm pack');
     const tarball = resolve(dir, readdirSync(dir).find((f) => f.endsWith('.tgz'))!);
     const app = join(dir, 'app');
     sh('mkdir', ['-p', app], dir);
