@@ -24,7 +24,7 @@ const WORKLOADS = [
   { id: 'b', title: (r) => `64 B ping-pong, ${n(r.count)} round trips`, kind: 'pingpong', size: 64, count: 20_000, quick: 5_000, warmup: 1_000, quickWarmup: 500 },
   { id: 'c', title: (r) => `${n(r.count)} x 1 KiB`, kind: 'stream', size: 1024, count: 500_000, quick: 100_000 },
   { id: 'd', title: (r) => `${n(r.count)} x 1 MiB`, kind: 'stream', size: MiB, count: 1024, quick: 256 },
-  { id: 'e', title: (r) => `one ${n(r.size / MiB)} MiB message`, kind: 'stream', size: 256 * MiB, count: 1, quick: 1, quickSize: 64 * MiB },
+  { id: 'e', title: (r) => `one ${n(r.size / MiB)} MiB message`, kind: 'stream', size: 256 * MiB, count: 1, quick: 1 },
   { id: 'f', title: (r) => `slow consumer, ${n(r.count)} x 1 KiB`, kind: 'stream', size: 1024, count: 1024 * 1024, quick: 128 * 1024, slow: true },
 ];
 
