@@ -5,7 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Channel, ltprotocol } from '../channel.js';
 import { hexdump, parseAddress, parseFraming, printable } from '../src/cli.js';
-import { echoServer } from './helpers.js';
+import { echoServer, openHandles, sleep } from './helpers.js';
 
 const CLI = 'dist/cli.js';
 const env = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => {
@@ -357,6 +357,11 @@ test('bench: a self-contained run and one against a server print the result tabl
   } finally {
     await listener.close();
   }
+});
+
+test('the suite leaves no process, socket or timer behind', async () => {
+  await sleep(50);
+  assert.equal(openHandles(), []);
 });
 
 test.run();
