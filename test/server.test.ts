@@ -279,7 +279,9 @@ test('close() with messages in flight: sent ones are delivered, received ones ar
   for (let i = 0; i < 100; i++) void client.send(String(i));
   for (let i = 0; i < 200 && server.connections.size === 0; i++) await sleep(2);
   while (serverConn === undefined) await sleep(2);
-  await sleep(20); // all 100 have arrived; few are handled yet
+  // Wait until all 100 have arrived (few are handled yet: the handler is slow).
+  for (let i = 0; i < 500 && handled.length + serverConn.channel.bufferedMessages < 99; i++) await sleep(1); // (+1 in the handler)
+  assert.ok(handled.length < 100);
   for (let i = 0; i < 500; i++) void serverConn.send(String(i)); // not awaited: in flight
   await server.close();
   assert.equal(handled, Array.from({ length: 100 }, (_, i) => i));
