@@ -9,7 +9,8 @@ import type { Duplex } from 'node:stream';
 import * as tls from 'node:tls';
 import PQueue from 'p-queue';
 import { Deque } from './src/deque.js';
-import { ChannelClosedError, MessageTooLargeError, TimeoutError, UnexpectedEofError } from './src/errors.js';
+import { authHandshake, authKey, type AuthOptions } from './src/auth.js';
+import { ChannelClosedError, MessageTooLargeError, SendQueueFullError, TimeoutError, UnexpectedEofError } from './src/errors.js';
 import { msg } from './src/framing/msg.js';
 import type { AckIO, Framing, HandshakeIO } from './src/framing/types.js';
 import { memoryPair } from './src/memory.js';
@@ -21,7 +22,7 @@ export type { LengthPrefixedFraming, LengthPrefixedOptions, StructCode } from '.
 export { pythonConnection } from './src/framing/pythonConnection.js';
 export { tinyproto } from './src/framing/tinyproto.js';
 export type { PythonConnectionOptions } from './src/framing/pythonConnection.js';
-export type { ChallengeKind } from './src/auth.js';
+export type { AuthOptions, ChallengeKind } from './src/auth.js';
 export type { AckIO, Decoder, DecoderLimits, FrameSink, Framing, HandshakeIO } from './src/framing/types.js';
 export * from './src/typed/index.js';
 export {
@@ -50,6 +51,12 @@ export const DEFAULT_SEND_HIGH_WATER_MARK = 1024 * 1024;
 export const DEFAULT_HANDSHAKE_TIMEOUT = 10_000;
 /** Default time close() waits for the flush and the peer's end before it destroys the connection. */
 export const DEFAULT_CLOSE_TIMEOUT = 10_000;
+/** Default `headerTimeout`: a frame's header must be in within 30 s of its first byte. */
+export const DEFAULT_HEADER_TIMEOUT = 30_000;
+/** Default `maxQueuedBytes`: sends that would queue more than 16 MiB per connection are refused. */
+export const DEFAULT_MAX_QUEUED_BYTES = 16 * 1024 * 1024;
+/** Default `maxConnections` of a Listener (and a Server): 10,000 connections at once. */
+export const DEFAULT_MAX_CONNECTIONS = 10_000;
 
 /** Bodies up to this size are copied into a shared write slab, so many small frames leave in one write. */
 const COPY_LIMIT = 16 * 1024;
@@ -93,10 +100,50 @@ export interface ChannelOptions {
    */
   framing?: Framing;
   /**
-   * Milliseconds the framing's handshake may take (framings that have one).
+   * Milliseconds the handshake may take: the framing's (tinyproto, pythonConnection with
+   * `authkey`) and `auth`'s, together.
    * @default 10000
    */
   handshakeTimeout?: number;
+  /**
+   * Milliseconds within which a frame's header must arrive once its first byte has: a peer that
+   * starts a frame and stalls (or trickles it, slowloris) fails the channel with TimeoutError.
+   * Checked by one timer per channel that samples the decoder, so a stall is noticed between
+   * `headerTimeout` and 1.25 x `headerTimeout`; while the channel itself has paused reading
+   * (backpressure) nothing is counted. Precisely: while a frame is incomplete, at least the
+   * framing's longest header's worth of bytes must arrive every `headerTimeout`. A tinyproto
+   * send waiting for the peer's answer byte counts too. `0` turns it off.
+   * @default 30000
+   */
+  headerTimeout?: number;
+  /**
+   * Close the channel (TimeoutError) when no byte has been received for this many milliseconds
+   * (checked like `headerTimeout`, so within 1.25 x). Finds peers that went away without a FIN or
+   * RST, and idle connections held open on purpose. Not counted while the channel itself paused
+   * reading. `0` turns it off.
+   * @default 0 (off)
+   */
+  idleTimeout?: number;
+  /**
+   * Per-connection cap on outbound bytes queued and not yet written (the transport's write buffer,
+   * batched small frames and sends waiting their turn). A send() that would queue more rejects
+   * with SendQueueFullError (`ERR_SEND_QUEUE_FULL`) instead of growing memory; the channel stays
+   * open. A single message larger than the cap is still accepted when nothing else is queued.
+   * Awaiting send() never hits it (it waits for `sendHighWaterMark`).
+   * @default 16 MiB
+   */
+  maxQueuedBytes?: number;
+  /**
+   * Shared-secret mutual authentication before the first message, for any framing: both sides
+   * prove they hold `key` with an HMAC-SHA256 challenge/response in each direction (the scheme of
+   * multiprocessing's `authkey`, sharing its code). A wrong key fails the handshake with
+   * AuthenticationError (`ERR_AUTH`) on both sides. It runs after the framing's own handshake,
+   * within `handshakeTimeout`. It authenticates; it does not encrypt: use TLS for that.
+   * @example
+   * Channel.listen('127.0.0.1', 5000, { auth: { key: process.env.SECRET! } });
+   * await Channel.connect('127.0.0.1', 5000, { auth: { key: process.env.SECRET! } });
+   */
+  auth?: AuthOptions;
 }
 
 /** Options of Channel.connect(). */
@@ -161,6 +208,13 @@ export interface ListenOptions extends ChannelOptions {
    * is reset (RST) and any other is closed. Servers use it for a connection limit.
    */
   admit?: () => boolean;
+  /**
+   * Most connections of this listener open at once: in their handshake, accepted but not yet
+   * taken, or handed out and not yet closed. An extra one is refused like `admit` refuses (before
+   * any byte: tinyproto's `FE`, otherwise a TCP reset). `Infinity` for no limit.
+   * @default 10000
+   */
+  maxConnections?: number;
 }
 
 /** Per-call options of recv(). */
@@ -228,8 +282,10 @@ function checkTimeout(name: string, value: unknown): number | undefined {
   return value;
 }
 
+type CheckedOptions = Required<Omit<ChannelOptions, 'auth'>> & { auth: Buffer | undefined };
+
 /** Validate channel options, filling in the defaults; throws RangeError/TypeError on bad values. */
-function checkChannelOptions(options: ChannelOptions): Required<ChannelOptions> {
+function checkChannelOptions(options: ChannelOptions): CheckedOptions {
   const framing = options.framing ?? msg;
   if (typeof framing !== 'object' || typeof framing.createDecoder !== 'function' || typeof framing.writeHeader !== 'function') {
     throw new TypeError(`Expected \`framing\` to be a Framing, got ${String(framing)}`);
@@ -240,6 +296,10 @@ function checkChannelOptions(options: ChannelOptions): Required<ChannelOptions> 
     highWaterMark: checkSize('highWaterMark', options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK, 1, Number.MAX_SAFE_INTEGER),
     sendHighWaterMark: checkSize('sendHighWaterMark', options.sendHighWaterMark ?? DEFAULT_SEND_HIGH_WATER_MARK, 1, Number.MAX_SAFE_INTEGER),
     handshakeTimeout: checkTimeout('handshakeTimeout', options.handshakeTimeout) ?? DEFAULT_HANDSHAKE_TIMEOUT,
+    headerTimeout: checkTimeout('headerTimeout', options.headerTimeout) ?? DEFAULT_HEADER_TIMEOUT,
+    idleTimeout: checkTimeout('idleTimeout', options.idleTimeout) ?? 0,
+    maxQueuedBytes: checkSize('maxQueuedBytes', options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES, 0, Number.MAX_SAFE_INTEGER),
+    auth: options.auth === undefined ? undefined : authKey(options.auth),
   };
 }
 
@@ -320,6 +380,9 @@ export class Channel implements AsyncIterable<Buffer> {
   /** The send mutex: only sends that must wait (backpressure, handshake) go through it. */
   readonly #sendQueue = new PQueue({ concurrency: 1 });
   readonly #backlog = new Deque<PendingSend>();
+  /** Body bytes in #backlog, for maxQueuedBytes. */
+  #backlogBytes = 0;
+  readonly #maxQueued: number;
   #backlogScheduled = false;
   #drainWaiter: (() => void) | null = null;
   /** Small frames are batched here and written once per tick (or when full). */
@@ -339,6 +402,9 @@ export class Channel implements AsyncIterable<Buffer> {
     this.#recvHWM = o.highWaterMark;
     this.#sendHWM = Math.max(o.sendHighWaterMark, stream.writableHighWaterMark);
     const handshakeTimeout = o.handshakeTimeout;
+    this.#maxQueued = o.maxQueuedBytes;
+    this.#headerTimeout = o.headerTimeout;
+    this.#idleTimeout = o.idleTimeout;
     this.#sendLimit = Math.min(this.maxMessageSize, this.framing.maxEncodableSize);
     this.#decoder = this.framing.createDecoder({ maxMessageSize: this.maxMessageSize }, this.framing.acknowledged ? this.#ackIO : undefined);
     this.#inboxTypes = this.framing.hasType ? new Deque<number>() : null;
@@ -354,17 +420,95 @@ export class Channel implements AsyncIterable<Buffer> {
     stream.on('close', this.#onClose);
     stream.on('drain', this.#onDrain);
 
-    if (this.framing.handshake) {
+    const own = this.framing.handshake?.bind(this.framing);
+    const key = o.auth;
+    if (own !== undefined || key !== undefined) {
       this.#state = HANDSHAKE;
       this.#raw = new RawReader(stream, this.#recvHWM);
-      this.ready = this.#handshake(this.framing.handshake.bind(this.framing), options.isServer ?? false, handshakeTimeout);
+      const run =
+        key === undefined
+          ? own!
+          : async (io: HandshakeIO): Promise<void> => {
+              if (own !== undefined) await own(io); // the framing's own first (tinyproto's init byte carries its refusal)
+              await authHandshake(key, io.isServer, io);
+            };
+      this.ready = this.#handshake(run, options.isServer ?? false, handshakeTimeout);
       this.ready.catch(noop);
     } else {
       this.#state = OPEN;
       this.ready = RESOLVED;
+      this.#armWatchdog();
     }
     if (stream.destroyed) queueMicrotask(() => this.#onClose());
   }
+
+  /** TLS only: the peer's certificate (on a mutual-TLS server, the client's), undefined when there is none. */
+  get peerCertificate(): tls.PeerCertificate | undefined {
+    const stream = this.#stream;
+    if (!(stream instanceof tls.TLSSocket)) return undefined;
+    const cert = stream.getPeerCertificate();
+    return cert != null && Object.keys(cert).length > 0 ? cert : undefined;
+  }
+
+  // ---------------------------------------------------------------- liveness (headerTimeout, idleTimeout)
+
+  readonly #headerTimeout: number;
+  readonly #idleTimeout: number;
+  /** One unref'd interval per channel that samples the decoder; nothing runs per message or per chunk. */
+  #watchdog: NodeJS.Timeout | undefined;
+  /** decoder.offset at the last sample, and when it last moved. */
+  #seenOffset = 0;
+  #lastByteAt = 0;
+  /** When a sample first saw the current incomplete frame (0: at a boundary), and the offset then. */
+  #frameSince = 0;
+  #frameOffset = 0;
+
+  #armWatchdog(): void {
+    const header = this.#headerTimeout;
+    const idle = this.#idleTimeout;
+    if ((header === 0 && idle === 0) || this.#watchdog !== undefined || this.#state !== OPEN) return;
+    const period = Math.max(5, Math.min(header || Infinity, idle || Infinity) / 4);
+    this.#seenOffset = this.#decoder.offset;
+    this.#lastByteAt = Date.now();
+    this.#watchdog = setInterval(this.#watch, period);
+    this.#watchdog.unref();
+  }
+
+  readonly #watch = (): void => {
+    if (this.#state !== OPEN) {
+      clearInterval(this.#watchdog);
+      return;
+    }
+    const now = Date.now();
+    const decoder = this.#decoder;
+    const offset = decoder.offset;
+    if (this.#paused) {
+      // We stopped reading (backpressure): whatever the peer sent waits in the kernel, not its fault.
+      this.#seenOffset = offset;
+      this.#lastByteAt = now;
+      this.#frameSince = 0;
+      return;
+    }
+    if (offset !== this.#seenOffset) {
+      this.#seenOffset = offset;
+      this.#lastByteAt = now;
+    } else if (this.#idleTimeout > 0 && now - this.#lastByteAt >= this.#idleTimeout) {
+      this.#fail(new TimeoutError(`nothing received for ${now - this.#lastByteAt} ms (idleTimeout ${this.#idleTimeout} ms)`));
+      return;
+    }
+    if (this.#headerTimeout === 0) return;
+    if (decoder.atBoundary) {
+      this.#frameSince = 0;
+    } else if (this.#frameSince === 0 || offset - this.#frameOffset >= this.framing.maxHeaderLength) {
+      // A new frame, or the last one's header is surely complete: start counting from here.
+      this.#frameSince = now;
+      this.#frameOffset = offset;
+    } else if (now - this.#frameSince >= this.#headerTimeout) {
+      this.#fail(
+        new TimeoutError(`frame header incomplete ${now - this.#frameSince} ms after it started (headerTimeout ${this.#headerTimeout} ms)`),
+      );
+    }
+  };
 
   // ---------------------------------------------------------------- connect / listen / pair
 
@@ -457,6 +601,11 @@ export class Channel implements AsyncIterable<Buffer> {
   }
 
   #enqueueSend(body: Buffer, type: number, signal: AbortSignal | undefined): Promise<void> {
+    const queued = this.#stream.writableLength + (this.#slabEnd - this.#slabStart) + this.#backlogBytes;
+    if (queued > 0 && queued + body.length > this.#maxQueued) {
+      return Promise.reject(new SendQueueFullError(body.length, queued, this.#maxQueued));
+    }
+    this.#backlogBytes += body.length;
     const p = new Promise<void>((resolve, reject) => {
       const entry: PendingSend = { body, type, resolve, reject, signal, onAbort: undefined, done: false };
       if (signal) {
@@ -495,6 +644,7 @@ export class Channel implements AsyncIterable<Buffer> {
           }
         }
         const entry = this.#backlog.shift()!;
+        this.#backlogBytes -= entry.body.length;
         if (entry.done) continue;
         entry.done = true;
         if (entry.onAbort) entry.signal!.removeEventListener('abort', entry.onAbort);
@@ -550,6 +700,7 @@ export class Channel implements AsyncIterable<Buffer> {
   #rejectBacklog(error: unknown): void {
     if (this.#ackWaiter !== null) this.#ackIO.acked(error instanceof Error ? error : new Error(String(error)));
     for (let entry = this.#backlog.shift(); entry !== undefined; entry = this.#backlog.shift()) {
+      this.#backlogBytes -= entry.body.length;
       if (entry.done) continue;
       entry.done = true;
       if (entry.onAbort) entry.signal!.removeEventListener('abort', entry.onAbort);
@@ -870,6 +1021,7 @@ export class Channel implements AsyncIterable<Buffer> {
   readonly #onClose = (): void => {
     if (this.#state === CLOSED) return;
     this.#state = CLOSED;
+    clearInterval(this.#watchdog);
     if (this.#error === undefined) this.#error = new ChannelClosedError('connection closed');
     this.#endReceive();
     this.#rejectBacklog(this.#closedError());
@@ -905,6 +1057,7 @@ export class Channel implements AsyncIterable<Buffer> {
     if (this.#state !== HANDSHAKE) throw this.#closedError();
     this.#state = OPEN;
     this.#raw = null;
+    this.#armWatchdog();
     const rest = raw.leftover();
     if (rest.length > 0) this.#onData(rest);
     if (this.#state === OPEN && stream.isPaused() && !this.#paused) stream.resume();
@@ -1065,6 +1218,11 @@ export class Listener implements AsyncIterable<Channel> {
     this.#options = options;
     if (options.path === undefined) checkSize('port', options.port, 0, 65535);
     checkChannelOptions(options); // now, not at the first client
+    const max = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    if (typeof max !== 'number' || !(max >= 0) || (max !== Infinity && !Number.isInteger(max))) {
+      throw new RangeError(`Expected \`maxConnections\` to be an integer >= 0 or Infinity, got ${String(max)}`);
+    }
+    this.#maxConnections = max;
     this.#server = options.tls
       ? tls.createServer(options.tls, (socket) => this.#onSocket(socket))
       : net.createServer((socket) => this.#onSocket(socket));
@@ -1114,13 +1272,25 @@ export class Listener implements AsyncIterable<Channel> {
   }
 
   #handshaking = 0;
+  readonly #maxConnections: number;
+  /** Channels of this listener not yet closed (handshaking, pending or handed out). */
+  #open = 0;
+
+  /** Connections of this listener open now: in their handshake, pending, or handed out and not closed. */
+  get connections(): number {
+    return this.#open;
+  }
+
+  readonly #closedOne = (): void => {
+    this.#open--;
+  };
 
   #onSocket(socket: net.Socket): void {
     if (this.#closed) {
       socket.destroy();
       return;
     }
-    if (this.#options.admit !== undefined && !this.#options.admit()) {
+    if (this.#open >= this.#maxConnections || (this.#options.admit !== undefined && !this.#options.admit())) {
       refuse(socket, this.#options.framing);
       return;
     }
@@ -1138,6 +1308,8 @@ export class Listener implements AsyncIterable<Channel> {
       return;
     }
     if (this.#options.echo) console.log(`--> ${channel.ip ?? this.#options.path}:${channel.port ?? ''}`);
+    this.#open++;
+    void channel.closed.then(this.#closedOne);
     this.#handshaking++;
     channel.ready.then(
       () => {

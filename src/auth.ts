@@ -63,9 +63,13 @@ export function createResponse(authkey: Buffer, message: Buffer): Buffer {
   return Buffer.concat([Buffer.from(`{${name}}`, 'latin1'), hmac(name, authkey, message)]);
 }
 
-/** Throws AuthenticationError unless `response` is a valid answer to `message`. */
-export function verifyResponse(authkey: Buffer, message: Buffer, response: Buffer): void {
+/**
+ * Throws AuthenticationError unless `response` is a valid answer to `message`. With `sha256Only`
+ * (the channel `auth` option) only a `{sha256}` answer counts, whatever the challenge was.
+ */
+export function verifyResponse(authkey: Buffer, message: Buffer, response: Buffer, sha256Only = false): void {
   const [name, mac] = splitDigest(response);
+  if (sha256Only && name !== 'sha256') throw new AuthenticationError('expected an HMAC-SHA256 answer');
   const expected = hmac(name || 'md5', authkey, message);
   if (expected.length !== mac.length || !timingSafeEqual(expected, mac)) {
     throw new AuthenticationError('digest received was wrong (the peer has a different authkey)');
@@ -73,13 +77,13 @@ export function verifyResponse(authkey: Buffer, message: Buffer, response: Buffe
 }
 
 /** Send a challenge, check the answer, tell the peer; throws AuthenticationError on a wrong answer. */
-export async function deliverChallenge(io: AuthMessageIO, authkey: Buffer, kind: ChallengeKind = 'sha256'): Promise<void> {
+export async function deliverChallenge(io: AuthMessageIO, authkey: Buffer, kind: ChallengeKind = 'sha256', sha256Only = false): Promise<void> {
   const message =
     kind === 'legacy' ? randomBytes(LEGACY_MESSAGE_LENGTH) : Buffer.concat([Buffer.from('{sha256}', 'latin1'), randomBytes(MESSAGE_LENGTH)]);
   io.send(Buffer.concat([CHALLENGE, message]));
   const response = await io.recv(AUTH_MESSAGE_LIMIT);
   try {
-    verifyResponse(authkey, message, response);
+    verifyResponse(authkey, message, response, sha256Only);
   } catch (error) {
     io.send(FAILURE);
     throw error;
@@ -108,12 +112,64 @@ export async function answerChallenge(io: AuthMessageIO, authkey: Buffer): Promi
  * Mutual authentication as multiprocessing.connection runs it: the accepting side challenges
  * first, then answers; the connecting side answers first, then challenges.
  */
-export async function authenticate(io: AuthMessageIO, authkey: Buffer, isServer: boolean, kind: ChallengeKind = 'sha256'): Promise<void> {
+export async function authenticate(
+  io: AuthMessageIO,
+  authkey: Buffer,
+  isServer: boolean,
+  kind: ChallengeKind = 'sha256',
+  sha256Only = false,
+): Promise<void> {
   if (isServer) {
-    await deliverChallenge(io, authkey, kind);
+    await deliverChallenge(io, authkey, kind, sha256Only);
     await answerChallenge(io, authkey);
   } else {
     await answerChallenge(io, authkey);
-    await deliverChallenge(io, authkey, kind);
+    await deliverChallenge(io, authkey, kind, sha256Only);
   }
+}
+
+/** The channel `auth` option: a shared secret both ends must prove they hold. */
+export interface AuthOptions {
+  /** The shared secret; strings are UTF-8. Must not be empty. */
+  key: Uint8Array | string;
+}
+
+/**
+ * Raw handshake bytes as whole auth messages: `[u32 BE length][message]`, the layout of
+ * multiprocessing.connection's short messages, so `auth` over `pythonConnection()` puts exactly
+ * the bytes of Python's `authkey` exchange on the wire. A length above `maxLength` is refused
+ * before anything is read or allocated.
+ */
+export function rawMessageIO(io: { write(bytes: Uint8Array): void; read(n: number): Promise<Buffer> }): AuthMessageIO {
+  return {
+    send(message: Buffer): void {
+      const header = Buffer.allocUnsafe(4);
+      header.writeUInt32BE(message.length);
+      io.write(Buffer.concat([header, message]));
+    },
+    async recv(maxLength: number): Promise<Buffer> {
+      const len = (await io.read(4)).readUInt32BE(0);
+      if (len > maxLength) {
+        throw new AuthenticationError(`auth handshake message of ${len} bytes, above the ${maxLength}-byte limit (does the peer use auth?)`);
+      }
+      return io.read(len);
+    },
+  };
+}
+
+/** Validate the `auth` option; returns the key as a Buffer. */
+export function authKey(auth: AuthOptions): Buffer {
+  const key = (auth as Partial<AuthOptions> | null)?.key;
+  if (typeof key === 'string' && key.length > 0) return Buffer.from(key, 'utf8');
+  if (key instanceof Uint8Array && key.length > 0) return Buffer.from(key);
+  throw new TypeError(`Expected \`auth.key\` to be a non-empty Uint8Array or string, got ${key === undefined ? 'undefined' : typeof key}`);
+}
+
+/**
+ * Mutual shared-secret authentication on the raw connection, for any framing: each side sends a
+ * `{sha256}` + 40-random-byte challenge and checks the peer's HMAC-SHA256 of it (constant-time),
+ * the accepting side first; only SHA-256 answers count. Throws AuthenticationError on a wrong key.
+ */
+export function authHandshake(key: Buffer, isServer: boolean, io: { write(bytes: Uint8Array): void; read(n: number): Promise<Buffer> }): Promise<void> {
+  return authenticate(rawMessageIO(io), key, isServer, 'sha256', true);
 }

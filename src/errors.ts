@@ -158,6 +158,25 @@ export class ReconnectFailedError extends MsgChannelError {
   }
 }
 
+/**
+ * A send() refused because the connection's outbound queue already holds `maxQueuedBytes`: the
+ * peer is not reading (or not fast enough) and the sender did not wait. Nothing of the message was
+ * written and the channel stays open; await earlier sends (or send less) and try again.
+ */
+export class SendQueueFullError extends MsgChannelError {
+  /** Size of the refused message. */
+  readonly size: number;
+  /** Bytes queued when it was refused. */
+  readonly queued: number;
+  readonly limit: number;
+  constructor(size: number, queued: number, limit: number) {
+    super('ERR_SEND_QUEUE_FULL', `cannot queue a ${size}-byte message: ${queued} bytes already wait to be written (maxQueuedBytes ${limit})`);
+    this.size = size;
+    this.queued = queued;
+    this.limit = limit;
+  }
+}
+
 /** Every stable error code msgchannel itself raises. */
 export const ErrorCode = {
   CHANNEL_CLOSED: 'ERR_CHANNEL_CLOSED',
@@ -173,5 +192,6 @@ export const ErrorCode = {
   CONNECTION_LIMIT: 'ERR_CONNECTION_LIMIT',
   NOT_SENT: 'ERR_NOT_SENT',
   RECONNECT_FAILED: 'ERR_RECONNECT_FAILED',
+  SEND_QUEUE_FULL: 'ERR_SEND_QUEUE_FULL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

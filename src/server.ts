@@ -7,7 +7,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { Channel, type ChannelOptions, type Listener, type ListenOptions } from '../channel.js';
+import { Channel, DEFAULT_MAX_CONNECTIONS, type ChannelOptions, type Listener, type ListenOptions } from '../channel.js';
 import { ChannelClosedError, ConnectionRefusedError, MessageDecodeError, TimeoutError, UnknownMessageTypeError } from './errors.js';
 import { memoryPair } from './memory.js';
 import { PacketmqSession, packetmqChannelOptions, type PacketmqSessionOptions } from './typed/packetmq.js';
@@ -66,8 +66,9 @@ export interface ServerOptions<M extends MessageMap = never>
   /**
    * Most connections open at once, counting those still in their handshake. An extra client is
    * refused before any message: tinyproto's `FE` init byte, otherwise a TCP reset (in process: at
-   * connect); the Client reports ConnectionRefusedError (code ERR_CONNECTION_LIMIT).
-   * @default Infinity
+   * connect); the Client reports ConnectionRefusedError (code ERR_CONNECTION_LIMIT). One limit
+   * across every listen() (the listeners' own `maxConnections` is lifted). `Infinity` for none.
+   * @default 10000 (as Channel.listen)
    */
   maxConnections?: number;
   /** A client connected (after the framing's and packetmq's handshakes). Awaited before its first message is handled. */
@@ -116,7 +117,7 @@ export function peerChannelOptions<M extends MessageMap>(options: PeerOptions<M>
     const max = typeof options.packetmq === 'object' ? options.packetmq.maxMessageSize : undefined;
     Object.assign(o, packetmqChannelOptions(max));
   }
-  for (const key of ['framing', 'maxMessageSize', 'highWaterMark', 'sendHighWaterMark', 'handshakeTimeout'] as const) {
+  for (const key of ['framing', 'maxMessageSize', 'highWaterMark', 'sendHighWaterMark', 'handshakeTimeout', 'headerTimeout', 'maxQueuedBytes', 'auth'] as const) {
     if (options[key] !== undefined) (o as Record<string, unknown>)[key] = options[key];
   }
   return o;
@@ -298,7 +299,7 @@ export class Server<M extends MessageMap = never> {
     this.#options = options;
     this.#channelOptions = peerChannelOptions(options);
     this.#idleTimeout = checkNumber('idleTimeout', options.idleTimeout, 1);
-    this.maxConnections = checkNumber('maxConnections', options.maxConnections, 0, true) ?? Infinity;
+    this.maxConnections = checkNumber('maxConnections', options.maxConnections, 0, true) ?? DEFAULT_MAX_CONNECTIONS;
     this.onConnection = options.onConnection;
     this.onMessage = options.onMessage;
     this.onClose = options.onClose;
@@ -351,6 +352,7 @@ export class Server<M extends MessageMap = never> {
       keepAlive: o.keepAlive,
       ...where,
       admit: this.#admit,
+      maxConnections: Infinity, // the server counts across all its listeners
     });
     this.#listeners.add(listener);
     let address: AddressInfo;
