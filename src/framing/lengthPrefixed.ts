@@ -11,6 +11,7 @@
  * sign: this is the opposite of tokio's `length_adjustment`, which is added to the field's value.
  */
 import { MessageTooLargeError, ProtocolError } from '../errors.js';
+import { BodyAssembler } from './body.js';
 import type { Decoder, DecoderLimits, FrameSink, Framing } from './types.js';
 
 /** Options of lengthPrefixed(). */
@@ -72,7 +73,6 @@ export interface LengthPrefixedFraming extends Framing {
   readonly headerSize: number;
 }
 
-const EMPTY = Buffer.alloc(0);
 const TWO_32 = 2 ** 32;
 /** Offsets and adjustments are bounded so header arithmetic stays small and exact. */
 const MAX_OFFSET = 1024;
@@ -150,11 +150,8 @@ class LengthPrefixedDecoder implements Decoder {
   /** Header bytes gathered when the header spans chunks. */
   readonly #header: Buffer;
   #headerFilled = 0;
-  /** Body under construction when it spans chunks: allocated once at the announced length. */
-  #body: Buffer = EMPTY;
-  #filled = 0;
+  readonly #body = new BodyAssembler();
   #type = 0;
-  #inBody = false;
   /** Stream offset of the first byte of the current chunk, and of the current frame. */
   #base = 0;
   #frameStart = 0;
@@ -166,7 +163,7 @@ class LengthPrefixedDecoder implements Decoder {
   }
 
   get atBoundary(): boolean {
-    return !this.#inBody && this.#headerFilled === 0;
+    return !this.#body.active && this.#headerFilled === 0;
   }
 
   get offset(): number {
@@ -180,18 +177,8 @@ class LengthPrefixedDecoder implements Decoder {
     let i = 0;
     try {
       while (i < n) {
-        if (this.#inBody) {
-          const want = this.#body.length - this.#filled;
-          const take = n - i < want ? n - i : want;
-          chunk.copy(this.#body, this.#filled, i, i + take);
-          this.#filled += take;
-          i += take;
-          if (this.#filled === this.#body.length) {
-            const body = this.#body;
-            this.#body = EMPTY;
-            this.#inBody = false;
-            sink(body, this.#type);
-          }
+        if (this.#body.active) {
+          i = this.#body.fill(chunk, i, sink);
           continue;
         }
         let h: Buffer;
@@ -215,18 +202,7 @@ class LengthPrefixedDecoder implements Decoder {
         }
         const len = this.#parseHeader(h, at);
         const type = this.#type;
-        if (len === 0) {
-          sink(EMPTY, type);
-        } else if (n - i >= len) {
-          // Whole body in this chunk: hand out a view, no copy.
-          const body = chunk.subarray(i, i + len);
-          i += len;
-          sink(body, type);
-        } else {
-          this.#body = Buffer.allocUnsafe(len);
-          this.#filled = 0;
-          this.#inBody = true;
-        }
+        i = this.#body.start(chunk, i, len, type, sink);
       }
     } finally {
       this.#base += i;

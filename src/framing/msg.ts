@@ -3,6 +3,7 @@
  * Strict on input: exactly CR LF 'M' 'S' 'G' SP, 1 to 16 ASCII digits, CR LF.
  */
 import { MessageTooLargeError, ProtocolError } from '../errors.js';
+import { BodyAssembler } from './body.js';
 import type { Decoder, DecoderLimits, FrameSink, Framing } from './types.js';
 
 const CR = 0x0d;
@@ -10,12 +11,10 @@ const LF = 0x0a;
 const PREFIX = Buffer.from('\r\nMSG ', 'latin1');
 /** Digits of Number.MAX_SAFE_INTEGER: more can't be a length. */
 const MAX_DIGITS = 16;
-const EMPTY = Buffer.alloc(0);
 
 // Decoder states. 0..5 are "matched that many bytes of PREFIX".
 const S_DIGITS = 6; // reading the length; at least one digit seen once `digits` > 0
 const S_LF = 7; // saw the CR after the digits
-const S_BODY = 8; // copying a body that spans chunks
 
 function describe(byte: number): string {
   return byte >= 0x20 && byte < 0x7f ? `'${String.fromCharCode(byte)}' (0x${byte.toString(16).padStart(2, '0')})` : `0x${byte.toString(16).padStart(2, '0')}`;
@@ -26,9 +25,7 @@ class MsgDecoder implements Decoder {
   #state = 0;
   #digits = 0;
   #length = 0;
-  /** Body under construction when it spans chunks: allocated once at the announced length. */
-  #body: Buffer = EMPTY;
-  #filled = 0;
+  readonly #body = new BodyAssembler();
   /** Stream offset of the first byte of the current chunk. */
   #base = 0;
 
@@ -37,7 +34,7 @@ class MsgDecoder implements Decoder {
   }
 
   get atBoundary(): boolean {
-    return this.#state === 0;
+    return this.#state === 0 && !this.#body.active;
   }
 
   get offset(): number {
@@ -78,19 +75,8 @@ class MsgDecoder implements Decoder {
     let state = this.#state;
     try {
       while (i < n) {
-        if (state === S_BODY) {
-          const want = this.#length - this.#filled;
-          const take = n - i < want ? n - i : want;
-          chunk.copy(this.#body, this.#filled, i, i + take);
-          this.#filled += take;
-          i += take;
-          if (this.#filled === this.#length) {
-            const body = this.#body;
-            this.#body = EMPTY;
-            state = 0;
-            this.#state = 0;
-            sink(body, 0);
-          }
+        if (this.#body.active) {
+          i = this.#body.fill(chunk, i, sink);
           continue;
         }
         if (state === 0 && n - i >= 9) {
@@ -99,20 +85,7 @@ class MsgDecoder implements Decoder {
           // state machine below, which produces the exact errors.
           const len = this.#fastHeader(chunk, i, n);
           if (len >= 0) {
-            i = this.#fastEnd;
-            if (len === 0) {
-              sink(EMPTY, 0);
-            } else if (n - i >= len) {
-              const body = chunk.subarray(i, i + len);
-              i += len;
-              sink(body, 0);
-            } else {
-              this.#length = len;
-              this.#body = Buffer.allocUnsafe(len);
-              this.#filled = 0;
-              state = S_BODY;
-              this.#state = S_BODY;
-            }
+            i = this.#body.start(chunk, this.#fastEnd, len, 0, sink);
             continue;
           }
         }
@@ -161,25 +134,9 @@ class MsgDecoder implements Decoder {
         if (b !== LF) {
           throw new ProtocolError(`bad frame header: expected LF after the length, got ${describe(b)}`, { offset: this.#base + i });
         }
-        i++;
-        const len = this.#length;
-        if (len === 0) {
-          state = 0;
-          this.#state = 0;
-          sink(EMPTY, 0);
-        } else if (n - i >= len) {
-          // Whole body in this chunk: hand out a view, no copy.
-          state = 0;
-          this.#state = 0;
-          const body = chunk.subarray(i, i + len);
-          i += len;
-          sink(body, 0);
-        } else {
-          // Spans chunks: allocate once at the announced length.
-          this.#body = Buffer.allocUnsafe(len);
-          this.#filled = 0;
-          state = S_BODY;
-        }
+        state = 0;
+        this.#state = 0;
+        i = this.#body.start(chunk, i + 1, this.#length, 0, sink);
       }
       this.#state = state;
     } finally {

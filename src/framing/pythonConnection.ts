@@ -9,6 +9,7 @@
  */
 import { authenticate, type AuthMessageIO, type ChallengeKind } from '../auth.js';
 import { MessageTooLargeError, ProtocolError } from '../errors.js';
+import { BodyAssembler, EMPTY } from './body.js';
 import type { Decoder, DecoderLimits, FrameSink, Framing, HandshakeIO } from './types.js';
 
 /** Options of pythonConnection(). */
@@ -28,7 +29,6 @@ export interface PythonConnectionOptions {
   challenge?: ChallengeKind;
 }
 
-const EMPTY = Buffer.alloc(0);
 const ESCAPE = 0xffffffff;
 const SHORT_MAX = 0x7fffffff;
 const TWO_32 = 2 ** 32;
@@ -38,9 +38,7 @@ class PythonConnectionDecoder implements Decoder {
   /** Header bytes gathered when the header spans chunks (4, or 12 with the escape). */
   readonly #header = Buffer.alloc(12);
   #headerFilled = 0;
-  #body: Buffer = EMPTY;
-  #filled = 0;
-  #inBody = false;
+  readonly #body = new BodyAssembler();
   #base = 0;
   #frameStart = 0;
 
@@ -49,7 +47,7 @@ class PythonConnectionDecoder implements Decoder {
   }
 
   get atBoundary(): boolean {
-    return !this.#inBody && this.#headerFilled === 0;
+    return !this.#body.active && this.#headerFilled === 0;
   }
 
   get offset(): number {
@@ -61,18 +59,8 @@ class PythonConnectionDecoder implements Decoder {
     let i = 0;
     try {
       while (i < n) {
-        if (this.#inBody) {
-          const want = this.#body.length - this.#filled;
-          const take = n - i < want ? n - i : want;
-          chunk.copy(this.#body, this.#filled, i, i + take);
-          this.#filled += take;
-          i += take;
-          if (this.#filled === this.#body.length) {
-            const body = this.#body;
-            this.#body = EMPTY;
-            this.#inBody = false;
-            sink(body, 0);
-          }
+        if (this.#body.active) {
+          i = this.#body.fill(chunk, i, sink);
           continue;
         }
         let len: number;
@@ -103,17 +91,7 @@ class PythonConnectionDecoder implements Decoder {
         }
         // Decided from the header: nothing has been allocated for this frame.
         if (len > this.#max) throw new MessageTooLargeError(len, this.#max, 'recv');
-        if (len === 0) {
-          sink(EMPTY, 0);
-        } else if (n - i >= len) {
-          const body = chunk.subarray(i, i + len);
-          i += len;
-          sink(body, 0);
-        } else {
-          this.#body = Buffer.allocUnsafe(len);
-          this.#filled = 0;
-          this.#inBody = true;
-        }
+        i = this.#body.start(chunk, i, len, 0, sink);
       }
     } finally {
       this.#base += i;

@@ -21,12 +21,12 @@
  * use a request/response discipline (or let one side speak at a time), as tinyproto itself does.
  */
 import { ConnectionRefusedError, MessageRefusedError, MessageTooLargeError, ProtocolError } from '../errors.js';
+import { BodyAssembler } from './body.js';
 import type { AckIO, Decoder, DecoderLimits, FrameSink, Framing, HandshakeIO } from './types.js';
 
 /** Largest message the protocol carries (a tinyproto receiver refuses bigger ones). */
 export const TINYPROTO_MAX_SIZE = 0xf0ffffff;
 const OK = 0xff;
-const EMPTY = Buffer.alloc(0);
 const ACCEPT = Buffer.from([OK]);
 const REFUSE = Buffer.from([0x00]);
 const STATUS: Record<number, string> = { 0x00: 'error', 0xfe: 'connection limit', 0xfd: 'conflict' };
@@ -38,9 +38,7 @@ class TinyprotoDecoder implements Decoder {
   readonly #ack: AckIO | undefined;
   readonly #size = Buffer.alloc(4);
   #sizeFilled = 0;
-  #body: Buffer = EMPTY;
-  #filled = 0;
-  #inBody = false;
+  readonly #body = new BodyAssembler();
   /** Body lengths of our headers whose answer has not arrived (at most one with the Channel). */
   readonly #awaiting: number[] = [];
   #base = 0;
@@ -51,7 +49,7 @@ class TinyprotoDecoder implements Decoder {
   }
 
   get atBoundary(): boolean {
-    return !this.#inBody && this.#sizeFilled === 0 && this.#awaiting.length === 0;
+    return !this.#body.active && this.#sizeFilled === 0 && this.#awaiting.length === 0;
   }
 
   get offset(): number {
@@ -67,18 +65,8 @@ class TinyprotoDecoder implements Decoder {
     let i = 0;
     try {
       while (i < n) {
-        if (this.#inBody) {
-          const want = this.#body.length - this.#filled;
-          const take = n - i < want ? n - i : want;
-          chunk.copy(this.#body, this.#filled, i, i + take);
-          this.#filled += take;
-          i += take;
-          if (this.#filled === this.#body.length) {
-            const body = this.#body;
-            this.#body = EMPTY;
-            this.#inBody = false;
-            sink(body, 0);
-          }
+        if (this.#body.active) {
+          i = this.#body.fill(chunk, i, sink);
           continue;
         }
         if (this.#sizeFilled === 0 && this.#awaiting.length > 0) {
@@ -111,17 +99,7 @@ class TinyprotoDecoder implements Decoder {
           continue;
         }
         this.#ack?.reply(ACCEPT);
-        if (len === 0) {
-          sink(EMPTY, 0);
-        } else if (n - i >= len) {
-          const body = chunk.subarray(i, i + len);
-          i += len;
-          sink(body, 0);
-        } else {
-          this.#body = Buffer.allocUnsafe(len);
-          this.#filled = 0;
-          this.#inBody = true;
-        }
+        i = this.#body.start(chunk, i, len, 0, sink);
       }
     } finally {
       this.#base += i;

@@ -1,0 +1,73 @@
+/**
+ * The body half of every decoder: a body that lies within the chunk is handed out as a view (no
+ * copy); one that spans chunks is allocated once, at the length its header announced (already
+ * checked against maxMessageSize), and filled from the following chunks.
+ */
+import type { FrameSink } from './types.js';
+
+/** The body of every empty message. */
+export const EMPTY: Buffer = Buffer.alloc(0);
+
+/**
+ * Views are made as Node's own Buffers are (its internal FastBuffer is a plain Uint8Array subclass
+ * whose prototype is Buffer.prototype): `new BodyView(...)` costs a third of `buf.subarray()`,
+ * which goes through the species lookup. The result is a Buffer in every observable way
+ * (`Buffer.isBuffer`, `instanceof Buffer`, every Buffer method, `constructor === Buffer`).
+ */
+class BodyView extends Uint8Array {}
+Object.setPrototypeOf(BodyView.prototype, Buffer.prototype);
+Object.defineProperty(BodyView.prototype, 'constructor', { value: Buffer, writable: true, configurable: true });
+// recv() resolves a promise with each body, and resolving looks up `then` on it (is it a
+// thenable?). On a Buffer that lookup walks into Buffer.prototype, a dictionary-mode object, and
+// costs about as much as the rest of recv(): an own, non-enumerable `then: undefined` answers it at
+// the first prototype. A body is still not a thenable (`typeof body.then !== 'function'`).
+Object.defineProperty(BodyView.prototype, 'then', { value: undefined, writable: true, configurable: true });
+
+/** A Buffer viewing `chunk[start, start + length)`, sharing its memory. */
+export function view(chunk: Buffer, start: number, length: number): Buffer {
+  return new BodyView(chunk.buffer as ArrayBuffer, chunk.byteOffset + start, length) as unknown as Buffer;
+}
+
+export class BodyAssembler {
+  #body: Buffer = EMPTY;
+  #filled = 0;
+  #type = 0;
+  /** True while a body that spans chunks is being filled: the next bytes belong to it. */
+  active = false;
+
+  /**
+   * Start a body of `length` bytes at `chunk[i]`, the header having ended at `i`. Emits it at once
+   * when it lies within the chunk; otherwise allocates it and copies what the chunk holds.
+   * Returns the index after what it consumed.
+   */
+  start(chunk: Buffer, i: number, length: number, type: number, sink: FrameSink): number {
+    if (length === 0) {
+      sink(EMPTY, type);
+      return i;
+    }
+    if (chunk.length - i >= length) {
+      sink(view(chunk, i, length), type);
+      return i + length;
+    }
+    this.#body = Buffer.allocUnsafe(length);
+    this.#filled = 0;
+    this.#type = type;
+    this.active = true;
+    return this.fill(chunk, i, sink);
+  }
+
+  /** Copy from `chunk[i]` into the body under construction, emitting it once complete. Returns the index after what it consumed. */
+  fill(chunk: Buffer, i: number, sink: FrameSink): number {
+    const body = this.#body;
+    const want = body.length - this.#filled;
+    const take = chunk.length - i < want ? chunk.length - i : want;
+    chunk.copy(body, this.#filled, i, i + take);
+    this.#filled += take;
+    if (this.#filled === body.length) {
+      this.#body = EMPTY;
+      this.active = false;
+      sink(body, this.#type);
+    }
+    return i + take;
+  }
+}
