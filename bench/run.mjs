@@ -32,6 +32,7 @@ const WORKLOADS = [
 const PEERS = [
   { id: 'raw', label: 'hand-rolled net.Socket (baseline)' },
   { id: 'channel', label: 'msgchannel Channel (TCP)' },
+  { id: 'channel-await', label: 'msgchannel Channel (TCP), one await recv() per message' },
   { id: 'channel-pair', label: 'msgchannel Channel.pair (memory)', inproc: true },
   { id: 'zeromq', label: 'zeromq PUSH/PULL (REQ/REP for b)', check: () => import('zeromq') },
   { id: 'ws', label: 'ws (no compression)', check: () => import('ws') },

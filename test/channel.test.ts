@@ -239,6 +239,80 @@ test('an aborted send sends nothing; the sends around it go out in order', async
   await b.close();
 });
 
+test('tryRecv() takes a buffered message without a promise, and never jumps a waiting recv()', async () => {
+  const [a, b] = Channel.pair();
+  assert.is(b.tryRecv(), undefined); // nothing buffered
+  const r1 = b.recv();
+  const r2 = b.recv(); // queued behind r1
+  // The three frames leave in one write and arrive in one chunk: r1 takes the first at once, r2's
+  // turn comes a few microtasks later. In between, tryRecv() must not take r2's message.
+  let between: Buffer | undefined | 'not run' = 'not run';
+  void r1.then(() => (between = b.tryRecv()));
+  void a.send('first');
+  void a.send('second');
+  void a.send('third');
+  assert.is((await r1).toString(), 'first');
+  assert.is((await r2).toString(), 'second');
+  assert.is(between, undefined);
+  assert.is(b.tryRecv()!.toString(), 'third');
+  assert.is(b.tryRecv(), undefined);
+  // The drain idiom reads everything in order.
+  for (let i = 0; i < 100; i++) void a.send(String(i));
+  const got: string[] = [];
+  while (got.length < 100) got.push((b.tryRecv() ?? (await b.recv())).toString());
+  assert.equal(got, Array.from({ length: 100 }, (_, i) => String(i)));
+  await a.close();
+  await b.close();
+});
+
+test('the channel iterator: return() keeps the channel open, a finished iterator stays done, errors are thrown', async () => {
+  const [a, b] = Channel.pair();
+  await a.send('x');
+  const it = b[Symbol.asyncIterator]();
+  assert.is(it[Symbol.asyncIterator](), it);
+  assert.equal(await it.next(), { value: Buffer.from('x'), done: false });
+  assert.equal(await it.return!(), { value: undefined, done: true });
+  assert.equal(await it.next(), { value: undefined, done: true });
+  assert.ok(b.isOpen);
+  await a.close();
+  assert.equal(await b.iterRecv().next(), { value: undefined, done: true }); // peer closed cleanly
+  // A protocol error is thrown by the loop, not swallowed.
+  const listener = Channel.listen('127.0.0.1', 0);
+  const { port } = await listener.listening;
+  const raw = net.connect(port, '127.0.0.1');
+  raw.on('error', () => {});
+  const server = (await listener.accept())!;
+  raw.write('\r\nMSG 1\r\nk\r\nMSG x');
+  const seen: string[] = [];
+  const e = await rejectsWith(
+    (async () => {
+      for await (const m of server) seen.push(m.toString());
+    })(),
+    'ERR_PROTOCOL',
+  );
+  assert.ok(e instanceof ProtocolError);
+  assert.equal(seen, ['k']);
+  raw.destroy();
+  await listener.close();
+});
+
+test('received bodies are ordinary Buffers (not thenables)', async () => {
+  const [a, b] = Channel.pair();
+  await a.send('hello');
+  const m = await b.recv();
+  assert.ok(Buffer.isBuffer(m));
+  assert.ok(m instanceof Buffer);
+  assert.is(m.constructor, Buffer);
+  assert.is(typeof (m as unknown as { then?: unknown }).then, 'undefined');
+  assert.is(m.toString(), 'hello');
+  assert.is(m.subarray(1, 3).toString(), 'el');
+  assert.ok(Buffer.isBuffer(m.subarray(1)));
+  assert.ok(m.equals(Buffer.from('hello')));
+  assert.is(JSON.stringify(m), JSON.stringify(Buffer.from('hello')));
+  await a.close();
+  await b.close();
+});
+
 test('breaking out of iteration keeps the channel open and unread messages for recv()', async () => {
   const [a, b] = Channel.pair();
   for (const m of ['1', '2', '3']) await a.send(m);
