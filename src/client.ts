@@ -29,6 +29,7 @@ import {
 import { PacketmqSession } from './typed/packetmq.js';
 import type { MessageMap } from './typed/protocol.js';
 import type { TypedChannel } from './typed/typedChannel.js';
+import { reportError } from './report.js';
 
 const noop = (): void => {};
 
@@ -488,19 +489,9 @@ export class Client<M extends MessageMap = never> {
   }
 
   #report(error: unknown): void {
-    const e = error instanceof Error ? error : new Error(String(error));
-    const handler = this.onError;
-    if (handler === undefined) {
-      process.emitWarning(e);
-      return;
-    }
-    try {
-      const r = handler(e);
-      if (r instanceof Promise) r.catch((inner: unknown) => process.emitWarning(inner instanceof Error ? inner : String(inner)));
-    } catch (inner) {
-      process.emitWarning(inner instanceof Error ? inner : String(inner));
-    }
+    reportError(this.onError, error);
   }
+
 
   #finish(error: Error | undefined): void {
     this.#state = 'closed';

@@ -13,6 +13,7 @@ import { memoryPair } from './memory.js';
 import { PacketmqSession, packetmqChannelOptions, type PacketmqSessionOptions } from './typed/packetmq.js';
 import type { MessageMap, Protocol, TypedMessage } from './typed/protocol.js';
 import { TypedChannel } from './typed/typedChannel.js';
+import { reportError } from './report.js';
 
 const noop = (): void => {};
 
@@ -485,19 +486,9 @@ export class Server<M extends MessageMap = never> {
   }
 
   #report(error: unknown, conn: Connection<M> | undefined): void {
-    const e = error instanceof Error ? error : new Error(String(error));
-    const handler = this.onError;
-    if (handler === undefined) {
-      process.emitWarning(e);
-      return;
-    }
-    try {
-      const r = handler(e, conn);
-      if (r instanceof Promise) r.catch((inner: unknown) => process.emitWarning(inner instanceof Error ? inner : String(inner)));
-    } catch (inner) {
-      process.emitWarning(inner instanceof Error ? inner : String(inner));
-    }
+    reportError(this.onError, error, conn);
   }
+
 
   /**
    * Send to every open connection. Resolves with how many it was handed to; a connection that

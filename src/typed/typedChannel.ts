@@ -8,6 +8,7 @@ import { ChannelClosedError, MessageDecodeError, UnknownMessageTypeError } from 
 import type { Framing } from '../framing/types.js';
 import { toBuffer } from './codec.js';
 import type { MessageDefinition, MessageMap, Protocol, TypedMessage } from './protocol.js';
+import { warn } from '../report.js';
 
 /**
  * What a typed channel needs from below: a Channel has all of it. A session (packetmq's) puts its
@@ -243,7 +244,7 @@ export class TypedChannel<M extends MessageMap> implements AsyncIterable<TypedMe
       try {
         await h(error);
       } catch (inner) {
-        process.emitWarning(inner instanceof Error ? inner : String(inner));
+        warn(inner);
       }
     }
   }
