@@ -173,10 +173,12 @@ for (const p of PEERS) {
 // busy moment hits them alike, and each keeps its median (by msgs/s, or by p50 for the ping-pong).
 const plan = [];
 for (const w of workloads) {
-  const fast = peers.filter((p) => QUICK_FULL.has(p.id));
+  // channel-await joins the interleaved rounds in a full run (in --quick it runs once, on (a)).
+  const repeated = (p) => QUICK_FULL.has(p.id) || (!quick && p.id === 'channel-await');
+  const fast = peers.filter(repeated);
   for (let k = 0; k < REPEATS; k++) for (const p of fast) plan.push([p, w]);
   for (const p of peers) {
-    if (QUICK_FULL.has(p.id)) continue;
+    if (repeated(p)) continue;
     if (quick && !allPeers && w.id !== 'a') continue;
     plan.push([p, w]);
   }
