@@ -85,3 +85,16 @@ export async function rejectsMatching(p: Promise<unknown>, pattern: RegExp): Pro
   }
   throw new Error(`expected a rejection matching ${pattern}, but it resolved`);
 }
+
+/** Split `bytes` at the given cut points (any order, duplicates, out of range: all fine). */
+export function chunkAt(bytes: Buffer, cuts: number[]): Buffer[] {
+  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+  const out: Buffer[] = [];
+  let at = 0;
+  for (const p of points) {
+    out.push(bytes.subarray(at, p));
+    at = p;
+  }
+  out.push(bytes.subarray(at));
+  return out;
+}

@@ -6,22 +6,10 @@
 import fc from 'fast-check';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { chunkAt } from '../helpers.js';
 import { type AckIO, MessageRefusedError, MessageTooLargeError, ProtocolError, pythonConnection, tinyproto } from '../../channel.js';
 
 const LIMIT = 512;
-
-/** Split `bytes` at the given cut points. */
-function chunk(bytes: Buffer, cuts: number[]): Buffer[] {
-  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
-  const out: Buffer[] = [];
-  let at = 0;
-  for (const p of points) {
-    out.push(bytes.subarray(at, p));
-    at = p;
-  }
-  out.push(bytes.subarray(at));
-  return out;
-}
 
 function escaped(body: Uint8Array): Buffer {
   const h = Buffer.alloc(12);
@@ -45,7 +33,7 @@ test('pythonConnection: frames with the u64 escape header, mixed with short ones
         const wire = Buffer.concat(frames.map((f) => (f.escape ? escaped(f.body) : short(f.body))));
         const decoder = pythonConnection().createDecoder({ maxMessageSize: LIMIT });
         const got: Buffer[] = [];
-        for (const c of chunk(wire, cuts)) decoder.push(c, (b) => got.push(Buffer.from(b)));
+        for (const c of chunkAt(wire, cuts)) decoder.push(c, (b) => got.push(Buffer.from(b)));
         assert.is(got.length, frames.length);
         got.forEach((g, i) => assert.ok(g.equals(frames[i]!.body)));
         assert.ok(decoder.atBoundary);
@@ -63,7 +51,7 @@ test('pythonConnection: any u64 escaped length above the limit (up to 2^64 - 1) 
       h.writeBigUInt64BE(len, 4);
       const decoder = pythonConnection().createDecoder({ maxMessageSize: LIMIT });
       try {
-        for (const c of chunk(h, cuts)) decoder.push(c, () => assert.unreachable('no frame'));
+        for (const c of chunkAt(h, cuts)) decoder.push(c, () => assert.unreachable('no frame'));
         assert.unreachable('expected an error');
       } catch (error) {
         assert.ok(error instanceof MessageTooLargeError, String(error));
@@ -112,7 +100,7 @@ test("tinyproto: the peer's answers to our headers, interleaved with its frames,
       const got: Buffer[] = [];
       const answers = events.filter((e) => e.kind === 'answer');
       let next = 0;
-      for (const c of chunk(wire, [...cuts, ...answerAt])) {
+      for (const c of chunkAt(wire, [...cuts, ...answerAt])) {
         if (next < answers.length && c.byteOffset - wire.byteOffset === answerAt[next]) {
           decoder.expectAck!(answers[next]!.size);
           next++;

@@ -6,6 +6,7 @@
 import fc from 'fast-check';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { chunkAt } from '../helpers.js';
 import {
   type AckIO,
   type Framing,
@@ -43,19 +44,6 @@ function frame(f: Framing, body: Uint8Array, type: number): Buffer {
   const header = Buffer.alloc(f.maxHeaderLength);
   const end = f.writeHeader(header, 0, body.length, type);
   return Buffer.concat([header.subarray(0, end), body]);
-}
-
-/** Split `bytes` at the given cut points (any order, duplicates, out of range: all fine). */
-function chunk(bytes: Buffer, cuts: number[]): Buffer[] {
-  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
-  const out: Buffer[] = [];
-  let at = 0;
-  for (const p of points) {
-    out.push(bytes.subarray(at, p));
-    at = p;
-  }
-  out.push(bytes.subarray(at));
-  return out;
 }
 
 /** Track the largest Buffer.allocUnsafe/alloc the decoders make while `fn` runs. */
@@ -104,7 +92,7 @@ for (const f of framings) {
           const wire = Buffer.concat(messages.map((m) => frame(f, m.body, m.type)));
           const decoder = f.createDecoder({ maxMessageSize: LIMIT }, f.acknowledged ? ackIO : undefined);
           const got: { body: Buffer; type: number }[] = [];
-          for (const c of chunk(wire, cuts)) decoder.push(c, (body, type) => got.push({ body: Buffer.from(body), type }));
+          for (const c of chunkAt(wire, cuts)) decoder.push(c, (body, type) => got.push({ body: Buffer.from(body), type }));
           assert.is(got.length, messages.length);
           got.forEach((g, i) => {
             assert.ok(g.body.equals(messages[i]!.body));
@@ -130,7 +118,7 @@ for (const f of framings) {
           const decoder = f.createDecoder({ maxMessageSize: LIMIT }, f.acknowledged ? ackIO : undefined);
           const largest = largestAllocation(() => {
             try {
-              for (const c of chunk(Buffer.from(bytes), cuts)) decoder.push(c, (body) => assert.ok(body.length <= LIMIT));
+              for (const c of chunkAt(Buffer.from(bytes), cuts)) decoder.push(c, (body) => assert.ok(body.length <= LIMIT));
             } catch (error) {
               if (!(error instanceof ProtocolError || error instanceof MessageTooLargeError)) throw error;
             }
