@@ -3,8 +3,7 @@
  * (test/interop/peers/packetmq_peer.py: python3 + python3-msgpack, strings packed as bin like
  * Python 2's packetmq), in both roles. Fails when no python3 with msgpack is found (.ci/run installs it).
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
@@ -17,64 +16,13 @@ import {
   packetmqChannelOptions,
   packetmqProtocol,
 } from '../../channel.js';
+import { type Peer, startPeer as startPythonPeer } from './python.js';
 
 /** The first python3 that imports msgpack (Debian's python3-msgpack lives in /usr/bin/python3's path). */
 const python = ['python3', '/usr/bin/python3'].find((exe) => spawnSync(exe, ['-c', 'import msgpack'], { stdio: 'ignore' }).status === 0);
 
-interface Peer {
-  lines: string[];
-  waitLine(pattern: RegExp, ms?: number): Promise<string>;
-  stop(): Promise<number | null>;
-}
-
 function startPeer(args: string[]): Peer {
-  const proc: ChildProcess = spawn(python!, ['-u', join(process.cwd(), 'test/interop/peers/packetmq_peer.py'), ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const lines: string[] = [];
-  let stderr = '';
-  let rest = '';
-  const wake = new Set<() => void>();
-  proc.stdout!.setEncoding('utf8').on('data', (s: string) => {
-    const parts = (rest + s).split('\n');
-    rest = parts.pop()!;
-    lines.push(...parts);
-    for (const w of [...wake]) w();
-  });
-  proc.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-  let done = false;
-  const exited = new Promise<number | null>((resolve) =>
-    proc.once('close', (code) => {
-      done = true;
-      for (const w of [...wake]) w();
-      resolve(code);
-    }),
-  );
-  return {
-    lines,
-    waitLine(pattern, ms = 5000) {
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => end(new Error(`no line matching ${pattern} in ${ms} ms: ${JSON.stringify(lines)} ${stderr}`)), ms);
-        const end = (error?: Error, line?: string) => {
-          clearTimeout(timer);
-          wake.delete(check);
-          if (error) reject(error);
-          else resolve(line!);
-        };
-        const check = () => {
-          const line = lines.find((l) => pattern.test(l));
-          if (line !== undefined) end(undefined, line);
-          else if (done) end(new Error(`peer exited without ${pattern}: ${JSON.stringify(lines)} ${stderr}`));
-        };
-        wake.add(check);
-        check();
-      });
-    },
-    async stop() {
-      if (!done) proc.kill('SIGKILL');
-      return exited;
-    },
-  };
+  return startPythonPeer('packetmq_peer.py', args, python ?? 'python3');
 }
 
 /** Our side's ids: 16.., the peer's IDBASE differs, so the adaptive side really adapts. */

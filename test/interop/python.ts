@@ -21,9 +21,9 @@ export interface Peer {
   stop(): Promise<void>;
 }
 
-/** Run `python3 test/interop/peers/<script> ...args`. */
-export function startPeer(script: string, args: string[]): Peer {
-  const proc = spawn('python3', ['-u', join(process.cwd(), 'test/interop/peers', script), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** Run `python3 test/interop/peers/<script> ...args` (or another interpreter: `python`). */
+export function startPeer(script: string, args: string[], python = 'python3'): Peer {
+  const proc = spawn(python, ['-u', join(process.cwd(), 'test/interop/peers', script), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: string[] = [];
   let stderr = '';
   const watchers = new Set<() => void>();
