@@ -607,7 +607,9 @@ export class Channel implements AsyncIterable<Buffer> {
   #enqueueSend(body: Buffer, type: number, signal: AbortSignal | undefined): Promise<void> {
     const queued = this.#stream.writableLength + (this.#slabEnd - this.#slabStart) + this.#backlogBytes;
     if (queued > 0 && queued + body.length > this.#maxQueued) {
-      return Promise.reject(new SendQueueFullError(body.length, queued, this.#maxQueued));
+      // Marked handled like the other refusals of an un-awaited send: a peer that never reads must
+      // not be able to crash the process through an unhandled rejection.
+      return this.#rejectSend(new SendQueueFullError(body.length, queued, this.#maxQueued));
     }
     this.#backlogBytes += body.length;
     const p = new Promise<void>((resolve, reject) => {
