@@ -581,6 +581,18 @@ test('await using closes the channel and the listener', async () => {
   await rejectsWith(Channel.connect('127.0.0.1', port), 'ECONNREFUSED');
 });
 
+test('sends refused by maxQueuedBytes reject with ERR_SEND_QUEUE_FULL, un-awaited ones without an unhandled rejection', async () => {
+  const [a, b] = Channel.pair({ maxQueuedBytes: 64 * 1024, highWaterMark: 1024 });
+  const before = unhandled.length;
+  for (let i = 0; i < 100; i++) void a.send(Buffer.alloc(8192)); // fire and forget, to a reader that never reads
+  await rejectsWith(a.send(Buffer.alloc(8192)), 'ERR_SEND_QUEUE_FULL');
+  assert.ok(a.isOpen, 'the channel stays open');
+  await sleep(20);
+  assert.is(unhandled.length, before);
+  a.destroy();
+  b.destroy();
+});
+
 test('leaves no unhandled rejection, socket or timer behind', async () => {
   await sleep(50);
   assert.equal(unhandled, []);
