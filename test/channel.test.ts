@@ -582,9 +582,9 @@ test('await using closes the channel and the listener', async () => {
 });
 
 test('sends refused by maxQueuedBytes reject with ERR_SEND_QUEUE_FULL, un-awaited ones without an unhandled rejection', async () => {
-  const [a, b] = Channel.pair({ maxQueuedBytes: 64 * 1024, highWaterMark: 1024 });
+  const [a, b] = Channel.pair({ maxQueuedBytes: 64 * 1024, sendHighWaterMark: 16 * 1024, highWaterMark: 1024 });
   const before = unhandled.length;
-  for (let i = 0; i < 100; i++) void a.send(Buffer.alloc(8192)); // fire and forget, to a reader that never reads
+  for (let i = 0; i < 200; i++) void a.send(Buffer.alloc(8192)); // fire and forget, to a reader that never reads
   await rejectsWith(a.send(Buffer.alloc(8192)), 'ERR_SEND_QUEUE_FULL');
   assert.ok(a.isOpen, 'the channel stays open');
   await sleep(20);
