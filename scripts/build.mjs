@@ -1,7 +1,20 @@
-// Builds dist/ (esbuild for the JS, tsc for the declarations) and, with --tests, the test files
-// into .build/test so uvu can run them. Dependencies stay external: the package imports them.
+// Builds dist/ and, with --tests, .build/ for the test suites.
+// - dist/: every module of the library transpiled file by file (esbuild, no bundling), so the
+//   package ships the module graph its sources have; tsc writes the declarations beside them.
+//   dist/channel.cjs is the one bundle: CommonJS for require('msgchannel') (p-queue is ESM-only).
+//   dist/cli.js starts the CLI, which imports the package entry (dist/channel.js), never a copy.
+// - .build/: the same per-file transpile of the library and the tests, so the suites run on the
+//   module graph users load (one Channel class, shared by every suite), not per-suite bundles.
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
+import { chmodSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const tests = process.argv.includes('--tests');
+const pkg = JSON.parse(readFileSync('package.json', 'utf8'));
+const common = { platform: 'node', target: 'node20', sourcemap: true, logLevel: 'warning', define: { __VERSION__: JSON.stringify(pkg.version) } };
+/** Transpile each file on its own: imports stay as written ('./x.js'), so the output graph is the source graph. */
+const transpile = (entryPoints, outdir) => build({ ...common, bundle: false, format: 'esm', entryPoints, outdir, outbase: '.' });
 
 function tsc(...args) {
   try {
@@ -11,11 +24,6 @@ function tsc(...args) {
     process.exit(1);
   }
 }
-import { chmodSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-
-const tests = process.argv.includes('--tests');
-const common = { bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', sourcemap: true, logLevel: 'warning' };
 
 function walk(dir, match) {
   let out = [];
@@ -27,25 +35,21 @@ function walk(dir, match) {
   return out;
 }
 
+const ts = (p) => p.endsWith('.ts') && !p.endsWith('.d.ts');
+const library = ['channel.ts', ...walk('src', ts)];
+
 rmSync('dist', { recursive: true, force: true });
-const examples = (() => { try { return walk('examples', (p) => p.endsWith('.ts')); } catch { return []; } })();
-await build({ ...common, entryPoints: ['channel.ts'], outfile: 'dist/channel.js' });
+await transpile(library, 'dist');
 // CommonJS, for require('msgchannel') on every Node >= 20: p-queue (and its dependencies) are
 // ESM-only, so they are bundled in; @msgpack/msgpack ships CommonJS and stays a dependency.
-await build({ ...common, packages: undefined, external: ['@msgpack/msgpack'], format: 'cjs', entryPoints: ['channel.ts'], outfile: 'dist/channel.cjs' });
-// The CLI imports the package entry, which stays a separate file (dist/channel.js), not a second copy.
-const pkg = JSON.parse(readFileSync('package.json', 'utf8'));
-await build({
-  ...common,
-  entryPoints: ['src/cli-main.ts'],
-  outfile: 'dist/cli.js',
-  define: { __VERSION__: JSON.stringify(pkg.version) },
-  plugins: [{ name: 'entry', setup: (b) => b.onResolve({ filter: /^\.\.\/channel\.js$/ }, () => ({ path: './channel.js', external: true })) }],
-});
+// Its error classes are a second copy; they are branded (src/errors.ts), so instanceof holds across.
+await build({ ...common, bundle: true, format: 'cjs', external: ['@msgpack/msgpack'], entryPoints: ['channel.ts'], outfile: 'dist/channel.cjs' });
+writeFileSync('dist/cli.js', "#!/usr/bin/env node\n// The `msgchannel` command: src/cli/, which imports the package entry (./channel.js).\nimport './src/cli/main.js';\n");
 chmodSync('dist/cli.js', 0o755);
+const examples = (() => { try { return walk('examples', ts); } catch { return []; } })();
 if (examples.length) {
-  // Examples import the package entry; bundle them against dist so they run as users would.
-  await build({ ...common, entryPoints: examples, outdir: 'dist/examples', outbase: 'examples' });
+  // Examples import 'msgchannel' (the package by name); they run against dist as users' code would.
+  await build({ ...common, bundle: true, format: 'esm', packages: 'external', entryPoints: examples, outdir: 'dist/examples', outbase: 'examples' });
 }
 tsc('-p', 'tsconfig.build.json');
 // CommonJS declarations: the same tree as .d.cts files importing each other, for `require` users.
@@ -56,8 +60,7 @@ for (const file of walk('dist', (p) => p.endsWith('.d.ts'))) {
 
 if (tests) {
   rmSync('.build', { recursive: true, force: true });
-  const files = walk('test', (p) => p.endsWith('.test.ts'));
-  await build({ ...common, entryPoints: files, outdir: '.build/test', outbase: 'test' });
+  await transpile([...library, ...walk('test', ts)], '.build');
   // Type-check the whole project, tests included: a type error fails `npm test`.
   tsc('--noEmit', '-p', 'tsconfig.json');
 }

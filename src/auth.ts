@@ -134,13 +134,26 @@ export interface AuthOptions {
   key: Uint8Array | string;
 }
 
+/** How rawMessageIO() reads lengths. */
+export interface RawMessageOptions {
+  /** multiprocessing's escape for long messages: a length of -1 (`FF FF FF FF`) is followed by a u64 length. */
+  u64Escape?: boolean;
+  /** The error for a length above the limit. @default AuthenticationError */
+  tooLong?: (length: number, limit: number) => Error;
+}
+
+const TWO_32 = 2 ** 32;
+
 /**
  * Raw handshake bytes as whole auth messages: `[u32 BE length][message]`, the layout of
  * multiprocessing.connection's short messages, so `auth` over `pythonConnection()` puts exactly
  * the bytes of Python's `authkey` exchange on the wire. A length above `maxLength` is refused
  * before anything is read or allocated.
  */
-export function rawMessageIO(io: { write(bytes: Uint8Array): void; read(n: number): Promise<Buffer> }): AuthMessageIO {
+export function rawMessageIO(
+  io: { write(bytes: Uint8Array): void; read(n: number): Promise<Buffer> },
+  options: RawMessageOptions = {},
+): AuthMessageIO {
   return {
     send(message: Buffer): void {
       const header = Buffer.allocUnsafe(4);
@@ -148,9 +161,14 @@ export function rawMessageIO(io: { write(bytes: Uint8Array): void; read(n: numbe
       io.write(Buffer.concat([header, message]));
     },
     async recv(maxLength: number): Promise<Buffer> {
-      const len = (await io.read(4)).readUInt32BE(0);
+      let len = (await io.read(4)).readUInt32BE(0);
+      if (len === 0xffffffff && options.u64Escape === true) {
+        const big = await io.read(8);
+        len = big.readUInt32BE(0) * TWO_32 + big.readUInt32BE(4);
+      }
       if (len > maxLength) {
-        throw new AuthenticationError(`auth handshake message of ${len} bytes, above the ${maxLength}-byte limit (does the peer use auth?)`);
+        throw options.tooLong?.(len, maxLength) ??
+          new AuthenticationError(`auth handshake message of ${len} bytes, above the ${maxLength}-byte limit (does the peer use auth?)`);
       }
       return io.read(len);
     },

@@ -3,8 +3,32 @@
  * Tests and callers should branch on `code` (or the class), never on the message text.
  */
 
+/** The static property naming the symbol that brands a class's instances. */
+const BRAND = Symbol.for('msgchannel.brand');
+
+/**
+ * Brand `cls`: its instances (and its subclasses' instances) carry `Symbol.for('msgchannel.<name>')`,
+ * so `instanceof` holds across copies of this module (the ESM and the CommonJS build, two bundles).
+ */
+function brand(cls: abstract new (...args: never[]) => Error, name: string): void {
+  const symbol = Symbol.for(`msgchannel.${name}`);
+  Object.defineProperty(cls, BRAND, { value: symbol });
+  Object.defineProperty(cls.prototype, symbol, { value: true });
+}
+
 /** Common base: `code` is stable across versions, `message` is for humans. */
 export class MsgChannelError extends Error {
+  static {
+    brand(this, 'MsgChannelError');
+  }
+
+  /** `instanceof` by brand for msgchannel's own classes (any copy of them); plain prototype checks for subclasses users write. */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    if (!Object.prototype.hasOwnProperty.call(this, BRAND)) return Function.prototype[Symbol.hasInstance].call(this, value);
+    if (typeof value !== 'object' || value === null) return false;
+    return (value as Record<symbol, unknown>)[(this as unknown as Record<symbol, symbol>)[BRAND]!] === true;
+  }
+
   readonly code: string;
   constructor(code: string, message: string, options?: ErrorOptions) {
     super(message, options);
@@ -15,6 +39,10 @@ export class MsgChannelError extends Error {
 
 /** send()/recv() on a closed channel, or the peer closed cleanly with nothing left to read. */
 export class ChannelClosedError extends MsgChannelError {
+  static {
+    brand(this, 'ChannelClosedError');
+  }
+
   /** Why the channel was closed, when the closing side said (e.g. a packetmq softquit reason). */
   readonly reason: string | undefined;
   constructor(message = 'channel is closed', options?: ErrorOptions & { reason?: string }) {
@@ -25,6 +53,10 @@ export class ChannelClosedError extends MsgChannelError {
 
 /** The peer sent bytes that are not a valid frame. `offset` is the byte of the stream at fault. */
 export class ProtocolError extends MsgChannelError {
+  static {
+    brand(this, 'ProtocolError');
+  }
+
   /** Offset in the connection's inbound byte stream of the offending byte, when known. */
   readonly offset: number | undefined;
   constructor(message: string, options?: ErrorOptions & { offset?: number; code?: string }) {
@@ -35,6 +67,10 @@ export class ProtocolError extends MsgChannelError {
 
 /** The peer closed the connection in the middle of a frame. */
 export class UnexpectedEofError extends ProtocolError {
+  static {
+    brand(this, 'UnexpectedEofError');
+  }
+
   constructor(message = 'connection closed in the middle of a frame', options?: ErrorOptions & { offset?: number }) {
     super(message, { ...options, code: 'ERR_UNEXPECTED_EOF' });
   }
@@ -42,6 +78,10 @@ export class UnexpectedEofError extends ProtocolError {
 
 /** A message above `maxMessageSize`: decided from the header before any allocation (receiving), or before any byte is written (sending). */
 export class MessageTooLargeError extends MsgChannelError {
+  static {
+    brand(this, 'MessageTooLargeError');
+  }
+
   readonly size: number;
   readonly limit: number;
   constructor(size: number, limit: number, direction: 'send' | 'recv') {
@@ -58,6 +98,10 @@ export class MessageTooLargeError extends MsgChannelError {
 
 /** An operation did not finish within its `timeout`. */
 export class TimeoutError extends MsgChannelError {
+  static {
+    brand(this, 'TimeoutError');
+  }
+
   constructor(message = 'operation timed out', options?: ErrorOptions) {
     super('ERR_TIMEOUT', message, options);
   }
@@ -65,6 +109,10 @@ export class TimeoutError extends MsgChannelError {
 
 /** A typed channel received a frame whose type id its Protocol does not define. The message is consumed; the channel stays open. */
 export class UnknownMessageTypeError extends MsgChannelError {
+  static {
+    brand(this, 'UnknownMessageTypeError');
+  }
+
   /** The type id on the wire. */
   readonly id: number;
   /** The frame body, undecoded. */
@@ -78,6 +126,10 @@ export class UnknownMessageTypeError extends MsgChannelError {
 
 /** A typed channel received a known message type whose body its codec could not unpack (`cause` says why). The message is consumed; the channel stays open. */
 export class MessageDecodeError extends MsgChannelError {
+  static {
+    brand(this, 'MessageDecodeError');
+  }
+
   readonly id: number;
   readonly body: Buffer;
   /** The message type's name (`name` is the error class name). */
@@ -92,6 +144,10 @@ export class MessageDecodeError extends MsgChannelError {
 
 /** A session handshake (packetmq's) failed; `reason` is the dotted reason sent or received (e.g. `reason.versionmismatch`). */
 export class HandshakeError extends MsgChannelError {
+  static {
+    brand(this, 'HandshakeError');
+  }
+
   readonly reason: string | undefined;
   constructor(message: string, options?: ErrorOptions & { reason?: string }) {
     super('ERR_HANDSHAKE', message, options);
@@ -101,6 +157,10 @@ export class HandshakeError extends MsgChannelError {
 
 /** Authentication of the connection failed (a wrong authkey on either side, or a malformed challenge or answer). */
 export class AuthenticationError extends MsgChannelError {
+  static {
+    brand(this, 'AuthenticationError');
+  }
+
   constructor(message = 'authentication failed', options?: ErrorOptions) {
     super('ERR_AUTH', message, options);
   }
@@ -108,6 +168,10 @@ export class AuthenticationError extends MsgChannelError {
 
 /** The peer refused a message we sent (tinyproto's negative ack); `status` is the byte it answered. */
 export class MessageRefusedError extends MsgChannelError {
+  static {
+    brand(this, 'MessageRefusedError');
+  }
+
   /** The peer's status byte (0x00 error, 0xFE connection limit, 0xFD conflict). */
   readonly status: number;
   /** Size of the refused message. */
@@ -128,6 +192,10 @@ export class MessageRefusedError extends MsgChannelError {
  * A ProtocolError subclass, so code that caught tinyproto's FE as a ProtocolError still does.
  */
 export class ConnectionRefusedError extends ProtocolError {
+  static {
+    brand(this, 'ConnectionRefusedError');
+  }
+
   constructor(message = 'the server refused the connection (connection limit)', options?: ErrorOptions & { offset?: number }) {
     super(message, { ...options, code: 'ERR_CONNECTION_LIMIT' });
   }
@@ -138,6 +206,10 @@ export class ConnectionRefusedError extends ProtocolError {
  * closed (or gave up reconnecting) before the message could be sent. `data` is the message.
  */
 export class MessageNotSentError extends MsgChannelError {
+  static {
+    brand(this, 'MessageNotSentError');
+  }
+
   /** The message, as given to send() (for a typed client, `{ name, data }`). */
   readonly data: unknown;
   /** Its position among the client's send() calls, counting from 1. */
@@ -151,6 +223,10 @@ export class MessageNotSentError extends MsgChannelError {
 
 /** A reconnecting Client used up `maxRetries` (`cause` is the last connection error). */
 export class ReconnectFailedError extends MsgChannelError {
+  static {
+    brand(this, 'ReconnectFailedError');
+  }
+
   readonly attempts: number;
   constructor(attempts: number, options?: ErrorOptions) {
     super('ERR_RECONNECT_FAILED', `gave up after ${attempts} failed connection attempts`, options);
@@ -164,6 +240,10 @@ export class ReconnectFailedError extends MsgChannelError {
  * written and the channel stays open; await earlier sends (or send less) and try again.
  */
 export class SendQueueFullError extends MsgChannelError {
+  static {
+    brand(this, 'SendQueueFullError');
+  }
+
   /** Size of the refused message. */
   readonly size: number;
   /** Bytes queued when it was refused. */

@@ -11,6 +11,7 @@
  * sign: this is the opposite of tokio's `length_adjustment`, which is added to the field's value.
  */
 import { MessageTooLargeError, ProtocolError } from '../errors.js';
+import { checkInt, checkOneOf } from '../validate.js';
 import { BodyAssembler } from './body.js';
 import type { Decoder, DecoderLimits, FrameSink, Framing } from './types.js';
 
@@ -128,20 +129,6 @@ function writeField(buf: Buffer, at: number, size: number, le: boolean, value: n
       }
     }
   }
-}
-
-function checkInt(name: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new RangeError(`Expected \`${name}\` to be an integer from ${min} to ${max}, got ${String(value)}`);
-  }
-  return value;
-}
-
-function checkOneOf<T>(name: string, value: unknown, allowed: readonly T[]): T {
-  if (!allowed.includes(value as T)) {
-    throw new RangeError(`Expected \`${name}\` to be one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}, got ${String(value)}`);
-  }
-  return value as T;
 }
 
 class LengthPrefixedDecoder implements Decoder {

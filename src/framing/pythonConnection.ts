@@ -7,7 +7,7 @@
  * Note that `Connection.send()`/`recv()` in Python pickle objects into that body: use
  * `send_bytes`/`recv_bytes` on the Python side (or unpickle yourself).
  */
-import { authenticate, type AuthMessageIO, type ChallengeKind } from '../auth.js';
+import { authenticate, rawMessageIO, type ChallengeKind, type RawMessageOptions } from '../auth.js';
 import { MessageTooLargeError, ProtocolError } from '../errors.js';
 import { BodyAssembler, EMPTY } from './body.js';
 import type { Decoder, DecoderLimits, FrameSink, Framing, HandshakeIO } from './types.js';
@@ -32,6 +32,12 @@ export interface PythonConnectionOptions {
 const ESCAPE = 0xffffffff;
 const SHORT_MAX = 0x7fffffff;
 const TWO_32 = 2 ** 32;
+
+/** The authkey exchange's messages as multiprocessing frames them: u64-escaped lengths, a ProtocolError past the limit. */
+const MULTIPROCESSING_MESSAGES: RawMessageOptions = {
+  u64Escape: true,
+  tooLong: (len, max) => new ProtocolError(`bad message length ${len} in the multiprocessing handshake (limit ${max})`),
+};
 
 class PythonConnectionDecoder implements Decoder {
   readonly #max: number;
@@ -99,27 +105,6 @@ class PythonConnectionDecoder implements Decoder {
   }
 }
 
-/** Reads whole messages of this framing from raw handshake bytes, with a length limit. */
-function messageIO(io: HandshakeIO): AuthMessageIO {
-  return {
-    send(message: Buffer): void {
-      const header = Buffer.alloc(4);
-      header.writeUInt32BE(message.length);
-      io.write(Buffer.concat([header, message]));
-    },
-    async recv(maxLength: number): Promise<Buffer> {
-      let len = (await io.read(4)).readInt32BE(0);
-      if (len === -1) {
-        const big = await io.read(8);
-        len = big.readUInt32BE(0) * TWO_32 + big.readUInt32BE(4);
-      }
-      if (len < 0 || len > maxLength) {
-        throw new ProtocolError(`bad message length ${len} in the multiprocessing handshake (limit ${maxLength})`);
-      }
-      return len === 0 ? EMPTY : io.read(len);
-    },
-  };
-}
 
 /**
  * Python's multiprocessing.connection framing, optionally with its authkey handshake.
@@ -162,7 +147,7 @@ export function pythonConnection(options: PythonConnectionOptions = {}): Framing
   };
   if (key !== undefined) {
     const secret = key;
-    framing.handshake = (io: HandshakeIO) => authenticate(messageIO(io), secret, io.isServer, challenge);
+    framing.handshake = (io: HandshakeIO) => authenticate(rawMessageIO(io, MULTIPROCESSING_MESSAGES), secret, io.isServer, challenge);
   }
   return Object.freeze(framing);
 }

@@ -4,6 +4,7 @@
  * sees the socket.
  */
 import { decode, encode } from '@msgpack/msgpack';
+import { checkInt } from '../validate.js';
 
 /** How one message type packs its data into a frame body and unpacks it again. */
 export interface Codec<T> {
@@ -95,13 +96,6 @@ function exact(body: Buffer, n: number, what: string): void {
   if (body.length !== n) throw new RangeError(`Expected a ${n}-byte ${what} body, got ${body.length} bytes`);
 }
 
-function checkUint(data: unknown, max: number, what: string): number {
-  if (typeof data !== 'number' || !Number.isInteger(data) || data < 0 || data > max) {
-    throw new RangeError(`Expected ${what} data to be an integer from 0 to ${max}, got ${String(data)}`);
-  }
-  return data;
-}
-
 /** One unsigned big-endian integer, Python struct `>B`, `>H` or `>I` (ltprotocol's NumMsg is `>I`). */
 export function uint(bytes: 1 | 2 | 4): Codec<number> {
   const max = 2 ** (8 * bytes) - 1;
@@ -109,7 +103,7 @@ export function uint(bytes: 1 | 2 | 4): Codec<number> {
   return {
     pack: (data) => {
       const b = Buffer.allocUnsafe(bytes);
-      b.writeUIntBE(checkUint(data, max, what), 0, bytes);
+      b.writeUIntBE(checkInt(`${what} data`, data, 0, max), 0, bytes);
       return b;
     },
     unpack: (body) => {

@@ -7,7 +7,7 @@
  * Frames: `[u32 BE length of id+payload][u16 BE packet id][msgpack payload]`, which is
  * `packetmqFraming`. Ids 0..3 are packetmq's own; user ids are 16..65535.
  */
-import type { ChannelOptions, Frame, RecvOptions } from '../../channel.js';
+import type { ChannelOptions, Frame, RecvOptions } from '../core/options.js';
 import { ChannelClosedError, HandshakeError, MessageTooLargeError, ProtocolError, TimeoutError } from '../errors.js';
 import { lengthPrefixed } from '../framing/lengthPrefixed.js';
 import type { Framing } from '../framing/types.js';

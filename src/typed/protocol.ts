@@ -5,6 +5,7 @@
  * a typed channel or a packetmq session reads it, nothing here touches a connection.
  */
 import { UnknownMessageTypeError } from '../errors.js';
+import { checkInt } from '../validate.js';
 import { msgpackCodec, type Codec } from './codec.js';
 
 /** What a Protocol knows at compile time: message name -> data type. */
@@ -45,13 +46,6 @@ export interface ProtocolOptions {
 
 const MAX_U32 = 0xffff_ffff;
 
-function checkIdBound(name: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > MAX_U32) {
-    throw new RangeError(`Expected \`${name}\` to be an integer from 0 to ${MAX_U32}, got ${String(value)}`);
-  }
-  return value;
-}
-
 /** Is `codec` usable: an object with pack() and unpack()? */
 function isCodec(codec: unknown): codec is Codec<unknown> {
   return typeof codec === 'object' && codec !== null && typeof (codec as Codec<unknown>).pack === 'function' && typeof (codec as Codec<unknown>).unpack === 'function';
@@ -75,8 +69,8 @@ export class Protocol<M extends MessageMap = {}> implements Iterable<MessageDefi
   readonly #byId = new Map<number, MessageDefinition>();
 
   constructor(options: ProtocolOptions = {}) {
-    this.minId = checkIdBound('minId', options.minId ?? 0);
-    this.maxId = checkIdBound('maxId', options.maxId ?? MAX_U32);
+    this.minId = checkInt('minId', options.minId ?? 0, 0, MAX_U32);
+    this.maxId = checkInt('maxId', options.maxId ?? MAX_U32, 0, MAX_U32);
     if (this.minId > this.maxId) {
       throw new RangeError(`Expected \`minId\` (${this.minId}) to be at most \`maxId\` (${this.maxId})`);
     }

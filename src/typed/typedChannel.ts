@@ -3,7 +3,7 @@
  * codec and sends it with the type id in the framing's type field; recv() maps the frame's type
  * id back to a name and unpacks. It wraps a Channel and never reads the socket itself.
  */
-import type { Frame, RecvOptions } from '../../channel.js';
+import type { Frame, RecvOptions } from '../core/options.js';
 import { ChannelClosedError, MessageDecodeError, UnknownMessageTypeError } from '../errors.js';
 import type { Framing } from '../framing/types.js';
 import { toBuffer } from './codec.js';

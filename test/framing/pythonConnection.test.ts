@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { AuthenticationError, Channel, MessageTooLargeError, ProtocolError, pythonConnection } from '../../channel.js';
 import { createResponse, verifyResponse } from '../../src/auth.js';
-import { memoryPair } from '../../src/memory.js';
+import { memoryPair } from '../../src/core/memory.js';
 import { assertEverySplit, decodeAll, encode, hex, throwsCode } from './codec.js';
 
 const pc = pythonConnection();

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { type AckIO, Channel, MessageRefusedError, ProtocolError, tinyproto } from '../../channel.js';
-import { memoryPair } from '../../src/memory.js';
+import { memoryPair } from '../../src/core/memory.js';
 import { encode, hex } from './codec.js';
 
 /** A decoder with a recording AckIO. */

@@ -7,58 +7,28 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { Channel, DEFAULT_MAX_CONNECTIONS, type ChannelOptions, type Listener, type ListenOptions } from '../channel.js';
-import { ChannelClosedError, ConnectionRefusedError, MessageDecodeError, TimeoutError, UnknownMessageTypeError } from './errors.js';
-import { memoryPair } from './memory.js';
-import { PacketmqSession, packetmqChannelOptions, type PacketmqSessionOptions } from './typed/packetmq.js';
-import type { MessageMap, Protocol, TypedMessage } from './typed/protocol.js';
-import { TypedChannel } from './typed/typedChannel.js';
-import { reportError } from './report.js';
-
-const noop = (): void => {};
-
-/** Default time Server.close() and Client.close() wait before destroying what is left. */
-export const DEFAULT_SHUTDOWN_TIMEOUT = 10_000;
-/** Default softquit reason a packetmq server sends its clients on close(). */
-export const DEFAULT_SHUTDOWN_REASON = 'reason.shutdown';
-/** The packetmq softquit reason a server at its connection limit sends. */
-export const CONNECTION_LIMIT_REASON = 'reason.connectionlimit';
-
-/** What a message is on the receiving side: a Buffer, or `{ name, id, data }` with a Protocol. */
-export type Incoming<M extends MessageMap> = [M] extends [never] ? Buffer : TypedMessage<M>;
-/** The arguments of send() and broadcast(): `(data)`, or `(name, data)` with a Protocol. */
-export type Outgoing<M extends MessageMap> = [M] extends [never]
-  ? [data: Uint8Array | string]
-  : { [N in keyof M & string]: [name: N, data: M[N]] }[keyof M & string];
-
-/** packetmq session settings for a Server or Client; `true` for the defaults. */
-export type PacketmqOption = boolean | (Partial<PacketmqSessionOptions> & { adaptive?: boolean });
-
-/** Options shared by Server and Client: the message layer and liveness. */
-export interface PeerOptions<M extends MessageMap> extends ChannelOptions {
-  /**
-   * Typed messages: handlers get `{ name, id, data }` and send() takes `(name, data)`. The
-   * framing needs a type field (ltprotocol(), packetmqFraming, lengthPrefixed({ typeSize })).
-   */
-  protocol?: Protocol<M>;
-  /**
-   * Run a packetmq session on each connection (handshake, softquit with a reason). Needs
-   * `protocol`; the framing and size limit default to packetmq's. The server side is
-   * non-adaptive and the client side adaptive unless `{ adaptive }` says otherwise.
-   */
-  packetmq?: PacketmqOption;
-  /**
-   * Close a connection on which nothing was received for this many milliseconds (it fails with
-   * TimeoutError): finds half-open connections. Pair it with a heartbeat message when the
-   * protocol can be quiet for longer. Off by default.
-   */
-  idleTimeout?: number;
-  /**
-   * TCP keepalive: `true`, or the idle milliseconds before the first probe.
-   * @default false
-   */
-  keepAlive?: boolean | number;
-}
+import { Channel } from '../core/channel.js';
+import type { Listener } from '../core/listener.js';
+import { memoryPair } from '../core/memory.js';
+import { DEFAULT_MAX_CONNECTIONS, type ChannelOptions, type ListenOptions } from '../core/options.js';
+import { ChannelClosedError, ConnectionRefusedError, TimeoutError } from '../errors.js';
+import { reportError } from '../report.js';
+import { PacketmqSession } from '../typed/packetmq.js';
+import type { MessageMap } from '../typed/protocol.js';
+import type { TypedChannel } from '../typed/typedChannel.js';
+import { noop } from '../util.js';
+import { checkNumber } from '../validate.js';
+import {
+  DEFAULT_SHUTDOWN_REASON,
+  DEFAULT_SHUTDOWN_TIMEOUT,
+  memoryServers,
+  messageLayer,
+  peerChannelOptions,
+  readMessages,
+  type Incoming,
+  type Outgoing,
+  type PeerOptions,
+} from './shared.js';
 
 /** Options of a Server. Listen options (tls, backlog, reuse, noDelay, echo) apply to every listen(). */
 export interface ServerOptions<M extends MessageMap = never>
@@ -97,78 +67,6 @@ export interface ServerCloseOptions {
   reason?: string;
   /** Milliseconds to wait for every connection to close; then the rest are destroyed and close() rejects with TimeoutError. @default 10000 */
   timeout?: number;
-}
-
-/** In-process servers by name: Server.listen({ memory }) registers, Client.connect({ memory }) looks up. */
-export const memoryServers = new Map<string, (options: ChannelOptions) => Duplex>();
-
-export function checkNumber(name: string, value: unknown, min: number, integer = false): number | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'number' || Number.isNaN(value) || value < min || (integer && value !== Infinity && !Number.isInteger(value))) {
-    throw new RangeError(`Expected \`${name}\` to be ${integer ? 'an integer' : 'a number'} >= ${min}, got ${String(value)}`);
-  }
-  return value;
-}
-
-/** The Channel options a peer uses: packetmq's framing and limit when `packetmq` is set. */
-export function peerChannelOptions<M extends MessageMap>(options: PeerOptions<M>): ChannelOptions {
-  const o: ChannelOptions = {};
-  if (options.packetmq) {
-    if (options.protocol === undefined) throw new TypeError('Expected a `protocol` with `packetmq`');
-    const max = typeof options.packetmq === 'object' ? options.packetmq.maxMessageSize : undefined;
-    Object.assign(o, packetmqChannelOptions(max));
-  }
-  for (const key of ['framing', 'maxMessageSize', 'highWaterMark', 'sendHighWaterMark', 'handshakeTimeout', 'headerTimeout', 'maxQueuedBytes', 'auth'] as const) {
-    if (options[key] !== undefined) (o as Record<string, unknown>)[key] = options[key];
-  }
-  return o;
-}
-
-/** The message layer over a channel: none, a TypedChannel, or a PacketmqSession (whose handshake has started). */
-export function messageLayer<M extends MessageMap>(
-  channel: Channel,
-  options: PeerOptions<M>,
-  isServer: boolean,
-): TypedChannel<M> | undefined {
-  if (options.protocol === undefined) return undefined;
-  if (options.packetmq) {
-    const p = typeof options.packetmq === 'object' ? options.packetmq : {};
-    return new PacketmqSession(options.protocol, channel, { ...p, adaptive: p.adaptive ?? !isServer });
-  }
-  return new TypedChannel(options.protocol, channel);
-}
-
-/**
- * Read one connection until it ends or `stop` aborts, calling `handle` for each message in order.
- * After `stop`, what is already buffered is still handled (the drain), then it returns.
- */
-export async function readMessages<M extends MessageMap>(
-  channel: Channel,
-  typed: TypedChannel<M> | undefined,
-  stop: AbortSignal,
-  handle: (message: Incoming<M>) => unknown,
-  report: (error: Error) => unknown,
-): Promise<void> {
-  for (;;) {
-    // Once stopped, take only what is already here: a 0 ms timeout resolves with a buffered message or ends the loop.
-    const options = stop.aborted ? { timeout: 0 } : { signal: stop };
-    let message: Incoming<M>;
-    try {
-      message = (typed ? await typed.recv(options) : await channel.recv(options)) as Incoming<M>;
-    } catch (error) {
-      if ((error instanceof UnknownMessageTypeError || error instanceof MessageDecodeError) && !stop.aborted) {
-        await report(error);
-        continue;
-      }
-      if (stop.aborted && error === stop.reason) continue; // stopped while waiting: drain what is buffered
-      return; // closed, failed, or drained: `closed` has the story
-    }
-    try {
-      await handle(message);
-    } catch (error) {
-      await report(error instanceof Error ? error : new Error(String(error)));
-    }
-  }
 }
 
 let nextId = 1;
@@ -284,7 +182,6 @@ export class Server<M extends MessageMap = never> {
 
   readonly #options: ServerOptions<M>;
   readonly #channelOptions: ChannelOptions;
-  readonly #idleTimeout: number | undefined;
   readonly #connections = new Set<Connection<M>>();
   readonly #listeners = new Set<Listener>();
   readonly #memoryNames = new Set<string>();
@@ -299,7 +196,7 @@ export class Server<M extends MessageMap = never> {
   constructor(options: ServerOptions<M> = {}) {
     this.#options = options;
     this.#channelOptions = peerChannelOptions(options);
-    this.#idleTimeout = checkNumber('idleTimeout', options.idleTimeout, 1);
+    checkNumber('idleTimeout', options.idleTimeout, 1); // the Channel's watchdog enforces it (peerChannelOptions)
     this.maxConnections = checkNumber('maxConnections', options.maxConnections, 0, true) ?? DEFAULT_MAX_CONNECTIONS;
     this.onConnection = options.onConnection;
     this.onMessage = options.onMessage;
@@ -430,7 +327,6 @@ export class Server<M extends MessageMap = never> {
 
   async #serve(conn: Connection<M>): Promise<void> {
     const { channel, typed } = conn;
-    let idle: NodeJS.Timeout | undefined;
     let connected = false;
     try {
       if (typed instanceof PacketmqSession) {
@@ -447,10 +343,6 @@ export class Server<M extends MessageMap = never> {
         return;
       }
       connected = true;
-      if (this.#idleTimeout !== undefined) {
-        const ms = this.#idleTimeout;
-        idle = setTimeout(() => channel.destroy(new TimeoutError(`nothing received for ${ms} ms`)), ms);
-      }
       try {
         await inHandler.run(conn as Connection<MessageMap>, () => this.onConnection?.(conn));
       } catch (error) {
@@ -460,10 +352,7 @@ export class Server<M extends MessageMap = never> {
         channel,
         typed,
         conn.stopSignal,
-        (message) => {
-          idle?.refresh();
-          return inHandler.run(conn as Connection<MessageMap>, () => this.onMessage?.(conn, message));
-        },
+        (message) => inHandler.run(conn as Connection<MessageMap>, () => this.onMessage?.(conn, message)),
         (error) => this.#report(error, conn),
       );
       // The peer closed, or the server is closing and what was received is handled: close our side
@@ -471,7 +360,6 @@ export class Server<M extends MessageMap = never> {
       // (Not after a failure or the peer's close: that would hide the error `closed` reports.)
       if (channel.isOpen) await conn.close({ reason: this.#closeReason, timeout: this.#closeTimeout }).catch(noop);
       const error = await channel.closed;
-      clearTimeout(idle);
       const reason = conn.quitReason ?? error;
       try {
         await this.onClose?.(conn, reason);
@@ -479,7 +367,6 @@ export class Server<M extends MessageMap = never> {
         this.#report(e, conn);
       }
     } finally {
-      clearTimeout(idle);
       this.#connections.delete(conn);
       if (!connected) channel.destroy();
     }

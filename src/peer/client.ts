@@ -4,20 +4,25 @@
  * policy for sends made while disconnected. Built on Channel.connect() and, with a Protocol, on
  * TypedChannel / PacketmqSession. It never touches a socket itself.
  */
-import { Channel, type ChannelOptions, type ConnectOptions } from '../channel.js';
+import { Channel } from '../core/channel.js';
+import { Deque } from '../core/deque.js';
+import type { ChannelOptions, ConnectOptions } from '../core/options.js';
 import {
   ChannelClosedError,
   ConnectionRefusedError,
   MessageNotSentError,
   MessageRefusedError,
   ReconnectFailedError,
-  TimeoutError,
-} from './errors.js';
-import { Deque } from './deque.js';
+} from '../errors.js';
+import { reportError } from '../report.js';
+import { PacketmqSession } from '../typed/packetmq.js';
+import type { MessageMap } from '../typed/protocol.js';
+import type { TypedChannel } from '../typed/typedChannel.js';
+import { noop } from '../util.js';
+import { checkNumber } from '../validate.js';
 import {
   CONNECTION_LIMIT_REASON,
   DEFAULT_SHUTDOWN_TIMEOUT,
-  checkNumber,
   memoryServers,
   messageLayer,
   peerChannelOptions,
@@ -25,13 +30,7 @@ import {
   type Incoming,
   type Outgoing,
   type PeerOptions,
-} from './server.js';
-import { PacketmqSession } from './typed/packetmq.js';
-import type { MessageMap } from './typed/protocol.js';
-import type { TypedChannel } from './typed/typedChannel.js';
-import { reportError } from './report.js';
-
-const noop = (): void => {};
+} from './shared.js';
 
 /** Twisted ReconnectingClientFactory's defaults (ltprotocol's client uses them). */
 export const RECONNECT_DEFAULTS = Object.freeze({
@@ -180,7 +179,7 @@ export class Client<M extends MessageMap = never> {
     if (options.offline !== undefined && options.offline !== 'queue' && options.offline !== 'reject') {
       throw new TypeError(`Expected \`offline\` to be 'queue' or 'reject', got ${String(options.offline)}`);
     }
-    checkNumber('idleTimeout', options.idleTimeout, 1);
+    checkNumber('idleTimeout', options.idleTimeout, 1); // the Channel's watchdog enforces it (peerChannelOptions)
     this.onConnect = options.onConnect;
     this.onMessage = options.onMessage;
     this.onDisconnect = options.onDisconnect;
@@ -360,11 +359,6 @@ export class Client<M extends MessageMap = never> {
     this.#firstConnect?.resolve();
     this.#firstConnect = undefined;
     let received = false;
-    let idle: NodeJS.Timeout | undefined;
-    const idleTimeout = this.#options.idleTimeout;
-    if (idleTimeout !== undefined) {
-      idle = setTimeout(() => channel.destroy(new TimeoutError(`nothing received for ${idleTimeout} ms`)), idleTimeout);
-    }
     try {
       try {
         await this.onConnect?.(this);
@@ -377,7 +371,6 @@ export class Client<M extends MessageMap = never> {
         this.#stop.signal,
         (message) => {
           received = true;
-          idle?.refresh();
           return this.onMessage?.(message, this);
         },
         (error) => this.#report(error),
@@ -406,7 +399,6 @@ export class Client<M extends MessageMap = never> {
       }
       return reason;
     } finally {
-      clearTimeout(idle);
       this.#channel = undefined;
       this.#typed = undefined;
     }

@@ -1,0 +1,78 @@
+/**
+ * Channel.connect(): TCP, TLS or a Unix socket, with a timeout and an abort signal. Every option
+ * is checked before a socket is opened. The Channel comes from a factory, so this module only
+ * knows its type.
+ */
+import * as net from 'node:net';
+import * as tls from 'node:tls';
+import type { Duplex } from 'node:stream';
+import { TimeoutError } from '../errors.js';
+import type { Channel } from './channel.js';
+import { checkConnectOptions, type ChannelOptions, type ConnectOptions } from './options.js';
+
+/** Makes a channel for a connected stream (Channel.connect and Channel.listen pass `new Channel`). */
+export type ChannelFactory = (stream: Duplex, options: ChannelOptions & { isServer?: boolean }) => Channel;
+
+function describeTarget(opts: { host?: string | undefined; port?: number | undefined; path?: string | undefined }): string {
+  return opts.path !== undefined ? opts.path : `${opts.host ?? 'localhost'}:${opts.port}`;
+}
+
+/** Connect, then make the channel with `create` once the transport (and TLS) is up; resolves once its handshakes are done. */
+export function connectChannel(opts: ConnectOptions, create: ChannelFactory): Promise<Channel> {
+  let timeout: number | undefined;
+  try {
+    timeout = checkConnectOptions(opts); // before any socket: a bad option rejects, never throws later
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  const target = describeTarget(opts);
+  return new Promise<Channel>((resolve, reject) => {
+    const where = opts.path !== undefined ? { path: opts.path } : { host: opts.host ?? 'localhost', port: opts.port! };
+    const secure = opts.tls !== undefined;
+    if (opts.signal?.aborted) {
+      reject(opts.signal.reason);
+      return;
+    }
+    const socket: net.Socket = secure
+      ? tls.connect({ ...(opts.tls === true ? {} : opts.tls), ...where })
+      : net.connect(where);
+    let channel: Channel | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const settle = (): void => {
+      clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', onAbort);
+      socket.removeListener('error', onError);
+    };
+    const fail = (error: unknown): void => {
+      settle();
+      if (channel) channel.destroy(error as Error);
+      else socket.destroy();
+      reject(error);
+    };
+    const onError = (error: Error): void => fail(error);
+    const onAbort = (): void => fail(opts.signal!.reason);
+    socket.once('error', onError);
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    if (timeout !== undefined) {
+      timer = setTimeout(() => fail(new TimeoutError(`connect to ${target} timed out after ${timeout} ms`)), timeout);
+    }
+    socket.once(secure ? 'secureConnect' : 'connect', () => {
+      if (opts.path === undefined) socket.setNoDelay(opts.noDelay ?? true);
+      if (opts.keepAlive && opts.path === undefined) socket.setKeepAlive(true, opts.keepAlive === true ? 0 : opts.keepAlive);
+      socket.removeListener('error', onError);
+      try {
+        channel = create(socket, opts);
+      } catch (error) {
+        fail(error);
+        return;
+      }
+      channel.ready.then(
+        () => {
+          settle();
+          resolve(channel!);
+        },
+        (error: unknown) => fail(error),
+      );
+    });
+  });
+}

@@ -1,0 +1,234 @@
+/**
+ * Listener: a listening server as an async iterable of client channels (Channel.listen()), with
+ * a connection limit and refusal. The Channel comes from a factory, so this module only knows
+ * its type.
+ */
+import * as net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import * as tls from 'node:tls';
+import type { Framing } from '../framing/types.js';
+import { noop } from '../util.js';
+import type { Channel } from './channel.js';
+import type { ChannelFactory } from './connect.js';
+import { Deque } from './deque.js';
+import { DEFAULT_CLOSE_TIMEOUT, checkListenOptions, type ListenOptions } from './options.js';
+
+/** Refuse an incoming connection: the framing's refusal bytes then close, or a TCP reset. */
+function refuse(socket: net.Socket, framing: Framing | undefined): void {
+  socket.on('error', noop);
+  const refusal = framing?.refusal;
+  if (refusal !== undefined) {
+    socket.resume(); // discard what the client sends, so its close is seen
+    socket.end(refusal);
+    socket.setTimeout(DEFAULT_CLOSE_TIMEOUT, () => socket.destroy());
+    return;
+  }
+  try {
+    socket.resetAndDestroy(); // TCP: the client reads ECONNRESET before any frame
+  } catch {
+    socket.destroy(); // not TCP (a Unix socket): a close before any frame
+  }
+}
+
+/**
+ * A listening server: an async iterable of client channels. Clients that connect while nobody
+ * iterates wait in a queue; none is lost. Leaving a `for await` loop closes the listener;
+ * channels already handed out stay open.
+ */
+export class Listener implements AsyncIterable<Channel> {
+  /** Resolves with the bound address once listening; rejects on EADDRINUSE and the like. */
+  readonly listening: Promise<AddressInfo>;
+
+  readonly #server: net.Server;
+  readonly #options: ListenOptions;
+  readonly #queue = new Deque<Channel>();
+  readonly #takers = new Deque<{ resolve(r: IteratorResult<Channel, undefined>): void; reject(e: unknown): void }>();
+  #error: Error | undefined;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+  /** The listener error was thrown to an iterator (it is thrown once). */
+  #errorReported = false;
+  readonly #create: ChannelFactory;
+  readonly #maxConnections: number;
+  /** Connections accepted whose handshake has not finished. */
+  #handshaking = 0;
+  /** Channels of this listener not yet closed (handshaking, pending or handed out). */
+  #open = 0;
+
+  /**
+   * Use Channel.listen(). `create` makes each client's channel (Channel.listen passes
+   * `(stream, options) => new Channel(stream, options)`).
+   */
+  constructor(options: ListenOptions, create: ChannelFactory) {
+    this.#options = options;
+    this.#create = create;
+    this.#maxConnections = checkListenOptions(options); // now, not at the first client
+    this.#server = options.tls
+      ? tls.createServer(options.tls, (socket) => this.#onSocket(socket))
+      : net.createServer((socket) => this.#onSocket(socket));
+    if (options.tls) this.#server.on('tlsClientError', noop); // a failed TLS handshake ends that socket only
+    this.listening = new Promise<AddressInfo>((resolve, reject) => {
+      const onError = (error: Error): void => {
+        this.#fatal(error);
+        reject(error);
+      };
+      this.#server.once('error', onError);
+      this.#server.once('listening', () => {
+        this.#server.removeListener('error', onError);
+        this.#server.on('error', (error) => this.#fatal(error));
+        const address = this.address!;
+        if (options.echo) console.log(`listening on ${options.path ?? `${address.address}:${address.port}`}`);
+        resolve(address);
+      });
+    });
+    this.listening.catch(noop);
+    const listenOptions: net.ListenOptions & { reusePort?: boolean } =
+      options.path !== undefined
+        ? { path: options.path, backlog: options.backlog }
+        : { host: options.host, port: options.port, backlog: options.backlog, reusePort: options.reuse ?? true };
+    this.#server.listen(listenOptions);
+    if (options.signal) {
+      if (options.signal.aborted) void this.close();
+      else options.signal.addEventListener('abort', () => void this.close(), { once: true });
+    }
+  }
+
+  /** What was bound (port 0 picks a free one); null before listening and after close. */
+  get address(): AddressInfo | null {
+    const a = this.#server.address();
+    if (a === null) return null;
+    if (typeof a === 'string') return { address: a, family: 'unix', port: 0 };
+    return a;
+  }
+
+  /** Channels accepted but not yet taken by the iterator. */
+  get pending(): number {
+    return this.#queue.length;
+  }
+
+  /** Connections accepted whose framing handshake has not finished yet (not yet in `pending`). */
+  get handshaking(): number {
+    return this.#handshaking;
+  }
+
+
+  /** Connections of this listener open now: in their handshake, pending, or handed out and not closed. */
+  get connections(): number {
+    return this.#open;
+  }
+
+  readonly #closedOne = (): void => {
+    this.#open--;
+  };
+
+  #onSocket(socket: net.Socket): void {
+    if (this.#closed) {
+      socket.destroy();
+      return;
+    }
+    if (this.#open >= this.#maxConnections || (this.#options.admit !== undefined && !this.#options.admit())) {
+      refuse(socket, this.#options.framing);
+      return;
+    }
+    if (this.#options.path === undefined) {
+      socket.setNoDelay(this.#options.noDelay ?? true);
+      const keepAlive = this.#options.keepAlive;
+      if (keepAlive) socket.setKeepAlive(true, keepAlive === true ? 0 : keepAlive);
+    }
+    let channel: Channel;
+    try {
+      channel = this.#create(socket, { ...this.#options, isServer: true });
+    } catch (error) {
+      socket.destroy();
+      this.#fatal(error as Error);
+      return;
+    }
+    if (this.#options.echo) console.log(`--> ${channel.ip ?? this.#options.path}:${channel.port ?? ''}`);
+    this.#open++;
+    void channel.closed.then(this.#closedOne);
+    this.#handshaking++;
+    channel.ready.then(
+      () => {
+        this.#handshaking--;
+        this.#deliver(channel);
+      },
+      () => this.#handshaking--, // a failed handshake ends that connection only
+    );
+  }
+
+  #deliver(channel: Channel): void {
+    if (this.#closed) {
+      channel.destroy();
+      return;
+    }
+    const taker = this.#takers.shift();
+    if (taker) taker.resolve({ value: channel, done: false });
+    else this.#queue.push(channel);
+  }
+
+  #fatal(error: Error): void {
+    if (this.#error) return;
+    this.#error = error;
+    const t = this.#takers.shift();
+    if (t) {
+      this.#errorReported = true;
+      t.reject(error);
+    }
+    void this.close();
+  }
+
+  /** Wait for the next client. Resolves with undefined once the listener is closed. */
+  async accept(): Promise<Channel | undefined> {
+    const r = await this.#next();
+    return r.done ? undefined : r.value;
+  }
+
+
+  #next(): Promise<IteratorResult<Channel, undefined>> {
+    const channel = this.#queue.shift();
+    if (channel) return Promise.resolve({ value: channel, done: false });
+    if (this.#error && !this.#errorReported) {
+      // A listener error (EADDRINUSE, ...) is thrown once by the iterator, then it is done.
+      this.#errorReported = true;
+      return Promise.reject(this.#error);
+    }
+    if (this.#closed) return Promise.resolve({ value: undefined, done: true });
+    return new Promise((resolve, reject) => this.#takers.push({ resolve, reject }));
+  }
+
+  /** Stop accepting. Channels handed out stay open; ones accepted but not yet handed out are closed. */
+  close(): Promise<void> {
+    if (this.#closing) return this.#closing;
+    this.#closed = true;
+    for (let ch = this.#queue.shift(); ch; ch = this.#queue.shift()) ch.destroy();
+    for (let t = this.#takers.shift(); t; t = this.#takers.shift()) t.resolve({ value: undefined, done: true });
+    this.#closing = new Promise<void>((resolve) => {
+      if (!this.#server.listening) {
+        resolve();
+        return;
+      }
+      // server.close()'s callback waits for every connection to end; the port is released now.
+      this.#server.close();
+      setImmediate(resolve);
+    });
+    return this.#closing;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Channel, undefined> {
+    return {
+      next: () => this.#next(),
+      return: async () => {
+        await this.close();
+        return { value: undefined, done: true };
+      },
+      throw: async (error?: unknown) => {
+        await this.close();
+        throw error;
+      },
+    };
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}

@@ -1,0 +1,89 @@
+/**
+ * Liveness of a channel's inbound side: `headerTimeout` (a frame's header must arrive in time once
+ * it has started) and `idleTimeout` (some byte must arrive in time). One unref'd interval per
+ * channel samples the decoder's offset; nothing runs per message or per chunk.
+ */
+import { TimeoutError } from '../errors.js';
+import type { Decoder } from '../framing/types.js';
+
+/** What the watchdog asks of its channel. */
+export interface Watched {
+  readonly decoder: Pick<Decoder, 'offset' | 'atBoundary'>;
+  /** The framing's longest header: at least this many bytes must arrive per `headerTimeout`. */
+  readonly maxHeaderLength: number;
+  /** False once the channel is no longer open: the watchdog stops. */
+  active(): boolean;
+  /** True while the channel itself paused reading (backpressure): nothing is counted then. */
+  paused(): boolean;
+  /** A timeout: the channel fails with this error. */
+  fail(error: TimeoutError): void;
+}
+
+export class Watchdog {
+  readonly #watched: Watched;
+  readonly #headerTimeout: number;
+  readonly #idleTimeout: number;
+  #timer: NodeJS.Timeout | undefined;
+  /** decoder.offset at the last sample, and when it last moved. */
+  #seenOffset = 0;
+  #lastByteAt = 0;
+  /** When a sample first saw the current incomplete frame (0: at a boundary), and the offset then. */
+  #frameSince = 0;
+  #frameOffset = 0;
+
+  constructor(watched: Watched, headerTimeout: number, idleTimeout: number) {
+    this.#watched = watched;
+    this.#headerTimeout = headerTimeout;
+    this.#idleTimeout = idleTimeout;
+  }
+
+  /** Start sampling (once the channel is open); does nothing when both timeouts are off. */
+  start(): void {
+    const header = this.#headerTimeout;
+    const idle = this.#idleTimeout;
+    if ((header === 0 && idle === 0) || this.#timer !== undefined) return;
+    const period = Math.max(5, Math.min(header || Infinity, idle || Infinity) / 4);
+    this.#seenOffset = this.#watched.decoder.offset;
+    this.#lastByteAt = Date.now();
+    this.#timer = setInterval(this.#sample, period);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+
+  readonly #sample = (): void => {
+    const w = this.#watched;
+    if (!w.active()) {
+      this.stop();
+      return;
+    }
+    const now = Date.now();
+    const offset = w.decoder.offset;
+    if (w.paused()) {
+      // We stopped reading (backpressure): whatever the peer sent waits in the kernel, not its fault.
+      this.#seenOffset = offset;
+      this.#lastByteAt = now;
+      this.#frameSince = 0;
+      return;
+    }
+    if (offset !== this.#seenOffset) {
+      this.#seenOffset = offset;
+      this.#lastByteAt = now;
+    } else if (this.#idleTimeout > 0 && now - this.#lastByteAt >= this.#idleTimeout) {
+      w.fail(new TimeoutError(`nothing received for ${now - this.#lastByteAt} ms (idleTimeout ${this.#idleTimeout} ms)`));
+      return;
+    }
+    if (this.#headerTimeout === 0) return;
+    if (w.decoder.atBoundary) {
+      this.#frameSince = 0;
+    } else if (this.#frameSince === 0 || offset - this.#frameOffset >= w.maxHeaderLength) {
+      // A new frame, or the last one's header is surely complete: start counting from here.
+      this.#frameSince = now;
+      this.#frameOffset = offset;
+    } else if (now - this.#frameSince >= this.#headerTimeout) {
+      w.fail(new TimeoutError(`frame header incomplete ${now - this.#frameSince} ms after it started (headerTimeout ${this.#headerTimeout} ms)`));
+    }
+  };
+}

@@ -1,0 +1,79 @@
+/**
+ * The send side's frame writer. Bodies up to 16 KiB are copied with their header into a shared
+ * slab, and the slab is written once per tick (or when full), so many small frames leave in one
+ * write. Bigger bodies go out with their header under cork, never copied (as ws's sender does).
+ */
+import type { Duplex } from 'node:stream';
+import type { Framing } from '../framing/types.js';
+
+/** Bodies up to this size are copied into a shared write slab, so many small frames leave in one write. */
+const COPY_LIMIT = 16 * 1024;
+const SLAB_SIZE = 64 * 1024;
+
+export class FrameWriter {
+  readonly #stream: Duplex;
+  readonly #framing: Framing;
+  #slab: Buffer | null = null;
+  #slabStart = 0;
+  #slabEnd = 0;
+  #flushScheduled = false;
+  /** Runs once per tick with small frames batched. */
+  readonly #flushTick = (): void => {
+    this.#flushScheduled = false;
+    this.flush();
+  };
+
+  constructor(stream: Duplex, framing: Framing) {
+    this.#stream = stream;
+    this.#framing = framing;
+  }
+
+  /** Bytes batched and not yet handed to the stream. */
+  get buffered(): number {
+    return this.#slabEnd - this.#slabStart;
+  }
+
+  /** The stream is gone: drop the slab. */
+  release(): void {
+    this.#slab = null;
+  }
+
+  /** Write one frame (the caller has checked its size and type). */
+  write(body: Buffer, type: number): void {
+    const framing = this.#framing;
+    const len = body.length;
+    if (len <= COPY_LIMIT) {
+      let slab = this.#slab;
+      if (slab === null || this.#slabEnd + framing.maxHeaderLength + len > slab.length) {
+        this.flush();
+        slab = this.#slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+        this.#slabStart = this.#slabEnd = 0;
+      }
+      const at = framing.writeHeader(slab, this.#slabEnd, len, type);
+      if (len > 0) slab.set(body, at);
+      this.#slabEnd = at + len;
+      if (!this.#flushScheduled) {
+        this.#flushScheduled = true;
+        process.nextTick(this.#flushTick);
+      }
+      return;
+    }
+    // Large body: header and body go out together under cork, the body is never copied.
+    this.flush();
+    const header = Buffer.allocUnsafe(framing.maxHeaderLength);
+    const end = framing.writeHeader(header, 0, len, type);
+    const stream = this.#stream;
+    stream.cork();
+    stream.write(header.subarray(0, end));
+    stream.write(body);
+    stream.uncork();
+  }
+
+  /** Hand the batched small frames to the stream now. */
+  flush(): void {
+    if (this.#slabEnd === this.#slabStart) return;
+    const chunk = this.#slab!.subarray(this.#slabStart, this.#slabEnd);
+    this.#slabStart = this.#slabEnd;
+    if (!this.#stream.destroyed && !this.#stream.writableEnded) this.#stream.write(chunk);
+  }
+}
