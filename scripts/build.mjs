@@ -37,10 +37,10 @@ await build({ ...common, packages: undefined, external: ['@msgpack/msgpack'], fo
 const pkg = JSON.parse(readFileSync('package.json', 'utf8'));
 await build({
   ...common,
-  entryPoints: ['src/cli-main.ts'],
+  entryPoints: ['src/cli/main.ts'],
   outfile: 'dist/cli.js',
   define: { __VERSION__: JSON.stringify(pkg.version) },
-  plugins: [{ name: 'entry', setup: (b) => b.onResolve({ filter: /^\.\.\/channel\.js$/ }, () => ({ path: './channel.js', external: true })) }],
+  plugins: [{ name: 'entry', setup: (b) => b.onResolve({ filter: /^(?:\.\.\/)+channel\.js$/ }, (a) => (join(a.resolveDir, a.path) === join(process.cwd(), 'channel.js') ? { path: './channel.js', external: true } : undefined)) }],
 });
 chmodSync('dist/cli.js', 0o755);
 if (examples.length) {
