@@ -4,7 +4,8 @@ import * as net from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Channel, ltprotocol } from '../channel.js';
-import { hexdump, parseAddress, parseFraming, printable } from '../src/cli.js';
+import { parseAddress, parseFraming } from '../src/cli/args.js';
+import { hexdump, printable } from '../src/cli/output.js';
 import { echoServer, openHandles, sleep } from './helpers.js';
 
 const CLI = 'dist/cli.js';

@@ -1,0 +1,81 @@
+/**
+ * `msgchannel listen`: accept clients and print each arrival, departure and message; optionally
+ * echo every message back (--echo) or reply with a shell command's output (--exec).
+ */
+import { spawn } from 'node:child_process';
+import { Channel, type Framing } from '../../../channel.js';
+import { parseAddress, showAddress, type Address } from '../args.js';
+import { codeOf, describeError, err, fail, out, print, showMessage } from '../output.js';
+
+export interface ListenFlags {
+  echo?: boolean;
+  exec?: string;
+  framing: Framing;
+}
+
+/** Runs CMD with the message on stdin; resolves with its stdout. */
+function runExec(command: string, input: Buffer, peer: string): Promise<{ stdout: Buffer; status: number | null; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, { shell: true, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, MSGCHANNEL_PEER: peer } });
+    const chunks: Buffer[] = [];
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => chunks.push(c));
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    child.stdin.on('error', () => {}); // CMD may exit without reading its input
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ stdout: Buffer.concat(chunks), status, stderr }));
+    child.stdin.end(input);
+  });
+}
+
+async function serveClient(ch: Channel, flags: ListenFlags): Promise<void> {
+  const peer = ch.ip === undefined ? 'client' : showAddress({ host: ch.ip, port: ch.port ?? 0 });
+  print(`${out.green('+')} ${peer} connected`);
+  let count = 0;
+  const typed = ch.framing.hasType;
+  try {
+    for (;;) {
+      const { type, data } = await ch.recvFrame();
+      count++;
+      print(showMessage(`${out.cyan('<')} ${peer} `, data, typed ? type : undefined));
+      if (flags.echo) await ch.send(data, { type });
+      else if (flags.exec !== undefined) {
+        const r = await runExec(flags.exec, data, peer);
+        if (r.status !== 0) process.stderr.write(`${err.yellow('msgchannel:')} --exec command exited with ${r.status ?? 'a signal'} for a message from ${peer}${r.stderr ? `: ${r.stderr.trim().split('\n')[0]}` : ''}\n`);
+        await ch.send(r.stdout, { type });
+      }
+    }
+  } catch (e) {
+    if (codeOf(e) !== 'ERR_CHANNEL_CLOSED') {
+      print(`${out.red('!')} ${peer} ${describeError(e, { address: peer })}`);
+    }
+  }
+  const why = await ch.closed;
+  const plural = count === 1 ? '' : 's';
+  print(`${out.yellow('-')} ${peer} disconnected after ${count} message${plural}${why ? out.dim(` (${codeOf(why) ?? why.message})`) : ''}`);
+}
+
+export async function listenCommand(addressText: string, flags: ListenFlags): Promise<void> {
+  const address = parseAddress(addressText);
+  // reuse: false, so that a port another server holds is reported instead of shared (SO_REUSEPORT).
+  const listener = Channel.listen(address.host, address.port, { reuse: false, framing: flags.framing });
+  let bound: Address;
+  try {
+    const a = await listener.listening;
+    bound = { host: a.address, port: a.port };
+  } catch (e) {
+    fail(e, { action: 'listen', address: showAddress(address) });
+  }
+  const mode = flags.echo ? ', echoing' : flags.exec !== undefined ? `, replying with: ${flags.exec}` : '';
+  print(`listening on ${out.bold(showAddress(bound))} (framing ${flags.framing.name}${mode})`);
+  const stop = (): void => {
+    void listener.close().then(() => process.exit(0));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    for await (const ch of listener) void serveClient(ch, flags);
+  } catch (e) {
+    fail(e, { action: 'listen', address: showAddress(bound) });
+  }
+}

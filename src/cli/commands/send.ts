@@ -1,0 +1,47 @@
+/**
+ * `msgchannel send`: send the messages given as arguments, print the first --expect replies and
+ * exit; for scripts (exit 124 when the replies do not come within --timeout).
+ */
+import type { Framing } from '../../../channel.js';
+import { parseAddress, parseHex, showAddress } from '../args.js';
+import { CliError, EXIT_TIMEOUT, codeOf, fail, writeReceived } from '../output.js';
+import { open } from './connect.js';
+
+export interface SendFlags {
+  framing: Framing;
+  expect: number;
+  timeout: number;
+  hex?: boolean;
+}
+
+export async function sendCommand(addressText: string, messages: string[], flags: SendFlags): Promise<void> {
+  const address = parseAddress(addressText);
+  const where = showAddress(address);
+  const bodies = messages.map((m) => (flags.hex ? parseHex(m) : Buffer.from(m, 'utf8')));
+  const deadline = Date.now() + flags.timeout * 1000;
+  const ch = await open(address, flags.framing, flags.timeout);
+  try {
+    for (const body of bodies) await ch.send(body);
+    for (let i = 1; i <= flags.expect; i++) {
+      const left = deadline - Date.now();
+      let data: Buffer;
+      try {
+        data = await ch.recv({ timeout: Math.max(1, left) });
+      } catch (e) {
+        if (codeOf(e) === 'ERR_TIMEOUT') {
+          throw new CliError(`timed out after ${flags.timeout} s waiting for reply ${i} of ${flags.expect} from ${where} (ERR_TIMEOUT)`, EXIT_TIMEOUT);
+        }
+        if (codeOf(e) === 'ERR_CHANNEL_CLOSED') {
+          throw new CliError(`${where} closed the connection after ${i - 1} of ${flags.expect} replies (ERR_CHANNEL_CLOSED)`);
+        }
+        throw e;
+      }
+      writeReceived(data, flags);
+    }
+    await ch.close({ timeout: Math.max(1000, deadline - Date.now()) });
+  } catch (e) {
+    ch.destroy();
+    fail(e, { address: where });
+  }
+  process.exit(0);
+}

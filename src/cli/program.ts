@@ -1,0 +1,142 @@
+/**
+ * `msgchannel`: netcat for framed messages, a thin shell over the public API (listen, connect,
+ * send, bench). The program: the commander wiring of the four commands (arguments, options, help
+ * texts), the options they share, and main(argv), which maps commander's exits to exit codes and
+ * reports any other failure in one line.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { msg } from '../../channel.js';
+import { parseAddress, parseFraming, positiveInt, seconds, showAddress, unescapeDelimiter, type Address } from './args.js';
+import { benchCommand, type BenchFlags } from './commands/bench.js';
+import { connectCommand, type ConnectFlags } from './commands/connect.js';
+import { listenCommand, type ListenFlags } from './commands/listen.js';
+import { sendCommand, type SendFlags } from './commands/send.js';
+import { EXIT_USAGE, err, fail } from './output.js';
+
+declare const __VERSION__: string | undefined;
+const VERSION = typeof __VERSION__ === 'string' ? __VERSION__ : '0.0.0-dev';
+
+const framingOption = (): Option =>
+  new Option('-f, --framing <name>', 'wire format: msg, int32, openflow, tinyproto, ltprotocol[:H,B], pythonConnection[:authkey=KEY], lengthPrefixed:KEY=VALUE,...')
+    .default(msg, 'msg')
+    .argParser(parseFraming);
+
+function examples(lines: string[]): string {
+  return `\nExamples:\n${lines.map((l) => `  ${l}`).join('\n')}\n`;
+}
+
+export function program(): Command {
+  const cli = new Command('msgchannel')
+    .description('Framed messages from the command line: netcat for msgchannel framings (MSG, ltprotocol, int32, ...).')
+    .version(VERSION)
+    .configureOutput({ outputError: (s, write) => write(`${err.red('msgchannel:')} ${s.replace(/^error: /, '')}`) })
+    .exitOverride();
+  cli.addHelpText(
+    'after',
+    examples([
+      'msgchannel listen 5000 --echo          # an echo server on 127.0.0.1:5000',
+      'msgchannel connect 127.0.0.1:5000      # type lines; each is one message',
+      'msgchannel send 127.0.0.1:5000 hello --expect 1',
+      'msgchannel bench                       # self-contained benchmark',
+      '',
+      'Exit codes: 0 done, 1 error, 2 bad usage, 124 timeout. Colors only on a TTY; NO_COLOR disables them.',
+    ]),
+  );
+
+  cli
+    .command('listen')
+    .description("accept clients; print each one's arrival and departure and each message with its length (text as text, anything else as a hexdump)")
+    .argument('<[host:]port>', 'where to listen; the host defaults to 127.0.0.1, port 0 picks a free one', parseAddress)
+    .option('-e, --echo', 'send every message back')
+    .addOption(new Option('-x, --exec <cmd>', 'run CMD (a shell command) per message, with the message on stdin; its stdout is the reply').conflicts('echo'))
+    .addOption(framingOption())
+    .addHelpText(
+      'after',
+      examples([
+        'msgchannel listen 5000                          # print what clients send',
+        'msgchannel listen 0.0.0.0:5000 --echo           # echo, on every interface',
+        "msgchannel listen 5000 --exec 'tr a-z A-Z'      # reply with the message in capitals",
+        'msgchannel listen 9999 --framing ltprotocol:H,B # an ltprotocol peer',
+        'msgchannel listen 6000 --framing pythonConnection:authkey=secret',
+      ]),
+    )
+    .action((address: Address, flags: ListenFlags) => listenCommand(showAddress(address), flags));
+
+  cli
+    .command('connect')
+    .description('connect; each stdin line becomes one message and each message received is printed; exits at the end of stdin once the replies are in')
+    .argument('<[host:]port>', 'the server', parseAddress)
+    .option('--hex', 'stdin lines are hex bytes ("01 ff 2a"), and received messages are printed in hex')
+    .option('--raw', 'stdin is raw bytes split on --delimiter; received messages are written raw, each followed by the delimiter')
+    .addOption(new Option('-d, --delimiter <str>', 'the --raw delimiter (escapes: \\n \\0 \\r \\t \\xHH)').default(Buffer.from('\n'), '\\n').argParser(unescapeDelimiter))
+    .addOption(new Option('-w, --wait <seconds>', 'after the end of stdin, how long to wait for missing replies').default(2).argParser(seconds))
+    .addOption(new Option('-t, --timeout <seconds>', 'connect timeout').default(10).argParser(seconds))
+    .addOption(framingOption())
+    .addHelpText(
+      'after',
+      examples([
+        'msgchannel connect 127.0.0.1:5000',
+        "printf 'one\\ntwo\\n' | msgchannel connect 5000          # two messages, then exit once both replies are in",
+        "echo '01 02 ff' | msgchannel connect 5000 --hex",
+        "find . -print0 | msgchannel connect 5000 --raw -d '\\0'",
+      ]),
+    )
+    .action((address: Address, flags: ConnectFlags) => connectCommand(showAddress(address), flags));
+
+  cli
+    .command('send')
+    .description('send the messages, print the first N replies, and exit (non-zero on timeout): for scripts')
+    .argument('<[host:]port>', 'the server', parseAddress)
+    .argument('<message...>', 'one message per argument (UTF-8, or hex with --hex)')
+    .addOption(new Option('-n, --expect <n>', 'replies to wait for and print').default(0).argParser(positiveInt('--expect', 0)))
+    .addOption(new Option('-t, --timeout <seconds>', 'for the whole exchange; then exit 124').default(5).argParser(seconds))
+    .option('--hex', 'the messages are hex bytes, and replies are printed in hex')
+    .addOption(framingOption())
+    .addHelpText(
+      'after',
+      examples([
+        'msgchannel send 127.0.0.1:5000 hello',
+        'msgchannel send 5000 ping ping --expect 2 --timeout 1',
+        'msgchannel send 5000 --hex "00 00 00 c8" --framing ltprotocol --expect 1',
+        'reply=$(msgchannel send 5000 "status?" -n 1) || echo "no answer"',
+      ]),
+    )
+    .action((address: Address, messages: string[], flags: SendFlags) => sendCommand(showAddress(address), messages, flags));
+
+  cli
+    .command('bench')
+    .description('echo round trips against a server, or against an in-process echo server when none is given; prints a result table')
+    .argument('[host:port]', 'an echo server (e.g. msgchannel listen PORT --echo); omit for a self-contained run', (s: string) => (parseAddress(s), s))
+    .addOption(new Option('-s, --size <bytes>', 'message size').default(64).argParser(positiveInt('--size', 0)))
+    .addOption(new Option('-c, --count <n>', 'round trips in all').argParser(positiveInt('--count')))
+    .addOption(new Option('-d, --duration <seconds>', 'run this long (5 s when neither --count nor --duration is given)').argParser(seconds))
+    .addOption(new Option('-C, --concurrency <n>', 'connections').default(1).argParser(positiveInt('--concurrency')))
+    .addOption(new Option('-W, --window <n>', 'messages in flight per connection').default(16).argParser(positiveInt('--window')))
+    .addOption(framingOption())
+    .addHelpText(
+      'after',
+      examples([
+        'msgchannel bench                                  # 5 s, 64 B messages, in-process echo server',
+        'msgchannel bench --size 65536 --count 10000',
+        'msgchannel bench 127.0.0.1:5000 --concurrency 8 --duration 10',
+      ]),
+    )
+    .action((address: string | undefined, flags: BenchFlags) => benchCommand(address, flags));
+
+  for (const c of cli.commands) {
+    c.exitOverride();
+  }
+  return cli;
+}
+
+export async function main(argv = process.argv): Promise<void> {
+  try {
+    await program().parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // --help and --version exit 0; usage errors were already printed in one line.
+      process.exit(e.exitCode === 0 ? 0 : EXIT_USAGE);
+    }
+    fail(e);
+  }
+}
