@@ -4,9 +4,9 @@
  * tsc with moduleResolution node16 (ESM and CJS files) and bundler.
  */
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 
@@ -59,6 +59,40 @@ test('npm pack installs in an empty folder: import, require, bin, and types unde
     // require(esm) must not be what makes it work: the CJS build stands alone.
     assert.is(ok(sh(process.execPath, ['--no-experimental-require-module', 'cjs.cjs'], app), 'require without require(esm)'), '2 hi ERR_PROTOCOL\n');
     assert.match(ok(sh(join(app, 'node_modules', '.bin', 'msgchannel'), ['--help'], app), 'the msgchannel bin'), /Examples:/);
+
+    // The CLI uses the package's own module: no copy of the library inside it, and every import
+    // that leaves src/cli/ goes to the package entry.
+    const pkgDir = join(app, 'node_modules', 'msgchannel', 'dist');
+    const cliFiles = ['cli.js', ...readdirSync(join(pkgDir, 'src', 'cli'), { recursive: true }).map(String).filter((f) => f.endsWith('.js')).map((f) => join('src', 'cli', f))];
+    assert.ok(cliFiles.length > 2, 'the CLI modules are in the package');
+    for (const f of cliFiles) {
+      const code = readFileSync(join(pkgDir, f), 'utf8');
+      assert.not.match(code, /class (Channel|Listener)\b/, `${f} carries no copy of the library`);
+      for (const [, spec] of code.matchAll(/from\s+['"](\.[^'"]+)['"]/g)) {
+        const target = resolve(dirname(join(pkgDir, f)), spec!);
+        if (!target.startsWith(join(pkgDir, 'src', 'cli'))) assert.is(target, join(pkgDir, 'channel.js'), `${f} imports the library only through the entry`);
+      }
+    }
+    assert.match(readFileSync(join(pkgDir, 'cli.js'), 'utf8'), /import '\.\/src\/cli\/main\.js'/);
+
+    // Error classes are branded: instanceof holds across the ESM and CommonJS copies, both ways.
+    writeFileSync(join(app, 'brand.mjs'), `import { createRequire } from 'node:module';
+import * as esm from 'msgchannel';
+const cjs = createRequire(import.meta.url)('msgchannel');
+console.log([
+  esm.ProtocolError !== cjs.ProtocolError,
+  new cjs.ProtocolError('x') instanceof esm.ProtocolError,
+  new esm.ConnectionRefusedError() instanceof cjs.ProtocolError,
+  new cjs.TimeoutError() instanceof esm.MsgChannelError,
+  new cjs.TimeoutError() instanceof esm.ProtocolError,
+  new Error('x') instanceof esm.MsgChannelError,
+].join(' '));
+`);
+    assert.is(ok(sh(process.execPath, ['brand.mjs'], app), 'instanceof across builds'), 'true true true true false false\n');
+    // @internal members are not in the shipped declarations.
+    const serverTypes = readFileSync(join(pkgDir, 'src', 'peer', 'server.d.ts'), 'utf8');
+    assert.ok(serverTypes.includes('class Connection'), 'server.d.ts declares Connection');
+    assert.not.ok(/stopReading|stopSignal/.test(serverTypes), 'no @internal member in the declarations');
 
     const use = `import { Channel, lengthPrefixed, type Framing, type ChannelOptions, MessageTooLargeError } from 'msgchannel';
 export async function f(): Promise<string> {

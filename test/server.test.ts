@@ -413,6 +413,56 @@ test('idleTimeout closes a half-open connection; keepAlive is accepted', async (
   await server.close();
 });
 
+test('idleTimeout counts bytes received, not messages handled: a busy client with a slow handler is kept', async () => {
+  const reasons: unknown[] = [];
+  let handled = 0;
+  let slow = true;
+  const server = new Server({
+    idleTimeout: 200,
+    onMessage: async () => {
+      if (slow) await sleep(500); // far slower than the client sends, and longer than idleTimeout
+      handled++;
+    },
+    onClose: (_c, r) => void reasons.push(r),
+  });
+  const { port } = await server.listen(0, '127.0.0.1');
+  const ch = await Channel.connect('127.0.0.1', port);
+  for (let i = 0; i < 24; i++) {
+    await ch.send(`tick ${i}`); // every 50 ms for 1.2 s
+    await sleep(50);
+  }
+  assert.ok(ch.isOpen, 'the client is still connected');
+  assert.ok(handled >= 2, `the slow handler ran (${handled} times)`);
+  assert.equal(reasons, [], 'the server did not close the busy client');
+  slow = false; // let the server drain the backlog quickly on close
+  await ch.close();
+  await server.close();
+});
+
+test('idleTimeout closes a silent client (Server) and a silent server (Client) with TimeoutError', async () => {
+  const reasons: unknown[] = [];
+  const server = new Server({ idleTimeout: 150, onClose: (_c, r) => void reasons.push(r) });
+  const { port } = await server.listen(0, '127.0.0.1');
+  const started = Date.now();
+  const ch = await Channel.connect('127.0.0.1', port); // connects, then never speaks
+  await ch.closed;
+  for (let i = 0; i < 100 && reasons.length < 1; i++) await sleep(5);
+  assert.instance(reasons[0], TimeoutError);
+  assert.ok(Date.now() - started >= 140, 'not before idleTimeout');
+
+  // The Client side: the server accepts and never sends.
+  const quiet = new Server({ onMessage: () => {} });
+  const q = await quiet.listen(0, '127.0.0.1');
+  const lost: unknown[] = [];
+  const client = new Client({ idleTimeout: 150, reconnect: false, onDisconnect: (r) => void lost.push(r), onError: () => {} });
+  await client.connect('127.0.0.1', q.port);
+  const stopped = await client.stopped;
+  assert.instance(lost[0], TimeoutError);
+  assert.instance(stopped, TimeoutError);
+  await quiet.close();
+  await server.close();
+});
+
 test('handler errors and unknown types go to onError; the connection carries on', async () => {
   const errors: Error[] = [];
   const server = new Server({

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `msgchannel` command (package.json "bin"): bundled to dist/cli.js by scripts/build.mjs.
+// The `msgchannel` command: dist/cli.js (package.json "bin") imports this module.
 import { main } from './program.js';
 
 void main();

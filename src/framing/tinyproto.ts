@@ -1,5 +1,5 @@
 /**
- * tinyproto (seeds/001): on connect each side writes `FF` and reads one byte (anything else is an
+ * tinyproto 2.0: on connect each side writes `FF` and reads one byte (anything else is an
  * initialisation error). Each message: the sender writes `[u32 BE body size]`; the receiver answers
  * one byte, `FF` (go ahead) or `00` (refused: above its maxMessageSize or the protocol's F0FFFFFF);
  * on `FF` the sender writes the body. `FE` (connection limit) and `FD` (conflict) are refusals too.

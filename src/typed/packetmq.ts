@@ -1,8 +1,8 @@
 /**
  * A packetmq session over a Channel: packetmq's handshake (init, pubids, finish), id adaptation
  * on the adaptive side, softquit with a dotted reason, and packetmq's limits. Wire-compatible with
- * a real packetmq peer (Python 2, Twisted Int32StringReceiver, u-msgpack). See
- * /work/shared/wire-formats.md §3 and docs/typed.md.
+ * a real packetmq peer (Python 2, Twisted Int32StringReceiver, u-msgpack). See docs/typed.md
+ * (the packetmq wire format, byte by byte).
  *
  * Frames: `[u32 BE length of id+payload][u16 BE packet id][msgpack payload]`, which is
  * `packetmqFraming`. Ids 0..3 are packetmq's own; user ids are 16..65535.
