@@ -50,8 +50,10 @@ export class Listener implements AsyncIterable<Channel> {
   #errorReported = false;
   readonly #create: ChannelFactory;
   readonly #maxConnections: number;
-  /** Connections accepted whose handshake has not finished. */
-  #handshaking = 0;
+  /** Channels whose handshakes are done and that are not closed yet (pending or handed out). */
+  #ready = 0;
+  /** The TLS server that accepted sockets are handed to (with `tls`); it never listens itself. */
+  #tls: tls.Server | undefined;
   /** Channels of this listener not yet closed (handshaking, pending or handed out). */
   #open = 0;
 
@@ -62,11 +64,18 @@ export class Listener implements AsyncIterable<Channel> {
   constructor(options: ListenOptions, create: ChannelFactory) {
     this.#options = options;
     this.#create = create;
-    this.#maxConnections = checkListenOptions(options); // now, not at the first client
-    this.#server = options.tls
-      ? tls.createServer(options.tls, (socket) => this.#onSocket(socket))
-      : net.createServer((socket) => this.#onSocket(socket));
-    if (options.tls) this.#server.on('tlsClientError', noop); // a failed TLS handshake ends that socket only
+    const checked = checkListenOptions(options); // now, not at the first client
+    this.#maxConnections = checked.maxConnections;
+    // Every connection is counted and refused (or admitted) at TCP accept. A TLS server never
+    // listens: accepted sockets are handed to it, so the limit counts a TLS connection from
+    // accept, a refusal is a TCP reset before any TLS byte, and handshakeTimeout bounds the TLS
+    // handshake too (a socket that fails or stalls in it is destroyed, not left open).
+    this.#server = net.createServer(this.#onConnection);
+    if (options.tls) {
+      const server = tls.createServer({ ...options.tls, handshakeTimeout: checked.handshakeTimeout }, (socket) => this.#onSocket(socket));
+      server.on('tlsClientError', (_error, socket) => socket.destroy()); // that socket only
+      this.#tls = server;
+    }
     this.listening = new Promise<AddressInfo>((resolve, reject) => {
       const onError = (error: Error): void => {
         this.#fatal(error);
@@ -106,9 +115,9 @@ export class Listener implements AsyncIterable<Channel> {
     return this.#queue.length;
   }
 
-  /** Connections accepted whose framing handshake has not finished yet (not yet in `pending`). */
+  /** Connections accepted whose handshakes (TLS, the framing's, auth) have not finished yet (not yet in `pending`). */
   get handshaking(): number {
-    return this.#handshaking;
+    return this.#open - this.#ready;
   }
 
 
@@ -121,19 +130,37 @@ export class Listener implements AsyncIterable<Channel> {
     this.#open--;
   };
 
-  #onSocket(socket: net.Socket): void {
+  readonly #notReady = (): void => {
+    this.#ready--;
+  };
+
+  /** A TCP (or Unix) connection was accepted: count it from now until its socket closes, or refuse it. */
+  readonly #onConnection = (socket: net.Socket): void => {
     if (this.#closed) {
       socket.destroy();
       return;
     }
     if (this.#open >= this.#maxConnections || (this.#options.admit !== undefined && !this.#options.admit())) {
-      refuse(socket, this.#options.framing);
+      // Over TLS a framing's refusal bytes would be plaintext inside a handshake: reset instead.
+      refuse(socket, this.#tls === undefined ? this.#options.framing : undefined);
       return;
     }
+    this.#open++;
+    socket.once('close', this.#closedOne);
     if (this.#options.path === undefined) {
       socket.setNoDelay(this.#options.noDelay ?? true);
       const keepAlive = this.#options.keepAlive;
       if (keepAlive) socket.setKeepAlive(true, keepAlive === true ? 0 : keepAlive);
+    }
+    if (this.#tls !== undefined) this.#tls.emit('connection', socket);
+    else this.#onSocket(socket);
+  };
+
+  /** A socket ready for its channel: a plain one at once, a TLS one after its handshake. */
+  #onSocket(socket: net.Socket): void {
+    if (this.#closed) {
+      socket.destroy();
+      return;
     }
     let channel: Channel;
     try {
@@ -144,15 +171,13 @@ export class Listener implements AsyncIterable<Channel> {
       return;
     }
     if (this.#options.echo) console.log(`--> ${channel.ip ?? this.#options.path}:${channel.port ?? ''}`);
-    this.#open++;
-    void channel.closed.then(this.#closedOne);
-    this.#handshaking++;
     channel.ready.then(
       () => {
-        this.#handshaking--;
+        this.#ready++;
+        void channel.closed.then(this.#notReady);
         this.#deliver(channel);
       },
-      () => this.#handshaking--, // a failed handshake ends that connection only
+      noop, // a failed handshake ends that connection only
     );
   }
 

@@ -234,10 +234,10 @@ export function checkConnectOptions(opts: ConnectOptions): number | undefined {
 }
 
 /** Check what listen() needs before it binds: the address, every channel option and `maxConnections`. */
-export function checkListenOptions(opts: ListenOptions): number {
+export function checkListenOptions(opts: ListenOptions): { maxConnections: number; handshakeTimeout: number } {
   if (opts.path === undefined) checkInt('port', opts.port, 0, 65535);
-  checkChannelOptions(opts);
-  return checkNumber('maxConnections', opts.maxConnections, 0, true) ?? DEFAULT_MAX_CONNECTIONS;
+  const { handshakeTimeout } = checkChannelOptions(opts);
+  return { maxConnections: checkNumber('maxConnections', opts.maxConnections, 0, true) ?? DEFAULT_MAX_CONNECTIONS, handshakeTimeout };
 }
 
 /** A signal that aborts when `signal` does or after `timeout` ms; `dispose` releases the timer and listener. */
