@@ -13,7 +13,7 @@ import { lengthPrefixed } from '../framing/lengthPrefixed.js';
 import type { Framing } from '../framing/types.js';
 import { msgpackCodec } from './codec.js';
 import { Protocol, type MessageDefinition, type MessageMap } from './protocol.js';
-import { TypedChannel, type FrameTransport } from './typedChannel.js';
+import { TypedChannel, handled, type FrameTransport } from './typedChannel.js';
 
 /** packetmq's PROTOCOL_VERSION. */
 export const PACKETMQ_VERSION = 1;
@@ -435,11 +435,14 @@ export class PacketmqSession<M extends MessageMap> extends TypedChannel<M> {
     return this.#t.stats;
   }
 
-  /** Send softquit with a dotted reason, then close gracefully. The peer gets the reason on its ChannelClosedError. */
+  /**
+   * Send softquit with a dotted reason, then close gracefully. The peer gets the reason on its
+   * ChannelClosedError. Marked handled like send(): un-awaited, a failure cannot crash the process.
+   */
   softquit(reason = 'reason.unknown'): Promise<void> {
     if (typeof reason !== 'string' || reason.length === 0) {
-      return Promise.reject(new TypeError(`Expected \`reason\` to be a non-empty string, got ${String(reason)}`));
+      return handled(Promise.reject(new TypeError(`Expected \`reason\` to be a non-empty string, got ${String(reason)}`)));
     }
-    return this.#t.softquit(reason);
+    return handled(this.#t.softquit(reason));
   }
 }

@@ -56,6 +56,14 @@ export interface TypedChannelOptions {
   ids?: IdMapping;
 }
 
+const noop = (): void => {};
+
+/** `p`, marked handled: it still rejects for whoever awaits it, but never as an unhandled rejection. */
+export function handled<T>(p: Promise<T>): Promise<T> {
+  p.catch(noop);
+  return p;
+}
+
 type Handler<M extends MessageMap, N extends keyof M & string> = (
   data: M[N],
   message: { name: N; id: number; data: M[N] },
@@ -104,8 +112,18 @@ export class TypedChannel<M extends MessageMap> implements AsyncIterable<TypedMe
     }
   }
 
-  /** Pack `data` with the type's codec and send it. Rejects with TypeError/RangeError from the codec before anything is written. */
+  /**
+   * Pack `data` with the type's codec and send it. Rejects with TypeError/RangeError from the codec
+   * before anything is written, UnknownMessageTypeError for a name the protocol does not define,
+   * and as the transport's send() does (ChannelClosedError, MessageTooLargeError, ...). Like
+   * Channel.send(), the promise is marked handled: an un-awaited send that fails cannot crash the
+   * process with an unhandled rejection (it still rejects for whoever awaits it).
+   */
   send<N extends keyof M & string>(name: N, data: M[N], options?: TypedSendOptions): Promise<void> {
+    return handled(this.#send(name, data, options));
+  }
+
+  #send(name: string, data: unknown, options: TypedSendOptions | undefined): Promise<void> {
     const def = this.protocol.get(name);
     if (def === undefined) return Promise.reject(new UnknownMessageTypeError(-1, { message: `unknown message type '${String(name)}'` }));
     let body: Buffer;
