@@ -8,7 +8,7 @@ import { ChannelClosedError, MessageDecodeError, UnknownMessageTypeError } from 
 import type { Framing } from '../framing/types.js';
 import { toBuffer } from './codec.js';
 import type { MessageDefinition, MessageMap, Protocol, TypedMessage } from './protocol.js';
-import { warn } from '../report.js';
+import { WarningLimiter, reportError, warn } from '../report.js';
 
 /**
  * What a typed channel needs from below: a Channel has all of it. A session (packetmq's) puts its
@@ -93,6 +93,8 @@ export class TypedChannel<M extends MessageMap> implements AsyncIterable<TypedMe
   readonly #ids: IdMapping;
   readonly #handlers = new Map<string, Set<Handler<M, never>>>();
   readonly #errorHandlers = new Set<(error: Error) => unknown>();
+  /** Rate limit of the process warnings for this connection's unknown types and undecodable bodies. */
+  readonly #warnings = new WarningLimiter();
   #dispatching: Promise<Error | undefined> | undefined;
 
   constructor(protocol: Protocol<M>, transport: FrameTransport, options: TypedChannelOptions = {}) {
@@ -141,7 +143,13 @@ export class TypedChannel<M extends MessageMap> implements AsyncIterable<TypedMe
    * is consumed, the channel stays open), with ChannelClosedError once the peer has closed.
    */
   async recv(options?: RecvOptions): Promise<TypedMessage<M>> {
-    const frame = await this.transport.recvFrame(options);
+    let frame: Frame;
+    try {
+      frame = await this.transport.recvFrame(options);
+    } catch (error) {
+      this.#warnings.flush(); // reading ends (or pauses): warn of what was counted and not shown
+      throw error;
+    }
     return this.#decode(frame);
   }
 
@@ -149,14 +157,14 @@ export class TypedChannel<M extends MessageMap> implements AsyncIterable<TypedMe
     const def = this.#ids.fromWire(frame.type);
     if (def === undefined) {
       this.stats.unknownType++;
-      throw new UnknownMessageTypeError(frame.type, { body: frame.data });
+      throw this.#warnings.tag(new UnknownMessageTypeError(frame.type, { body: frame.data }));
     }
     let data: unknown;
     try {
       data = def.codec.unpack(frame.data);
     } catch (error) {
       this.stats.decodeErrors++;
-      throw new MessageDecodeError(frame.type, def.name, frame.data, { cause: error });
+      throw this.#warnings.tag(new MessageDecodeError(frame.type, def.name, frame.data, { cause: error }));
     }
     this.stats.received++;
     return { name: def.name, id: frame.type, data } as TypedMessage<M>;
@@ -202,7 +210,9 @@ export class TypedChannel<M extends MessageMap> implements AsyncIterable<TypedMe
 
   /**
    * Called by the dispatcher for an unknown type, an undecodable body or a handler that threw; the
-   * dispatcher goes on. Without any, such errors are emitted as process warnings instead.
+   * dispatcher goes on. Without any, such errors are emitted as process warnings instead; those a
+   * peer causes (unknown types, undecodable bodies) are rate-limited: the first of the connection,
+   * then a count at most every 5 s and when its reading ends.
    */
   onError(handler: (error: Error) => unknown): () => void {
     this.#errorHandlers.add(handler);
@@ -255,7 +265,7 @@ export class TypedChannel<M extends MessageMap> implements AsyncIterable<TypedMe
 
   async #report(error: Error): Promise<void> {
     if (this.#errorHandlers.size === 0) {
-      process.emitWarning(error);
+      reportError(undefined, error); // unknown types and bad bodies: rate-limited per connection
       return;
     }
     for (const h of [...this.#errorHandlers]) {
