@@ -8,7 +8,17 @@
 import * as net from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Channel, Protocol, Server, TypedChannel, ltprotocol, raw } from '../../channel.js';
+import {
+  Channel,
+  MessageDecodeError,
+  Protocol,
+  Server,
+  TypedChannel,
+  UnknownMessageTypeError,
+  ltprotocol,
+  msgpackCodec,
+  raw,
+} from '../../channel.js';
 import { openHandles, sleep, unhandled } from '../helpers.js';
 import { childKind, spawnChild, tell } from './child.js';
 
@@ -100,6 +110,26 @@ if (childKind === undefined) {
       }
     });
   }
+
+  test('the errors a peer causes frame by frame are made without a stack trace (most of their cost), with their code, id, body and cause', async () => {
+    const [a, b] = Channel.pair({ framing: ltprotocol() });
+    const t = new TypedChannel(new Protocol({ maxId: 255 }).define('echo', 1, raw).define('n', 2, msgpackCodec), b);
+    await a.send(Buffer.from('??'), { type: 7 });
+    await a.send(Buffer.from([0xc1]), { type: 2 });
+    const unknown = (await t.recv().catch((e: unknown) => e)) as UnknownMessageTypeError;
+    assert.instance(unknown, UnknownMessageTypeError);
+    assert.equal([unknown.code, unknown.id, String(unknown.body)], ['ERR_UNKNOWN_TYPE', 7, '??']);
+    assert.is(unknown.stack, 'UnknownMessageTypeError: received a message of unknown type id 7');
+    const bad = (await t.recv().catch((e: unknown) => e)) as MessageDecodeError;
+    assert.instance(bad, MessageDecodeError);
+    assert.equal([bad.code, bad.id, bad.type], ['ERR_DECODE', 2, 'n']);
+    assert.instance(bad.cause, Error);
+    assert.not.match(String(bad.stack), /\n\s+at /);
+    assert.ok(Error.stackTraceLimit > 0, 'the stack trace limit is restored');
+    assert.match(String(new Error('x').stack), /\n\s+at /);
+    await a.close();
+    await t.closed;
+  });
 
   test('typed-flood suite leaves no unhandled rejection, socket, timer or child process behind', async () => {
     await sleep(50);
