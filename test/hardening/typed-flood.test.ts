@@ -19,6 +19,7 @@ import {
   msgpackCodec,
   raw,
 } from '../../channel.js';
+import { WarningLimiter, reportError } from '../../src/report.js';
 import { openHandles, sleep, unhandled } from '../helpers.js';
 import { childKind, spawnChild, tell } from './child.js';
 
@@ -110,6 +111,49 @@ if (childKind === undefined) {
       }
     });
   }
+
+  test('WarningLimiter: the first warning, then a count at most every interval and on flush; handlers get every error; untagged errors are not limited', () => {
+    const emitted: string[] = [];
+    const realEmit = process.emitWarning;
+    const realNow = Date.now;
+    let now = 1_000_000;
+    process.emitWarning = ((w: string | Error) => void emitted.push(typeof w === 'string' ? w : w.message)) as typeof process.emitWarning;
+    Date.now = () => now;
+    try {
+      const limiter = new WarningLimiter();
+      const refused = (id: number) => limiter.tag(new UnknownMessageTypeError(id));
+      reportError(undefined, refused(1));
+      for (let i = 0; i < 10; i++) reportError(undefined, refused(2));
+      now += WarningLimiter.interval - 1;
+      reportError(undefined, refused(2));
+      assert.equal(emitted, ['received a message of unknown type id 1']);
+      now += 1;
+      reportError(undefined, refused(3));
+      assert.is(emitted.length, 2);
+      assert.is(emitted[1], '12 more errors like this from the same connection (latest: received a message of unknown type id 3)');
+      reportError(undefined, refused(4));
+      now += 1000;
+      reportError(undefined, refused(5));
+      assert.is(emitted.length, 2, 'within the interval: counted');
+      limiter.flush();
+      assert.match(emitted[2]!, /^2 more errors like this .*type id 5\)$/);
+      limiter.flush();
+      reportError(undefined, refused(6));
+      now += WarningLimiter.interval;
+      limiter.flush();
+      assert.is(emitted[3], '1 more error like this from the same connection (latest: received a message of unknown type id 6)');
+      assert.is(emitted.length, 4, 'nothing more to flush');
+      const handled: Error[] = [];
+      for (let i = 0; i < 5; i++) reportError((e) => void handled.push(e), refused(7));
+      assert.is(handled.length, 5, 'a handler gets every one');
+      reportError(undefined, new Error('plain'));
+      reportError(undefined, new Error('plain'));
+      assert.is(emitted.length, 6, 'errors no limiter tagged are warned each time');
+    } finally {
+      process.emitWarning = realEmit;
+      Date.now = realNow;
+    }
+  });
 
   test('the errors a peer causes frame by frame are made without a stack trace (most of their cost), with their code, id, body and cause', async () => {
     const [a, b] = Channel.pair({ framing: ltprotocol() });
