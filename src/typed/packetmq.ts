@@ -13,7 +13,7 @@ import { lengthPrefixed } from '../framing/lengthPrefixed.js';
 import type { Framing } from '../framing/types.js';
 import { msgpackCodec } from './codec.js';
 import { Protocol, type MessageDefinition, type MessageMap } from './protocol.js';
-import { TypedChannel, type FrameTransport } from './typedChannel.js';
+import { TypedChannel, handled, type FrameTransport } from './typedChannel.js';
 
 /** packetmq's PROTOCOL_VERSION. */
 export const PACKETMQ_VERSION = 1;
@@ -29,6 +29,8 @@ export const PACKETMQ_RESERVED = {
   'packetmq:handshake_pubids': 2,
   'packetmq:handshake_finish': 3,
 } as const;
+/** The reserved names, as data: `name in PACKETMQ_RESERVED` would also match Object.prototype's (`constructor`, `toString`). */
+const RESERVED_NAMES: ReadonlySet<string> = new Set(Object.keys(PACKETMQ_RESERVED));
 const INIT = 0;
 const SOFTQUIT = 1;
 const PUBIDS = 2;
@@ -137,7 +139,7 @@ class PacketmqTransport implements FrameTransport {
       throw new TypeError(`Expected the channel to use packetmqFraming (a 2-byte type field), got ${channel.framing.name}`);
     }
     for (const def of protocol) {
-      if (def.id < PACKETMQ_MIN_ID || def.id > PACKETMQ_MAX_ID || def.name in PACKETMQ_RESERVED) {
+      if (def.id < PACKETMQ_MIN_ID || def.id > PACKETMQ_MAX_ID || RESERVED_NAMES.has(def.name)) {
         throw new RangeError(`Expected packetmq packet '${def.name}' to have an id from ${PACKETMQ_MIN_ID} to ${PACKETMQ_MAX_ID} and a non-reserved name, got ${def.id}`);
       }
       this.#wireByName.set(def.name, def.id);
@@ -347,7 +349,7 @@ class PacketmqTransport implements FrameTransport {
     const theirs = new Map<string, number>();
     const used = new Set<number>();
     for (const [name, id] of Object.entries(idmap)) {
-      if (name in PACKETMQ_RESERVED) continue; // the reserved ids are fixed on the wire
+      if (RESERVED_NAMES.has(name)) continue; // the reserved ids are fixed on the wire
       if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id > PACKETMQ_MAX_ID || used.has(id) || id <= FINISH) {
         return this.#fail('reason.nonequalpackets', `packetmq idmap has a bad id for '${name}': ${String(id)}`);
       }
@@ -435,11 +437,14 @@ export class PacketmqSession<M extends MessageMap> extends TypedChannel<M> {
     return this.#t.stats;
   }
 
-  /** Send softquit with a dotted reason, then close gracefully. The peer gets the reason on its ChannelClosedError. */
+  /**
+   * Send softquit with a dotted reason, then close gracefully. The peer gets the reason on its
+   * ChannelClosedError. Marked handled like send(): un-awaited, a failure cannot crash the process.
+   */
   softquit(reason = 'reason.unknown'): Promise<void> {
     if (typeof reason !== 'string' || reason.length === 0) {
-      return Promise.reject(new TypeError(`Expected \`reason\` to be a non-empty string, got ${String(reason)}`));
+      return handled(Promise.reject(new TypeError(`Expected \`reason\` to be a non-empty string, got ${String(reason)}`)));
     }
-    return this.#t.softquit(reason);
+    return handled(this.#t.softquit(reason));
   }
 }

@@ -8,7 +8,7 @@ import { ChannelClosedError, MessageDecodeError, UnknownMessageTypeError } from 
 import type { Framing } from '../framing/types.js';
 import { toBuffer } from './codec.js';
 import type { MessageDefinition, MessageMap, Protocol, TypedMessage } from './protocol.js';
-import { warn } from '../report.js';
+import { WarningLimiter, reportError, warn } from '../report.js';
 
 /**
  * What a typed channel needs from below: a Channel has all of it. A session (packetmq's) puts its
@@ -56,6 +56,29 @@ export interface TypedChannelOptions {
   ids?: IdMapping;
 }
 
+const noop = (): void => {};
+
+/** `p`, marked handled: it still rejects for whoever awaits it, but never as an unhandled rejection. */
+export function handled<T>(p: Promise<T>): Promise<T> {
+  p.catch(noop);
+  return p;
+}
+
+/**
+ * Make an error without capturing a stack trace. For the errors a peer causes frame by frame
+ * (unknown types, undecodable bodies): the trace would only say where recv() was awaited, and
+ * capturing it was most of what refusing a frame cost (a flood of them: ~6 us of ~9 us a frame).
+ */
+function withoutStack<E extends Error>(make: () => E): E {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return make();
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+
 type Handler<M extends MessageMap, N extends keyof M & string> = (
   data: M[N],
   message: { name: N; id: number; data: M[N] },
@@ -85,6 +108,8 @@ export class TypedChannel<M extends MessageMap> implements AsyncIterable<TypedMe
   readonly #ids: IdMapping;
   readonly #handlers = new Map<string, Set<Handler<M, never>>>();
   readonly #errorHandlers = new Set<(error: Error) => unknown>();
+  /** Rate limit of the process warnings for this connection's unknown types and undecodable bodies. */
+  readonly #warnings = new WarningLimiter();
   #dispatching: Promise<Error | undefined> | undefined;
 
   constructor(protocol: Protocol<M>, transport: FrameTransport, options: TypedChannelOptions = {}) {
@@ -104,8 +129,18 @@ export class TypedChannel<M extends MessageMap> implements AsyncIterable<TypedMe
     }
   }
 
-  /** Pack `data` with the type's codec and send it. Rejects with TypeError/RangeError from the codec before anything is written. */
+  /**
+   * Pack `data` with the type's codec and send it. Rejects with TypeError/RangeError from the codec
+   * before anything is written, UnknownMessageTypeError for a name the protocol does not define,
+   * and as the transport's send() does (ChannelClosedError, MessageTooLargeError, ...). Like
+   * Channel.send(), the promise is marked handled: an un-awaited send that fails cannot crash the
+   * process with an unhandled rejection (it still rejects for whoever awaits it).
+   */
   send<N extends keyof M & string>(name: N, data: M[N], options?: TypedSendOptions): Promise<void> {
+    return handled(this.#send(name, data, options));
+  }
+
+  #send(name: string, data: unknown, options: TypedSendOptions | undefined): Promise<void> {
     const def = this.protocol.get(name);
     if (def === undefined) return Promise.reject(new UnknownMessageTypeError(-1, { message: `unknown message type '${String(name)}'` }));
     let body: Buffer;
@@ -123,7 +158,13 @@ export class TypedChannel<M extends MessageMap> implements AsyncIterable<TypedMe
    * is consumed, the channel stays open), with ChannelClosedError once the peer has closed.
    */
   async recv(options?: RecvOptions): Promise<TypedMessage<M>> {
-    const frame = await this.transport.recvFrame(options);
+    let frame: Frame;
+    try {
+      frame = await this.transport.recvFrame(options);
+    } catch (error) {
+      this.#warnings.flush(); // reading ends (or pauses): warn of what was counted and not shown
+      throw error;
+    }
     return this.#decode(frame);
   }
 
@@ -131,14 +172,14 @@ export class TypedChannel<M extends MessageMap> implements AsyncIterable<TypedMe
     const def = this.#ids.fromWire(frame.type);
     if (def === undefined) {
       this.stats.unknownType++;
-      throw new UnknownMessageTypeError(frame.type, { body: frame.data });
+      throw this.#warnings.tag(withoutStack(() => new UnknownMessageTypeError(frame.type, { body: frame.data })));
     }
     let data: unknown;
     try {
       data = def.codec.unpack(frame.data);
     } catch (error) {
       this.stats.decodeErrors++;
-      throw new MessageDecodeError(frame.type, def.name, frame.data, { cause: error });
+      throw this.#warnings.tag(withoutStack(() => new MessageDecodeError(frame.type, def.name, frame.data, { cause: error })));
     }
     this.stats.received++;
     return { name: def.name, id: frame.type, data } as TypedMessage<M>;
@@ -184,7 +225,9 @@ export class TypedChannel<M extends MessageMap> implements AsyncIterable<TypedMe
 
   /**
    * Called by the dispatcher for an unknown type, an undecodable body or a handler that threw; the
-   * dispatcher goes on. Without any, such errors are emitted as process warnings instead.
+   * dispatcher goes on. Without any, such errors are emitted as process warnings instead; those a
+   * peer causes (unknown types, undecodable bodies) are rate-limited: the first of the connection,
+   * then a count at most every 5 s and when its reading ends.
    */
   onError(handler: (error: Error) => unknown): () => void {
     this.#errorHandlers.add(handler);
@@ -237,7 +280,7 @@ export class TypedChannel<M extends MessageMap> implements AsyncIterable<TypedMe
 
   async #report(error: Error): Promise<void> {
     if (this.#errorHandlers.size === 0) {
-      process.emitWarning(error);
+      reportError(undefined, error); // unknown types and bad bodies: rate-limited per connection
       return;
     }
     for (const h of [...this.#errorHandlers]) {
