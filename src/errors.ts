@@ -249,8 +249,8 @@ export class SendQueueFullError extends MsgChannelError {
   /** Bytes queued when it was refused. */
   readonly queued: number;
   readonly limit: number;
-  constructor(size: number, queued: number, limit: number) {
-    super('ERR_SEND_QUEUE_FULL', `cannot queue a ${size}-byte message: ${queued} bytes already wait to be written (maxQueuedBytes ${limit})`);
+  constructor(size: number, queued: number, limit: number, what = `a ${size}-byte message`) {
+    super('ERR_SEND_QUEUE_FULL', `cannot queue ${what}: ${queued} bytes already wait to be written (maxQueuedBytes ${limit})`);
     this.size = size;
     this.queued = queued;
     this.limit = limit;

@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import * as tls from 'node:tls';
 import PQueue from 'p-queue';
 import { authHandshake } from '../auth.js';
-import { ChannelClosedError, MessageTooLargeError, SendQueueFullError, TimeoutError, UnexpectedEofError } from '../errors.js';
+import { ChannelClosedError, MessageTooLargeError, ProtocolError, SendQueueFullError, TimeoutError, UnexpectedEofError } from '../errors.js';
 import type { AckIO, Framing, HandshakeIO } from '../framing/types.js';
 import { checkTimeout } from '../validate.js';
 import { handledRejection, noop } from '../util.js';
@@ -104,7 +104,10 @@ export class Channel implements AsyncIterable<Buffer> {
   /** Type fields of the inbox, for framings that have them. */
   readonly #inboxTypes: Deque<number> | null;
   #inboxBytes = 0;
+  /** Reading paused because unread messages passed the high-water mark (resumes as recv() drains them). */
   #paused = false;
+  /** Reading paused because the peer does not read our tinyproto answers (resumes on drain). */
+  #answersPaused = false;
   /** The one recv() waiting for the next frame, when the inbox is empty. */
   #waiter: Waiter | null = null;
   /** Queued recv() tasks waiting for the current waiter to settle. */
@@ -134,9 +137,20 @@ export class Channel implements AsyncIterable<Buffer> {
   #ackWaiter: ((error: Error | undefined) => void) | null = null;
 
   readonly #ackIO: AckIO = {
+    // Answers count against the send budget: above the send high-water mark we stop reading the
+    // peer's headers until it reads its answers; past maxQueuedBytes the connection fails.
     reply: (bytes) => {
-      this.#writer.flush();
-      if (!this.#stream.destroyed && !this.#stream.writableEnded) this.#stream.write(bytes);
+      const stream = this.#stream;
+      if (stream.destroyed || stream.writableEnded) return;
+      this.#writer.writeBytes(bytes);
+      const queued = stream.writableLength + this.#writer.buffered + this.#backlogBytes;
+      if (queued > this.#maxQueued) {
+        this.#fail(new SendQueueFullError(bytes.length, queued, this.#maxQueued, 'a tinyproto answer (the peer does not read its answers)'));
+      } else if (queued >= this.#sendHWM && !this.#answersPaused) {
+        this.#answersPaused = true;
+        this.#writer.flush();
+        stream.pause();
+      }
     },
     acked: (error) => {
       const waiter = this.#ackWaiter;
@@ -394,6 +408,10 @@ export class Channel implements AsyncIterable<Buffer> {
   }
 
   readonly #onDrain = (): void => {
+    if (this.#answersPaused) {
+      this.#answersPaused = false;
+      if (!this.#paused && this.#state < CLOSING) this.#stream.resume();
+    }
     const wake = this.#drainWaiter;
     if (wake) {
       this.#drainWaiter = null;
@@ -525,7 +543,7 @@ export class Channel implements AsyncIterable<Buffer> {
     this.#inboxBytes -= body.length + MESSAGE_OVERHEAD;
     if (this.#paused && this.#inboxBytes <= this.#recvHWM >>> 1) {
       this.#paused = false;
-      if (this.#state < CLOSING) this.#stream.resume();
+      if (this.#state < CLOSING && !this.#answersPaused) this.#stream.resume();
     }
     return body;
   }
@@ -670,6 +688,8 @@ export class Channel implements AsyncIterable<Buffer> {
     if (this.#error === undefined || this.#error instanceof ChannelClosedError) this.#error = error;
     if (this.#state < CLOSING) this.#state = CLOSING;
     this.#endReceive();
+    // A malformed answer to our tinyproto header fails the send that waits for it with that ProtocolError.
+    if (this.#ackWaiter !== null && error instanceof ProtocolError) this.#ackIO.acked(error);
     this.#rejectBacklog(this.#closedError());
     this.#onDrain();
     this.#stream.destroy();
@@ -743,7 +763,7 @@ export class Channel implements AsyncIterable<Buffer> {
     this.#watchdog.start();
     const rest = raw.leftover();
     if (rest.length > 0) this.#onData(rest);
-    if (this.#state === OPEN && stream.isPaused() && !this.#paused) stream.resume();
+    if (this.#state === OPEN && stream.isPaused() && !this.#paused && !this.#answersPaused) stream.resume();
   }
 }
 

@@ -69,6 +69,25 @@ export class FrameWriter {
     stream.uncork();
   }
 
+  /**
+   * Queue raw bytes (a tinyproto answer) in the slab, in order with the frames around them: many
+   * answers leave in one write instead of one write (and its bookkeeping) each.
+   */
+  writeBytes(bytes: Uint8Array): void {
+    let slab = this.#slab;
+    if (slab === null || this.#slabEnd + bytes.length > slab.length) {
+      this.flush();
+      slab = this.#slab = Buffer.allocUnsafeSlow(Math.max(SLAB_SIZE, bytes.length));
+      this.#slabStart = this.#slabEnd = 0;
+    }
+    slab.set(bytes, this.#slabEnd);
+    this.#slabEnd += bytes.length;
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      process.nextTick(this.#flushTick);
+    }
+  }
+
   /** Hand the batched small frames to the stream now. */
   flush(): void {
     if (this.#slabEnd === this.#slabStart) return;

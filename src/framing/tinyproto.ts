@@ -139,6 +139,14 @@ export const tinyproto: Framing = Object.freeze({
     if (b === 0xfe) {
       throw new ConnectionRefusedError('tinyproto initialisation failed: the peer sent 0xfe instead of FF (connection limit)', { offset: 0 });
     }
+    if (b === 0x00) {
+      // The real tinyproto 2.0 server refuses a connection over its limit with bytearray(SC_CONLIMIT):
+      // 254 zero bytes, then it closes.
+      throw new ConnectionRefusedError(
+        'tinyproto initialisation failed: the peer sent 0x00 instead of FF (a tinyproto 2.0 server at its connection limit sends 254 zero bytes)',
+        { offset: 0 },
+      );
+    }
     if (b !== OK) {
       throw new ProtocolError(
         `tinyproto initialisation failed: the peer sent ${hex(b!)} instead of FF${STATUS[b!] ? ` (${STATUS[b!]})` : ''}`,
