@@ -3,7 +3,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Channel, pythonConnection, type PythonConnectionOptions } from '../../channel.js';
 import { rejectsWith } from '../helpers.js';
-import { startPeer, startServerPeer, within } from './python.js';
+import { pythonTest, startPeer, startServerPeer, within } from './python.js';
+
+/** Skipped (or failed under MSGCHANNEL_STRICT_PEERS=1) without python3. */
+const peerTest = pythonTest('interop/multiprocessing');
 
 async function echoExchange(ch: Channel): Promise<void> {
   assert.is(String(await ch.recv({ timeout: 5000 })), 'hello from python');
@@ -20,7 +23,7 @@ const variants: [string, PythonConnectionOptions, string[]][] = [
 ];
 
 for (const [name, options, key] of variants) {
-  test(`Python Listener, our client, ${name}`, async () => {
+  peerTest(`Python Listener, our client, ${name}`, async () => {
     const peer = await startServerPeer('mp_peer.py', ['server', ...key]);
     try {
       await within(10_000, async () => {
@@ -34,7 +37,7 @@ for (const [name, options, key] of variants) {
     }
   });
 
-  test(`our Listener, Python Client, ${name}`, async () => {
+  peerTest(`our Listener, Python Client, ${name}`, async () => {
     const listener = Channel.listen('127.0.0.1', 0, { framing: pythonConnection(options) });
     const { port } = await listener.listening;
     const peer = startPeer('mp_peer.py', ['client', String(port), ...key]);
@@ -52,7 +55,7 @@ for (const [name, options, key] of variants) {
   });
 }
 
-test('wrong authkey against a Python Listener: ERR_AUTH here, AuthenticationError there', async () => {
+peerTest('wrong authkey against a Python Listener: ERR_AUTH here, AuthenticationError there', async () => {
   const peer = await startServerPeer('mp_peer.py', ['server', 'right']);
   try {
     await within(10_000, async () => {
@@ -70,7 +73,7 @@ test('wrong authkey against a Python Listener: ERR_AUTH here, AuthenticationErro
   }
 });
 
-test('wrong authkey from a Python Client: ERR_AUTH here, AuthenticationError there', async () => {
+peerTest('wrong authkey from a Python Client: ERR_AUTH here, AuthenticationError there', async () => {
   // A raw server so the failed channel itself can be observed (a Listener drops it silently).
   const { createServer } = await import('node:net');
   const server = createServer();
@@ -99,7 +102,7 @@ test('wrong authkey from a Python Client: ERR_AUTH here, AuthenticationError the
   }
 });
 
-test('authkey on our side only: the Python Client (no authkey) sends its greeting where our challenge wants an answer: ERR_AUTH here at once, our challenge and #FAILURE# reach it as messages', async () => {
+peerTest('authkey on our side only: the Python Client (no authkey) sends its greeting where our challenge wants an answer: ERR_AUTH here at once, our challenge and #FAILURE# reach it as messages', async () => {
   // A raw server so the failed channel itself can be observed (a Listener drops it silently).
   const { createServer } = await import('node:net');
   const server = createServer();
