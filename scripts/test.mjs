@@ -1,7 +1,7 @@
 // Runs the compiled uvu suites (.build/test) in one process, streaming its output, with a
 // watchdog (a hung test fails the run instead of eating CI's time), and ends with a plain
 // summary line: "tests: N passed, N failed, N skipped", followed by the reason of each skip (the
-// lines `SKIP <suite>: <why and how to install it>` that test/helpers.ts testNeeding prints).
+// lines `SKIP <suite>: <why and how to install it>` that testNeeding in test/peers.ts prints).
 import { spawn } from 'node:child_process';
 
 const WATCHDOG_MS = 15 * 60 * 1000;

@@ -2,7 +2,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import type { Callback } from 'uvu';
-import { testNeeding } from '../helpers.js';
+import { testNeeding } from '../peers.js';
 
 /** A Python module a peer imports, and the packages that provide it. */
 export interface PythonModule {
@@ -36,7 +36,7 @@ export function pythonMissing(modules: PythonModule[] = []): string | undefined 
 /**
  * uvu's `test` for an interop suite whose Python peer needs python3 and `modules`: its tests are
  * skipped when one is missing, naming the package and how to install it, or fail instead under
- * MSGCHANNEL_STRICT_PEERS=1 (see testNeeding in test/helpers.ts).
+ * MSGCHANNEL_STRICT_PEERS=1 (see testNeeding in test/peers.ts).
  */
 export function pythonTest(suite: string, modules: PythonModule[] = []): (name: string, fn: Callback) => void {
   return testNeeding(suite, pythonMissing(modules));
