@@ -1,6 +1,7 @@
 // Runs the compiled uvu suites (.build/test) in one process, streaming its output, with a
 // watchdog (a hung test fails the run instead of eating CI's time), and ends with a plain
-// summary line: "tests: N passed, N failed, N skipped".
+// summary line: "tests: N passed, N failed, N skipped", followed by the reason of each skip (the
+// lines `SKIP <suite>: <why and how to install it>` that testNeeding in test/peers.ts prints).
 import { spawn } from 'node:child_process';
 
 const WATCHDOG_MS = 15 * 60 * 1000;
@@ -8,9 +9,14 @@ const color = process.stdout.isTTY ? [] : ['--no-color'];
 const args = ['--enable-source-maps', 'node_modules/uvu/bin.js', '.build/test', '\\.test\\.js$', ...color, ...process.argv.slice(2)];
 const child = spawn(process.execPath, args, { stdio: ['inherit', 'pipe', 'inherit'] });
 let out = '';
+let partial = '';
+const skips = [];
 child.stdout.setEncoding('utf8').on('data', (s) => {
   process.stdout.write(s);
   out = (out + s).slice(-4096); // the summary is at the end
+  const lines = (partial + s).split('\n');
+  partial = lines.pop();
+  for (const line of lines) if (line.startsWith('SKIP ')) skips.push(line.slice(5));
 });
 const timer = setTimeout(() => {
   console.error(`\ntest run stopped by the watchdog after ${WATCHDOG_MS / 60000} min`);
@@ -23,5 +29,6 @@ child.on('close', (status) => {
   const passed = Number(/Passed:\s+(\d+)/.exec(plain)?.[1] ?? 0);
   const skipped = Number(/Skipped:\s+(\d+)/.exec(plain)?.[1] ?? 0);
   console.log(`\ntests: ${passed} passed, ${total - passed} failed, ${skipped} skipped`);
+  for (const why of skips) console.log(`  skipped ${why}`);
   process.exit(status === 0 && total > 0 && passed === total ? 0 : 1);
 });

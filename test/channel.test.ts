@@ -12,7 +12,10 @@ import {
   TimeoutError,
   UnexpectedEofError,
 } from '../channel.js';
-import { echoServer, makeCertificate, openHandles, rejectsMatching, rejectsWith, settledWithin, sleep, unhandled } from './helpers.js';
+import { echoServer, makeCertificate, openHandles, rejectsMatching, rejectsWith, settledWithin, sleep, tlsTest, unhandled } from './helpers.js';
+
+/** Skipped (or failed under MSGCHANNEL_STRICT_PEERS=1) without openssl, which makes the certificate. */
+const withOpenssl = tlsTest('channel TLS');
 
 test('the README example: an echo server serving every client at once', async () => {
   const listener = Channel.listen('127.0.0.1', 0, { reuse: true });
@@ -221,6 +224,66 @@ test('recvs resolve in call order when messages arrive later', async () => {
   await a.close();
   await b.close();
 });
+
+// A recv made while earlier ones are still pending comes after them, however it is made: with no
+// options, with options, as recvFrame() or through the iterator. The nasty moment is right after
+// the first pending recv settles: the next messages are already buffered and the second pending
+// recv has not taken its own yet, so a later call must not take it first.
+const lateCalls: [string, (ch: Channel) => Promise<Buffer>][] = [
+  ['recv()', (ch) => ch.recv()],
+  ['recv({ timeout })', (ch) => ch.recv({ timeout: 5000 })],
+  ['recv({ signal })', (ch) => ch.recv({ signal: new AbortController().signal })],
+  ['recvFrame()', (ch) => ch.recvFrame().then((f) => f.data)],
+  ['the iterator', (ch) => ch[Symbol.asyncIterator]().next().then((r) => r.value as Buffer)],
+];
+for (const [how, late] of lateCalls) {
+  test(`recv order: ${how} called when the first of two pending recvs settles comes after the second`, async () => {
+    const [a, b] = Channel.pair();
+    const r1 = b.recv();
+    const r2 = b.recv();
+    let r3: Promise<Buffer> | undefined;
+    const third = r1.then(() => (r3 = late(b)));
+    // One write, so the three frames arrive in one chunk: r1 takes the first at once, the second
+    // and third are buffered when r3 is called.
+    void a.send('first');
+    void a.send('second');
+    void a.send('third');
+    assert.is(String(await r1), 'first');
+    await third;
+    const got = await Promise.all([r2, r3!].map((p) => settledWithin(p, 2000)));
+    assert.equal(got.map(String), ['second', 'third'], 'the documented order: first, second, third');
+    await a.close();
+    await b.close();
+  });
+}
+
+for (const [how, cancel] of [
+  ['aborted', (c: AbortController) => ({ signal: c.signal })],
+  ['timed out', () => ({ timeout: 10 })],
+] as const) {
+  test(`a recv ${how} while queued behind a waiting recv takes no message: the next recv gets it`, async () => {
+    const [a, b] = Channel.pair();
+    const c = new AbortController();
+    const r1 = b.recv(); // waiting for the next frame
+    const r2 = b.recv(cancel(c)); // queued behind r1
+    const r3 = b.recv(); // queued behind r2
+    c.abort(new Error('stop 2'));
+    const e = (await r2.then(
+      (m) => new Error(`r2 resolved with ${String(m)}`),
+      (error: unknown) => error,
+    )) as Error & { code?: string };
+    assert.ok(/stop 2/.test(e.message) || e.code === 'ERR_TIMEOUT', String(e));
+    await a.send('m1');
+    await a.send('m2');
+    assert.is(String(await settledWithin(r1, 2000)), 'm1');
+    assert.is(String(await settledWithin(r3, 2000)), 'm2', 'the cancelled recv took no message');
+    await a.send('m3');
+    assert.is(String(await settledWithin(b.recv(), 2000)), 'm3');
+    assert.is(b.bufferedMessages, 0);
+    await a.close();
+    await b.close();
+  });
+}
 
 test('an aborted send sends nothing; the sends around it go out in order', async () => {
   const [a, b] = Channel.pair({ sendHighWaterMark: 1 });
@@ -431,7 +494,7 @@ test('over a Unix socket', async () => {
   await listener.close();
 });
 
-test('over TLS, with a certificate made at test time', async () => {
+withOpenssl('over TLS, with a certificate made at test time', async () => {
   const { key, cert } = makeCertificate();
   const { listener, port } = await echoServer({ tls: { key, cert } });
   const ch = await Channel.connect('127.0.0.1', port, { tls: { ca: cert } });

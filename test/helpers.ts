@@ -5,6 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Channel, type Listener, type ListenOptions } from '../channel.js';
 
+// Tests that need an outside peer (openssl, python3): see peers.ts.
+export { STRICT_PEERS, opensslMissing, testNeeding, tlsTest } from './peers.js';
+
 /** A listener on 127.0.0.1:0 that echoes every message of every client until it closes. */
 export async function echoServer(options: ListenOptions = {}): Promise<{ listener: Listener; port: number; channels: Channel[] }> {
   const listener = Channel.listen('127.0.0.1', 0, options);

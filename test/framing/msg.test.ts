@@ -79,6 +79,8 @@ const malformed: [string, string, number][] = [
   ['lowercase word', '\r\nmsg 3\r\nabc', 2],
   ['other word', '\r\nMSX 3\r\nabc', 4],
   ['no space', '\r\nMSG3\r\nabc', 5],
+  ['another byte where the space goes', '\r\nMSGX3\r\nabc', 5],
+  ['a digit where the space goes', '\r\nMSG13\r\nabc', 5],
   ['two spaces', '\r\nMSG  3\r\nabc', 6],
   ['sign', '\r\nMSG +3\r\nabc', 6],
   ['negative', '\r\nMSG -3\r\nabc', 6],
@@ -88,13 +90,52 @@ const malformed: [string, string, number][] = [
   ['LF without CR', '\r\nMSG 3\nabc', 7],
   ['CR without LF', '\r\nMSG 3\rXabc', 8],
 ];
+/**
+ * Decode `prefix` + `wire` whole, split at every point and at every pair of points, and one byte
+ * at a time: each must deliver exactly the frames of `prefix`, then throw ProtocolError at the
+ * bad byte (`offset` within `wire`).
+ */
+function assertRejectedAtEverySplit(wire: Buffer, offset: number, prefix: Buffer[] = []): void {
+  const head = Buffer.concat(prefix.map(encode));
+  const all = Buffer.concat([head, wire]);
+  const splits: Buffer[][] = [[all], [...all].map((b) => Buffer.from([b]))];
+  for (let i = 0; i <= all.length; i++) {
+    for (let j = i; j <= all.length; j++) splits.push([all.subarray(0, i), all.subarray(i, j), all.subarray(j)]);
+  }
+  for (const chunks of splits) {
+    const d = msg.createDecoder({ maxMessageSize: 1 << 20 });
+    const got: Buffer[] = [];
+    const where = `chunks of ${chunks.map((c) => c.length).join('+')}`;
+    assert.throws(() => {
+      for (const c of chunks) d.push(c, (b) => got.push(Buffer.from(b)));
+    }, protocolError(head.length + offset), where);
+    assert.equal(got, prefix, `${where}: nothing from the bad frame`);
+  }
+}
+
 for (const [name, wire, offset] of malformed) {
   test(`rejects a malformed header: ${name}`, () => {
     assert.throws(() => decodeAll([Buffer.from(wire, 'latin1')]), protocolError(offset));
-    // The same error whatever the chunking.
-    assert.throws(() => decodeAll([...Buffer.from(wire, 'latin1')].map((b) => Buffer.from([b]))), protocolError(offset));
+    // The same error whatever the chunking, and after a good frame in the same chunk.
+    assertRejectedAtEverySplit(Buffer.from(wire, 'latin1'), offset);
+    assertRejectedAtEverySplit(Buffer.from(wire, 'latin1'), offset, [Buffer.from('ok')]);
   });
 }
+
+test('strict header: any other byte at any place of CR LF M S G SP is refused, whole or split anywhere', () => {
+  const good = Buffer.from('\r\nMSG 3\r\nabc', 'latin1');
+  for (let at = 0; at < 6; at++) {
+    for (const other of [0x00, 0x20, 0x30, 0x33, 0x58, 0x6d, 0x0a, 0x0d, 0xff]) {
+      if (other === good[at]) continue;
+      const wire = Buffer.from(good);
+      wire[at] = other;
+      assertRejectedAtEverySplit(wire, at);
+      // Also where the header would otherwise be parsed in one go: a long body, more frames after.
+      const long = Buffer.concat([wire.subarray(0, 6), Buffer.from('20\r\n'), Buffer.alloc(20, 1), encode(Buffer.from('next'))]);
+      assertRejectedAtEverySplit(long, at, [Buffer.from('first')]);
+    }
+  }
+});
 
 test('reports the stream offset of a bad byte after earlier frames', () => {
   const good = encode(Buffer.from('hello'));

@@ -4,7 +4,7 @@
  * compatibility with pythonConnection's authkey), and mutual TLS with certificates made at test time.
  */
 import { execFileSync } from 'node:child_process';
-import { createHmac } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -23,7 +23,7 @@ import {
   pythonConnection,
   tinyproto,
 } from '../../channel.js';
-import { echoServer, openHandles, rejectsWith, sleep, unhandled } from '../helpers.js';
+import { echoServer, opensslMissing, openHandles, rejectsWith, sleep, tlsTest, unhandled } from '../helpers.js';
 
 const framings: Framing[] = [
   msg,
@@ -154,6 +154,147 @@ test('auth: a peer that never answers meets handshakeTimeout (ERR_TIMEOUT); a pe
   await plainServer.listener.close();
 });
 
+// ------------------------------------------------------------------ mutual: each side checks the other's proof
+
+/** Handshake messages on a raw socket, as both `auth` and pythonConnection's authkey put them on the wire: `[u32 BE length][message]`. */
+function rawMessages(socket: net.Socket): { send(m: Buffer | string): void; recv(): Promise<Buffer> } {
+  let buffered = Buffer.alloc(0);
+  let wake: (() => void) | undefined;
+  let ended = false;
+  socket.on('data', (d: Buffer) => {
+    buffered = Buffer.concat([buffered, d]);
+    wake?.();
+  });
+  socket.on('close', () => {
+    ended = true;
+    wake?.();
+  });
+  return {
+    send(m) {
+      const body = Buffer.from(m);
+      const header = Buffer.alloc(4);
+      header.writeUInt32BE(body.length);
+      socket.write(Buffer.concat([header, body]));
+    },
+    async recv() {
+      for (;;) {
+        if (buffered.length >= 4 && buffered.length >= 4 + buffered.readUInt32BE(0)) {
+          const m = buffered.subarray(4, 4 + buffered.readUInt32BE(0));
+          buffered = buffered.subarray(4 + m.length);
+          return m;
+        }
+        if (ended) throw new Error(`connection closed; ${buffered.length} bytes left over`);
+        await new Promise<void>((r) => (wake = r));
+      }
+    },
+  };
+}
+
+const randomChallenge = (): Buffer => Buffer.concat([Buffer.from('#CHALLENGE#{sha256}'), randomBytes(40)]);
+
+/**
+ * A server that does not hold the key but plays along: it challenges, welcomes whatever answer it
+ * gets, and answers the client's challenge with a random `{sha256}` digest. Then, in case the
+ * client was fooled, it sends a framed message (msg and pythonConnection framings alike).
+ */
+async function keylessServer(): Promise<{ port: number; transcript: Promise<string[]>; close(): Promise<void> }> {
+  let resolve!: (t: string[]) => void;
+  const transcript = new Promise<string[]>((r) => (resolve = r));
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => {});
+    const io = rawMessages(socket);
+    const seen: string[] = [];
+    void (async () => {
+      try {
+        io.send(randomChallenge());
+        seen.push(`answer of ${(await io.recv()).length} bytes`);
+        io.send('#WELCOME#');
+        const challenge = await io.recv();
+        seen.push(challenge.subarray(0, '#CHALLENGE#{sha256}'.length).toString('latin1'));
+        io.send(Buffer.concat([Buffer.from('{sha256}'), randomBytes(32)])); // a guess, not an HMAC
+        seen.push(`verdict ${(await io.recv()).toString('latin1')}`);
+      } catch (error) {
+        seen.push(`ended: ${(error as Error).message}`);
+      }
+      if (!socket.destroyed) socket.write('\r\nMSG 5\r\nfake!\x00\x00\x00\x05fake!');
+      resolve(seen);
+    })();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as net.AddressInfo;
+  return {
+    port,
+    transcript,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+const keyOptions: [string, ChannelOptions][] = [
+  ['auth: { key }', { auth: { key: 'the shared secret' } }],
+  ['pythonConnection({ authkey })', { framing: pythonConnection({ authkey: 'the shared secret' }) }],
+];
+
+for (const [name, options] of keyOptions) {
+  test(`${name}: the client checks the server's proof; a server without the key that welcomes any answer is refused (ERR_AUTH, not open)`, async () => {
+    const fake = await keylessServer();
+    try {
+      // Channel.connect refuses it.
+      const outcome = await Channel.connect('127.0.0.1', fake.port, { ...options, timeout: 5000 }).then(
+        (ch) => {
+          const what = `connected, isOpen ${ch.isOpen}`;
+          ch.destroy();
+          return what;
+        },
+        (e: { code?: string }) => e.code,
+      );
+      assert.is(outcome, 'ERR_AUTH');
+      assert.equal(await fake.transcript, ['answer of 40 bytes', '#CHALLENGE#{sha256}', 'verdict #FAILURE#']);
+    } finally {
+      await fake.close();
+    }
+    // And the channel itself, watched over a raw socket: never open, no message comes through.
+    const again = await keylessServer();
+    const socket = net.connect(again.port, '127.0.0.1');
+    const ch = new Channel(socket, options);
+    try {
+      await rejectsWith(ch.ready, 'ERR_AUTH');
+      assert.is(ch.isOpen, false);
+      assert.equal(await again.transcript, ['answer of 40 bytes', '#CHALLENGE#{sha256}', 'verdict #FAILURE#']);
+      await rejectsWith(ch.recv({ timeout: 500 }), 'ERR_AUTH');
+      await rejectsWith(ch.send('secret stuff'), 'ERR_CHANNEL_CLOSED');
+    } finally {
+      ch.destroy();
+      await again.close();
+    }
+    await ch.closed;
+  });
+
+  test(`${name}: the server checks the client's proof; a client without the key answering with a guess is refused (ERR_AUTH)`, async () => {
+    const s = await serverChannel(options);
+    const socket = net.connect(s.port, '127.0.0.1');
+    socket.on('error', () => {});
+    try {
+      const io = rawMessages(socket);
+      const server = await s.accepted;
+      const challenge = await io.recv();
+      assert.is(challenge.subarray(0, '#CHALLENGE#{sha256}'.length).toString('latin1'), '#CHALLENGE#{sha256}');
+      io.send(Buffer.concat([Buffer.from('{sha256}'), randomBytes(32)])); // a guess, not an HMAC
+      await rejectsWith(server.ready, 'ERR_AUTH');
+      assert.is(server.isOpen, false);
+      assert.is(String(await io.recv()), '#FAILURE#');
+      await server.closed;
+    } finally {
+      socket.destroy();
+      await s.close();
+    }
+  });
+}
+
 test('auth: a bad key option is a TypeError', () => {
   assert.throws(() => Channel.pair({ auth: { key: '' } }), TypeError);
   assert.throws(() => Channel.pair({ auth: {} as never }), TypeError);
@@ -200,9 +341,12 @@ function makePki(): Pki {
   }
 }
 
-const pki = makePki();
+/** Skipped (or failed under MSGCHANNEL_STRICT_PEERS=1) without openssl, which makes the certificates. */
+const withOpenssl = tlsTest('auth: mutual TLS');
+// Made only where openssl is: without it the tests below are skipped (or fail) before using it.
+const pki = (opensslMissing() === undefined ? makePki() : undefined)!;
 
-test('mutual TLS: a client certificate signed by the CA is accepted and visible as peerCertificate', async () => {
+withOpenssl('mutual TLS: a client certificate signed by the CA is accepted and visible as peerCertificate', async () => {
   const listener = Channel.listen('127.0.0.1', 0, {
     tls: { ...pki.server, ca: pki.ca, requestCert: true, rejectUnauthorized: true },
   });
@@ -222,7 +366,7 @@ test('mutual TLS: a client certificate signed by the CA is accepted and visible 
   plainB.destroy();
 });
 
-test('mutual TLS: no client certificate, or one the CA did not sign, gets no channel and an error on the client', async () => {
+withOpenssl('mutual TLS: no client certificate, or one the CA did not sign, gets no channel and an error on the client', async () => {
   const listener = Channel.listen('127.0.0.1', 0, {
     tls: { ...pki.server, ca: pki.ca, requestCert: true, rejectUnauthorized: true },
   });
@@ -244,7 +388,7 @@ test('mutual TLS: no client certificate, or one the CA did not sign, gets no cha
   await listener.close();
 });
 
-test('auth and TLS together: authenticated and encrypted', async () => {
+withOpenssl('auth and TLS together: authenticated and encrypted', async () => {
   const { listener, port } = await echoServer({ tls: pki.server, auth: { key: 'k' } });
   const ch = await Channel.connect('127.0.0.1', port, { tls: { ca: pki.ca }, auth: { key: 'k' } });
   await ch.send('both');

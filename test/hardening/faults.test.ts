@@ -51,6 +51,10 @@ function checkNumbered(b: Buffer, seq: number): void {
 
 // ------------------------------------------------------------------ child processes
 
+/** exit-with-pending: messages the parent confirms before the child's un-awaited sends, and all of them. */
+const EXIT_ACKED = 10;
+const EXIT_TOTAL = 400;
+
 const child = process.env.MSGCHANNEL_FAULT_CHILD;
 if (child !== undefined) {
   const port = Number(process.env.MSGCHANNEL_FAULT_PORT);
@@ -62,9 +66,12 @@ if (child !== undefined) {
     });
     setInterval(() => {}, 1000);
   } else if (child === 'exit-with-pending') {
-    // Many un-awaited sends, then exit at once: what reaches the peer is a prefix of whole messages.
+    // The first messages, then wait for the peer to say it has them (so the prefix is not empty);
+    // then many un-awaited sends and exit at once: what reaches the peer is a prefix of whole messages.
     const ch = await Channel.connect('127.0.0.1', port);
-    for (let i = 0; i < 400; i++) void ch.send(numbered(i, 32 * 1024)).catch(() => {});
+    for (let i = 0; i < EXIT_ACKED; i++) await ch.send(numbered(i, 32 * 1024));
+    await ch.recv();
+    for (let i = EXIT_ACKED; i < EXIT_TOTAL; i++) void ch.send(numbered(i, 32 * 1024)).catch(() => {});
     process.stdout.write('sent\n');
     process.exit(0);
   }
@@ -177,14 +184,17 @@ if (child === undefined) {
     const got: Buffer[] = [];
     const end = await outcome(
       (async () => {
+        while (got.length < EXIT_ACKED) got.push(await server.recv({ timeout: 10_000 }));
+        await server.send('got them'); // the child's cue to queue the rest and exit
         for (;;) got.push(await server.recv({ timeout: 10_000 }));
       })(),
       15_000,
     );
     await exited(proc);
     assert.ok(end === 'ERR_CHANNEL_CLOSED' || end === 'ERR_UNEXPECTED_EOF' || end === 'ECONNRESET', `ended with ${end}`);
-    got.forEach((b, i) => checkNumbered(b, i));
-    assert.ok(got.length <= 400);
+    assert.ok(got.length >= EXIT_ACKED, `received ${got.length} messages, expected at least the ${EXIT_ACKED} sent before the exit`);
+    assert.ok(got.length <= EXIT_TOTAL, `received ${got.length} of ${EXIT_TOTAL}`);
+    got.forEach((b, i) => checkNumbered(b, i)); // a prefix: in order from the first, whole, intact
     await server.closed;
     await listener.close();
   });

@@ -1,9 +1,9 @@
 /**
  * Our packetmq session against a Python peer written from the wire format
- * (test/interop/peers/packetmq_peer.py: python3 + python3-msgpack, strings packed as bin like
- * Python 2's packetmq), in both roles. Fails when no python3 with msgpack is found (.ci/run installs it).
+ * (test/interop/peers/packetmq_peer.py: python3 + msgpack, strings packed as bin like Python 2's
+ * packetmq), in both roles. Skipped when `python3` on PATH cannot import msgpack, saying how to
+ * install it; failed instead under MSGCHANNEL_STRICT_PEERS=1 (.ci/run sets it and installs msgpack).
  */
-import { spawnSync } from 'node:child_process';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
@@ -16,13 +16,13 @@ import {
   packetmqChannelOptions,
   packetmqProtocol,
 } from '../../channel.js';
-import { type Peer, startPeer as startPythonPeer } from './python.js';
+import { MSGPACK, type Peer, pythonTest, startPeer as startPythonPeer } from './python.js';
 
-/** The first python3 that imports msgpack (Debian's python3-msgpack lives in /usr/bin/python3's path). */
-const python = ['python3', '/usr/bin/python3'].find((exe) => spawnSync(exe, ['-c', 'import msgpack'], { stdio: 'ignore' }).status === 0);
+/** Skipped (or failed under MSGCHANNEL_STRICT_PEERS=1) without python3 and its msgpack module. */
+const peerTest = pythonTest('interop/packetmq', [MSGPACK]);
 
 function startPeer(args: string[]): Peer {
-  return startPythonPeer('packetmq_peer.py', args, python ?? 'python3');
+  return startPythonPeer('packetmq_peer.py', args);
 }
 
 /** Our side's ids: 16.., the peer's IDBASE differs, so the adaptive side really adapts. */
@@ -47,8 +47,7 @@ async function exchange(session: PacketmqSession<MessagesOf<ReturnType<typeof ch
   return a.id;
 }
 
-test('python packetmq server (non-adaptive, ids 40..) and us as the adaptive client', async () => {
-  assert.ok(python, 'needs python3 with msgpack: apt-get install python3-msgpack (.ci/run does)');
+peerTest('python packetmq server (non-adaptive, ids 40..) and us as the adaptive client', async () => {
   const peer = startPeer(['server', '0', '0', '40']);
   try {
     const port = Number((await peer.waitLine(/^PORT \d+$/)).slice(5));
@@ -67,8 +66,7 @@ test('python packetmq server (non-adaptive, ids 40..) and us as the adaptive cli
   }
 });
 
-test('python packetmq client (adaptive) and us as the non-adaptive server', async () => {
-  assert.ok(python, 'needs python3 with msgpack: apt-get install python3-msgpack (.ci/run does)');
+peerTest('python packetmq client (adaptive) and us as the non-adaptive server', async () => {
   const listener = Channel.listen('127.0.0.1', 0, packetmqChannelOptions());
   const { port } = await listener.listening;
   const peer = startPeer(['client', String(port), '1', '100']);
@@ -86,8 +84,7 @@ test('python packetmq client (adaptive) and us as the non-adaptive server', asyn
   }
 });
 
-test('python peer with the same adaptive policy: both sides softquit reason.sameadaptivepolicy', async () => {
-  assert.ok(python, 'needs python3 with msgpack: apt-get install python3-msgpack (.ci/run does)');
+peerTest('python peer with the same adaptive policy: both sides softquit reason.sameadaptivepolicy', async () => {
   const peer = startPeer(['server', '0', '1', '16']);
   try {
     const port = Number((await peer.waitLine(/^PORT \d+$/)).slice(5));
@@ -104,8 +101,7 @@ test('python peer with the same adaptive policy: both sides softquit reason.same
   }
 });
 
-test('we softquit a python peer: it gets our reason', async () => {
-  assert.ok(python, 'needs python3 with msgpack: apt-get install python3-msgpack (.ci/run does)');
+peerTest('we softquit a python peer: it gets our reason', async () => {
   const peer = startPeer(['server', '0', '0', '20']);
   try {
     const port = Number((await peer.waitLine(/^PORT \d+$/)).slice(5));

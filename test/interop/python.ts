@@ -1,10 +1,45 @@
 /** Start the Python peers of test/interop/peers/ and stop them again, leaving nothing behind. */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
+import type { Callback } from 'uvu';
+import { testNeeding } from '../peers.js';
 
-// The interop suites need python3 and fail (they do not skip) without it: CI has it.
-if (spawnSync('python3', ['-c', 'import multiprocessing.connection'], { stdio: 'ignore' }).status !== 0) {
-  throw new Error('the interop tests need python3 on PATH');
+/** A Python module a peer imports, and the packages that provide it. */
+export interface PythonModule {
+  module: string;
+  /** Debian's package, for `apt-get install`. */
+  apt: string;
+  /** PyPI's, for `pip install`. */
+  pip: string;
+}
+
+export const MSGPACK: PythonModule = { module: 'msgpack', apt: 'python3-msgpack', pip: 'msgpack' };
+
+/**
+ * Why the Python peers cannot run here, or undefined when they can: `python3` on PATH (the one
+ * the peers run with) must run and import the standard library's multiprocessing.connection and
+ * each of `modules`.
+ */
+export function pythonMissing(modules: PythonModule[] = []): string | undefined {
+  if (spawnSync('python3', ['-c', 'import multiprocessing.connection'], { stdio: 'ignore' }).status !== 0) {
+    return 'python3 not found on PATH (or it cannot import multiprocessing): apt-get install python3';
+  }
+  for (const m of modules) {
+    if (spawnSync('python3', ['-c', `import ${m.module}`], { stdio: 'ignore' }).status !== 0) {
+      const which = spawnSync('python3', ['-c', 'import sys; print(sys.executable, sys.version.split()[0])'], { encoding: 'utf8' }).stdout.trim();
+      return `python3 on PATH (${which}) cannot import ${m.module}: apt-get install ${m.apt} (for Debian's /usr/bin/python3) or pip install ${m.pip}`;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * uvu's `test` for an interop suite whose Python peer needs python3 and `modules`: its tests are
+ * skipped when one is missing, naming the package and how to install it, or fail instead under
+ * MSGCHANNEL_STRICT_PEERS=1 (see testNeeding in test/peers.ts).
+ */
+export function pythonTest(suite: string, modules: PythonModule[] = []): (name: string, fn: Callback) => void {
+  return testNeeding(suite, pythonMissing(modules));
 }
 
 export interface Peer {

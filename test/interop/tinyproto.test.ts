@@ -2,7 +2,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Channel, tinyproto } from '../../channel.js';
-import { startPeer, startServerPeer, within } from './python.js';
+import { pythonTest, startPeer, startServerPeer, within } from './python.js';
+
+/** Skipped (or failed under MSGCHANNEL_STRICT_PEERS=1) without python3. */
+const peerTest = pythonTest('interop/tinyproto');
 
 /** Strictly request/response, as tinyproto requires: the peer speaks first, then echoes each message. */
 async function exchange(ch: Channel, refusedSize?: number): Promise<void> {
@@ -22,7 +25,7 @@ async function exchange(ch: Channel, refusedSize?: number): Promise<void> {
   await ch.close();
 }
 
-test('we connect to a Python tinyproto server (and it refuses a message above its max)', async () => {
+peerTest('we connect to a Python tinyproto server (and it refuses a message above its max)', async () => {
   const peer = await startServerPeer('tinyproto_peer.py', ['server', '200000']);
   try {
     await within(10_000, async () => {
@@ -37,7 +40,7 @@ test('we connect to a Python tinyproto server (and it refuses a message above it
   }
 });
 
-test('a Python tinyproto client connects to us', async () => {
+peerTest('a Python tinyproto client connects to us', async () => {
   const listener = Channel.listen('127.0.0.1', 0, { framing: tinyproto });
   const { port } = await listener.listening;
   const peer = startPeer('tinyproto_peer.py', ['client', String(port)]);
@@ -54,7 +57,7 @@ test('a Python tinyproto client connects to us', async () => {
   }
 });
 
-test('we refuse a message above our maxMessageSize; the Python peer sees 00', async () => {
+peerTest('we refuse a message above our maxMessageSize; the Python peer sees 00', async () => {
   const peer = await startServerPeer('tinyproto_peer.py', ['server']);
   try {
     await within(10_000, async () => {

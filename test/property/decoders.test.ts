@@ -131,22 +131,30 @@ for (const f of framings) {
   });
 
   test(`${name}: a length far above the limit is refused from the header`, () => {
-    // A frame header claiming a huge body, whatever its form for this framing.
+    // A frame header claiming a huge body, whatever its form for this framing. A framing whose
+    // largest length is not far above LIMIT (a 1-byte length: 255) gets a limit far below it.
     const claimed = Math.min(f.maxEncodableSize, 2 ** 40);
-    if (claimed <= LIMIT) return assert.ok(f.maxEncodableSize <= LIMIT);
+    const limit = claimed >= 4 * LIMIT ? LIMIT : Math.floor(claimed / 4);
+    assert.ok(limit >= 1 && claimed >= 4 * limit, `claimed ${claimed}, limit ${limit}`);
     const header = Buffer.alloc(f.maxHeaderLength);
     const end = f.writeHeader(header, 0, claimed, 0);
-    const decoder = f.createDecoder({ maxMessageSize: LIMIT }, f.acknowledged ? ackIO : undefined);
+    const replies: number[] = [];
+    const ack: AckIO = { reply: (b) => replies.push(...b), acked: () => assert.unreachable('no header of ours') };
+    const decoder = f.createDecoder({ maxMessageSize: limit }, f.acknowledged ? ack : undefined);
     const largest = largestAllocation(() => {
       try {
         decoder.push(header.subarray(0, end), () => assert.unreachable('no frame'));
         // tinyproto refuses with an answer byte instead of an error: the body is never expected.
         assert.ok(f.acknowledged, 'expected MessageTooLargeError');
+        assert.equal(replies, [0x00], 'refused with 00');
+        assert.ok(decoder.atBoundary, 'no body expected after a refusal');
       } catch (error) {
         assert.ok(error instanceof MessageTooLargeError, String(error));
+        assert.is(error.limit, limit);
+        assert.ok(error.size > limit, `size ${error.size}`);
       }
     });
-    assert.ok(largest <= LIMIT);
+    assert.ok(largest <= limit, `allocated ${largest} bytes with a limit of ${limit}`);
   });
 }
 

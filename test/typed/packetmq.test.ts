@@ -18,7 +18,7 @@ import {
 } from '../../channel.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
-/** wire-formats.md §3 golden bytes, as packetmq on Python 2 sends them (bin key). */
+/** Golden bytes of packetmq's init and finish (wire format: docs/typed.md), as packetmq on Python 2 sends them (bin key). */
 const GOLDEN_INIT = hex('00 00 00 0D 00 00 81 C4 07 76 65 72 73 69 6F 6E 01');
 const GOLDEN_FINISH = hex('00 00 00 03 00 03 C0');
 

@@ -12,6 +12,11 @@ const proto = new Protocol({ maxId: 255 })
 
 type Msg = TypedMessage<MessagesOf<typeof proto>>;
 
+/** Asserts at run time that `m` is the message `name`, and narrows its type to it for the compiler. */
+function assertName<N extends Msg['name']>(m: Msg, name: N): asserts m is Extract<Msg, { name: N }> {
+  assert.is(m.name, name);
+}
+
 test('send/recv/on are typed from the definitions', async () => {
   const [a, b] = Channel.pair({ framing: lengthPrefixed({ lengthSize: 2, typeSize: 1 }) });
   const ta = new TypedChannel(proto, a);
@@ -38,18 +43,23 @@ test('send/recv/on are typed from the definitions', async () => {
   }
 
   const m: Msg = await tb.recv();
-  if (m.name === 'num') {
-    const n: number = m.data;
-    assert.is(n, 1);
-    // @ts-expect-error data of 'num' is not a string
-    const s: string = m.data;
-    void s;
-  }
-  const p = await tb.recv();
-  assert.is(p.name, 'str');
-  const q = await tb.recv();
-  if (q.name === 'point') assert.is(q.data.x + q.data.y, 3);
-  assert.equal((await tb.recv()).data, { whatever: [1, 'two'] });
+  assertName(m, 'num');
+  const n: number = m.data;
+  assert.is(n, 1);
+  // @ts-expect-error data of 'num' is not a string
+  const s: string = m.data;
+  void s;
+  const p: Msg = await tb.recv();
+  assertName(p, 'str');
+  const bytes: Uint8Array = p.data;
+  assert.is(Buffer.from(bytes).toString(), 'x');
+  const q: Msg = await tb.recv();
+  assertName(q, 'point');
+  assert.equal(q.data, { x: 1, y: 2 });
+  assert.is(q.data.x + q.data.y, 3);
+  const r: Msg = await tb.recv();
+  assertName(r, 'any');
+  assert.equal(r.data, { whatever: [1, 'two'] });
   assert.is(proto.name(1), 'num');
   // @ts-expect-error lookups by name only accept defined names
   assert.throws(() => proto.id('nope'));

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""An echo peer for msgchannel's interop tests, written from docs wire-formats.md, not from msgchannel.
+"""An echo peer for msgchannel's interop tests, written from the wire formats in docs/framings.md, not from msgchannel.
 
 usage: framed_peer.py FORMAT server            listen on 127.0.0.1:0, print "PORT <n>", serve one client
        framed_peer.py FORMAT client PORT       connect to 127.0.0.1:PORT

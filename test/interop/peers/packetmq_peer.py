@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A packetmq peer written from /work/shared/wire-formats.md section 3, for the interop tests.
+"""A packetmq peer written from the wire format in docs/typed.md ("Talking to a packetmq peer"), for the interop tests.
 
 Frames are Twisted Int32StringReceiver frames, [u32 BE len][u16 BE id][msgpack], with
 MAX_LENGTH 99999. Every string it packs is a byte string, so msgpack writes it as bin, as

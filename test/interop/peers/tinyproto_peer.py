@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A tinyproto echo peer for msgchannel's interop tests, written from wire-formats.md section 4.
+"""A tinyproto echo peer for msgchannel's interop tests, written from docs/framings.md ("Talking to a tinyproto peer").
 
 usage: tinyproto_peer.py server [MAX]        listen on 127.0.0.1:0, print "PORT <n>", serve one client
        tinyproto_peer.py client PORT [MAX]   connect to 127.0.0.1:PORT
