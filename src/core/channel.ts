@@ -572,6 +572,8 @@ export class Channel implements AsyncIterable<Buffer> {
     try {
       this.#decoder.push(chunk, this.#onFrame);
     } catch (error) {
+      // Bad bytes from the peer; a malformed answer to our tinyproto header fails the send waiting for it with that error.
+      if (this.#ackWaiter !== null && error instanceof ProtocolError) this.#ackIO.acked(error);
       this.#fail(error as Error);
     }
   };
@@ -688,8 +690,6 @@ export class Channel implements AsyncIterable<Buffer> {
     if (this.#error === undefined || this.#error instanceof ChannelClosedError) this.#error = error;
     if (this.#state < CLOSING) this.#state = CLOSING;
     this.#endReceive();
-    // A malformed answer to our tinyproto header fails the send that waits for it with that ProtocolError.
-    if (this.#ackWaiter !== null && error instanceof ProtocolError) this.#ackIO.acked(error);
     this.#rejectBacklog(this.#closedError());
     this.#onDrain();
     this.#stream.destroy();
