@@ -8,6 +8,7 @@
 export { Channel } from './src/core/channel.js';
 export { Listener } from './src/core/listener.js';
 export {
+  DEFAULT_BODY_TIMEOUT,
   DEFAULT_CLOSE_TIMEOUT,
   DEFAULT_HANDSHAKE_TIMEOUT,
   DEFAULT_HEADER_TIMEOUT,
@@ -15,6 +16,7 @@ export {
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_MAX_MESSAGE_SIZE,
   DEFAULT_MAX_QUEUED_BYTES,
+  DEFAULT_MEMORY_BUDGET,
   DEFAULT_SEND_HIGH_WATER_MARK,
   type ChannelOptions,
   type CloseOptions,

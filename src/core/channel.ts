@@ -8,22 +8,25 @@ import type * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import * as tls from 'node:tls';
 import PQueue from 'p-queue';
-import { authHandshake } from '../auth.js';
 import { ChannelClosedError, MessageTooLargeError, ProtocolError, SendQueueFullError, TimeoutError, UnexpectedEofError } from '../errors.js';
+import { BODY_BUDGET_MIN } from '../framing/body.js';
 import type { AckIO, Framing, HandshakeIO } from '../framing/types.js';
 import { checkTimeout } from '../validate.js';
 import { handledRejection, noop } from '../util.js';
 import { connectChannel } from './connect.js';
 import { Deque } from './deque.js';
-import { RawReader } from './handshake.js';
+import { RawReader, handshakeOf, runHandshake } from './handshake.js';
 import { Listener } from './listener.js';
+import { messages } from './iterator.js';
 import { Watchdog } from './watchdog.js';
+import type { MemoryBudget } from './budget.js';
 import { FrameWriter } from './writer.js';
 import { memoryPair } from './memory.js';
 import {
   DEFAULT_CLOSE_TIMEOUT,
   checkChannelOptions,
   deadline,
+  type ChannelInternals,
   type ChannelOptions,
   type CloseOptions,
   type ConnectOptions,
@@ -37,8 +40,6 @@ import {
 const MESSAGE_OVERHEAD = 64;
 
 const RESOLVED: Promise<void> = Promise.resolve();
-const DONE: IteratorReturnResult<undefined> = Object.freeze({ value: undefined, done: true });
-const nextResult = (value: Buffer): IteratorResult<Buffer, undefined> => ({ value, done: false });
 
 // Lifecycle states, in order.
 const HANDSHAKE = 0;
@@ -108,6 +109,11 @@ export class Channel implements AsyncIterable<Buffer> {
   #paused = false;
   /** Reading paused because the peer does not read our tinyproto answers (resumes on drain). */
   #answersPaused = false;
+  /** The listener's memory budget for bodies of BODY_BUDGET_MIN and up (server side), and what this channel holds of it. */
+  readonly #budget: MemoryBudget | undefined;
+  #held = 0;
+  /** Bytes read but not decoded because the next body waits for memory (reading is paused meanwhile). */
+  #stashed: Buffer | null = null;
   /** The one recv() waiting for the next frame, when the inbox is empty. */
   #waiter: Waiter | null = null;
   /** Queued recv() tasks waiting for the current waiter to settle. */
@@ -163,7 +169,7 @@ export class Channel implements AsyncIterable<Buffer> {
    * Wrap any connected byte stream (a net.Socket, a tls.TLSSocket, a Duplex). Channel.connect,
    * Channel.listen and Channel.pair do this for you.
    */
-  constructor(stream: Duplex, options: ChannelOptions & { isServer?: boolean } = {}) {
+  constructor(stream: Duplex, options: ChannelOptions & ChannelInternals = {}) {
     const o = checkChannelOptions(options);
     this.framing = o.framing;
     this.maxMessageSize = o.maxMessageSize;
@@ -172,18 +178,23 @@ export class Channel implements AsyncIterable<Buffer> {
     const handshakeTimeout = o.handshakeTimeout;
     this.#maxQueued = o.maxQueuedBytes;
     this.#sendLimit = Math.min(this.maxMessageSize, this.framing.maxEncodableSize);
-    this.#decoder = this.framing.createDecoder({ maxMessageSize: this.maxMessageSize }, this.framing.acknowledged ? this.#ackIO : undefined);
+    this.#budget = options.budget;
+    this.#decoder = this.framing.createDecoder(
+      { maxMessageSize: this.maxMessageSize, reserve: this.#budget === undefined ? undefined : this.#reserve },
+      this.framing.acknowledged ? this.#ackIO : undefined,
+    );
     this.#inboxTypes = this.framing.hasType ? new Deque<number>() : null;
     this.#watchdog = new Watchdog(
       {
         decoder: this.#decoder,
         maxHeaderLength: this.framing.maxHeaderLength,
         active: () => this.#state === OPEN,
-        paused: () => this.#paused,
+        paused: () => this.#paused || this.#stashed !== null,
         fail: (error) => this.#fail(error),
       },
       o.headerTimeout,
       o.idleTimeout,
+      o.bodyTimeout,
     );
     this.#stream = stream;
     this.#writer = new FrameWriter(stream, this.framing);
@@ -198,18 +209,10 @@ export class Channel implements AsyncIterable<Buffer> {
     stream.on('close', this.#onClose);
     stream.on('drain', this.#onDrain);
 
-    const own = this.framing.handshake?.bind(this.framing);
-    const key = o.auth;
-    if (own !== undefined || key !== undefined) {
+    const run = handshakeOf(this.framing, o.auth);
+    if (run !== undefined) {
       this.#state = HANDSHAKE;
       this.#raw = new RawReader(stream, this.#recvHWM);
-      const run =
-        key === undefined
-          ? own!
-          : async (io: HandshakeIO): Promise<void> => {
-              if (own !== undefined) await own(io); // the framing's own first (tinyproto's init byte carries its refusal)
-              await authHandshake(key, io.isServer, io);
-            };
       this.ready = this.#handshake(run, options.isServer ?? false, handshakeTimeout);
       this.ready.catch(noop);
     } else {
@@ -541,18 +544,20 @@ export class Channel implements AsyncIterable<Buffer> {
     const body = this.#inbox.shift()!;
     if (this.#inboxTypes !== null) this.#inboxTypes.shift();
     this.#inboxBytes -= body.length + MESSAGE_OVERHEAD;
+    if (body.length >= BODY_BUDGET_MIN && this.#budget !== undefined) this.#release(body.length);
     if (this.#paused && this.#inboxBytes <= this.#recvHWM >>> 1) {
       this.#paused = false;
-      if (this.#state < CLOSING && !this.#answersPaused) this.#stream.resume();
+      if (this.#state < CLOSING && !this.#answersPaused && this.#stashed === null) this.#stream.resume();
     }
     return body;
   }
 
   readonly #onFrame = (body: Buffer, type: number): void => {
-    if (this.#state >= CLOSING) return; // closed locally: the user asked for no more
-    const waiter = this.#waiter;
-    if (waiter !== null) {
-      this.#settleWaiter(waiter, body, type);
+    if (this.#state >= CLOSING || this.#waiter !== null) {
+      // Closed locally (the user asked for no more), or taken at once: no longer held.
+      if (body.length >= BODY_BUDGET_MIN && this.#budget !== undefined) this.#release(body.length);
+      if (this.#state >= CLOSING) return;
+      this.#settleWaiter(this.#waiter!, body, type);
       return;
     }
     this.#inbox.push(body);
@@ -569,8 +574,24 @@ export class Channel implements AsyncIterable<Buffer> {
       this.#raw.feed(chunk);
       return;
     }
+    if (this.#stashed !== null) {
+      this.#stashed = Buffer.concat([this.#stashed, chunk]); // arrived while pausing: keep it in order
+      return;
+    }
+    const decoder = this.#decoder;
     try {
-      this.#decoder.push(chunk, this.#onFrame);
+      if (this.#budget === undefined) decoder.push(chunk, this.#onFrame);
+      else {
+        const start = decoder.offset;
+        decoder.push(chunk, this.#onFrame);
+        const used = decoder.offset - start;
+        if (used < chunk.length) {
+          // The next body waits for memory: hold the rest, stop reading, go on once some is released.
+          this.#stashed = chunk.subarray(used);
+          this.#stream.pause();
+          this.#budget.wait(this.#memoryReleased);
+        }
+      }
     } catch (error) {
       // Bad bytes from the peer; a malformed answer to our tinyproto header fails the send waiting for it with that error.
       if (this.#ackWaiter !== null && error instanceof ProtocolError) this.#ackIO.acked(error);
@@ -578,32 +599,35 @@ export class Channel implements AsyncIterable<Buffer> {
     }
   };
 
+  /** Hold `length` bytes of the listener's budget for a body (see DecoderLimits.reserve). */
+  readonly #reserve = (length: number, force: boolean): boolean => {
+    if (!this.#budget!.reserve(length, force || this.#state >= CLOSING)) return false;
+    this.#held += length;
+    return true;
+  };
+
+  #release(length: number): void {
+    this.#held -= length;
+    this.#budget!.release(length);
+  }
+
+  /** Memory was released somewhere: push what was held back, and read again if it all went in. */
+  readonly #memoryReleased = (): void => {
+    const rest = this.#stashed;
+    if (rest === null || this.#state === CLOSED) return;
+    this.#stashed = null;
+    this.#onData(rest);
+    if (this.#stashed === null && !this.#paused && !this.#answersPaused && this.#state < CLOSING) this.#stream.resume();
+  };
+
   /**
    * Messages until the peer closes at a frame boundary. Breaking out does not close the channel:
    * unread messages stay for later recv(). Any other error that ends the channel is thrown.
    */
   iterRecv(): AsyncIterableIterator<Buffer> {
-    let finished = false;
-    const end = (error: unknown): IteratorResult<Buffer, undefined> => {
-      finished = true;
-      if (error instanceof ChannelClosedError) return DONE;
-      throw error;
-    };
-    const iterator: AsyncIterableIterator<Buffer> = {
-      next: () => {
-        if (finished) return Promise.resolve(DONE);
-        // A buffered message, uncontended: one resolved promise, no generator machinery.
-        if (this.#recvBusy === 0 && this.#inbox.length > 0) return Promise.resolve({ value: this.#takeBody(), done: false });
-        return this.recv().then(nextResult, end);
-      },
-      return: () => {
-        finished = true;
-        return Promise.resolve(DONE);
-      },
-      [Symbol.asyncIterator]: () => iterator,
-    };
-    return iterator;
+    return messages(this);
   }
+
 
   [Symbol.asyncIterator](): AsyncIterableIterator<Buffer> {
     return this.iterRecv();
@@ -638,8 +662,11 @@ export class Channel implements AsyncIterable<Buffer> {
     this.#inboxTypes?.drain();
     this.#inboxBytes = 0;
     if (this.#waiter) this.#settleWaiter(this.#waiter, undefined, 0, this.#error);
-    if (this.#paused) {
+    if (this.#paused || this.#stashed !== null) {
       this.#paused = false;
+      const rest = this.#stashed;
+      this.#stashed = null;
+      if (rest !== null) this.#onData(rest); // closing: bodies need no memory now, they are discarded
       this.#stream.resume(); // keep reading (and discarding) so the peer's end arrives
     }
     this.#closing = this.#closeGracefully(timeout);
@@ -730,32 +757,19 @@ export class Channel implements AsyncIterable<Buffer> {
     this.#rejectBacklog(this.#closedError());
     this.#onDrain();
     this.#writer.release();
+    this.#stashed = null;
+    if (this.#held > 0) this.#release(this.#held); // unread and unfinished bodies: nobody will take them now
     this.#resolveClosed(this.#failed ? this.#error : undefined);
   };
 
   async #handshake(run: (io: HandshakeIO) => Promise<void>, isServer: boolean, timeout: number): Promise<void> {
     const raw = this.#raw!;
     const stream = this.#stream;
-    const io: HandshakeIO = {
-      isServer,
-      read: (n) => raw.read(n),
-      write: (bytes) => {
-        if (!stream.destroyed) stream.write(bytes);
-      },
-    };
-    let timer: NodeJS.Timeout | undefined;
     try {
-      await Promise.race([
-        run(io),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new TimeoutError(`${this.framing.name} handshake timed out after ${timeout} ms`)), timeout);
-        }),
-      ]);
+      await runHandshake(stream, raw, run, isServer, timeout, this.framing.name);
     } catch (error) {
       this.#fail(error as Error);
       throw this.#error;
-    } finally {
-      clearTimeout(timer);
     }
     if (this.#state !== HANDSHAKE) throw this.#closedError();
     this.#state = OPEN;
@@ -768,6 +782,6 @@ export class Channel implements AsyncIterable<Buffer> {
 }
 
 /** How connect() and Listener make a channel for a connected stream. */
-function createChannel(stream: Duplex, options: ChannelOptions & { isServer?: boolean }): Channel {
+function createChannel(stream: Duplex, options: ChannelOptions & ChannelInternals): Channel {
   return new Channel(stream, options);
 }

@@ -8,10 +8,10 @@ import * as tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { TimeoutError } from '../errors.js';
 import type { Channel } from './channel.js';
-import { checkConnectOptions, type ChannelOptions, type ConnectOptions } from './options.js';
+import { checkConnectOptions, type ChannelInternals, type ChannelOptions, type ConnectOptions } from './options.js';
 
 /** Makes a channel for a connected stream (Channel.connect and Channel.listen pass `new Channel`). */
-export type ChannelFactory = (stream: Duplex, options: ChannelOptions & { isServer?: boolean }) => Channel;
+export type ChannelFactory = (stream: Duplex, options: ChannelOptions & ChannelInternals) => Channel;
 
 function describeTarget(opts: { host?: string | undefined; port?: number | undefined; path?: string | undefined }): string {
   return opts.path !== undefined ? opts.path : `${opts.host ?? 'localhost'}:${opts.port}`;

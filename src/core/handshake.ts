@@ -4,6 +4,48 @@
  * reads; what is left over goes to the frame decoder once the channel opens.
  */
 import type { Duplex } from 'node:stream';
+import { authHandshake } from '../auth.js';
+import { TimeoutError } from '../errors.js';
+import type { Framing, HandshakeIO } from '../framing/types.js';
+
+/** What runs before the first message: the framing's own handshake, then `auth`'s; undefined when neither. */
+export function handshakeOf(framing: Framing, key: Buffer | undefined): ((io: HandshakeIO) => Promise<void>) | undefined {
+  const own = framing.handshake?.bind(framing);
+  if (key === undefined) return own;
+  return async (io) => {
+    if (own !== undefined) await own(io); // the framing's own first (tinyproto's init byte carries its refusal)
+    await authHandshake(key, io.isServer, io);
+  };
+}
+
+/** Run a handshake over the raw bytes of `stream` (read through `raw`) within `timeout` ms. */
+export async function runHandshake(
+  stream: Duplex,
+  raw: RawReader,
+  run: (io: HandshakeIO) => Promise<void>,
+  isServer: boolean,
+  timeout: number,
+  name: string,
+): Promise<void> {
+  const io: HandshakeIO = {
+    isServer,
+    read: (n) => raw.read(n),
+    write: (bytes) => {
+      if (!stream.destroyed) stream.write(bytes);
+    },
+  };
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      run(io),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new TimeoutError(`${name} handshake timed out after ${timeout} ms`)), timeout);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** Buffers raw bytes during a framing's handshake and serves exact-length reads. */
 export class RawReader {

@@ -11,6 +11,7 @@ import { noop } from '../util.js';
 import type { Channel } from './channel.js';
 import type { ChannelFactory } from './connect.js';
 import { Deque } from './deque.js';
+import { MemoryBudget } from './budget.js';
 import { DEFAULT_CLOSE_TIMEOUT, checkListenOptions, type ListenOptions } from './options.js';
 
 /** Refuse an incoming connection: the framing's refusal bytes then close, or a TCP reset. */
@@ -49,6 +50,8 @@ export class Listener implements AsyncIterable<Channel> {
   /** The listener error was thrown to an iterator (it is thrown once). */
   #errorReported = false;
   readonly #create: ChannelFactory;
+  /** Memory for large bodies, shared by this listener's connections (or a Server's, across its listeners). */
+  readonly #budget: MemoryBudget;
   readonly #maxConnections: number;
   /** Channels whose handshakes are done and that are not closed yet (pending or handed out). */
   #ready = 0;
@@ -66,6 +69,7 @@ export class Listener implements AsyncIterable<Channel> {
     this.#create = create;
     const checked = checkListenOptions(options); // now, not at the first client
     this.#maxConnections = checked.maxConnections;
+    this.#budget = options.budget ?? new MemoryBudget(checked.memoryBudget);
     // Every connection is counted and refused (or admitted) at TCP accept. A TLS server never
     // listens: accepted sockets are handed to it, so the limit counts a TLS connection from
     // accept, a refusal is a TCP reset before any TLS byte, and handshakeTimeout bounds the TLS
@@ -164,7 +168,7 @@ export class Listener implements AsyncIterable<Channel> {
     }
     let channel: Channel;
     try {
-      channel = this.#create(socket, { ...this.#options, isServer: true });
+      channel = this.#create(socket, { ...this.#options, isServer: true, budget: this.#budget });
     } catch (error) {
       socket.destroy();
       this.#fatal(error as Error);

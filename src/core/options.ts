@@ -10,6 +10,7 @@ import { msg } from '../framing/msg.js';
 import type { Framing } from '../framing/types.js';
 import { checkInt, checkNumber, checkTimeout } from '../validate.js';
 import { noop } from '../util.js';
+import type { MemoryBudget } from './budget.js';
 
 /** Default `maxMessageSize`: 64 MiB. */
 export const DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024;
@@ -25,6 +26,10 @@ export const DEFAULT_CLOSE_TIMEOUT = 10_000;
 export const DEFAULT_HEADER_TIMEOUT = 30_000;
 /** Default `maxQueuedBytes`: sends that would queue more than 16 MiB per connection are refused. */
 export const DEFAULT_MAX_QUEUED_BYTES = 16 * 1024 * 1024;
+/** Default `bodyTimeout`: a message in progress must receive 1 MiB (or end) within every 30 s. */
+export const DEFAULT_BODY_TIMEOUT = 30_000;
+/** Default `memoryBudget` of a Listener (and a Server): 256 MiB held in large message bodies across its connections. */
+export const DEFAULT_MEMORY_BUDGET = 256 * 1024 * 1024;
 /** Default `maxConnections` of a Listener (and a Server): 10,000 connections at once. */
 export const DEFAULT_MAX_CONNECTIONS = 10_000;
 
@@ -71,6 +76,14 @@ export interface ChannelOptions {
    * @default 30000
    */
   headerTimeout?: number;
+  /**
+   * Milliseconds within which a message in progress must receive at least 1 MiB more of itself
+   * (or end): a peer that trickles or stalls a body fails the channel with TimeoutError, so it
+   * cannot hold the body's memory (a listener's `memoryBudget`) for ever. Checked like
+   * `headerTimeout`; not counted while the channel itself paused reading. `0` turns it off.
+   * @default 30000
+   */
+  bodyTimeout?: number;
   /**
    * Close the channel (TimeoutError) when no byte has been received for this many milliseconds
    * (checked like `headerTimeout`, so within 1.25 x). Finds peers that went away without a FIN or
@@ -164,6 +177,18 @@ export interface ListenOptions extends ChannelOptions {
    */
   admit?: () => boolean;
   /**
+   * Most bytes all connections of this listener may hold in message bodies of 64 KiB and up, from
+   * their header until recv() takes them (bodies still arriving, and received but unread). A
+   * connection whose next body would not fit waits, with reading paused, instead of allocating;
+   * a body may always start when nothing else is held, so a message above the budget is still
+   * received alone. Smaller messages are bounded per connection by `highWaterMark`. Raise it to
+   * receive many large messages at once (e.g. `memoryBudget: 2 * 1024 ** 3`); `Infinity` for none.
+   * @default 256 MiB
+   */
+  memoryBudget?: number;
+  /** @internal A budget shared with other listeners (a Server's), instead of one of `memoryBudget`. */
+  budget?: MemoryBudget;
+  /**
    * Most connections of this listener open at once: in their handshake, accepted but not yet
    * taken, or handed out and not yet closed. An extra one is refused like `admit` refuses (before
    * any byte: tinyproto's `FE`, otherwise a TCP reset). `Infinity` for no limit.
@@ -221,6 +246,7 @@ export function checkChannelOptions(options: ChannelOptions): CheckedOptions {
     handshakeTimeout: checkTimeout('handshakeTimeout', options.handshakeTimeout) ?? DEFAULT_HANDSHAKE_TIMEOUT,
     headerTimeout: checkTimeout('headerTimeout', options.headerTimeout) ?? DEFAULT_HEADER_TIMEOUT,
     idleTimeout: checkTimeout('idleTimeout', options.idleTimeout) ?? 0,
+    bodyTimeout: checkTimeout('bodyTimeout', options.bodyTimeout) ?? DEFAULT_BODY_TIMEOUT,
     maxQueuedBytes: checkInt('maxQueuedBytes', options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES, 0, Number.MAX_SAFE_INTEGER),
     auth: options.auth === undefined ? undefined : authKey(options.auth),
   };
@@ -234,10 +260,22 @@ export function checkConnectOptions(opts: ConnectOptions): number | undefined {
 }
 
 /** Check what listen() needs before it binds: the address, every channel option and `maxConnections`. */
-export function checkListenOptions(opts: ListenOptions): { maxConnections: number; handshakeTimeout: number } {
+export function checkListenOptions(opts: ListenOptions): { maxConnections: number; handshakeTimeout: number; memoryBudget: number } {
   if (opts.path === undefined) checkInt('port', opts.port, 0, 65535);
   const { handshakeTimeout } = checkChannelOptions(opts);
-  return { maxConnections: checkNumber('maxConnections', opts.maxConnections, 0, true) ?? DEFAULT_MAX_CONNECTIONS, handshakeTimeout };
+  return {
+    maxConnections: checkNumber('maxConnections', opts.maxConnections, 0, true) ?? DEFAULT_MAX_CONNECTIONS,
+    handshakeTimeout,
+    memoryBudget: checkNumber('memoryBudget', opts.memoryBudget, 0, true) ?? DEFAULT_MEMORY_BUDGET,
+  };
+}
+
+/** What listeners and servers pass to the channels they make, beside the options. */
+export interface ChannelInternals {
+  /** True on the side that accepted the connection. */
+  isServer?: boolean;
+  /** @internal The listener's (or server's) memory budget for large bodies. */
+  budget?: MemoryBudget;
 }
 
 /** A signal that aborts when `signal` does or after `timeout` ms; `dispose` releases the timer and listener. */

@@ -1,6 +1,7 @@
 /**
  * Liveness of a channel's inbound side: `headerTimeout` (a frame's header must arrive in time once
- * it has started) and `idleTimeout` (some byte must arrive in time). One unref'd interval per
+ * it has started), `bodyTimeout` (a frame in progress must make 1 MiB of progress, or end, in
+ * time) and `idleTimeout` (some byte must arrive in time). One unref'd interval per
  * channel samples the decoder's offset; nothing runs per message or per chunk.
  */
 import { TimeoutError } from '../errors.js';
@@ -19,6 +20,9 @@ export interface Watched {
   fail(error: TimeoutError): void;
 }
 
+/** Bytes a frame in progress must receive per `bodyTimeout` (or be complete): 1 MiB. */
+export const BODY_PROGRESS = 1024 * 1024;
+
 export class Watchdog {
   readonly #watched: Watched;
   readonly #headerTimeout: number;
@@ -30,19 +34,25 @@ export class Watchdog {
   /** When a sample first saw the current incomplete frame (0: at a boundary), and the offset then. */
   #frameSince = 0;
   #frameOffset = 0;
+  readonly #bodyTimeout: number;
+  /** When the current incomplete frame last made BODY_PROGRESS bytes of progress (0: at a boundary), and the offset then. */
+  #bodySince = 0;
+  #bodyOffset = 0;
 
-  constructor(watched: Watched, headerTimeout: number, idleTimeout: number) {
+  constructor(watched: Watched, headerTimeout: number, idleTimeout: number, bodyTimeout = 0) {
     this.#watched = watched;
     this.#headerTimeout = headerTimeout;
     this.#idleTimeout = idleTimeout;
+    this.#bodyTimeout = bodyTimeout;
   }
 
   /** Start sampling (once the channel is open); does nothing when both timeouts are off. */
   start(): void {
     const header = this.#headerTimeout;
     const idle = this.#idleTimeout;
-    if ((header === 0 && idle === 0) || this.#timer !== undefined) return;
-    const period = Math.max(5, Math.min(header || Infinity, idle || Infinity) / 4);
+    const body = this.#bodyTimeout;
+    if ((header === 0 && idle === 0 && body === 0) || this.#timer !== undefined) return;
+    const period = Math.max(5, Math.min(header || Infinity, idle || Infinity, body || Infinity) / 4);
     this.#seenOffset = this.#watched.decoder.offset;
     this.#lastByteAt = Date.now();
     this.#timer = setInterval(this.#sample, period);
@@ -66,6 +76,7 @@ export class Watchdog {
       this.#seenOffset = offset;
       this.#lastByteAt = now;
       this.#frameSince = 0;
+      this.#bodySince = 0;
       return;
     }
     if (offset !== this.#seenOffset) {
@@ -74,6 +85,22 @@ export class Watchdog {
     } else if (this.#idleTimeout > 0 && now - this.#lastByteAt >= this.#idleTimeout) {
       w.fail(new TimeoutError(`nothing received for ${now - this.#lastByteAt} ms (idleTimeout ${this.#idleTimeout} ms)`));
       return;
+    }
+    if (this.#bodyTimeout > 0) {
+      // A frame in progress must make BODY_PROGRESS bytes of progress (or end) every bodyTimeout:
+      // a body trickled or stalled cannot hold its memory (a listener's budget) for ever.
+      if (w.decoder.atBoundary) this.#bodySince = 0;
+      else if (this.#bodySince === 0 || offset - this.#bodyOffset >= BODY_PROGRESS) {
+        this.#bodySince = now;
+        this.#bodyOffset = offset;
+      } else if (now - this.#bodySince >= this.#bodyTimeout) {
+        w.fail(
+          new TimeoutError(
+            `message incomplete: ${offset - this.#bodyOffset} bytes of it arrived in ${now - this.#bodySince} ms, less than ${BODY_PROGRESS} per bodyTimeout ${this.#bodyTimeout} ms`,
+          ),
+        );
+        return;
+      }
     }
     if (this.#headerTimeout === 0) return;
     if (w.decoder.atBoundary) {

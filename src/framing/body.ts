@@ -3,7 +3,7 @@
  * copy); one that spans chunks is allocated once, at the length its header announced (already
  * checked against maxMessageSize), and filled from the following chunks.
  */
-import type { FrameSink } from './types.js';
+import type { DecoderLimits, FrameSink } from './types.js';
 
 /** The body of every empty message. */
 export const EMPTY: Buffer = Buffer.alloc(0);
@@ -28,12 +28,24 @@ export function view(chunk: Buffer, start: number, length: number): Buffer {
   return new BodyView(chunk.buffer as ArrayBuffer, chunk.byteOffset + start, length) as unknown as Buffer;
 }
 
+/** Bodies of this size and up are counted by `DecoderLimits.reserve` (a listener's memory budget). */
+export const BODY_BUDGET_MIN = 64 * 1024;
+
 export class BodyAssembler {
+  readonly #reserve: DecoderLimits['reserve'];
   #body: Buffer = EMPTY;
   #filled = 0;
   #type = 0;
-  /** True while a body that spans chunks is being filled: the next bytes belong to it. */
+  /** Length of the body waiting for `reserve` to allow it (0: none). */
+  #waitLength = 0;
+  /** True while a body that spans chunks is being filled (or waits for memory): the next bytes belong to it. */
   active = false;
+  /** True while the body in progress waits for memory: nothing of it is allocated, no byte consumed. */
+  waiting = false;
+
+  constructor(reserve?: DecoderLimits['reserve']) {
+    this.#reserve = reserve;
+  }
 
   /**
    * Start a body of `length` bytes at `chunk[i]`, the header having ended at `i`. Emits it at once
@@ -45,7 +57,16 @@ export class BodyAssembler {
       sink(EMPTY, type);
       return i;
     }
-    if (chunk.length - i >= length) {
+    const within = chunk.length - i >= length;
+    if (length >= BODY_BUDGET_MIN && this.#reserve !== undefined && !this.#reserve(length, within)) {
+      // No memory for it now: allocate nothing, consume nothing more; fill() asks again.
+      this.#waitLength = length;
+      this.#type = type;
+      this.active = true;
+      this.waiting = true;
+      return i;
+    }
+    if (within) {
       sink(view(chunk, i, length), type);
       return i + length;
     }
@@ -58,6 +79,20 @@ export class BodyAssembler {
 
   /** Copy from `chunk[i]` into the body under construction, emitting it once complete. Returns the index after what it consumed. */
   fill(chunk: Buffer, i: number, sink: FrameSink): number {
+    if (this.waiting) {
+      const length = this.#waitLength;
+      const within = chunk.length - i >= length;
+      if (!this.#reserve!(length, within)) return i;
+      this.waiting = false;
+      this.#waitLength = 0;
+      if (within) {
+        this.active = false;
+        sink(view(chunk, i, length), this.#type);
+        return i + length;
+      }
+      this.#body = Buffer.allocUnsafe(length);
+      this.#filled = 0;
+    }
     const body = this.#body;
     const want = body.length - this.#filled;
     const take = chunk.length - i < want ? chunk.length - i : want;

@@ -137,13 +137,14 @@ class LengthPrefixedDecoder implements Decoder {
   /** Header bytes gathered when the header spans chunks. */
   readonly #header: Buffer;
   #headerFilled = 0;
-  readonly #body = new BodyAssembler();
+  readonly #body: BodyAssembler;
   #type = 0;
   /** Stream offset of the first byte of the current chunk, and of the current frame. */
   #base = 0;
   #frameStart = 0;
 
   constructor(framing: LengthPrefixedFraming, limits: DecoderLimits) {
+    this.#body = new BodyAssembler(limits.reserve);
     this.#f = framing;
     this.#max = limits.maxMessageSize;
     this.#header = Buffer.alloc(framing.headerSize);
@@ -166,6 +167,7 @@ class LengthPrefixedDecoder implements Decoder {
       while (i < n) {
         if (this.#body.active) {
           i = this.#body.fill(chunk, i, sink);
+          if (this.#body.waiting) break; // no memory for it yet: the Channel holds the rest and pushes it again
           continue;
         }
         let h: Buffer;

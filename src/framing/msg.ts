@@ -25,11 +25,12 @@ class MsgDecoder implements Decoder {
   #state = 0;
   #digits = 0;
   #length = 0;
-  readonly #body = new BodyAssembler();
+  readonly #body: BodyAssembler;
   /** Stream offset of the first byte of the current chunk. */
   #base = 0;
 
   constructor(limits: DecoderLimits) {
+    this.#body = new BodyAssembler(limits.reserve);
     this.#max = limits.maxMessageSize;
   }
 
@@ -77,6 +78,7 @@ class MsgDecoder implements Decoder {
       while (i < n) {
         if (this.#body.active) {
           i = this.#body.fill(chunk, i, sink);
+          if (this.#body.waiting) break; // no memory for it yet: the Channel holds the rest and pushes it again
           continue;
         }
         if (state === 0 && n - i >= 9) {

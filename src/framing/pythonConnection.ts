@@ -44,11 +44,12 @@ class PythonConnectionDecoder implements Decoder {
   /** Header bytes gathered when the header spans chunks (4, or 12 with the escape). */
   readonly #header = Buffer.alloc(12);
   #headerFilled = 0;
-  readonly #body = new BodyAssembler();
+  readonly #body: BodyAssembler;
   #base = 0;
   #frameStart = 0;
 
   constructor(limits: DecoderLimits) {
+    this.#body = new BodyAssembler(limits.reserve);
     this.#max = limits.maxMessageSize;
   }
 
@@ -67,6 +68,7 @@ class PythonConnectionDecoder implements Decoder {
       while (i < n) {
         if (this.#body.active) {
           i = this.#body.fill(chunk, i, sink);
+          if (this.#body.waiting) break; // no memory for it yet: the Channel holds the rest and pushes it again
           continue;
         }
         let len: number;

@@ -38,12 +38,13 @@ class TinyprotoDecoder implements Decoder {
   readonly #ack: AckIO | undefined;
   readonly #size = Buffer.alloc(4);
   #sizeFilled = 0;
-  readonly #body = new BodyAssembler();
+  readonly #body: BodyAssembler;
   /** Body lengths of our headers whose answer has not arrived (at most one with the Channel). */
   readonly #awaiting: number[] = [];
   #base = 0;
 
   constructor(limits: DecoderLimits, ack: AckIO | undefined) {
+    this.#body = new BodyAssembler(limits.reserve);
     this.#max = Math.min(limits.maxMessageSize, TINYPROTO_MAX_SIZE);
     this.#ack = ack;
   }
@@ -67,6 +68,7 @@ class TinyprotoDecoder implements Decoder {
       while (i < n) {
         if (this.#body.active) {
           i = this.#body.fill(chunk, i, sink);
+          if (this.#body.waiting) break; // no memory for it yet: the Channel holds the rest and pushes it again
           continue;
         }
         if (this.#sizeFilled === 0 && this.#awaiting.length > 0) {

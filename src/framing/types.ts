@@ -14,6 +14,14 @@ export type FrameSink = (body: Buffer, type: number) => void;
 export interface DecoderLimits {
   /** Largest body accepted, in bytes. */
   readonly maxMessageSize: number;
+  /**
+   * Called from the header of every body of BODY_BUDGET_MIN bytes or more, before its memory is
+   * allocated. `force` is true when the body already lies in the chunk (nothing to allocate):
+   * the bytes are counted anyway. Returning false (only when not forced) makes the decoder stop
+   * before the body: `push()` then consumes less than the chunk, and the caller pushes the rest
+   * again later (when memory is free) to go on. The Channel uses it for a listener's memory budget.
+   */
+  readonly reserve?: (length: number, force: boolean) => boolean;
 }
 
 /** An incremental, synchronous decoder for one connection's inbound byte stream. */
@@ -21,7 +29,8 @@ export interface Decoder {
   /**
    * Feed the next chunk of the stream. Calls `sink` once for every frame completed by it, in
    * order. Throws ProtocolError or MessageTooLargeError on bad input; after a throw the decoder
-   * is unusable (the connection must be closed).
+   * is unusable (the connection must be closed). Consumes the whole chunk unless `limits.reserve`
+   * refused a body: `offset` then tells how far it got.
    */
   push(chunk: Buffer, sink: FrameSink): void;
   /** True when the stream is at a frame boundary, so an end of stream now is clean. */

@@ -10,7 +10,8 @@ import type { Duplex } from 'node:stream';
 import { Channel } from '../core/channel.js';
 import type { Listener } from '../core/listener.js';
 import { memoryPair } from '../core/memory.js';
-import { DEFAULT_MAX_CONNECTIONS, type ChannelOptions, type ListenOptions } from '../core/options.js';
+import { MemoryBudget } from '../core/budget.js';
+import { DEFAULT_MAX_CONNECTIONS, DEFAULT_MEMORY_BUDGET, type ChannelOptions, type ListenOptions } from '../core/options.js';
 import { ChannelClosedError, ConnectionRefusedError, TimeoutError } from '../errors.js';
 import { reportError } from '../report.js';
 import { PacketmqSession } from '../typed/packetmq.js';
@@ -33,7 +34,7 @@ import {
 /** Options of a Server. Listen options (tls, backlog, reuse, noDelay, echo) apply to every listen(). */
 export interface ServerOptions<M extends MessageMap = never>
   extends PeerOptions<M>,
-    Pick<ListenOptions, 'tls' | 'backlog' | 'reuse' | 'noDelay' | 'echo'> {
+    Pick<ListenOptions, 'tls' | 'backlog' | 'reuse' | 'noDelay' | 'echo' | 'memoryBudget'> {
   /**
    * Most connections open at once, counting those still in their handshake. An extra client is
    * refused before any message: tinyproto's `FE` init byte, otherwise a TCP reset (in process: at
@@ -183,6 +184,7 @@ export class Server<M extends MessageMap = never> {
   readonly #options: ServerOptions<M>;
   readonly #channelOptions: ChannelOptions;
   readonly #connections = new Set<Connection<M>>();
+  readonly #budget: MemoryBudget;
   readonly #listeners = new Set<Listener>();
   readonly #memoryNames = new Set<string>();
   /** Serve loops (and listener loops, with no connection) still running. */
@@ -198,6 +200,8 @@ export class Server<M extends MessageMap = never> {
     this.#channelOptions = peerChannelOptions(options);
     checkNumber('idleTimeout', options.idleTimeout, 1); // the Channel's watchdog enforces it (peerChannelOptions)
     this.maxConnections = checkNumber('maxConnections', options.maxConnections, 0, true) ?? DEFAULT_MAX_CONNECTIONS;
+    // One memory budget for large bodies across every listen() (as maxConnections is one limit).
+    this.#budget = new MemoryBudget(checkNumber('memoryBudget', options.memoryBudget, 0, true) ?? DEFAULT_MEMORY_BUDGET);
     this.onConnection = options.onConnection;
     this.onMessage = options.onMessage;
     this.onClose = options.onClose;
@@ -251,6 +255,7 @@ export class Server<M extends MessageMap = never> {
       ...where,
       admit: this.#admit,
       maxConnections: Infinity, // the server counts across all its listeners
+      budget: this.#budget,
     });
     this.#listeners.add(listener);
     let address: AddressInfo;
@@ -281,7 +286,7 @@ export class Server<M extends MessageMap = never> {
     memoryServers.set(name, () => {
       if (!this.#admit()) throw new ConnectionRefusedError(`in-process server '${name}' refused the connection (connection limit)`);
       const [client, server] = memoryPair();
-      const channel = new Channel(server, { ...this.#channelOptions, isServer: true });
+      const channel = new Channel(server, { ...this.#channelOptions, isServer: true, budget: this.#budget });
       this.#memoryHandshaking++;
       channel.ready.then(
         () => {

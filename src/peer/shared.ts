@@ -66,7 +66,7 @@ export function peerChannelOptions<M extends MessageMap>(options: PeerOptions<M>
     const max = typeof options.packetmq === 'object' ? options.packetmq.maxMessageSize : undefined;
     Object.assign(o, packetmqChannelOptions(max));
   }
-  for (const key of ['framing', 'maxMessageSize', 'highWaterMark', 'sendHighWaterMark', 'handshakeTimeout', 'headerTimeout', 'idleTimeout', 'maxQueuedBytes', 'auth'] as const) {
+  for (const key of ['framing', 'maxMessageSize', 'highWaterMark', 'sendHighWaterMark', 'handshakeTimeout', 'headerTimeout', 'bodyTimeout', 'idleTimeout', 'maxQueuedBytes', 'auth'] as const) {
     if (options[key] !== undefined) (o as Record<string, unknown>)[key] = options[key];
   }
   return o;
