@@ -17,6 +17,7 @@ import { connectChannel } from './connect.js';
 import { Deque } from './deque.js';
 import { RawReader } from './handshake.js';
 import { Listener } from './listener.js';
+import { publishClose, publishConnect, publishError } from './diagnostics.js';
 import { Watchdog } from './watchdog.js';
 import { FrameWriter } from './writer.js';
 import { memoryPair } from './memory.js';
@@ -25,6 +26,7 @@ import {
   checkChannelOptions,
   deadline,
   type ChannelOptions,
+  type ChannelStats,
   type CloseOptions,
   type ConnectOptions,
   type Frame,
@@ -113,6 +115,9 @@ export class Channel implements AsyncIterable<Buffer> {
   readonly #recvQueue = new PQueue({ concurrency: 1 });
   /** recv() calls not yet settled that took the slow path (the waiter, or queued): 0 = uncontended. */
   #recvBusy = 0;
+  /** Frames decoded and their body bytes, for stats (the writer counts the sent ones). */
+  #received = 0;
+  #receivedBytes = 0;
   /** Raw bytes read during the handshake. */
   #raw: RawReader | null = null;
 
@@ -203,6 +208,7 @@ export class Channel implements AsyncIterable<Buffer> {
       this.ready = RESOLVED;
       this.#watchdog.start();
     }
+    if (this.#state === OPEN) publishConnect(this, options.isServer ?? false);
     if (stream.destroyed) queueMicrotask(() => this.#onClose());
   }
 
@@ -379,6 +385,8 @@ export class Channel implements AsyncIterable<Buffer> {
     }
     const stream = this.#stream;
     if (entry.body.length > 0 && !stream.destroyed && !stream.writableEnded) stream.write(entry.body);
+    this.#writer.sent++;
+    this.#writer.sentBytes += entry.body.length;
     entry.resolve();
   }
 
@@ -532,6 +540,8 @@ export class Channel implements AsyncIterable<Buffer> {
 
   readonly #onFrame = (body: Buffer, type: number): void => {
     if (this.#state >= CLOSING) return; // closed locally: the user asked for no more
+    this.#received++;
+    this.#receivedBytes += body.length;
     const waiter = this.#waiter;
     if (waiter !== null) {
       this.#settleWaiter(waiter, body, type);
@@ -592,6 +602,12 @@ export class Channel implements AsyncIterable<Buffer> {
   /** Messages received but not yet taken by recv(). */
   get bufferedMessages(): number {
     return this.#inbox.length;
+  }
+
+  /** Messages and body bytes sent and received so far (see ChannelStats); a new object each read. */
+  get stats(): ChannelStats {
+    const w = this.#writer;
+    return { messagesSent: w.sent, messagesReceived: this.#received, bytesSent: w.sentBytes, bytesReceived: this.#receivedBytes };
   }
 
   /** True until the channel starts closing (locally, by the peer, or on an error). */
@@ -667,6 +683,7 @@ export class Channel implements AsyncIterable<Buffer> {
   #fail(error: Error): void {
     if (this.#failed) return;
     this.#failed = true;
+    publishError(this, error);
     if (this.#error === undefined || this.#error instanceof ChannelClosedError) this.#error = error;
     if (this.#state < CLOSING) this.#state = CLOSING;
     this.#endReceive();
@@ -711,6 +728,7 @@ export class Channel implements AsyncIterable<Buffer> {
     this.#onDrain();
     this.#writer.release();
     this.#resolveClosed(this.#failed ? this.#error : undefined);
+    publishClose(this, this.#failed ? this.#error : undefined);
   };
 
   async #handshake(run: (io: HandshakeIO) => Promise<void>, isServer: boolean, timeout: number): Promise<void> {
@@ -741,6 +759,7 @@ export class Channel implements AsyncIterable<Buffer> {
     this.#state = OPEN;
     this.#raw = null;
     this.#watchdog.start();
+    publishConnect(this, isServer);
     const rest = raw.leftover();
     if (rest.length > 0) this.#onData(rest);
     if (this.#state === OPEN && stream.isPaused() && !this.#paused) stream.resume();
