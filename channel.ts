@@ -17,6 +17,7 @@ export {
   DEFAULT_MAX_QUEUED_BYTES,
   DEFAULT_SEND_HIGH_WATER_MARK,
   type ChannelOptions,
+  type ChannelStats,
   type CloseOptions,
   type ConnectOptions,
   type Frame,
@@ -24,6 +25,7 @@ export {
   type RecvOptions,
   type SendOptions,
 } from './src/core/options.js';
+export { DIAGNOSTICS_CHANNELS, type CloseEvent, type ConnectEvent, type ErrorEvent } from './src/core/diagnostics.js';
 
 // Errors, one class per failure, each with a stable `code`.
 export {
@@ -39,6 +41,7 @@ export {
   MsgChannelError,
   ProtocolError,
   ReconnectFailedError,
+  RemoteError,
   SendQueueFullError,
   TimeoutError,
   UnexpectedEofError,
