@@ -98,6 +98,17 @@ export {
   type PacketmqStats,
 } from './src/typed/packetmq.js';
 
+// Request/reply: the envelope (src/rpc/), over any Channel.
+export {
+  MAX_ERROR_CODE,
+  MAX_ERROR_MESSAGE,
+  decodeEnvelope,
+  encodeEnvelope,
+  type Envelope,
+  type EnvelopeInput,
+  type EnvelopeKind,
+} from './src/rpc/envelope.js';
+
 // Server and Client.
 export {
   CONNECTION_LIMIT_REASON,
