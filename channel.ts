@@ -98,7 +98,20 @@ export {
   type PacketmqStats,
 } from './src/typed/packetmq.js';
 
-// Request/reply: the envelope (src/rpc/), over any Channel.
+// Request/reply: correlation ids, one-way messages, heartbeats, over any Channel.
+export {
+  DEFAULT_MAX_PENDING,
+  DEFAULT_REQUEST_TIMEOUT,
+  RequestChannel,
+  type HeartbeatOptions,
+  type OneWaySendOptions,
+  type RequestChannelOptions,
+  type RequestChannelStats,
+  type RequestContext,
+  type RequestHandler,
+  type RequestOptions,
+  type RequestReply,
+} from './src/rpc/request.js';
 export {
   MAX_ERROR_CODE,
   MAX_ERROR_MESSAGE,
