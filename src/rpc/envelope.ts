@@ -112,24 +112,23 @@ function checkId(id: unknown): number {
   return id;
 }
 
-/** Byte length of a payload given as bytes or a string (UTF-8). */
-function payloadLength(payload: Uint8Array | string): number {
-  return typeof payload === 'string' ? Buffer.byteLength(payload, 'utf8') : payload.byteLength;
-}
-
-function putPayload(buf: Buffer, at: number, payload: Uint8Array | string): void {
-  if (typeof payload === 'string') buf.write(payload, at, 'utf8');
-  else if (payload.byteLength > 0) buf.set(payload, at);
-}
-
 /** `kind id payload`, or `00 payload` for a one-way message (id < 0): one allocation, the payload copied once. */
 export function encodeMessage(kind: number, id: number, payload: Uint8Array | string): Buffer {
-  const len = payloadLength(payload);
-  const head = id < 0 ? 1 : 1 + idLength(id);
-  const buf = Buffer.allocUnsafe(head + len);
+  const head = id < 0 ? 1 : id < 0x80 ? 2 : 1 + idLength(id);
+  if (typeof payload === 'string') {
+    const buf = Buffer.allocUnsafe(head + Buffer.byteLength(payload, 'utf8'));
+    buf.write(payload, head, 'utf8');
+    return writeHead(buf, kind, id);
+  }
+  const buf = Buffer.allocUnsafe(head + payload.byteLength);
+  if (payload.byteLength > 0) buf.set(payload, head);
+  return writeHead(buf, kind, id);
+}
+
+function writeHead(buf: Buffer, kind: number, id: number): Buffer {
   buf[0] = kind;
-  if (id >= 0) writeId(buf, 1, id);
-  putPayload(buf, head, payload);
+  if (id >= 0x80) writeId(buf, 1, id);
+  else if (id >= 0) buf[1] = id;
   return buf;
 }
 

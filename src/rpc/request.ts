@@ -65,7 +65,8 @@ export interface RequestChannelOptions {
   onRequest?: RequestHandler;
   /**
    * Default timeout of request(), in ms, counted from the call (time waiting for a `maxPending`
-   * slot included). `0`: no timeout.
+   * slot included). `0`: no timeout. Requests with this timeout share one clock, so they expire
+   * between `timeout` and 1.125 x `timeout` after the call; a per-request `timeout` is exact.
    * @default 30000
    */
   timeout?: number;
@@ -138,12 +139,14 @@ export interface RequestChannelStats {
 
 /** One request, from the call until it settles. */
 interface Pending {
+  /** What request() returned; marked handled when it is rejected. */
+  promise: Promise<Buffer> | undefined;
   id: number;
   /** The data, kept only while it waits for a `maxPending` slot. */
   data: Uint8Array | string | undefined;
   resolve(body: Buffer): void;
   reject(error: unknown): void;
-  /** performance.now() deadline for the shared timer; 0 when the request has its own timer or none. */
+  /** The shared clock's tick at which it expires; 0 when the request has its own timer or none. */
   deadline: number;
   timer: NodeJS.Timeout | undefined;
   signal: AbortSignal | undefined;
@@ -162,6 +165,13 @@ interface Receiver {
   dispose: () => void;
   done: boolean;
 }
+
+/**
+ * The shared timeout clock ticks every `timeout / TICKS` ms while requests with the default
+ * timeout are pending, so such a request expires between `timeout` and (1 + 1/TICKS) x `timeout`
+ * after the call, with no clock read or timer per request.
+ */
+const TICKS = 8;
 
 /** Bookkeeping bytes counted per queued one-way message on top of its body (as the Channel does). */
 const MESSAGE_OVERHEAD = 64;
@@ -202,6 +212,14 @@ function remoteError(message: string, code: string | undefined): RemoteError {
   } finally {
     Error.stackTraceLimit = limit;
   }
+}
+
+// One executor for every request's promise (no closure per request): it hands resolve and reject over here.
+let nextResolve: (body: Buffer) => void = noop;
+let nextReject: (error: unknown) => void = noop;
+function takeResolvers(resolve: (body: Buffer) => void, reject: (error: unknown) => void): void {
+  nextResolve = resolve;
+  nextReject = reject;
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
@@ -272,8 +290,11 @@ export class RequestChannel implements AsyncIterable<Buffer> {
   readonly #waiting = new Deque<Pending>();
   /** Entries of #waiting not settled yet. */
   #queued = 0;
-  /** One timer for every request with the default timeout: their deadlines come in call order. */
-  #sweepTimer: NodeJS.Timeout | undefined;
+  /** One interval for every request with the default timeout (see TICKS): their deadlines come in call order. */
+  #ticker: NodeJS.Timeout | undefined;
+  #tick = 0;
+  /** What the last write's send() returned: the Channel's fast path returns one already-resolved promise. */
+  #lastSent: Promise<void> | undefined;
 
   // Responder.
   #running = 0;
@@ -384,34 +405,43 @@ export class RequestChannel implements AsyncIterable<Buffer> {
       signal = options.signal;
       if (signal?.aborted) return Promise.reject(signal.reason);
     }
-    const promise = new Promise<Buffer>((resolve, reject) => {
-      const p: Pending = { id: 0, data, resolve, reject, deadline: 0, timer: undefined, signal, onAbort: undefined, done: false, queued: false };
-      const now = this.#queued === 0 && this.#pending.size < this.#maxPending;
-      if (timeout > 0) {
-        if (timeout === this.#timeout && now) {
-          // Default timeout, written at once: one shared timer (deadlines come in call order).
-          p.deadline = performance.now() + timeout;
-          if (this.#sweepTimer === undefined) this.#armSweep(timeout);
-        } else {
-          p.timer = setTimeout(() => this.#expire(p, timeout), timeout);
-          p.timer.unref();
+    const promise = new Promise<Buffer>(takeResolvers);
+    const p: Pending = { promise, id: 0, data, resolve: nextResolve, reject: nextReject, deadline: 0, timer: undefined, signal, onAbort: undefined, done: false, queued: false };
+    const now = this.#queued === 0 && this.#pending.size < this.#maxPending;
+    if (timeout > 0) {
+      if (timeout === this.#timeout && now) {
+        // Default timeout, written at once: the shared clock (deadlines come in call order).
+        p.deadline = this.#tick + TICKS + 1;
+        if (this.#ticker === undefined) {
+          this.#ticker = setInterval(this.#onTick, Math.max(1, timeout / TICKS));
+          this.#ticker.unref();
         }
+      } else {
+        p.timer = setTimeout(() => this.#expire(p, timeout), timeout);
+        p.timer.unref();
       }
-      if (signal !== undefined) {
-        p.onAbort = () => this.#cancel(p, signal.reason, 'aborted');
-        signal.addEventListener('abort', p.onAbort, { once: true });
-      }
-      if (now) this.#write(p);
-      else {
-        p.queued = true;
-        this.#queued++;
-        this.#waiting.push(p);
-      }
-    });
-    // Marked handled, as Channel.send() is: a peer closing the channel rejects every pending
-    // request, and one the caller has not reached yet must not crash the process.
-    promise.catch(noop);
+    }
+    if (signal !== undefined) {
+      p.onAbort = () => this.#cancel(p, signal.reason, 'aborted');
+      signal.addEventListener('abort', p.onAbort, { once: true });
+    }
+    if (now) this.#write(p);
+    else {
+      p.queued = true;
+      this.#queued++;
+      this.#waiting.push(p);
+    }
     return promise;
+  }
+
+  /**
+   * Reject a request, marking its promise handled (as Channel.send() does): a peer closing the
+   * channel rejects every pending request, and one the caller has not reached yet must not crash
+   * the process. Marked here rather than at creation, which would cost a reaction per request.
+   */
+  #reject(p: Pending, error: unknown): void {
+    p.reject(error);
+    p.promise!.catch(noop);
   }
 
   /** Write a request now: it gets its id and joins the pending map. */
@@ -421,14 +451,21 @@ export class RequestChannel implements AsyncIterable<Buffer> {
     p.data = undefined;
     if (body.length > this.#sendLimit) {
       this.#settle(p);
-      p.reject(new MessageTooLargeError(body.length, this.#sendLimit, 'send'));
+      this.#reject(p, new MessageTooLargeError(body.length, this.#sendLimit, 'send'));
       return;
     }
     p.id = id;
     this.#pending.set(id, p);
     this.stats.requestsSent++;
-    // A refusal (SendQueueFullError, or the channel closing) rejects this request at once.
-    this.channel.send(body).then(undefined, (error: unknown) => this.#cancel(p, error, undefined));
+    // A refusal (SendQueueFullError, or the channel closing) rejects this request at once. The
+    // Channel's uncontended path returns one shared, already-resolved promise: a reaction on it
+    // per request would only cost a microtask, so a promise seen before is skipped. (Were send()
+    // ever to return distinct promises, each would simply be watched.)
+    const sent = this.channel.send(body);
+    if (sent !== this.#lastSent) {
+      this.#lastSent = sent;
+      sent.then(undefined, (error: unknown) => this.#cancel(p, error, undefined));
+    }
   }
 
   /** Start waiting requests while there is room. */
@@ -459,7 +496,7 @@ export class RequestChannel implements AsyncIterable<Buffer> {
     if (p.done) return;
     this.#settle(p);
     if (counter !== undefined) this.stats[counter]++;
-    p.reject(error);
+    this.#reject(p, error);
     if (p.id !== 0 && this.#pending.delete(p.id) && this.#queued > 0) this.#startWaiting();
   }
 
@@ -467,23 +504,16 @@ export class RequestChannel implements AsyncIterable<Buffer> {
     this.#cancel(p, new TimeoutError(`request timed out after ${timeout} ms`), 'timeouts');
   }
 
-  #armSweep(delay: number): void {
-    this.#sweepTimer = setTimeout(this.#sweep, Math.max(1, Math.ceil(delay)));
-    this.#sweepTimer.unref();
-  }
-
-  /** The shared timer: expire every default-timeout request past its deadline, then wait for the next one. */
-  readonly #sweep = (): void => {
-    this.#sweepTimer = undefined;
-    const now = performance.now();
+  /** The shared clock: expire the default-timeout requests whose tick has come; stop when none is left. */
+  readonly #onTick = (): void => {
+    const tick = ++this.#tick;
     for (const p of this.#pending.values()) {
       if (p.deadline === 0) continue; // its own timer, or none
-      if (p.deadline > now) {
-        this.#armSweep(p.deadline - now);
-        return;
-      }
+      if (p.deadline > tick) return; // the rest are younger
       this.#expire(p, this.#timeout);
     }
+    clearInterval(this.#ticker);
+    this.#ticker = undefined;
   };
 
   #onReply(id: number, payload: Buffer): void {
@@ -516,7 +546,7 @@ export class RequestChannel implements AsyncIterable<Buffer> {
     }
     this.#pending.delete(id);
     this.#settle(p);
-    p.reject(error);
+    this.#reject(p, error);
     if (this.#queued > 0) this.#startWaiting();
   }
 
@@ -837,19 +867,19 @@ export class RequestChannel implements AsyncIterable<Buffer> {
     if (this.#ended) return;
     this.#ended = true;
     this.#endError = error;
-    clearTimeout(this.#sweepTimer);
+    clearInterval(this.#ticker);
     clearTimeout(this.#hbTimer);
-    this.#sweepTimer = this.#hbTimer = undefined;
+    this.#ticker = this.#hbTimer = undefined;
     this.#abort.abort(error);
     for (const p of this.#pending.values()) {
       this.#settle(p);
-      p.reject(error);
+      this.#reject(p, error);
     }
     this.#pending.clear();
     for (let p = this.#waiting.shift(); p !== undefined; p = this.#waiting.shift()) {
       if (p.done) continue;
       this.#settle(p);
-      p.reject(error);
+      this.#reject(p, error);
     }
     for (let r = this.#receivers.shift(); r !== undefined; r = this.#receivers.shift()) {
       if (r.done) continue;

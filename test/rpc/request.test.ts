@@ -402,6 +402,23 @@ test('sizes: a request or reply above maxMessageSize is refused before anything 
   await srv.closed;
 });
 
+test('a request the channel refuses to queue (SendQueueFullError, the peer not reading) rejects at once, not at its timeout', async () => {
+  const { client, server } = await tcpPair({ maxQueuedBytes: 256 * 1024, sendHighWaterMark: 16 * 1024 }, {});
+  const rc = new RequestChannel(client, { timeout: 0, maxPending: Infinity });
+  const body = Buffer.alloc(32 * 1024, 1);
+  const settled: unknown[] = [];
+  const ps = Array.from({ length: 200 }, () => rc.request(body).catch((e: unknown) => void settled.push(e)));
+  await until(() => settled.length > 0, 5000, 'a refused request');
+  const refused = settled[0] as Error & { code?: string };
+  assert.is(refused.code, 'ERR_SEND_QUEUE_FULL');
+  assert.ok(rc.pending < 200, `${rc.pending} pending`);
+  assert.ok(rc.isOpen);
+  server.destroy(); // never read: the rest reject with the close
+  await Promise.all(ps);
+  assert.is(settled.length, 200);
+  await rc.closed;
+});
+
 test('stats: Channel counts messages and body bytes each way; RequestChannel counts what it did', async () => {
   const { client, server } = await tcpPair();
   assert.equal(client.stats, { messagesSent: 0, messagesReceived: 0, bytesSent: 0, bytesReceived: 0 });
