@@ -99,10 +99,10 @@ export {
 } from './src/typed/packetmq.js';
 
 // Request/reply: correlation ids, one-way messages, heartbeats, over any Channel.
+export { RequestChannel } from './src/rpc/request.js';
 export {
   DEFAULT_MAX_PENDING,
   DEFAULT_REQUEST_TIMEOUT,
-  RequestChannel,
   type HeartbeatOptions,
   type OneWaySendOptions,
   type RequestChannelOptions,
@@ -111,7 +111,7 @@ export {
   type RequestHandler,
   type RequestOptions,
   type RequestReply,
-} from './src/rpc/request.js';
+} from './src/rpc/options.js';
 export {
   MAX_ERROR_CODE,
   MAX_ERROR_MESSAGE,

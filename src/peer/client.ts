@@ -20,7 +20,8 @@ import type { MessageMap } from '../typed/protocol.js';
 import type { TypedChannel } from '../typed/typedChannel.js';
 import { noop } from '../util.js';
 import { checkNumber } from '../validate.js';
-import type { RequestChannel, RequestContext, RequestOptions, RequestReply } from '../rpc/request.js';
+import type { RequestContext, RequestOptions, RequestReply } from '../rpc/options.js';
+import type { RequestChannel } from '../rpc/request.js';
 import { noHandler, requestLayer, requestsEnabled } from './requests.js';
 import {
   CONNECTION_LIMIT_REASON,

@@ -5,7 +5,8 @@
  * and the codec's bytes, which the envelope would change (see docs/request-reply.md).
  */
 import type { Channel } from '../core/channel.js';
-import { RequestChannel, checkRequestSettings, type RequestChannelOptions, type RequestHandler } from '../rpc/request.js';
+import { checkRequestSettings, type RequestChannelOptions, type RequestHandler } from '../rpc/options.js';
+import { RequestChannel } from '../rpc/request.js';
 import { describe } from '../validate.js';
 
 /** Request/reply settings of a Server or Client: `true` for the defaults. */

@@ -7,12 +7,12 @@
  * full it stops reading, so the Channel's highWaterMark pushes back on the peer.
  */
 import type { Channel } from '../core/channel.js';
-import { DEFAULT_HIGH_WATER_MARK, deadline, type CloseOptions, type RecvOptions } from '../core/options.js';
+import type { CloseOptions, RecvOptions } from '../core/options.js';
 import { Deque } from '../core/deque.js';
 import { ChannelClosedError, MessageTooLargeError, RemoteError, TimeoutError } from '../errors.js';
 import { WarningLimiter, reportError } from '../report.js';
 import { handledRejection, noop } from '../util.js';
-import { checkDelay, checkNumber, checkTimeout, describe } from '../validate.js';
+import { checkDelay, describe } from '../validate.js';
 import {
   ERROR,
   ONEWAY,
@@ -28,114 +28,17 @@ import {
   readError,
   readId,
 } from './envelope.js';
-
-/** Default `timeout` of a request: 30 s. */
-export const DEFAULT_REQUEST_TIMEOUT = 30_000;
-/** Default `maxPending`: requests outstanding, and handlers running, per RequestChannel. */
-export const DEFAULT_MAX_PENDING = 256;
-
-/** What a request handler gets besides the body. */
-export interface RequestContext {
-  /** Aborted (with the reason) when the channel closes: the reply could no longer be sent. */
-  readonly signal: AbortSignal;
-}
-
-/** What a request handler returns: the reply body (a string is sent as UTF-8). */
-export type RequestReply = Uint8Array | string;
-
-/** Answers a request; a throw or rejection reaches the requester as RemoteError. */
-export type RequestHandler = (body: Buffer, ctx: RequestContext) => RequestReply | PromiseLike<RequestReply>;
-
-/** Liveness by ping/pong, off by default. */
-export interface HeartbeatOptions {
-  /**
-   * Send a ping after this many ms in which nothing was received (checked every `interval`, so
-   * after 1 to 2 x `interval`). While this side has paused reading (its handlers all busy, or
-   * one-way messages unread), it sends a pong every `interval` instead, so a peer with a heartbeat
-   * knows it is alive.
-   */
-  interval: number;
-  /** After a ping, close the channel with TimeoutError if nothing at all (no pong, no message) arrives within this many ms. */
-  timeout: number;
-}
-
-/** Options of a RequestChannel. */
-export interface RequestChannelOptions {
-  /** Answers the peer's requests. Without one, every request gets an error reply (RemoteError at the requester). */
-  onRequest?: RequestHandler;
-  /**
-   * Default timeout of request(), in ms, counted from the call (time waiting for a `maxPending`
-   * slot included). `0`: no timeout. Requests with this timeout share one clock, so they expire
-   * between `timeout` and 1.125 x `timeout` after the call; a per-request `timeout` is exact.
-   * @default 30000
-   */
-  timeout?: number;
-  /** Ping when idle, close a dead peer. Off by default; pings from the peer are always answered. */
-  heartbeat?: HeartbeatOptions;
-  /**
-   * Most requests outstanding (further request() calls wait their turn, in call order), and most
-   * request handlers running (further requests wait unread: reading pauses). `Infinity`: no limit.
-   * @default 256
-   */
-  maxPending?: number;
-  /**
-   * Bytes of one-way messages received and not yet taken by recv() before reading pauses (as the
-   * Channel's own `highWaterMark`; replies then wait too: read your one-way messages).
-   * @default 1 MiB
-   */
-  highWaterMark?: number;
-  /**
-   * Envelopes the peer got wrong (an unknown kind, a bad id, a reply to an id never sent...): each
-   * is a ProtocolError (ERR_PROTOCOL), that message is dropped and the channel carries on. Without
-   * a handler: a process warning, rate-limited per channel.
-   */
-  onError?: (error: Error) => unknown;
-}
-
-/** Per-call options of request(). */
-export interface RequestOptions {
-  /** ms, counted from the call; `0`: none. @default the RequestChannel's `timeout` */
-  timeout?: number;
-  /** Aborting rejects the request with the signal's reason; a reply that comes later is dropped (`lateReplies`). */
-  signal?: AbortSignal;
-}
-
-/** Per-call options of RequestChannel.send(). */
-export interface OneWaySendOptions {
-  /** Aborting before the message is handed to the transport rejects with the signal's reason and sends nothing. */
-  signal?: AbortSignal;
-}
-
-/** Counters of a RequestChannel (plain numbers, updated in place). */
-export interface RequestChannelStats {
-  /** Requests written to the channel. */
-  requestsSent: number;
-  /** Replies that settled a request. */
-  repliesReceived: number;
-  /** Error replies that rejected a request with RemoteError. */
-  remoteErrors: number;
-  /** Requests that timed out. */
-  timeouts: number;
-  /** Requests aborted by their signal. */
-  aborted: number;
-  /** Replies (or error replies) to a request that had already timed out or been aborted: dropped. */
-  lateReplies: number;
-  /** Requests received from the peer. */
-  requestsReceived: number;
-  /** Replies sent. */
-  repliesSent: number;
-  /** Error replies sent (a handler threw, returned a bad value, or there is no handler). */
-  errorsSent: number;
-  oneWaySent: number;
-  oneWayReceived: number;
-  pingsSent: number;
-  pongsReceived: number;
-  pingsReceived: number;
-  /** Pongs sent: answers to pings, and, with `heartbeat`, one per interval while this side has paused reading. */
-  pongsSent: number;
-  /** Envelopes the peer got wrong (see `onError`). */
-  protocolErrors: number;
-}
+import { Inbox } from './inbox.js';
+import {
+  checkRequestSettings,
+  type OneWaySendOptions,
+  type RequestChannelOptions,
+  type RequestChannelStats,
+  type RequestContext,
+  type RequestHandler,
+  type RequestOptions,
+  type RequestReply,
+} from './options.js';
 
 /** One request, from the call until it settles. */
 interface Pending {
@@ -156,16 +59,6 @@ interface Pending {
   queued: boolean;
 }
 
-/** One recv() waiting for a one-way message. */
-interface Receiver {
-  resolve(body: Buffer): void;
-  reject(error: unknown): void;
-  signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
-  dispose: () => void;
-  done: boolean;
-}
-
 /**
  * The shared timeout clock ticks every `timeout / TICKS` ms while requests with the default
  * timeout are pending, so such a request expires between `timeout` and (1 + 1/TICKS) x `timeout`
@@ -173,35 +66,10 @@ interface Receiver {
  */
 const TICKS = 8;
 
-/** Bookkeeping bytes counted per queued one-way message on top of its body (as the Channel does). */
-const MESSAGE_OVERHEAD = 64;
 const PING_BODY = Buffer.from([PING]);
 const PONG_BODY = Buffer.from([PONG]);
 const DONE: IteratorReturnResult<undefined> = Object.freeze({ value: undefined, done: true });
 
-/** The settings a RequestChannel (or a Server or Client with `requests`) takes, checked, with their defaults. */
-export function checkRequestSettings(options: Omit<RequestChannelOptions, 'onRequest' | 'onError'>): {
-  timeout: number;
-  maxPending: number;
-  highWaterMark: number;
-  heartbeat: { interval: number; timeout: number } | undefined;
-} {
-  const hb = options.heartbeat;
-  let heartbeat: { interval: number; timeout: number } | undefined;
-  if (hb !== undefined) {
-    if (typeof hb !== 'object' || hb === null) throw new TypeError(`Expected \`heartbeat\` to be { interval, timeout }, got ${describe(hb)}`);
-    const interval = checkDelay('heartbeat.interval', hb.interval, 1);
-    const timeout = checkDelay('heartbeat.timeout', hb.timeout, 1);
-    if (interval === undefined || timeout === undefined) throw new RangeError('Expected `heartbeat` to have both `interval` and `timeout`');
-    heartbeat = { interval, timeout };
-  }
-  return {
-    timeout: checkDelay('timeout', options.timeout, 0) ?? DEFAULT_REQUEST_TIMEOUT,
-    maxPending: checkNumber('maxPending', options.maxPending, 1, true) ?? DEFAULT_MAX_PENDING,
-    highWaterMark: checkNumber('highWaterMark', options.highWaterMark, 1, true) ?? DEFAULT_HIGH_WATER_MARK,
-    heartbeat,
-  };
-}
 
 /** An error the peer's handler raised, as its error reply said; no stack (it would only point at the read loop). */
 function remoteError(message: string, code: string | undefined): RemoteError {
@@ -276,7 +144,6 @@ export class RequestChannel implements AsyncIterable<Buffer> {
   readonly #handler: RequestHandler | undefined;
   readonly #timeout: number;
   readonly #maxPending: number;
-  readonly #hwm: number;
   readonly #sendLimit: number;
   readonly #onError: ((error: Error) => unknown) | undefined;
   readonly #warnings = new WarningLimiter();
@@ -302,10 +169,8 @@ export class RequestChannel implements AsyncIterable<Buffer> {
   /** One context for every handler: its signal aborts when the channel closes. */
   readonly #ctx: RequestContext;
 
-  // One-way messages.
-  readonly #inbox = new Deque<Buffer>();
-  #inboxBytes = 0;
-  readonly #receivers = new Deque<Receiver>();
+  /** One-way messages received and not yet taken by recv(). */
+  readonly #inbox: Inbox;
 
   // The read loop.
   /** Resumes the pump while it waits for room (handlers or inbox full). */
@@ -340,9 +205,11 @@ export class RequestChannel implements AsyncIterable<Buffer> {
     const o = checkRequestSettings(options);
     this.#timeout = o.timeout;
     this.#maxPending = o.maxPending;
-    this.#hwm = o.highWaterMark;
     this.#heartbeat = o.heartbeat;
     this.#sendLimit = Math.min(channel.maxMessageSize, channel.framing.maxEncodableSize);
+    this.#inbox = new Inbox(o.highWaterMark, () => {
+      if (this.#wake !== null) this.#wakePump();
+    });
     this.#ctx = Object.freeze({ signal: this.#abort.signal });
     const ended = new Promise<void>((resolve) => (this.#resolveEnded = resolve));
     this.closed = Promise.all([channel.closed, ended]).then(([error]) => error);
@@ -638,74 +505,12 @@ export class RequestChannel implements AsyncIterable<Buffer> {
    * and every message was read (or with the error that ended it).
    */
   recv(options?: RecvOptions): Promise<Buffer> {
-    if (options === undefined && this.#receivers.length === 0 && this.#inbox.length > 0) return Promise.resolve(this.#take());
-    return this.#recvSlow(options);
+    return this.#inbox.recv(options);
   }
 
   /** The next one-way message if one is buffered and no recv() waits, without a promise; undefined otherwise. */
   tryRecv(): Buffer | undefined {
-    return this.#receivers.length === 0 && this.#inbox.length > 0 ? this.#take() : undefined;
-  }
-
-  #recvSlow(options: RecvOptions | undefined): Promise<Buffer> {
-    while (this.#receivers.peek()?.done) this.#receivers.shift();
-    let limit: { signal: AbortSignal | undefined; dispose: () => void };
-    try {
-      limit = deadline(options?.signal, checkTimeout('timeout', options?.timeout), 'recv');
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    const cancel = limit.signal;
-    if (cancel?.aborted) {
-      limit.dispose();
-      return Promise.reject(cancel.reason);
-    }
-    if (this.#receivers.length === 0 && this.#inbox.length > 0) {
-      limit.dispose();
-      return Promise.resolve(this.#take());
-    }
-    if (this.#ended) {
-      limit.dispose();
-      return Promise.reject(this.#endError);
-    }
-    return new Promise<Buffer>((resolve, reject) => {
-      const r: Receiver = { resolve, reject, signal: cancel, onAbort: undefined, dispose: limit.dispose, done: false };
-      if (cancel !== undefined) {
-        r.onAbort = () => {
-          if (r.done) return;
-          r.done = true;
-          r.dispose();
-          reject(cancel.reason);
-        };
-        cancel.addEventListener('abort', r.onAbort, { once: true });
-      }
-      this.#receivers.push(r);
-    });
-  }
-
-  #take(): Buffer {
-    const body = this.#inbox.shift()!;
-    this.#inboxBytes -= body.length + MESSAGE_OVERHEAD;
-    if (this.#wake !== null && this.#inboxBytes <= this.#hwm / 2) this.#wakePump();
-    return body;
-  }
-
-  #onOneway(payload: Buffer): void {
-    this.stats.oneWayReceived++;
-    for (let r = this.#receivers.shift(); r !== undefined; r = this.#receivers.shift()) {
-      if (r.done) continue;
-      this.#finishReceiver(r);
-      r.resolve(payload);
-      return;
-    }
-    this.#inbox.push(payload);
-    this.#inboxBytes += payload.length + MESSAGE_OVERHEAD;
-  }
-
-  #finishReceiver(r: Receiver): void {
-    r.done = true;
-    if (r.onAbort !== undefined) r.signal!.removeEventListener('abort', r.onAbort);
-    r.dispose();
+    return this.#inbox.tryRecv();
   }
 
   /** One-way messages until the channel closes (ChannelClosedError ends the loop; other errors are thrown). */
@@ -747,7 +552,7 @@ export class RequestChannel implements AsyncIterable<Buffer> {
   async #pump(): Promise<void> {
     const channel = this.channel;
     for (;;) {
-      if (!this.#ended && !this.#closedSeen && (this.#running >= this.#maxPending || this.#inboxBytes > this.#hwm)) {
+      if (!this.#ended && !this.#closedSeen && (this.#running >= this.#maxPending || this.#inbox.full)) {
         // Full: stop reading, so the Channel's highWaterMark pushes back on the peer.
         await new Promise<void>((resolve) => (this.#wake = resolve));
         continue;
@@ -778,7 +583,8 @@ export class RequestChannel implements AsyncIterable<Buffer> {
     try {
       switch (body[0]) {
         case ONEWAY:
-          this.#onOneway(body.subarray(1));
+          this.stats.oneWayReceived++;
+          this.#inbox.push(body.subarray(1));
           return;
         case REQUEST: {
           const id = readId(body, 1);
@@ -881,11 +687,7 @@ export class RequestChannel implements AsyncIterable<Buffer> {
       this.#settle(p);
       this.#reject(p, error);
     }
-    for (let r = this.#receivers.shift(); r !== undefined; r = this.#receivers.shift()) {
-      if (r.done) continue;
-      this.#finishReceiver(r);
-      r.reject(error);
-    }
+    this.#inbox.end(error);
     this.#warnings.flush();
     this.#wakePump(); // it reads on (and drops) until the channel's recv() rejects
     this.#resolveEnded();
@@ -898,8 +700,7 @@ export class RequestChannel implements AsyncIterable<Buffer> {
    */
   close(options?: CloseOptions): Promise<void> {
     this.#end(new ChannelClosedError('channel was closed'));
-    this.#inbox.drain();
-    this.#inboxBytes = 0;
+    this.#inbox.clear();
     return this.channel.close(options);
   }
 
