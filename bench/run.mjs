@@ -55,7 +55,7 @@ const PEERS = [
   { id: 'channel-await', label: 'msgchannel Channel (TCP), one await recv() per message' },
   { id: 'channel-pair', label: 'msgchannel Channel.pair (memory)', inproc: true },
   { id: 'rpc', label: 'msgchannel RequestChannel (TCP)', only: ['g'] },
-  { id: 'zeromq', label: 'zeromq PUSH/PULL (REQ/REP for b)', check: () => import('zeromq') },
+  { id: 'zeromq', label: 'zeromq PUSH/PULL (REQ/REP for b, DEALER/ROUTER for g)', check: () => import('zeromq') },
   { id: 'ws', label: 'ws (no compression)', check: () => import('ws') },
   { id: 'axon', label: 'axon push/pull (req/rep for b)', check: () => import('axon') },
   { id: 'python', label: "the gist's Python Channel (python3)", python: true, check: checkPython },
