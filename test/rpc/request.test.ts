@@ -14,6 +14,14 @@ import {
   TimeoutError,
   decodeEnvelope,
   encodeEnvelope,
+  int32,
+  ltprotocol,
+  msg,
+  openflow,
+  packetmqFraming,
+  pythonConnection,
+  tinyproto,
+  type Framing,
   type RequestReply,
 } from '../../channel.js';
 import { openHandles, rejectsWith, sleep, unhandled } from '../helpers.js';
@@ -511,6 +519,39 @@ test('the envelope on the wire: a request, its reply and a one-way are the docum
   assert.is((await server.recv()).toString('hex'), '006869');
   await rc.close();
   await server.closed;
+});
+
+test('works over every full-duplex framing: MSG, length-prefixed (with and without a type field), pythonConnection', async () => {
+  const framings: [string, Framing][] = [
+    ['msg', msg],
+    ['int32', int32],
+    ['ltprotocol', ltprotocol()],
+    ['openflow', openflow],
+    ['packetmq', packetmqFraming],
+    ['pythonConnection', pythonConnection()],
+  ];
+  for (const [name, framing] of framings) {
+    const { client, server } = await tcpPair({ framing });
+    const srv = new RequestChannel(server, { onRequest: async (body) => `${name}: ${body}` });
+    const rc = new RequestChannel(client);
+    const got = await Promise.all(['a', 'b', 'c'].map((x) => rc.request(x)));
+    assert.equal(got.map(String), [`${name}: a`, `${name}: b`, `${name}: c`], name);
+    await rc.send(`one-way over ${name}`);
+    assert.is(String(await srv.recv()), `one-way over ${name}`);
+    await rc.close();
+    await srv.closed;
+  }
+});
+
+test('over tinyproto (half-duplex: one side sends at a time), one request at a time works', async () => {
+  const { client, server } = await tcpPair({ framing: tinyproto });
+  const srv = new RequestChannel(server, { onRequest: (body) => `tp: ${body}` });
+  const rc = new RequestChannel(client, { maxPending: 1 });
+  for (const x of ['a', 'b', 'c']) assert.is(String(await rc.request(x)), `tp: ${x}`);
+  await rc.send('one-way');
+  assert.is(String(await srv.recv()), 'one-way');
+  await rc.close();
+  await srv.closed;
 });
 
 test('nothing left behind: no unhandled rejection, socket or timer', async () => {
