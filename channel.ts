@@ -19,6 +19,7 @@ export {
   DEFAULT_MEMORY_BUDGET,
   DEFAULT_SEND_HIGH_WATER_MARK,
   type ChannelOptions,
+  type ChannelStats,
   type CloseOptions,
   type ConnectOptions,
   type Frame,
@@ -26,6 +27,7 @@ export {
   type RecvOptions,
   type SendOptions,
 } from './src/core/options.js';
+export { DIAGNOSTICS_CHANNELS, type CloseEvent, type ConnectEvent, type ErrorEvent } from './src/core/diagnostics.js';
 
 // Errors, one class per failure, each with a stable `code`.
 export {
@@ -41,6 +43,7 @@ export {
   MsgChannelError,
   ProtocolError,
   ReconnectFailedError,
+  RemoteError,
   SendQueueFullError,
   TimeoutError,
   UnexpectedEofError,
@@ -96,6 +99,30 @@ export {
   type PacketmqSessionOptions,
   type PacketmqStats,
 } from './src/typed/packetmq.js';
+
+// Request/reply: correlation ids, one-way messages, heartbeats, over any Channel.
+export { RequestChannel } from './src/rpc/request.js';
+export {
+  DEFAULT_MAX_PENDING,
+  DEFAULT_REQUEST_TIMEOUT,
+  type HeartbeatOptions,
+  type OneWaySendOptions,
+  type RequestChannelOptions,
+  type RequestChannelStats,
+  type RequestContext,
+  type RequestHandler,
+  type RequestOptions,
+  type RequestReply,
+} from './src/rpc/options.js';
+export {
+  MAX_ERROR_CODE,
+  MAX_ERROR_MESSAGE,
+  decodeEnvelope,
+  encodeEnvelope,
+  type Envelope,
+  type EnvelopeInput,
+  type EnvelopeKind,
+} from './src/rpc/envelope.js';
 
 // Server and Client.
 export {

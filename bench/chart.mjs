@@ -10,6 +10,7 @@ const COLORS = {
   raw: '#7f7f7f',
   channel: '#1f77b4',
   'channel-pair': '#6baed6',
+  rpc: '#17becf',
   zeromq: '#d62728',
   ws: '#2ca02c',
   axon: '#ff7f0e',
@@ -35,7 +36,7 @@ export function renderChart(report) {
   let y = top;
 
   // Left: ratio to baseline per workload.
-  const speedWorkloads = report.workloads.filter((w) => w.id !== 'f');
+  const speedWorkloads = report.workloads.filter((w) => w.id !== 'f' && w.kind !== 'rpc'); // (g)'s ratios are to Channel, not to the socket
   const cap = 3;
   const xOf = (ratio) => leftX + (Math.min(ratio, cap) / cap) * leftW;
   for (const w of speedWorkloads) {

@@ -26,6 +26,26 @@ const WORKLOADS = [
   { id: 'd', title: (r) => `${n(r.count)} x 1 MiB`, kind: 'stream', size: MiB, count: 1024, quick: 256 },
   { id: 'e', title: (r) => `one ${n(r.size / MiB)} MiB message`, kind: 'stream', size: 256 * MiB, count: 1, quick: 1 },
   { id: 'f', title: (r) => `slow consumer, ${n(r.count)} x 1 KiB`, kind: 'stream', size: 1024, count: 1024 * 1024, quick: 128 * 1024, slow: true },
+  // Request/reply: round trips at 1 outstanding (count1, timed one by one) and at `depth`
+  // outstanding (count), then a one-way run (oneway) on the same connection. Only these peers;
+  // ratios are to the plain Channel (`base`), whose round trips are an in-order echo.
+  {
+    id: 'g',
+    title: (r) => `64 B request/reply, ${n(r.count)} round trips at 64 outstanding`,
+    kind: 'rpc',
+    size: 64,
+    count: 500_000,
+    quick: 100_000,
+    count1: 20_000,
+    quickCount1: 5_000,
+    warmup: 1_000,
+    quickWarmup: 500,
+    depth: 64,
+    oneway: 1_000_000,
+    quickOneway: 200_000,
+    peers: ['channel', 'rpc', 'zeromq'],
+    base: 'channel',
+  },
 ];
 
 /** The peers. `inproc` ones run both sides in one process. */
@@ -34,7 +54,8 @@ const PEERS = [
   { id: 'channel', label: 'msgchannel Channel (TCP)' },
   { id: 'channel-await', label: 'msgchannel Channel (TCP), one await recv() per message' },
   { id: 'channel-pair', label: 'msgchannel Channel.pair (memory)', inproc: true },
-  { id: 'zeromq', label: 'zeromq PUSH/PULL (REQ/REP for b)', check: () => import('zeromq') },
+  { id: 'rpc', label: 'msgchannel RequestChannel (TCP)', only: ['g'] },
+  { id: 'zeromq', label: 'zeromq PUSH/PULL (REQ/REP for b, DEALER/ROUTER for g)', check: () => import('zeromq') },
   { id: 'ws', label: 'ws (no compression)', check: () => import('ws') },
   { id: 'axon', label: 'axon push/pull (req/rep for b)', check: () => import('axon') },
   { id: 'python', label: "the gist's Python Channel (python3)", python: true, check: checkPython },
@@ -107,6 +128,7 @@ async function runOne(peer, w) {
     slow: !!w.slow,
     maxSize: 0,
   };
+  if (w.kind === 'rpc') Object.assign(ctx, { count1: quick ? w.quickCount1 : w.count1, depth: w.depth, oneway: quick ? w.quickOneway : w.oneway });
   ctx.maxSize = ctx.size;
   const timeout = (quick ? 30 : 300) * 1000;
   let send;
@@ -133,7 +155,14 @@ async function runOne(peer, w) {
   row.rssSend = send.rss;
   row.rssRecv = recv.rss;
   row.inproc = !!peer.inproc;
-  if (w.kind === 'pingpong') {
+  if (w.kind === 'rpc') {
+    row.seconds = Number(BigInt(send.t1) - BigInt(send.t0)) / 1e9;
+    row.p50us = send.p50us;
+    row.p99us = send.p99us;
+    row.msgsPerSec = send.rt64; // round trips per second at `depth` outstanding
+    row.rt1 = send.rt1;
+    row.oneway = send.oneway;
+  } else if (w.kind === 'pingpong') {
     row.seconds = (Number(BigInt(send.t1) - BigInt(send.t0)) / 1e9);
     row.p50us = send.p50us;
     row.p99us = send.p99us;
@@ -145,7 +174,7 @@ async function runOne(peer, w) {
     row.seconds = Number(BigInt(recv.t1) - BigInt(send.t0)) / 1e9;
     row.msgsPerSec = ctx.count / row.seconds;
   }
-  row.MBps = (row.msgsPerSec * ctx.size * (w.kind === 'pingpong' ? 2 : 1)) / 1e6;
+  row.MBps = (row.msgsPerSec * ctx.size * (w.kind === 'stream' ? 1 : 2)) / 1e6;
   return row;
 }
 
@@ -174,12 +203,14 @@ for (const p of PEERS) {
 const plan = [];
 for (const w of workloads) {
   // channel-await joins the interleaved rounds in a full run (in --quick it runs once, on (a)).
-  const repeated = (p) => QUICK_FULL.has(p.id) || (!quick && p.id === 'channel-await');
+  // A workload with its own `peers` (g) runs those only, even in --quick; msgchannel's repeated.
+  const runs = (p) => (w.peers ? w.peers.includes(p.id) : !p.only);
+  const repeated = (p) => runs(p) && (QUICK_FULL.has(p.id) || p.id === 'rpc' || (!quick && p.id === 'channel-await'));
   const fast = peers.filter(repeated);
   for (let k = 0; k < REPEATS; k++) for (const p of fast) plan.push([p, w]);
   for (const p of peers) {
-    if (repeated(p)) continue;
-    if (quick && !allPeers && w.id !== 'a') continue;
+    if (!runs(p) || repeated(p)) continue;
+    if (quick && !allPeers && w.id !== 'a' && !w.peers) continue;
     plan.push([p, w]);
   }
 }
@@ -211,7 +242,7 @@ for (const w of workloads) {
 }
 
 // Ratios to the baseline: msgs/s for the streams, raw p50 / p50 for the ping-pong (higher is better).
-const base = (wid) => rows.find((r) => r.workload === wid && r.peer === 'raw' && !r.error);
+const base = (wid) => rows.find((r) => r.workload === wid && r.peer === (WORKLOADS.find((w) => w.id === wid)?.base ?? 'raw') && !r.error);
 for (const r of rows) {
   const b = base(r.workload);
   if (r.error || !b) continue;
@@ -243,6 +274,14 @@ const target = (name, holds, detail) => targets.push({ name, holds, detail });
   }
   const f = get('f', 'channel');
   if (f) target('(f) Channel both sides < 100 MiB RSS', f.rssSend < 100 * MiB && f.rssRecv < 100 * MiB, `send ${mib(f.rssSend)} MiB, recv ${mib(f.rssRecv)} MiB`);
+  // (g) request/reply, all within the one run of (g): RequestChannel against the plain Channel.
+  const gr = get('g', 'rpc');
+  const gc = get('g', 'channel');
+  if (gr && gc) {
+    target('(g) RequestChannel, 1 outstanding >= 0.9x Channel ping-pong round trips/s', gr.rt1 >= 0.9 * gc.rt1, `${fmt(gr.rt1)} vs ${fmt(gc.rt1)} round trips/s = ${fmt(gr.rt1 / gc.rt1, 3)}x`);
+    target('(g) RequestChannel, 64 outstanding >= 0.8x the pipelined one-way rate (Channel, same run)', gr.msgsPerSec >= 0.8 * gc.oneway, `${fmt(gr.msgsPerSec)} round trips/s vs ${fmt(gc.oneway)} one-way msgs/s = ${fmt(gr.msgsPerSec / gc.oneway, 3)}x`);
+    target('(g) RequestChannel, 64 outstanding >= 0.8x Channel pipelined echo at 64 outstanding', gr.msgsPerSec >= 0.8 * gc.msgsPerSec, `${fmt(gr.msgsPerSec)} vs ${fmt(gc.msgsPerSec)} round trips/s = ${fmt(gr.ratio, 3)}x`);
+  }
   for (const wid of ['a', 'd']) {
     const pr = get(wid, 'channel-pair');
     const tcp = get(wid, 'channel');
@@ -276,6 +315,19 @@ for (const r of rows) {
   const rss = r.inproc ? `${mib(r.rssSend)} (one process)` : `${mib(r.rssSend)} / ${mib(r.rssRecv)}`;
   const rtt = r.p50us !== undefined ? `${fmt(r.p50us, 1)} / ${fmt(r.p99us, 1)}` : '';
   lines.push(`| ${wl} | ${label[r.peer]} | ${fmt(r.msgsPerSec)} | ${fmt(r.MBps)} | ${fmt(r.ratio, 2)} | ${rtt} | ${fmt(r.seconds, 2)} | ${rss} |`);
+}
+const rpcRows = rows.filter((r) => r.workload === 'g' && !r.error);
+if (rpcRows.length > 0) {
+  lines.push('');
+  lines.push('(g) request/reply, 64 B each way (Channel: in-order echo, no ids; RequestChannel: request()/onRequest; zeromq: DEALER/ROUTER with a 4-byte id frame):');
+  lines.push('');
+  lines.push('| peer | 1 outstanding: round trips/s | p50 / p99 RTT (us) | 64 outstanding: round trips/s | x Channel (1 / 64) | one-way msgs/s |');
+  lines.push('| --- | ---: | ---: | ---: | ---: | ---: |');
+  const c = rpcRows.find((r) => r.peer === 'channel');
+  for (const r of rpcRows) {
+    const x = c ? `${fmt(r.rt1 / c.rt1, 2)} / ${fmt(r.msgsPerSec / c.msgsPerSec, 2)}` : '';
+    lines.push(`| ${label[r.peer]} | ${fmt(r.rt1)} | ${fmt(r.p50us, 1)} / ${fmt(r.p99us, 1)} | ${fmt(r.msgsPerSec)} | ${x} | ${r.oneway === undefined ? '' : fmt(r.oneway)} |`);
+  }
 }
 for (const s of skipped) lines.push(`\nNot run: ${s.peer}: ${s.reason}`);
 lines.push('');

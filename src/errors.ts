@@ -257,6 +257,25 @@ export class SendQueueFullError extends MsgChannelError {
   }
 }
 
+/**
+ * A request's handler on the other side threw or rejected (RequestChannel, `Client.request`,
+ * `Connection.request`). `message` is the remote error's message (at most 1024 bytes of UTF-8, no
+ * stack: the peer's stack never crosses the wire); `remoteCode` is its `code` when it had a string
+ * one. The channel carries on.
+ */
+export class RemoteError extends MsgChannelError {
+  static {
+    brand(this, 'RemoteError');
+  }
+
+  /** The remote error's own `code` (e.g. `ERR_TIMEOUT`, `ENOENT`), when it had one. */
+  readonly remoteCode: string | undefined;
+  constructor(message: string, options?: ErrorOptions & { remoteCode?: string }) {
+    super('ERR_REMOTE', message, options);
+    this.remoteCode = options?.remoteCode;
+  }
+}
+
 /** Every stable error code msgchannel itself raises. */
 export const ErrorCode = {
   CHANNEL_CLOSED: 'ERR_CHANNEL_CLOSED',
@@ -273,5 +292,6 @@ export const ErrorCode = {
   NOT_SENT: 'ERR_NOT_SENT',
   RECONNECT_FAILED: 'ERR_RECONNECT_FAILED',
   SEND_QUEUE_FULL: 'ERR_SEND_QUEUE_FULL',
+  REMOTE: 'ERR_REMOTE',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -58,3 +58,15 @@ export function checkOneOf<T>(name: string, value: unknown, allowed: readonly T[
   }
   return value as T;
 }
+
+/** Longest delay setTimeout honours (2^31 - 1 ms, about 24.8 days); Node turns a longer one into 1 ms. */
+export const MAX_TIMER_DELAY = 0x7fff_ffff;
+
+/** An optional timer delay in milliseconds: a number from `min` to MAX_TIMER_DELAY (undefined passes through). */
+export function checkDelay(name: string, value: unknown, min: number): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !(value >= min) || !(value <= MAX_TIMER_DELAY)) {
+    throw new RangeError(`Expected \`${name}\` to be a number of milliseconds from ${min} to ${MAX_TIMER_DELAY}, got ${describe(value)}`);
+  }
+  return value;
+}

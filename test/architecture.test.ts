@@ -65,6 +65,7 @@ const LAYERS: [RegExp, number][] = [
   [/^src\/auth\.ts$/, 1],
   [/^src\/core\//, 2],
   [/^src\/typed\//, 3],
+  [/^src\/rpc\//, 3],
   [/^src\/peer\//, 4],
   [/^channel\.ts$/, 5],
   [/^src\/cli\//, 6],

@@ -6,7 +6,71 @@ import { bodyOf, now, rttStats, sleep, slowEvery } from '../lib.mjs';
 
 const portOf = (endpoint) => Number(endpoint.slice(endpoint.lastIndexOf(':') + 1));
 
+/** Workload (g): a ROUTER echoing each [identity, id, body] back, for warmup + count1 + count messages. */
+async function rpcReceiver(ctx) {
+  const router = new zmq.Router();
+  await router.bind('tcp://127.0.0.1:*');
+  ctx.ready(portOf(router.lastEndpoint));
+  const total = ctx.warmup + ctx.count1 + ctx.count;
+  for (let i = 0; i < total; i++) await router.send(await router.receive());
+  router.linger = 1000;
+  router.close();
+  return {};
+}
+
+/**
+ * Workload (g): a DEALER sending [id, body] requests and matching [id, body] replies, at 1 and at
+ * `depth` outstanding. zeromq.js allows one send() in flight per socket, so the sends of the
+ * window are awaited one by one while a receive loop takes the replies.
+ */
+async function rpcSender(ctx, port) {
+  const dealer = new zmq.Dealer();
+  dealer.connect(`tcp://127.0.0.1:${port}`);
+  const body = bodyOf(ctx.size);
+  const id = Buffer.alloc(4);
+  const rtts = [];
+  const total1 = ctx.count1 + ctx.warmup;
+  const t0 = now();
+  let start1 = t0;
+  for (let i = 0; i < total1; i++) {
+    if (i === ctx.warmup) start1 = now();
+    const t = now();
+    id.writeUInt32BE(i);
+    await dealer.send([id, body]);
+    await dealer.receive();
+    rtts.push(now() - t);
+  }
+  const end1 = now();
+  const start64 = now();
+  let sent = 0;
+  let got = 0;
+  let wake;
+  const receiving = (async () => {
+    while (got < ctx.count) {
+      await dealer.receive();
+      got++;
+      wake?.();
+    }
+  })();
+  while (sent < ctx.count) {
+    if (sent - got >= ctx.depth) {
+      await new Promise((r) => (wake = r));
+      wake = undefined;
+      continue;
+    }
+    id.writeUInt32BE(sent++);
+    await dealer.send([id, body]);
+  }
+  await receiving;
+  const end64 = now();
+  dealer.linger = 0;
+  dealer.close();
+  const s = (a, b) => Number(b - a) / 1e9;
+  return { t0, t1: end64, ...rttStats(rtts, ctx.warmup), rt1: ctx.count1 / s(start1, end1), rt64: ctx.count / s(start64, end64) };
+}
+
 export async function receiver(ctx) {
+  if (ctx.kind === 'rpc') return rpcReceiver(ctx);
   if (ctx.kind === 'pingpong') {
     const rep = new zmq.Reply();
     await rep.bind('tcp://127.0.0.1:*');
@@ -38,6 +102,7 @@ export async function receiver(ctx) {
 }
 
 export async function sender(ctx, port) {
+  if (ctx.kind === 'rpc') return rpcSender(ctx, port);
   const body = bodyOf(ctx.size);
   if (ctx.kind === 'pingpong') {
     const req = new zmq.Request();

@@ -40,3 +40,36 @@ export class MemoryBudget {
     this.#waiting.push(wake);
   }
 }
+
+/** One connection's share of a budget: what it holds, so all of it is released when it closes. */
+export class BudgetShare {
+  readonly #budget: MemoryBudget;
+  #held = 0;
+  /** Set once the connection is closing: its bodies are discarded, so they never wait. */
+  closing = false;
+
+  constructor(budget: MemoryBudget) {
+    this.#budget = budget;
+  }
+
+  /** DecoderLimits.reserve for this connection. */
+  readonly reserve = (length: number, force: boolean): boolean => {
+    if (!this.#budget.reserve(length, force || this.closing)) return false;
+    this.#held += length;
+    return true;
+  };
+
+  release(length: number): void {
+    this.#held -= length;
+    this.#budget.release(length);
+  }
+
+  /** The connection closed: release what it still holds (unread and unfinished bodies). */
+  releaseAll(): void {
+    if (this.#held > 0) this.release(this.#held);
+  }
+
+  wait(wake: () => void): void {
+    this.#budget.wait(wake);
+  }
+}

@@ -17,9 +17,10 @@ import { connectChannel } from './connect.js';
 import { Deque } from './deque.js';
 import { RawReader, handshakeOf, runHandshake } from './handshake.js';
 import { Listener } from './listener.js';
+import { publishClose, publishConnect, publishError } from './diagnostics.js';
 import { messages } from './iterator.js';
 import { Watchdog } from './watchdog.js';
-import type { MemoryBudget } from './budget.js';
+import { BudgetShare } from './budget.js';
 import { FrameWriter } from './writer.js';
 import { memoryPair } from './memory.js';
 import {
@@ -28,6 +29,7 @@ import {
   deadline,
   type ChannelInternals,
   type ChannelOptions,
+  type ChannelStats,
   type CloseOptions,
   type ConnectOptions,
   type Frame,
@@ -110,8 +112,7 @@ export class Channel implements AsyncIterable<Buffer> {
   /** Reading paused because the peer does not read our tinyproto answers (resumes on drain). */
   #answersPaused = false;
   /** The listener's memory budget for bodies of BODY_BUDGET_MIN and up (server side), and what this channel holds of it. */
-  readonly #budget: MemoryBudget | undefined;
-  #held = 0;
+  readonly #budget: BudgetShare | undefined;
   /** Bytes read but not decoded because the next body waits for memory (reading is paused meanwhile). */
   #stashed: Buffer | null = null;
   /** The one recv() waiting for the next frame, when the inbox is empty. */
@@ -122,6 +123,9 @@ export class Channel implements AsyncIterable<Buffer> {
   readonly #recvQueue = new PQueue({ concurrency: 1 });
   /** recv() calls not yet settled that took the slow path (the waiter, or queued): 0 = uncontended. */
   #recvBusy = 0;
+  /** Frames decoded and their body bytes, for stats (the writer counts the sent ones). */
+  #received = 0;
+  #receivedBytes = 0;
   /** Raw bytes read during the handshake. */
   #raw: RawReader | null = null;
 
@@ -178,9 +182,9 @@ export class Channel implements AsyncIterable<Buffer> {
     const handshakeTimeout = o.handshakeTimeout;
     this.#maxQueued = o.maxQueuedBytes;
     this.#sendLimit = Math.min(this.maxMessageSize, this.framing.maxEncodableSize);
-    this.#budget = options.budget;
+    this.#budget = options.budget === undefined ? undefined : new BudgetShare(options.budget);
     this.#decoder = this.framing.createDecoder(
-      { maxMessageSize: this.maxMessageSize, reserve: this.#budget === undefined ? undefined : this.#reserve },
+      { maxMessageSize: this.maxMessageSize, reserve: this.#budget?.reserve },
       this.framing.acknowledged ? this.#ackIO : undefined,
     );
     this.#inboxTypes = this.framing.hasType ? new Deque<number>() : null;
@@ -220,6 +224,7 @@ export class Channel implements AsyncIterable<Buffer> {
       this.ready = RESOLVED;
       this.#watchdog.start();
     }
+    if (this.#state === OPEN) publishConnect(this, options.isServer ?? false);
     if (stream.destroyed) queueMicrotask(() => this.#onClose());
   }
 
@@ -396,6 +401,8 @@ export class Channel implements AsyncIterable<Buffer> {
     }
     const stream = this.#stream;
     if (entry.body.length > 0 && !stream.destroyed && !stream.writableEnded) stream.write(entry.body);
+    this.#writer.sent++;
+    this.#writer.sentBytes += entry.body.length;
     entry.resolve();
   }
 
@@ -544,7 +551,7 @@ export class Channel implements AsyncIterable<Buffer> {
     const body = this.#inbox.shift()!;
     if (this.#inboxTypes !== null) this.#inboxTypes.shift();
     this.#inboxBytes -= body.length + MESSAGE_OVERHEAD;
-    if (body.length >= BODY_BUDGET_MIN && this.#budget !== undefined) this.#release(body.length);
+    if (body.length >= BODY_BUDGET_MIN && this.#budget !== undefined) this.#budget.release(body.length);
     if (this.#paused && this.#inboxBytes <= this.#recvHWM >>> 1) {
       this.#paused = false;
       if (this.#state < CLOSING && !this.#answersPaused && this.#stashed === null) this.#stream.resume();
@@ -553,11 +560,16 @@ export class Channel implements AsyncIterable<Buffer> {
   }
 
   readonly #onFrame = (body: Buffer, type: number): void => {
-    if (this.#state >= CLOSING || this.#waiter !== null) {
-      // Closed locally (the user asked for no more), or taken at once: no longer held.
-      if (body.length >= BODY_BUDGET_MIN && this.#budget !== undefined) this.#release(body.length);
+    const waiter = this.#waiter;
+    if (this.#state >= CLOSING || waiter !== null) {
+      // Closed locally (the user asked for no more: discarded), or taken at once: no longer held.
+      if (body.length >= BODY_BUDGET_MIN && this.#budget !== undefined) this.#budget.release(body.length);
       if (this.#state >= CLOSING) return;
-      this.#settleWaiter(this.#waiter!, body, type);
+    }
+    this.#received++;
+    this.#receivedBytes += body.length;
+    if (waiter !== null) {
+      this.#settleWaiter(waiter, body, type);
       return;
     }
     this.#inbox.push(body);
@@ -599,18 +611,6 @@ export class Channel implements AsyncIterable<Buffer> {
     }
   };
 
-  /** Hold `length` bytes of the listener's budget for a body (see DecoderLimits.reserve). */
-  readonly #reserve = (length: number, force: boolean): boolean => {
-    if (!this.#budget!.reserve(length, force || this.#state >= CLOSING)) return false;
-    this.#held += length;
-    return true;
-  };
-
-  #release(length: number): void {
-    this.#held -= length;
-    this.#budget!.release(length);
-  }
-
   /** Memory was released somewhere: push what was held back, and read again if it all went in. */
   readonly #memoryReleased = (): void => {
     const rest = this.#stashed;
@@ -638,6 +638,12 @@ export class Channel implements AsyncIterable<Buffer> {
     return this.#inbox.length;
   }
 
+  /** Messages and body bytes sent and received so far (see ChannelStats); a new object each read. */
+  get stats(): ChannelStats {
+    const w = this.#writer;
+    return { messagesSent: w.sent, messagesReceived: this.#received, bytesSent: w.sentBytes, bytesReceived: this.#receivedBytes };
+  }
+
   /** True until the channel starts closing (locally, by the peer, or on an error). */
   get isOpen(): boolean {
     return this.#state <= OPEN && this.#error === undefined;
@@ -654,6 +660,7 @@ export class Channel implements AsyncIterable<Buffer> {
     const timeout = checkTimeout('timeout', options?.timeout) ?? DEFAULT_CLOSE_TIMEOUT;
     const wasOpen = this.#state <= OPEN;
     if (this.#state < CLOSING) this.#state = CLOSING;
+    if (this.#budget !== undefined) this.#budget.closing = true; // what still arrives is discarded: it never waits
     if (!(this.#error instanceof ChannelClosedError) || wasOpen) {
       this.#error = new ChannelClosedError('channel was closed', this.#error ? { cause: this.#error } : undefined);
     }
@@ -714,6 +721,7 @@ export class Channel implements AsyncIterable<Buffer> {
   #fail(error: Error): void {
     if (this.#failed) return;
     this.#failed = true;
+    publishError(this, error);
     if (this.#error === undefined || this.#error instanceof ChannelClosedError) this.#error = error;
     if (this.#state < CLOSING) this.#state = CLOSING;
     this.#endReceive();
@@ -758,8 +766,9 @@ export class Channel implements AsyncIterable<Buffer> {
     this.#onDrain();
     this.#writer.release();
     this.#stashed = null;
-    if (this.#held > 0) this.#release(this.#held); // unread and unfinished bodies: nobody will take them now
+    this.#budget?.releaseAll(); // unread and unfinished bodies: nobody will take them now
     this.#resolveClosed(this.#failed ? this.#error : undefined);
+    publishClose(this, this.#failed ? this.#error : undefined);
   };
 
   async #handshake(run: (io: HandshakeIO) => Promise<void>, isServer: boolean, timeout: number): Promise<void> {
@@ -775,6 +784,7 @@ export class Channel implements AsyncIterable<Buffer> {
     this.#state = OPEN;
     this.#raw = null;
     this.#watchdog.start();
+    publishConnect(this, isServer);
     const rest = raw.leftover();
     if (rest.length > 0) this.#onData(rest);
     if (this.#state === OPEN && stream.isPaused() && !this.#paused && !this.#answersPaused) stream.resume();

@@ -8,6 +8,7 @@ import * as tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { TimeoutError } from '../errors.js';
 import type { Channel } from './channel.js';
+import { publishError } from './diagnostics.js';
 import { checkConnectOptions, type ChannelInternals, type ChannelOptions, type ConnectOptions } from './options.js';
 
 /** Makes a channel for a connected stream (Channel.connect and Channel.listen pass `new Channel`). */
@@ -46,7 +47,10 @@ export function connectChannel(opts: ConnectOptions, create: ChannelFactory): Pr
     const fail = (error: unknown): void => {
       settle();
       if (channel) channel.destroy(error as Error);
-      else socket.destroy();
+      else {
+        socket.destroy();
+        if (error instanceof Error) publishError(undefined, error, target);
+      }
       reject(error);
     };
     const onError = (error: Error): void => fail(error);

@@ -300,3 +300,15 @@ export function deadline(
     },
   };
 }
+
+/**
+ * Counters of a channel since it was made (`ch.stats`). Bytes are message bodies, framing headers
+ * not included. Sent: frames handed to the transport; received: frames decoded from it, whether or
+ * not recv() has taken them yet (frames arriving after a local close() are discarded, not counted).
+ */
+export interface ChannelStats {
+  messagesSent: number;
+  messagesReceived: number;
+  bytesSent: number;
+  bytesReceived: number;
+}

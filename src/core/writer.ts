@@ -17,6 +17,9 @@ export class FrameWriter {
   #slabStart = 0;
   #slabEnd = 0;
   #flushScheduled = false;
+  /** Frames written and their body bytes, for the channel's stats (plain counters, no object per frame). */
+  sent = 0;
+  sentBytes = 0;
   /** Runs once per tick with small frames batched. */
   readonly #flushTick = (): void => {
     this.#flushScheduled = false;
@@ -42,6 +45,8 @@ export class FrameWriter {
   write(body: Buffer, type: number): void {
     const framing = this.#framing;
     const len = body.length;
+    this.sent++;
+    this.sentBytes += len;
     if (len <= COPY_LIMIT) {
       let slab = this.#slab;
       if (slab === null || this.#slabEnd + framing.maxHeaderLength + len > slab.length) {

@@ -20,6 +20,9 @@ import type { MessageMap } from '../typed/protocol.js';
 import type { TypedChannel } from '../typed/typedChannel.js';
 import { noop } from '../util.js';
 import { checkNumber } from '../validate.js';
+import type { RequestContext, RequestOptions, RequestReply } from '../rpc/options.js';
+import type { RequestChannel } from '../rpc/request.js';
+import { noHandler, requestLayer, requestsEnabled } from './requests.js';
 import {
   CONNECTION_LIMIT_REASON,
   DEFAULT_SHUTDOWN_TIMEOUT,
@@ -87,6 +90,11 @@ export interface ClientOptions<M extends MessageMap = never> extends PeerOptions
   onMessage?: (message: Incoming<M>, client: Client<M>) => unknown;
   /** The connection was lost: a packetmq softquit reason, the Error, or undefined after a clean close. */
   onDisconnect?: (reason: string | Error | undefined, client: Client<M>) => unknown;
+  /**
+   * The server sent a request (turns `requests` on): return the reply; a throw reaches the server
+   * as RemoteError. `ctx.signal` aborts when the connection closes.
+   */
+  onRequest?: (body: Buffer, client: Client<M>, ctx: RequestContext) => RequestReply | PromiseLike<RequestReply>;
   /** About to retry after `delay` ms (attempt counts failures in a row from 1). */
   onRetry?: (attempt: number, delay: number, error: Error | string | undefined) => unknown;
   /** A handler threw, a message could not be decoded, a refusal, giving up. Without one: a process warning. */
@@ -139,6 +147,7 @@ export class Client<M extends MessageMap = never> {
   onDisconnect: ClientOptions<M>['onDisconnect'];
   onRetry: ClientOptions<M>['onRetry'];
   onError: ClientOptions<M>['onError'];
+  onRequest: ClientOptions<M>['onRequest'];
   /**
    * Resolves when the client stops for good (close(), giving up, a refusal, or a failure with
    * `reconnect: false`): undefined after close(), the error otherwise. Never rejects.
@@ -153,6 +162,9 @@ export class Client<M extends MessageMap = never> {
   #target: ClientTarget | undefined;
   #channel: Channel | undefined;
   #typed: TypedChannel<M> | undefined;
+  /** The current connection's request/reply layer, with `requests` or `onRequest`. */
+  #requests: RequestChannel | undefined;
+  readonly #requestsOn: boolean;
   #stop = new AbortController();
   #state: 'idle' | 'connecting' | 'connected' | 'waiting' | 'closed' = 'idle';
   #failures = 0;
@@ -166,6 +178,8 @@ export class Client<M extends MessageMap = never> {
   constructor(options: ClientOptions<M> = {}) {
     this.#options = options;
     this.#channelOptions = peerChannelOptions(options);
+    this.#requestsOn = requestsEnabled(options);
+    this.onRequest = options.onRequest;
     const d = RECONNECT_DEFAULTS;
     this.#backoff = {
       initialDelay: checkNumber('initialDelay', options.initialDelay, 0) ?? d.initialDelay,
@@ -353,6 +367,14 @@ export class Client<M extends MessageMap = never> {
     this.#failures = 0; // a successful connect resets the delay
     this.#channel = channel;
     this.#typed = typed;
+    this.#requests = this.#requestsOn
+      ? requestLayer(
+          channel,
+          this.#options.requests,
+          (body, ctx) => (this.onRequest === undefined ? Promise.reject(noHandler()) : this.onRequest(body, this, ctx)),
+          (error) => this.#report(error),
+        )
+      : undefined;
     this.#state = 'connected';
     // The queue goes out first, in order; sends made from now on follow it on the same channel.
     for (let q = this.#queue.shift(); q !== undefined; q = this.#queue.shift()) this.#write(q);
@@ -366,7 +388,7 @@ export class Client<M extends MessageMap = never> {
         this.#report(error);
       }
       await readMessages(
-        channel,
+        this.#requests ?? channel,
         typed,
         this.#stop.signal,
         (message) => {
@@ -401,6 +423,7 @@ export class Client<M extends MessageMap = never> {
     } finally {
       this.#channel = undefined;
       this.#typed = undefined;
+      this.#requests = undefined;
     }
   }
 
@@ -417,7 +440,7 @@ export class Client<M extends MessageMap = never> {
   #write(q: Queued): void {
     const typed = this.#typed;
     const channel = this.#channel!;
-    const sent = typed !== undefined ? typed.send(q.args[0] as never, q.args[1] as never) : channel.send(q.args[0] as Uint8Array | string);
+    const sent = typed !== undefined ? typed.send(q.args[0] as never, q.args[1] as never) : (this.#requests ?? channel).send(q.args[0] as Uint8Array | string);
     sent.then(q.resolve, (error: unknown) => {
       if (error instanceof ChannelClosedError && !(error instanceof MessageRefusedError) && !this.#stop.signal.aborted && this.#options.reconnect !== false) {
         this.#enqueue(q); // never written: it goes out after the reconnect
@@ -467,7 +490,7 @@ export class Client<M extends MessageMap = never> {
     if (this.#state === 'connected' && this.#queue.length === 0 && this.#channel?.isOpen) {
       // The fast path: straight to the channel, which keeps call order.
       const typed = this.#typed;
-      const sent = typed !== undefined ? typed.send(args[0] as never, args[1] as never) : this.#channel.send(args[0] as Uint8Array | string);
+      const sent = typed !== undefined ? typed.send(args[0] as never, args[1] as never) : (this.#requests ?? this.#channel).send(args[0] as Uint8Array | string);
       return sent.catch((error: unknown) => {
         if (error instanceof ChannelClosedError && !this.#stop.signal.aborted && this.#options.reconnect !== false) {
           return new Promise<void>((resolve, reject) => this.#enqueue({ args, seq, resolve, reject }));
@@ -478,6 +501,21 @@ export class Client<M extends MessageMap = never> {
     const p = new Promise<void>((resolve, reject) => this.#enqueue({ args, seq, resolve, reject }));
     p.catch(noop);
     return p;
+  }
+
+  /**
+   * Send a request over the current connection and resolve with the reply (needs `requests` or
+   * `onRequest`; see RequestChannel.request()). Requests are not queued while disconnected: one
+   * made then rejects at once with ChannelClosedError, and one in flight when the connection is
+   * lost rejects with the error that ended it (it is not resent: it may have been handled).
+   */
+  request(data: Uint8Array | string, options?: RequestOptions): Promise<Buffer> {
+    if (!this.#requestsOn) return Promise.reject(new TypeError('Expected a client with `requests` or `onRequest` for request()'));
+    const requests = this.#requests;
+    if (this.#state !== 'connected' || requests === undefined) {
+      return Promise.reject(new ChannelClosedError(`the client is not connected (state ${this.#state})`));
+    }
+    return requests.request(data, options);
   }
 
   #report(error: unknown): void {

@@ -19,6 +19,9 @@ import type { MessageMap } from '../typed/protocol.js';
 import type { TypedChannel } from '../typed/typedChannel.js';
 import { noop } from '../util.js';
 import { checkNumber } from '../validate.js';
+import type { RequestContext, RequestOptions, RequestReply } from '../rpc/options.js';
+import type { RequestChannel } from '../rpc/request.js';
+import { noHandler, requestLayer, requestsEnabled } from './requests.js';
 import {
   DEFAULT_SHUTDOWN_REASON,
   DEFAULT_SHUTDOWN_TIMEOUT,
@@ -47,6 +50,12 @@ export interface ServerOptions<M extends MessageMap = never>
   onConnection?: (conn: Connection<M>) => unknown;
   /** A message arrived. Handlers of one connection run one at a time in wire order; a returned promise is awaited. */
   onMessage?: (conn: Connection<M>, message: Incoming<M>) => unknown;
+  /**
+   * A request arrived (turns `requests` on): return the reply, or a promise of it; a throw reaches
+   * the client as RemoteError. Requests of one connection run concurrently, up to `maxPending`.
+   * `ctx.signal` aborts when the connection closes. One-way messages still go to onMessage.
+   */
+  onRequest?: (conn: Connection<M>, body: Buffer, ctx: RequestContext) => RequestReply | PromiseLike<RequestReply>;
   /** A connection closed: `reason` is a packetmq softquit reason, the Error that ended it, or undefined after a clean close. */
   onClose?: (conn: Connection<M>, reason: string | Error | undefined) => unknown;
   /** A handler threw, a message could not be decoded, a handshake or a listener failed. Without one: a process warning. */
@@ -83,15 +92,24 @@ export class Connection<M extends MessageMap = never> {
   readonly channel: Channel;
   /** The typed layer (a PacketmqSession with `packetmq`), when the server has a Protocol. */
   readonly typed: TypedChannel<M> | undefined;
+  /** The request/reply layer, with `requests` or `onRequest`: messages then carry its envelope. */
+  readonly requests: RequestChannel | undefined;
   /** Free for the application (a user name, a session object, ...). */
   data: unknown;
   /** Aborted when the server stops reading this connection. */
   readonly #stop = new AbortController();
   #closing: Promise<void> | undefined;
 
-  constructor(channel: Channel, typed: TypedChannel<M> | undefined) {
+  constructor(channel: Channel, typed: TypedChannel<M> | undefined, requests?: RequestChannel) {
     this.channel = channel;
     this.typed = typed;
+    this.requests = requests;
+  }
+
+  /** Send a request to this client (with `requests`; the client answers with its onRequest). See RequestChannel.request(). */
+  request(data: Uint8Array | string, options?: RequestOptions): Promise<Buffer> {
+    if (this.requests === undefined) return Promise.reject(new TypeError('Expected a server with `requests` or `onRequest` for request()'));
+    return this.requests.request(data, options);
   }
 
   /** The remote IP address (undefined over a Unix socket or in memory). */
@@ -124,7 +142,7 @@ export class Connection<M extends MessageMap = never> {
       const [name, data] = args as unknown as [string, never];
       return this.typed.send(name as never, data);
     }
-    return this.channel.send(args[0] as Uint8Array | string);
+    return (this.requests ?? this.channel).send(args[0] as Uint8Array | string);
   }
 
   /** @internal */
@@ -178,6 +196,7 @@ export class Server<M extends MessageMap = never> {
   onMessage: ServerOptions<M>['onMessage'];
   onClose: ServerOptions<M>['onClose'];
   onError: ServerOptions<M>['onError'];
+  onRequest: ServerOptions<M>['onRequest'];
   /** Most connections at once (Infinity: no limit). */
   readonly maxConnections: number;
 
@@ -194,9 +213,12 @@ export class Server<M extends MessageMap = never> {
   /** Connections accepted by a memory listen whose Channel is in its handshake. */
   #memoryHandshaking = 0;
   #closing: Promise<void> | undefined;
+  readonly #requests: boolean;
 
   constructor(options: ServerOptions<M> = {}) {
     this.#options = options;
+    this.#requests = requestsEnabled(options);
+    this.onRequest = options.onRequest;
     this.#channelOptions = peerChannelOptions(options);
     checkNumber('idleTimeout', options.idleTimeout, 1); // the Channel's watchdog enforces it (peerChannelOptions)
     this.maxConnections = checkNumber('maxConnections', options.maxConnections, 0, true) ?? DEFAULT_MAX_CONNECTIONS;
@@ -325,7 +347,16 @@ export class Server<M extends MessageMap = never> {
       this.#report(error, undefined);
       return;
     }
-    const conn = new Connection<M>(channel, typed);
+    let conn: Connection<M> | undefined;
+    const requests = this.#requests
+      ? requestLayer(
+          channel,
+          this.#options.requests,
+          (body, ctx) => (this.onRequest === undefined ? Promise.reject(noHandler()) : this.onRequest(conn!, body, ctx)),
+          (error) => this.#report(error, conn),
+        )
+      : undefined;
+    conn = new Connection<M>(channel, typed, requests);
     this.#connections.add(conn);
     this.#track(conn, this.#serve(conn));
   }
@@ -354,7 +385,7 @@ export class Server<M extends MessageMap = never> {
         this.#report(error, conn);
       }
       await readMessages(
-        channel,
+        conn.requests ?? channel,
         typed,
         conn.stopSignal,
         (message) => inHandler.run(conn as Connection<MessageMap>, () => this.onMessage?.(conn, message)),

@@ -4,11 +4,12 @@
  */
 import type { Duplex } from 'node:stream';
 import type { Channel } from '../core/channel.js';
-import type { ChannelOptions } from '../core/options.js';
+import type { ChannelOptions, RecvOptions } from '../core/options.js';
 import { MessageDecodeError, UnknownMessageTypeError } from '../errors.js';
 import { PacketmqSession, packetmqChannelOptions, type PacketmqSessionOptions } from '../typed/packetmq.js';
 import type { MessageMap, Protocol, TypedMessage } from '../typed/protocol.js';
 import { TypedChannel } from '../typed/typedChannel.js';
+import type { RequestsOption } from './requests.js';
 
 /** Default time Server.close() and Client.close() wait before destroying what is left. */
 export const DEFAULT_SHUTDOWN_TIMEOUT = 10_000;
@@ -53,6 +54,12 @@ export interface PeerOptions<M extends MessageMap> extends ChannelOptions {
    * @default false
    */
   keepAlive?: boolean | number;
+  /**
+   * Request/reply on every connection (docs/request-reply.md): `true` or RequestChannel settings
+   * (`timeout`, `heartbeat`, `maxPending`, `highWaterMark`). Implied by `onRequest`. Both ends must
+   * use it (every message carries the envelope); not with `protocol`.
+   */
+  requests?: RequestsOption;
 }
 
 /** In-process servers by name: Server.listen({ memory }) registers, Client.connect({ memory }) looks up. */
@@ -91,7 +98,7 @@ export function messageLayer<M extends MessageMap>(
  * After `stop`, what is already buffered is still handled (the drain), then it returns.
  */
 export async function readMessages<M extends MessageMap>(
-  channel: Channel,
+  channel: { recv(options?: RecvOptions): Promise<Buffer> },
   typed: TypedChannel<M> | undefined,
   stop: AbortSignal,
   handle: (message: Incoming<M>) => unknown,
