@@ -40,6 +40,7 @@ export {
   ProtocolError,
   ReconnectFailedError,
   SendQueueFullError,
+  SlowConsumerError,
   TimeoutError,
   UnexpectedEofError,
   UnknownMessageTypeError,

@@ -257,6 +257,24 @@ export class SendQueueFullError extends MsgChannelError {
   }
 }
 
+/**
+ * A Server closed a connection that did not keep up with broadcast(): its outbound queue was full
+ * (`maxQueuedBytes`, with `slowConsumer: 'close'`), or it did not take a message within
+ * `broadcastTimeout` (with `slowConsumer: 'wait'`). The connection's onClose gets this error.
+ */
+export class SlowConsumerError extends MsgChannelError {
+  static {
+    brand(this, 'SlowConsumerError');
+  }
+
+  /** Bytes waiting to be written to the connection when it was closed. */
+  readonly queued: number;
+  constructor(message: string, queued: number, options?: ErrorOptions) {
+    super('ERR_SLOW_CONSUMER', message, options);
+    this.queued = queued;
+  }
+}
+
 /** Every stable error code msgchannel itself raises. */
 export const ErrorCode = {
   CHANNEL_CLOSED: 'ERR_CHANNEL_CLOSED',
@@ -273,5 +291,6 @@ export const ErrorCode = {
   NOT_SENT: 'ERR_NOT_SENT',
   RECONNECT_FAILED: 'ERR_RECONNECT_FAILED',
   SEND_QUEUE_FULL: 'ERR_SEND_QUEUE_FULL',
+  SLOW_CONSUMER: 'ERR_SLOW_CONSUMER',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -594,6 +594,11 @@ export class Channel implements AsyncIterable<Buffer> {
     return this.#inbox.length;
   }
 
+  /** Outbound bytes not yet written to the transport (its buffer, batched frames, queued sends): what `maxQueuedBytes` bounds. */
+  get queuedBytes(): number {
+    return this.#stream.writableLength + this.#writer.buffered + this.#backlogBytes;
+  }
+
   /** True until the channel starts closing (locally, by the peer, or on an error). */
   get isOpen(): boolean {
     return this.#state <= OPEN && this.#error === undefined;
