@@ -106,5 +106,14 @@ export {
   type PacketmqOption,
   type PeerOptions,
 } from './src/peer/shared.js';
-export { Connection, Server, type ServerCloseOptions, type ServerListenOptions, type ServerOptions } from './src/peer/server.js';
+export {
+  Connection,
+  DEFAULT_BROADCAST_TIMEOUT,
+  DEFAULT_BROADCAST_WAIT_TIMEOUT,
+  Server,
+  type ServerCloseOptions,
+  type ServerListenOptions,
+  type ServerOptions,
+  type SlowConsumerPolicy,
+} from './src/peer/server.js';
 export { Client, RECONNECT_DEFAULTS, type ClientCloseOptions, type ClientOptions, type ClientTarget } from './src/peer/client.js';

@@ -1,0 +1,258 @@
+/**
+ * Server against peers that misbehave: sends to a peer that left and un-awaited broadcasts (no
+ * unhandled rejection), a non-reading client during broadcast() (the slow-consumer policy).
+ *
+ * The crash cases run in child processes (this same compiled file with MSGCHANNEL_PEER_CHILD
+ * set), which must exit 0: an unhandled rejection makes Node exit with code 1.
+ */
+import { spawn } from 'node:child_process';
+import * as net from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import {
+  Channel,
+  Client,
+  Server,
+  SlowConsumerError,
+  msgpack,
+  packetmqProtocol,
+  raw,
+  type Connection,
+  type ServerOptions,
+} from '../../channel.js';
+import { openHandles, settledWithin, sleep, unhandled } from '../helpers.js';
+
+const proto = packetmqProtocol().define('app:blob', 17, raw).define('app:say', 18, msgpack<string>());
+const BLOB = Buffer.alloc(64 * 1024, 1);
+
+/** Wait until `cond()` holds, checking every 5 ms, for at most `ms`. */
+async function until(cond: () => boolean, ms = 5000): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) return false;
+    await sleep(5);
+  }
+  return true;
+}
+
+// ------------------------------------------------------------------ child processes
+
+const child = process.env.MSGCHANNEL_PEER_CHILD;
+if (child !== undefined) {
+  // helpers.ts records unhandled rejections for the suites; a child wants Node's default: exit code 1.
+  process.removeAllListeners('unhandledRejection');
+  const done = (): never => {
+    process.stdout.write('done\n');
+    process.exit(0);
+  };
+  if (child === 'packetmq-conn-send-after-leave') {
+    let conn: Connection<any> | undefined;
+    let left!: () => void;
+    const gone = new Promise<void>((r) => (left = r));
+    const server = new Server({ protocol: proto, packetmq: true, onConnection: (c) => void (conn = c), onClose: () => left() });
+    await server.listen({ memory: 'peer-child' });
+    const client = new Client({ protocol: proto, packetmq: true, reconnect: false });
+    await client.connect({ memory: 'peer-child' });
+    await client.close();
+    await gone;
+    for (let i = 0; i < 100; i++) void conn!.send('app:say', 'anyone there?');
+    await sleep(100);
+    await server.close();
+    done();
+  } else if (child === 'broadcast-full') {
+    // Un-awaited broadcasts to a client that never reads (and one that does).
+    const server = new Server({ slowConsumer: 'drop', onError: () => {} });
+    const { port: p } = await server.listen(0, '127.0.0.1');
+    const stuck = net.connect(p, '127.0.0.1');
+    stuck.on('error', () => {});
+    stuck.pause();
+    const reader = await Channel.connect('127.0.0.1', p);
+    void (async () => {
+      for await (const _ of reader);
+    })().catch(() => {});
+    await until(() => server.connections.size === 2);
+    for (let i = 0; i < 400; i++) void server.broadcast(BLOB);
+    await sleep(500);
+    stuck.destroy();
+    await reader.close();
+    await server.close({ timeout: 500 }).catch(() => {});
+    done();
+  }
+}
+
+function runChild(kind: string, port = 0): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const proc = spawn(process.execPath, ['--enable-source-maps', fileURLToPath(import.meta.url)], {
+      env: { ...process.env, MSGCHANNEL_PEER_CHILD: kind, MSGCHANNEL_PEER_PORT: String(port) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    proc.stdout.on('data', (d: Buffer) => (out += String(d)));
+    proc.stderr.on('data', (d: Buffer) => (err += String(d)));
+    const timer = setTimeout(() => proc.kill('SIGKILL'), 20_000);
+    proc.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, out, err });
+    });
+  });
+}
+
+function assertCleanExit(r: { code: number | null; out: string; err: string }, what: string): void {
+  assert.not.match(r.err, /unhandled|Unhandled/, `${what}: no unhandled rejection (stderr: ${r.err.slice(0, 600)})`);
+  assert.is(r.code, 0, `${what}: exit code (stderr: ${r.err.slice(0, 600)})`);
+  assert.match(r.out, /done/, what);
+}
+
+// ------------------------------------------------------------------ tests
+
+if (child === undefined) {
+  // ---------------------------------------------------------------- 1. un-awaited sends
+
+  test('child: a packetmq Server’s conn.send(name, data) after the peer left does not crash the process', async () => {
+    assertCleanExit(await runChild('packetmq-conn-send-after-leave'), 'packetmq-conn-send-after-leave');
+  });
+
+  test('child: un-awaited broadcasts with a client that never reads do not crash the process', async () => {
+    assertCleanExit(await runChild('broadcast-full'), 'broadcast-full');
+  });
+
+  test('awaited: Connection.send after the peer left rejects with ERR_CHANNEL_CLOSED (plain and packetmq)', async () => {
+    for (const packetmq of [false, true]) {
+      let conn: Connection<any> | undefined;
+      let left = false;
+      const server = packetmq
+        ? new Server({ protocol: proto, packetmq: true, onConnection: (c) => void (conn = c), onClose: () => void (left = true) })
+        : new Server({ onConnection: (c) => void (conn = c as unknown as Connection<any>), onClose: () => void (left = true) });
+      await server.listen({ memory: `peer-left-${packetmq}` });
+      const client: Client<any> = packetmq ? new Client({ protocol: proto, packetmq: true, reconnect: false }) : new Client({ reconnect: false });
+      await client.connect({ memory: `peer-left-${packetmq}` });
+      await client.close();
+      assert.ok(await until(() => left));
+      const p = packetmq ? conn!.send('app:say', 'x') : (conn as unknown as Connection).send('x');
+      try {
+        await p;
+        assert.unreachable('sent to nobody');
+      } catch (error) {
+        assert.is((error as { code?: string }).code, 'ERR_CHANNEL_CLOSED', String(error));
+      }
+      await server.close();
+    }
+  });
+
+  // ---------------------------------------------------------------- 2. broadcast and a non-reader
+
+  /**
+   * A healthy client (reads everything) and, after `alone` ms, a client that never reads. The
+   * producer awaits broadcast() in a loop. Returns the healthy client's rates and the slowest broadcast.
+   */
+  async function broadcastRates(options: ServerOptions, alone: number, withStuck: number) {
+    const closes: unknown[] = [];
+    const server = new Server({ ...options, onClose: (_c, reason) => void closes.push(reason), onError: () => {} });
+    const { port } = await server.listen(0, '127.0.0.1');
+    const healthy = await Channel.connect('127.0.0.1', port);
+    let received = 0;
+    const reading = (async () => {
+      for (;;) {
+        if (healthy.tryRecv() === undefined) await healthy.recv();
+        received++;
+      }
+    })().catch(() => {});
+    await until(() => server.connections.size === 1);
+    const payload = Buffer.alloc(1024, 7);
+    let slowest = 0;
+    let stalled = false;
+    const counts: number[] = [];
+    const pump = async (ms: number): Promise<number> => {
+      const start = performance.now();
+      const before = received;
+      while (performance.now() - start < ms && !stalled) {
+        const t = performance.now();
+        const n = await settledWithin(server.broadcast(payload), 5000);
+        if (n === 'pending') stalled = true;
+        else counts.push(n);
+        slowest = Math.max(slowest, performance.now() - t);
+      }
+      return ((received - before) * 1000) / (performance.now() - start);
+    };
+    const rateAlone = await pump(alone);
+    const stuck = net.connect(port, '127.0.0.1');
+    stuck.on('error', () => {});
+    stuck.pause();
+    await until(() => server.connections.size === 2);
+    const stuckConn = [...server.connections].at(-1)!;
+    counts.length = 0;
+    const rateWith = await pump(withStuck);
+    return { server, healthy, reading, stuck, stuckConn, rateAlone, rateWith, slowest, stalled, closes, counts };
+  }
+
+  async function cleanup(r: Awaited<ReturnType<typeof broadcastRates>>): Promise<void> {
+    r.stuck.destroy();
+    await r.healthy.close();
+    await r.reading;
+    await r.server.close({ timeout: 2000 }).catch(() => {});
+  }
+
+  test('broadcast, default policy (close): a non-reader is closed with SlowConsumerError; the healthy client keeps >= 0.5x its rate', async () => {
+    const r = await broadcastRates({}, 700, 1300);
+    try {
+      console.log(`  close: healthy ${Math.round(r.rateAlone)} msg/s alone, ${Math.round(r.rateWith)} msg/s with a non-reader; slowest broadcast ${Math.round(r.slowest)} ms`);
+      assert.not.ok(r.stalled, 'no broadcast stayed pending');
+      assert.ok(r.slowest < 1000, `slowest broadcast ${r.slowest} ms`);
+      assert.ok(r.rateWith >= 0.5 * r.rateAlone, `with a non-reader ${r.rateWith} msg/s, alone ${r.rateAlone} msg/s`);
+      assert.ok(await until(() => r.closes.length === 1, 2000), 'the non-reader was closed');
+      const reason = r.closes[0] as SlowConsumerError;
+      assert.instance(reason, SlowConsumerError);
+      assert.is(reason.code, 'ERR_SLOW_CONSUMER');
+      assert.ok(reason.queued > 0);
+      assert.is(r.server.connections.size, 1);
+      assert.ok(r.healthy.isOpen);
+    } finally {
+      await cleanup(r);
+    }
+  });
+
+  test('broadcast, slowConsumer: drop: the non-reader misses messages and stays; the healthy client keeps >= 0.5x its rate', async () => {
+    const r = await broadcastRates({ slowConsumer: 'drop' }, 700, 1300);
+    try {
+      console.log(`  drop: healthy ${Math.round(r.rateAlone)} msg/s alone, ${Math.round(r.rateWith)} msg/s with a non-reader; slowest broadcast ${Math.round(r.slowest)} ms`);
+      assert.not.ok(r.stalled, 'no broadcast stayed pending');
+      assert.ok(r.slowest < 1000, `slowest broadcast ${r.slowest} ms`);
+      assert.ok(r.rateWith >= 0.5 * r.rateAlone, `with a non-reader ${r.rateWith} msg/s, alone ${r.rateAlone} msg/s`);
+      const dropped = r.stuckConn.dropped;
+      assert.ok(dropped > 0, `dropped ${dropped}`);
+      assert.ok(r.stuckConn.isOpen, 'the non-reader is still connected');
+      assert.equal(r.closes, []);
+      assert.ok(r.counts.includes(1), 'broadcasts that dropped it count only the healthy client');
+      assert.ok(r.stuckConn.channel.queuedBytes <= 16 * 1024 * 1024, 'its queue stays within maxQueuedBytes');
+    } finally {
+      await cleanup(r);
+    }
+  });
+
+  test('broadcast, slowConsumer: wait: bounded by broadcastTimeout, then the non-reader is closed with SlowConsumerError', async () => {
+    const r = await broadcastRates({ slowConsumer: 'wait', broadcastTimeout: 300 }, 300, 1500);
+    try {
+      console.log(`  wait: healthy ${Math.round(r.rateAlone)} msg/s alone, ${Math.round(r.rateWith)} msg/s with a non-reader; slowest broadcast ${Math.round(r.slowest)} ms`);
+      assert.not.ok(r.stalled, 'no broadcast stayed pending');
+      assert.ok(r.slowest >= 250, `it waited for the non-reader (${r.slowest} ms)`);
+      assert.ok(r.slowest < 1300, `slowest broadcast ${r.slowest} ms`);
+      assert.ok(await until(() => r.closes.length === 1, 2000), 'the non-reader was closed');
+      assert.instance(r.closes[0], SlowConsumerError);
+      assert.match((r.closes[0] as Error).message, /within 300 ms/);
+      assert.ok(r.healthy.isOpen);
+    } finally {
+      await cleanup(r);
+    }
+  });
+
+  test('peer hardening leaves no unhandled rejection, socket or timer behind', async () => {
+    await sleep(50);
+    assert.equal(unhandled, []);
+    assert.equal(openHandles(), []);
+  });
+
+  test.run();
+}
