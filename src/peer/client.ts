@@ -18,7 +18,7 @@ import { reportError } from '../report.js';
 import { PacketmqSession } from '../typed/packetmq.js';
 import type { MessageMap } from '../typed/protocol.js';
 import type { TypedChannel } from '../typed/typedChannel.js';
-import { noop } from '../util.js';
+import { handledRejection, noop } from '../util.js';
 import { checkNumber } from '../validate.js';
 import {
   CONNECTION_LIMIT_REASON,
@@ -27,6 +27,7 @@ import {
   messageLayer,
   peerChannelOptions,
   readMessages,
+  softquitWithin,
   type Incoming,
   type Outgoing,
   type PeerOptions,
@@ -407,22 +408,43 @@ export class Client<M extends MessageMap = never> {
   async #closeChannel(channel: Channel, typed: TypedChannel<M> | undefined): Promise<void> {
     const timeout = this.#closeOptions.timeout ?? DEFAULT_SHUTDOWN_TIMEOUT;
     if (typed instanceof PacketmqSession && typed.state !== 'softquitted') {
-      await typed.softquit(this.#closeOptions.reason ?? 'reason.userquit').catch(noop);
+      await softquitWithin(typed, channel, this.#closeOptions.reason ?? 'reason.userquit', timeout).catch(noop);
     } else {
       await channel.close({ timeout }).catch(noop);
     }
   }
 
+  /** Send on the current connection; never throws. */
+  #transmit(args: unknown[]): Promise<void> {
+    try {
+      const typed = this.#typed;
+      return typed !== undefined ? typed.send(args[0] as never, args[1] as never) : this.#channel!.send(args[0] as Uint8Array | string);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** A send that failed because its connection was lost before writing it goes out again after the reconnect. */
+  #requeueable(error: unknown): boolean {
+    return error instanceof ChannelClosedError && !(error instanceof MessageRefusedError) && !this.#stop.signal.aborted && this.#options.reconnect !== false;
+  }
+
+  /** The MessageNotSentError a refused send rejects with (`cause`: why). */
+  #notSent(q: { args: unknown[]; seq: number }, error: unknown): MessageNotSentError {
+    if (error instanceof MessageNotSentError) return error;
+    const why = error instanceof Error ? error.message : String(error);
+    return new MessageNotSentError(`message #${q.seq} not sent: ${why}`, this.#describe(q), q.seq, { cause: error });
+  }
+
   /** Hand a message to the current connection; if the connection is lost before it is written, queue it again. */
   #write(q: Queued): void {
-    const typed = this.#typed;
-    const channel = this.#channel!;
-    const sent = typed !== undefined ? typed.send(q.args[0] as never, q.args[1] as never) : channel.send(q.args[0] as Uint8Array | string);
-    sent.then(q.resolve, (error: unknown) => {
-      if (error instanceof ChannelClosedError && !(error instanceof MessageRefusedError) && !this.#stop.signal.aborted && this.#options.reconnect !== false) {
-        this.#enqueue(q); // never written: it goes out after the reconnect
-      } else q.reject(error);
-    });
+    this.#transmit(q.args).then(
+      q.resolve,
+      (error: unknown) => {
+        if (this.#requeueable(error)) this.#enqueue(q);
+        else q.reject(this.#notSent(q, error));
+      },
+    );
   }
 
   #enqueue(q: Queued): void {
@@ -447,35 +469,32 @@ export class Client<M extends MessageMap = never> {
     this.#queue.push(q);
   }
 
-  #describe(q: Queued): unknown {
+  #describe(q: { args: unknown[] }): unknown {
     return this.#options.protocol !== undefined ? { name: q.args[0], data: q.args[1] } : q.args[0];
   }
 
   /**
    * Send `(data)`, or `(name, data)` with a Protocol. While connected it goes out at once (see
    * Channel.send); while disconnected it follows the `offline` policy. The promise resolves once the
-   * message is handed to a connection and rejects with MessageNotSentError when it never will be.
+   * message is handed to a connection and rejects with MessageNotSentError (`cause`:
+   * why, e.g. SendQueueFullError) when it never will be. The rejection of a send nobody awaits is
+   * not reported as unhandled.
    */
   send(...args: Outgoing<M>): Promise<void> {
     const seq = ++this.#seq;
     if (this.#state === 'closed' || this.#closing) {
-      const error = new MessageNotSentError(`message #${seq} not sent: the client is closed`, this.#options.protocol ? { name: args[0], data: args[1] } : args[0], seq);
-      const p = Promise.reject(error);
-      p.catch(noop);
-      return p;
+      return handledRejection(new MessageNotSentError(`message #${seq} not sent: the client is closed`, this.#describe({ args }), seq));
     }
+    let p: Promise<void>;
     if (this.#state === 'connected' && this.#queue.length === 0 && this.#channel?.isOpen) {
       // The fast path: straight to the channel, which keeps call order.
-      const typed = this.#typed;
-      const sent = typed !== undefined ? typed.send(args[0] as never, args[1] as never) : this.#channel.send(args[0] as Uint8Array | string);
-      return sent.catch((error: unknown) => {
-        if (error instanceof ChannelClosedError && !this.#stop.signal.aborted && this.#options.reconnect !== false) {
-          return new Promise<void>((resolve, reject) => this.#enqueue({ args, seq, resolve, reject }));
-        }
-        throw error;
+      p = this.#transmit(args).then(undefined, (error: unknown) => {
+        if (this.#requeueable(error)) return new Promise<void>((resolve, reject) => this.#enqueue({ args, seq, resolve, reject }));
+        throw this.#notSent({ args, seq }, error);
       });
+    } else {
+      p = new Promise<void>((resolve, reject) => this.#enqueue({ args, seq, resolve, reject }));
     }
-    const p = new Promise<void>((resolve, reject) => this.#enqueue({ args, seq, resolve, reject }));
     p.catch(noop);
     return p;
   }

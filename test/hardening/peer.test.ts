@@ -1,6 +1,7 @@
 /**
- * Server against peers that misbehave: sends to a peer that left and un-awaited broadcasts (no
- * unhandled rejection), a non-reading client during broadcast() (the slow-consumer policy).
+ * Server and Client against peers that misbehave: un-awaited sends to a peer that never reads
+ * (no unhandled rejection from any send API), a non-reading client during broadcast() (the
+ * slow-consumer policy).
  *
  * The crash cases run in child processes (this same compiled file with MSGCHANNEL_PEER_CHILD
  * set), which must exit 0: an unhandled rejection makes Node exit with code 1.
@@ -14,6 +15,8 @@ import * as assert from 'uvu/assert';
 import {
   Channel,
   Client,
+  MessageNotSentError,
+  SendQueueFullError,
   Server,
   SlowConsumerError,
   msgpack,
@@ -37,17 +40,75 @@ async function until(cond: () => boolean, ms = 5000): Promise<boolean> {
   return true;
 }
 
+/** A TCP server on 127.0.0.1:0 whose connections are never read. */
+async function nonReadingServer(): Promise<{ server: net.Server; port: number; sockets: net.Socket[] }> {
+  const sockets: net.Socket[] = [];
+  const server = net.createServer((s) => {
+    s.pause();
+    s.on('error', () => {});
+    sockets.push(s);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { server, port: (server.address() as net.AddressInfo).port, sockets };
+}
+
+async function closeServer(server: net.Server, sockets: net.Socket[]): Promise<void> {
+  for (const s of sockets) s.destroy();
+  await new Promise((r) => server.close(r));
+}
+
+/** A packetmq Server whose handler blocks until `release()`: it stops reading once its buffers fill. */
+async function blockedPacketmqServer(): Promise<{ server: Server<any>; port: number; release: () => void }> {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const server = new Server({ protocol: proto, packetmq: true, onMessage: () => gate });
+  const { port } = await server.listen(0, '127.0.0.1');
+  return { server, port, release };
+}
+
 // ------------------------------------------------------------------ child processes
 
 const child = process.env.MSGCHANNEL_PEER_CHILD;
 if (child !== undefined) {
   // helpers.ts records unhandled rejections for the suites; a child wants Node's default: exit code 1.
   process.removeAllListeners('unhandledRejection');
+  const port = Number(process.env.MSGCHANNEL_PEER_PORT);
   const done = (): never => {
     process.stdout.write('done\n');
     process.exit(0);
   };
-  if (child === 'packetmq-conn-send-after-leave') {
+  if (child === 'client-full') {
+    // 25 MiB of un-awaited sends to a server that never reads: past maxQueuedBytes (16 MiB) they are refused.
+    const client = new Client({ onError: () => {} });
+    await client.connect('127.0.0.1', port);
+    for (let i = 0; i < 400; i++) void client.send(BLOB);
+    await sleep(300);
+    await client.close({ timeout: 50 });
+    await sleep(50);
+    done();
+  } else if (child === 'packetmq-client-full') {
+    const client = new Client({ protocol: proto, packetmq: true, onError: () => {} });
+    await client.connect('127.0.0.1', port);
+    for (let i = 0; i < 400; i++) void client.send('app:blob', BLOB);
+    await sleep(300);
+    await client.close({ timeout: 50 });
+    await sleep(50);
+    done();
+  } else if (child === 'client-requeue') {
+    // Un-awaited sends wait in the channel's queue; the server resets: they are queued again
+    // (past queueLimit: refused), then the client is closed: every one of them is rejected.
+    const { server, port: p, sockets } = await nonReadingServer();
+    const client = new Client({ queueLimit: 20, onError: () => {} });
+    await client.connect('127.0.0.1', p);
+    for (let i = 0; i < 150; i++) void client.send(BLOB); // 9.4 MiB: queued, not refused
+    await sleep(500); // past the refusal window: a reset now is a lost connection
+    for (const s of sockets) s.resetAndDestroy();
+    await sleep(200);
+    await client.close({ timeout: 50 });
+    await closeServer(server, sockets);
+    await sleep(50);
+    done();
+  } else if (child === 'packetmq-conn-send-after-leave') {
     let conn: Connection<any> | undefined;
     let left!: () => void;
     const gone = new Promise<void>((r) => (left = r));
@@ -111,12 +172,88 @@ function assertCleanExit(r: { code: number | null; out: string; err: string }, w
 if (child === undefined) {
   // ---------------------------------------------------------------- 1. un-awaited sends
 
+  test('child: a Client’s un-awaited sends to a server that never reads do not crash the process', async () => {
+    const { server, port, sockets } = await nonReadingServer();
+    const r = await runChild('client-full', port);
+    await closeServer(server, sockets);
+    assertCleanExit(r, 'client-full');
+  });
+
+  test('child: a packetmq Client’s un-awaited sends to a server that stops reading do not crash the process', async () => {
+    const { server, port, release } = await blockedPacketmqServer();
+    const r = await runChild('packetmq-client-full', port);
+    release();
+    await server.close({ timeout: 1000 }).catch(() => {});
+    assertCleanExit(r, 'packetmq-client-full');
+  });
+
+  test('child: sends queued again after a reset, then rejected at close, do not crash the process', async () => {
+    assertCleanExit(await runChild('client-requeue'), 'client-requeue');
+  });
+
   test('child: a packetmq Server’s conn.send(name, data) after the peer left does not crash the process', async () => {
     assertCleanExit(await runChild('packetmq-conn-send-after-leave'), 'packetmq-conn-send-after-leave');
   });
 
   test('child: un-awaited broadcasts with a client that never reads do not crash the process', async () => {
     assertCleanExit(await runChild('broadcast-full'), 'broadcast-full');
+  });
+
+  /** Outcomes of `sends` so far: 'resolved', the rejection, or 'pending'. */
+  function watch(sends: Promise<void>[]): unknown[] {
+    const outcomes: unknown[] = sends.map(() => 'pending');
+    sends.forEach((p, i) =>
+      p.then(
+        () => void (outcomes[i] = 'resolved'),
+        (error: unknown) => void (outcomes[i] = error),
+      ),
+    );
+    return outcomes;
+  }
+
+  test('awaited: a Client’s refused sends reject with MessageNotSentError (ERR_NOT_SENT), cause SendQueueFullError; the rest wait', async () => {
+    const { server, port, sockets } = await nonReadingServer();
+    const client = new Client({ onError: () => {} });
+    await client.connect('127.0.0.1', port);
+    const sends = Array.from({ length: 400 }, () => client.send(BLOB));
+    const outcomes = watch(sends);
+    await sleep(200);
+    const refused = outcomes.flatMap((o, i) => (o instanceof Error ? [{ i, e: o as MessageNotSentError }] : []));
+    assert.ok(refused.length > 50, `refused ${refused.length}`);
+    assert.ok(outcomes.includes('pending'), 'the first ones are queued, waiting for the server to read');
+    for (const { i, e } of refused) {
+      assert.instance(e, MessageNotSentError);
+      assert.is(e.code, 'ERR_NOT_SENT');
+      assert.instance(e.cause, SendQueueFullError);
+      assert.is(e.data, BLOB);
+      assert.is(e.seq, i + 1);
+    }
+    assert.ok(client.connected, 'the connection stays open');
+    await client.close({ timeout: 50 });
+    await Promise.allSettled(sends);
+    for (const o of outcomes) assert.ok(o === 'resolved' || o instanceof MessageNotSentError, `settled as ${String(o)}`);
+    await closeServer(server, sockets);
+  });
+
+  test('awaited: a packetmq Client’s refused sends reject with MessageNotSentError, cause SendQueueFullError', async () => {
+    const { server, port, release } = await blockedPacketmqServer();
+    const client = new Client({ protocol: proto, packetmq: true, onError: () => {} });
+    await client.connect('127.0.0.1', port);
+    const sends = Array.from({ length: 400 }, () => client.send('app:blob', BLOB));
+    const outcomes = watch(sends);
+    await sleep(200);
+    const refused = outcomes.filter((o): o is MessageNotSentError => o instanceof Error);
+    assert.ok(refused.length > 50, `refused ${refused.length}`);
+    for (const e of refused) {
+      assert.is(e.code, 'ERR_NOT_SENT');
+      assert.instance(e.cause, SendQueueFullError);
+      assert.equal(e.data, { name: 'app:blob', data: BLOB });
+    }
+    await client.close({ timeout: 50 });
+    await Promise.allSettled(sends);
+    for (const o of outcomes) assert.ok(o === 'resolved' || o instanceof MessageNotSentError, `settled as ${String(o)}`);
+    release();
+    await server.close({ timeout: 1000 }).catch(() => {});
   });
 
   test('awaited: Connection.send after the peer left rejects with ERR_CHANNEL_CLOSED (plain and packetmq)', async () => {
