@@ -116,4 +116,4 @@ export {
   type ServerOptions,
   type SlowConsumerPolicy,
 } from './src/peer/server.js';
-export { Client, RECONNECT_DEFAULTS, type ClientCloseOptions, type ClientOptions, type ClientTarget } from './src/peer/client.js';
+export { Client, RECONNECT_DEFAULTS, REFUSAL_WINDOW, type ClientCloseOptions, type ClientOptions, type ClientTarget } from './src/peer/client.js';

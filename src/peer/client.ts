@@ -49,6 +49,14 @@ export const RECONNECT_DEFAULTS = Object.freeze({
   connectTimeout: 30_000,
 });
 
+/**
+ * A connection that ends with a reset within this many milliseconds of connecting (plus the time
+ * the connect itself took, which covers the round trip), before the server sent anything, was
+ * refused (a server at its connection limit resets at accept). A reset later is a lost connection.
+ * Until then, sends on it are not resolved: if it ends, they are queued again.
+ */
+export const REFUSAL_WINDOW = 250;
+
 /** Options of a Client. */
 export interface ClientOptions<M extends MessageMap = never> extends PeerOptions<M>, Pick<ConnectOptions, 'tls' | 'noDelay'> {
   /**
@@ -158,6 +166,8 @@ export class Client<M extends MessageMap = never> {
   #state: 'idle' | 'connecting' | 'connected' | 'waiting' | 'closed' = 'idle';
   #failures = 0;
   #seq = 0;
+  /** Sends taken by the current connection while it is not established yet (see REFUSAL_WINDOW). */
+  #held: Queued[] | undefined;
   #firstConnect: { resolve(): void; reject(e: unknown): void } | undefined;
   #resolveStopped!: (error: Error | undefined) => void;
   #running: Promise<void> | undefined;
@@ -301,9 +311,10 @@ export class Client<M extends MessageMap = never> {
       if (this.#stop.signal.aborted) break;
       this.#state = 'connecting';
       let failure: Error | string | undefined;
+      const started = performance.now();
       try {
         const { channel, typed } = await this.#open();
-        failure = await this.#session(channel, typed);
+        failure = await this.#session(channel, typed, performance.now() - started);
       } catch (error) {
         failure = error instanceof Error ? error : new Error(String(error));
       }
@@ -348,18 +359,49 @@ export class Client<M extends MessageMap = never> {
     });
   }
 
-  /** One connection's life: flush the queue, read until it ends. Returns why it ended. */
-  async #session(channel: Channel, typed: TypedChannel<M> | undefined): Promise<Error | string | undefined> {
-    const failuresBefore = this.#failures;
-    this.#failures = 0; // a successful connect resets the delay
+  /**
+   * One connection's life: flush the queue, read until it ends. Returns why it ended.
+   *
+   * A connection is established once the server has sent something (a message, or its part of a
+   * handshake) or it has lasted REFUSAL_WINDOW (+ `connectMs`); only then does the backoff start
+   * again from `initialDelay` and do sends on it resolve. One that ends before was not a successful
+   * connection: its sends are queued again, and a reset then is the server's refusal.
+   */
+  async #session(channel: Channel, typed: TypedChannel<M> | undefined, connectMs: number): Promise<Error | string | undefined> {
     this.#channel = channel;
     this.#typed = typed;
     this.#state = 'connected';
+    const target = this.#target!;
+    const spoke = typed instanceof PacketmqSession || channel.framing.handshake !== undefined || this.#options.auth !== undefined;
+    // In process, a refusal fails the connect itself.
+    const mayBeRefused = !spoke && target.memory === undefined;
+    let established = false;
+    let timer: NodeJS.Timeout | undefined;
+    const establish = (): void => {
+      if (established) return;
+      established = true;
+      clearTimeout(timer);
+      this.#failures = 0; // a successful connection resets the delay
+      const held = this.#held;
+      this.#held = undefined;
+      if (held !== undefined) for (const q of held) q.resolve();
+    };
+    // Ended before it was established: nothing shows the server took what was sent on it, so it is
+    // sent again after the reconnect (or rejected, per `offline`), before anything queued since.
+    const requeueHeld = (): void => {
+      clearTimeout(timer);
+      const held = this.#held;
+      this.#held = undefined;
+      if (!established && held !== undefined) this.#requeueFront(held);
+    };
+    if (mayBeRefused) {
+      this.#held = [];
+      timer = setTimeout(establish, REFUSAL_WINDOW + connectMs);
+    } else establish();
     // The queue goes out first, in order; sends made from now on follow it on the same channel.
     for (let q = this.#queue.shift(); q !== undefined; q = this.#queue.shift()) this.#write(q);
     this.#firstConnect?.resolve();
     this.#firstConnect = undefined;
-    let received = false;
     try {
       try {
         await this.onConnect?.(this);
@@ -371,25 +413,29 @@ export class Client<M extends MessageMap = never> {
         typed,
         this.#stop.signal,
         (message) => {
-          received = true;
+          establish();
           return this.onMessage?.(message, this);
         },
         (error) => this.#report(error),
       );
       if (this.#stop.signal.aborted) {
+        establish(); // closed by us: what it took was flushed by the graceful close
         await this.#closeChannel(channel, typed);
       } else if (channel.isOpen) {
         await channel.close({ timeout: DEFAULT_SHUTDOWN_TIMEOUT }).catch(noop);
       }
       let reason: Error | string | undefined = await channel.closed;
       if (typed instanceof PacketmqSession && typed.quitReason !== undefined) reason = typed.quitReason;
-      if (reason === CONNECTION_LIMIT_REASON || (!received && (reason as { code?: string } | undefined)?.code === 'ECONNRESET')) {
-        // Refused by a server at its limit: a reset before any message (or packetmq's softquit).
-        reason = new ConnectionRefusedError('the server refused the connection (connection limit): it was reset before any message', {
-          cause: reason,
-        });
-        this.#failures = failuresBefore; // not a successful connection: keep backing off
+      if (reason === CONNECTION_LIMIT_REASON || (!established && (reason as { code?: string } | undefined)?.code === 'ECONNRESET')) {
+        // Refused by a server at its limit: a reset right after connecting (or packetmq's softquit).
+        reason = new ConnectionRefusedError(
+          reason === CONNECTION_LIMIT_REASON
+            ? `the server refused the connection (packetmq softquit ${reason})`
+            : 'the server refused the connection (connection limit): it was reset right after connecting, before sending anything',
+          { cause: reason },
+        );
       }
+      requeueHeld();
       this.#channel = undefined;
       this.#typed = undefined;
       if (!this.#stop.signal.aborted) this.#state = 'waiting';
@@ -400,6 +446,7 @@ export class Client<M extends MessageMap = never> {
       }
       return reason;
     } finally {
+      requeueHeld();
       this.#channel = undefined;
       this.#typed = undefined;
     }
@@ -436,15 +483,31 @@ export class Client<M extends MessageMap = never> {
     return new MessageNotSentError(`message #${q.seq} not sent: ${why}`, this.#describe(q), q.seq, { cause: error });
   }
 
-  /** Hand a message to the current connection; if the connection is lost before it is written, queue it again. */
+  /**
+   * Hand a message to the current connection; if the connection is lost before it is written, queue
+   * it again. While the connection is not established, a send it took is held until it is.
+   */
   #write(q: Queued): void {
+    const channel = this.#channel;
     this.#transmit(q.args).then(
-      q.resolve,
+      () => {
+        const held = this.#held;
+        if (held !== undefined && this.#channel === channel) held.push(q);
+        else q.resolve();
+      },
       (error: unknown) => {
         if (this.#requeueable(error)) this.#enqueue(q);
         else q.reject(this.#notSent(q, error));
       },
     );
+  }
+
+  /** Put `list` back in front of the queue (they were sent before anything queued now), each per the offline policy. */
+  #requeueFront(list: Queued[]): void {
+    if (list.length === 0) return;
+    const rest = this.#queue.drain();
+    for (const q of list) this.#enqueue(q);
+    for (const q of rest) this.#enqueue(q);
   }
 
   #enqueue(q: Queued): void {
@@ -476,7 +539,7 @@ export class Client<M extends MessageMap = never> {
   /**
    * Send `(data)`, or `(name, data)` with a Protocol. While connected it goes out at once (see
    * Channel.send); while disconnected it follows the `offline` policy. The promise resolves once the
-   * message is handed to a connection and rejects with MessageNotSentError (`cause`:
+   * message is handed to an established connection and rejects with MessageNotSentError (`cause`:
    * why, e.g. SendQueueFullError) when it never will be. The rejection of a send nobody awaits is
    * not reported as unhandled.
    */
@@ -486,7 +549,7 @@ export class Client<M extends MessageMap = never> {
       return handledRejection(new MessageNotSentError(`message #${seq} not sent: the client is closed`, this.#describe({ args }), seq));
     }
     let p: Promise<void>;
-    if (this.#state === 'connected' && this.#queue.length === 0 && this.#channel?.isOpen) {
+    if (this.#state === 'connected' && this.#queue.length === 0 && this.#held === undefined && this.#channel?.isOpen) {
       // The fast path: straight to the channel, which keeps call order.
       p = this.#transmit(args).then(undefined, (error: unknown) => {
         if (this.#requeueable(error)) return new Promise<void>((resolve, reject) => this.#enqueue({ args, seq, resolve, reject }));

@@ -1,7 +1,8 @@
 /**
  * Server and Client against peers that misbehave: un-awaited sends to a peer that never reads
  * (no unhandled rejection from any send API), a non-reading client during broadcast() (the
- * slow-consumer policy).
+ * slow-consumer policy), a server that resets a long-lived connection (not a refusal), and a
+ * connection refused right after it was made (its messages are sent again, the backoff grows).
  *
  * The crash cases run in child processes (this same compiled file with MSGCHANNEL_PEER_CHILD
  * set), which must exit 0: an unhandled rejection makes Node exit with code 1.
@@ -15,6 +16,7 @@ import * as assert from 'uvu/assert';
 import {
   Channel,
   Client,
+  ConnectionRefusedError,
   MessageNotSentError,
   SendQueueFullError,
   Server,
@@ -25,7 +27,7 @@ import {
   type Connection,
   type ServerOptions,
 } from '../../channel.js';
-import { openHandles, settledWithin, sleep, unhandled } from '../helpers.js';
+import { makeCertificate, openHandles, settledWithin, sleep, unhandled } from '../helpers.js';
 
 const proto = packetmqProtocol().define('app:blob', 17, raw).define('app:say', 18, msgpack<string>());
 const BLOB = Buffer.alloc(64 * 1024, 1);
@@ -256,6 +258,28 @@ if (child === undefined) {
     await server.close({ timeout: 1000 }).catch(() => {});
   });
 
+  test('awaited: sends queued again after a reset reject with MessageNotSentError once the client is closed', async () => {
+    const { server, port, sockets } = await nonReadingServer();
+    const client = new Client({ initialDelay: 10_000, onError: () => {} });
+    await client.connect('127.0.0.1', port);
+    const sends = Array.from({ length: 150 }, () => client.send(BLOB));
+    await until(() => sockets.length === 1);
+    await sleep(500); // past the refusal window: a reset now is a lost connection, not a refusal
+    sockets[0]!.resetAndDestroy();
+    await until(() => !client.connected);
+    await sleep(20);
+    assert.ok(client.queued > 0, 'what was not written is queued again');
+    await client.close();
+    const results = await Promise.allSettled(sends);
+    const rejected = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as MessageNotSentError);
+    assert.ok(rejected.length > 0);
+    for (const e of rejected) {
+      assert.instance(e, MessageNotSentError);
+      assert.is(e.code, 'ERR_NOT_SENT');
+    }
+    await closeServer(server, sockets);
+  });
+
   test('awaited: Connection.send after the peer left rejects with ERR_CHANNEL_CLOSED (plain and packetmq)', async () => {
     for (const packetmq of [false, true]) {
       let conn: Connection<any> | undefined;
@@ -383,6 +407,134 @@ if (child === undefined) {
     } finally {
       await cleanup(r);
     }
+  });
+
+  // ---------------------------------------------------------------- 3. a reset is not a refusal
+
+  test('a reset after the connection lived a while is not a refusal: the Client reconnects and later sends arrive', async () => {
+    const got: string[] = [];
+    let accepted = 0;
+    const channels: Channel[] = [];
+    const raw = net.createServer((socket) => {
+      socket.on('error', () => {});
+      if (++accepted === 1) {
+        socket.resume(); // read everything, answer nothing, then reset
+        setTimeout(() => socket.resetAndDestroy(), 1000);
+        return;
+      }
+      const ch = new Channel(socket, { isServer: true });
+      channels.push(ch);
+      void (async () => {
+        for await (const m of ch) got.push(String(m));
+      })().catch(() => {});
+    });
+    await new Promise<void>((r) => raw.listen(0, '127.0.0.1', r));
+    const port = (raw.address() as net.AddressInfo).port;
+    const errors: Error[] = [];
+    const lost: unknown[] = [];
+    const client = new Client({ initialDelay: 50, jitter: 0, onError: (e) => void errors.push(e), onDisconnect: (reason) => void lost.push(reason) });
+    await client.connect('127.0.0.1', port);
+    let sent = 0;
+    while (accepted === 1 && client.connected) {
+      for (let i = 0; i < 500; i++) void client.send(`message ${sent++}`);
+      await sleep(1);
+    }
+    assert.ok(sent > 1000, `sent ${sent} before the reset`);
+    assert.ok(await until(() => accepted === 2 && client.connected), 'reconnected');
+    await client.send('after the reset');
+    assert.ok(await until(() => got.includes('after the reset')), 'a later send reaches the second connection');
+    assert.is(client.state, 'connected');
+    assert.equal(errors.filter((e) => (e as { code?: string }).code === 'ERR_CONNECTION_LIMIT'), [], 'not reported as a refusal');
+    assert.is((lost[0] as { code?: string }).code, 'ECONNRESET');
+    assert.not.instance(lost[0], ConnectionRefusedError);
+    await client.close();
+    for (const ch of channels) ch.destroy();
+    await new Promise((r) => raw.close(r));
+  });
+
+  test('a reset right at accept is still a refusal: ConnectionRefusedError, the client stops', async () => {
+    const raw = net.createServer((socket) => socket.resetAndDestroy());
+    await new Promise<void>((r) => raw.listen(0, '127.0.0.1', r));
+    const client = new Client({ onError: () => {} });
+    const queued = client.send('never delivered');
+    void client.connect('127.0.0.1', (raw.address() as net.AddressInfo).port).catch(() => {});
+    const stopped = await client.stopped;
+    assert.instance(stopped, ConnectionRefusedError);
+    const e = (await queued.then(
+      () => assert.unreachable('a message sent on a refused connection resolved'),
+      (error: unknown) => error,
+    )) as MessageNotSentError;
+    assert.is(e.code, 'ERR_NOT_SENT');
+    assert.instance(e.cause, ConnectionRefusedError);
+    await new Promise((r) => raw.close(r));
+  });
+
+  // ---------------------------------------------------------------- 4. refused right after connect
+
+  test('TLS, refused right after connect: sends are not resolved but queued again, the backoff grows, they arrive once there is room', async () => {
+    const { key, cert } = makeCertificate();
+    const got: string[] = [];
+    const server = new Server({ tls: { key, cert }, maxConnections: 1, onMessage: (_c, m) => void got.push(String(m)) });
+    const { port } = await server.listen(0, '127.0.0.1');
+    const first = new Client({ tls: { ca: cert } });
+    await first.connect('127.0.0.1', port);
+    const delays: number[] = [];
+    const settled: string[] = [];
+    const sends: Promise<void>[] = [];
+    const track = (p: Promise<void>, name: string): void => {
+      sends.push(p);
+      p.then(
+        () => void settled.push(`${name} resolved`),
+        () => void settled.push(`${name} rejected`),
+      );
+    };
+    const client = new Client({
+      tls: { ca: cert },
+      retryRefused: true,
+      initialDelay: 20,
+      factor: 2,
+      jitter: 0,
+      onError: () => {},
+      onRetry: (_n, delay) => void delays.push(delay),
+      onConnect: (c) => {
+        if (sends.length === 1) track(c.send('sent in onConnect'), 'onConnect');
+      },
+    });
+    track(client.send('queued before connect'), 'early');
+    void client.connect('127.0.0.1', port).catch(() => {});
+    assert.ok(await until(() => delays.length >= 4, 8000), `retries: ${delays}`);
+    assert.equal(settled, [], 'no send resolved for a connection that was refused');
+    for (let i = 1; i < delays.length; i++) assert.ok(delays[i]! > delays[i - 1]!, `delays grow: ${delays}`);
+    assert.ok(client.queued >= 1, 'the messages are queued again');
+    await first.close();
+    const all = await settledWithin(Promise.all(sends), 8000);
+    assert.is.not(all, 'pending');
+    assert.ok(await until(() => got.length >= 2));
+    assert.equal(got.slice(0, 2), ['queued before connect', 'sent in onConnect']);
+    await client.close();
+    await server.close();
+  });
+
+  test('plain TCP, refused right after connect with retryRefused off: the client stops and its sends reject with MessageNotSentError', async () => {
+    const server = new Server({ maxConnections: 1 });
+    const { port } = await server.listen(0, '127.0.0.1');
+    const first = new Client();
+    await first.connect('127.0.0.1', port);
+    let inConnect: Promise<void> | undefined;
+    const client = new Client({ onError: () => {}, onConnect: (c) => void (inConnect ??= c.send('in onConnect')) });
+    const early = client.send('early');
+    void client.connect('127.0.0.1', port).catch(() => {});
+    assert.instance(await client.stopped, ConnectionRefusedError);
+    for (const p of [early, inConnect].filter((x): x is Promise<void> => x !== undefined)) {
+      const e = (await p.then(
+        () => assert.unreachable('resolved on a refused connection'),
+        (error: unknown) => error,
+      )) as MessageNotSentError;
+      assert.is(e.code, 'ERR_NOT_SENT');
+    }
+    await first.close();
+    await client.close();
+    await server.close();
   });
 
   test('peer hardening leaves no unhandled rejection, socket or timer behind', async () => {
