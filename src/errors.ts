@@ -186,9 +186,9 @@ export class MessageRefusedError extends MsgChannelError {
 /**
  * The server refused the connection because it is at its connection limit. How the client sees
  * it depends on the framing: tinyproto's `FE` init byte; for other framings a TCP
- * reset before any message arrived (over a Unix socket, which cannot reset, a refusal looks like
- * a clean close); in process, at connect. The Client also reads a packetmq softquit
- * `reason.connectionlimit` as one.
+ * reset right after connecting, before the server sent anything (the Client's REFUSAL_WINDOW;
+ * over a Unix socket, which cannot reset, and over TLS a refusal looks like a clean close); in
+ * process, at connect. The Client also reads a packetmq softquit `reason.connectionlimit` as one.
  * A ProtocolError subclass, so code that caught tinyproto's FE as a ProtocolError still does.
  */
 export class ConnectionRefusedError extends ProtocolError {

@@ -251,7 +251,7 @@ export class Client<M extends MessageMap = never> {
       return await this.#openOnce();
     } catch (error) {
       if ((error as { code?: string } | undefined)?.code === 'ECONNRESET') {
-        throw new ConnectionRefusedError('the server refused the connection (connection limit): it was reset before any message', { cause: error });
+        throw new ConnectionRefusedError('the server refused the connection (connection limit): it was reset while connecting', { cause: error });
       }
       throw error;
     }
