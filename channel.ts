@@ -45,6 +45,7 @@ export {
   ReconnectFailedError,
   RemoteError,
   SendQueueFullError,
+  SlowConsumerError,
   TimeoutError,
   UnexpectedEofError,
   UnknownMessageTypeError,
@@ -134,5 +135,14 @@ export {
   type PacketmqOption,
   type PeerOptions,
 } from './src/peer/shared.js';
-export { Connection, Server, type ServerCloseOptions, type ServerListenOptions, type ServerOptions } from './src/peer/server.js';
-export { Client, RECONNECT_DEFAULTS, type ClientCloseOptions, type ClientOptions, type ClientTarget } from './src/peer/client.js';
+export {
+  Connection,
+  DEFAULT_BROADCAST_TIMEOUT,
+  DEFAULT_BROADCAST_WAIT_TIMEOUT,
+  Server,
+  type ServerCloseOptions,
+  type ServerListenOptions,
+  type ServerOptions,
+  type SlowConsumerPolicy,
+} from './src/peer/server.js';
+export { Client, RECONNECT_DEFAULTS, REFUSAL_WINDOW, type ClientCloseOptions, type ClientOptions, type ClientTarget } from './src/peer/client.js';

@@ -186,9 +186,9 @@ export class MessageRefusedError extends MsgChannelError {
 /**
  * The server refused the connection because it is at its connection limit. How the client sees
  * it depends on the framing: tinyproto's `FE` init byte; for other framings a TCP
- * reset before any message arrived (over a Unix socket, which cannot reset, a refusal looks like
- * a clean close); in process, at connect. The Client also reads a packetmq softquit
- * `reason.connectionlimit` as one.
+ * reset right after connecting, before the server sent anything (the Client's REFUSAL_WINDOW;
+ * over a Unix socket, which cannot reset, and over TLS a refusal looks like a clean close); in
+ * process, at connect. The Client also reads a packetmq softquit `reason.connectionlimit` as one.
  * A ProtocolError subclass, so code that caught tinyproto's FE as a ProtocolError still does.
  */
 export class ConnectionRefusedError extends ProtocolError {
@@ -276,6 +276,24 @@ export class RemoteError extends MsgChannelError {
   }
 }
 
+/**
+ * A Server closed a connection that did not keep up with broadcast(): its outbound queue was full
+ * (`maxQueuedBytes`, with `slowConsumer: 'close'`), or it did not take a message within
+ * `broadcastTimeout` (with `slowConsumer: 'wait'`). The connection's onClose gets this error.
+ */
+export class SlowConsumerError extends MsgChannelError {
+  static {
+    brand(this, 'SlowConsumerError');
+  }
+
+  /** Bytes waiting to be written to the connection when it was closed. */
+  readonly queued: number;
+  constructor(message: string, queued: number, options?: ErrorOptions) {
+    super('ERR_SLOW_CONSUMER', message, options);
+    this.queued = queued;
+  }
+}
+
 /** Every stable error code msgchannel itself raises. */
 export const ErrorCode = {
   CHANNEL_CLOSED: 'ERR_CHANNEL_CLOSED',
@@ -293,5 +311,6 @@ export const ErrorCode = {
   RECONNECT_FAILED: 'ERR_RECONNECT_FAILED',
   SEND_QUEUE_FULL: 'ERR_SEND_QUEUE_FULL',
   REMOTE: 'ERR_REMOTE',
+  SLOW_CONSUMER: 'ERR_SLOW_CONSUMER',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -19,6 +19,7 @@ import { RawReader, handshakeOf, runHandshake } from './handshake.js';
 import { Listener } from './listener.js';
 import { publishClose, publishConnect, publishError } from './diagnostics.js';
 import { messages } from './iterator.js';
+import type { PendingSend, Waiter } from './pending.js';
 import { Watchdog } from './watchdog.js';
 import { BudgetShare } from './budget.js';
 import { FrameWriter } from './writer.js';
@@ -49,23 +50,6 @@ const OPEN = 1;
 const CLOSING = 2;
 const CLOSED = 3;
 
-interface Waiter {
-  resolve(value: Buffer | Frame): void;
-  reject(error: unknown): void;
-  frame: boolean;
-  cancel: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
-}
-
-interface PendingSend {
-  body: Buffer;
-  type: number;
-  resolve(): void;
-  reject(error: unknown): void;
-  signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
-  done: boolean;
-}
 
 /**
  * One connection carrying framed messages. send() and recv() may be called concurrently: sends
@@ -153,7 +137,7 @@ export class Channel implements AsyncIterable<Buffer> {
       const stream = this.#stream;
       if (stream.destroyed || stream.writableEnded) return;
       this.#writer.writeBytes(bytes);
-      const queued = stream.writableLength + this.#writer.buffered + this.#backlogBytes;
+      const queued = this.queuedBytes;
       if (queued > this.#maxQueued) {
         this.#fail(new SendQueueFullError(bytes.length, queued, this.#maxQueued, 'a tinyproto answer (the peer does not read its answers)'));
       } else if (queued >= this.#sendHWM && !this.#answersPaused) {
@@ -321,7 +305,7 @@ export class Channel implements AsyncIterable<Buffer> {
   }
 
   #enqueueSend(body: Buffer, type: number, signal: AbortSignal | undefined): Promise<void> {
-    const queued = this.#stream.writableLength + this.#writer.buffered + this.#backlogBytes;
+    const queued = this.queuedBytes;
     if (queued > 0 && queued + body.length > this.#maxQueued) {
       // Marked handled like the other refusals of an un-awaited send: a peer that never reads must
       // not be able to crash the process through an unhandled rejection.
@@ -642,6 +626,11 @@ export class Channel implements AsyncIterable<Buffer> {
   get stats(): ChannelStats {
     const w = this.#writer;
     return { messagesSent: w.sent, messagesReceived: this.#received, bytesSent: w.sentBytes, bytesReceived: this.#receivedBytes };
+  }
+
+  /** Outbound bytes not yet written to the transport (its buffer, batched frames, queued sends): what `maxQueuedBytes` bounds. */
+  get queuedBytes(): number {
+    return this.#stream.writableLength + this.#writer.buffered + this.#backlogBytes;
   }
 
   /** True until the channel starts closing (locally, by the peer, or on an error). */

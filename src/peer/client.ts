@@ -18,7 +18,7 @@ import { reportError } from '../report.js';
 import { PacketmqSession } from '../typed/packetmq.js';
 import type { MessageMap } from '../typed/protocol.js';
 import type { TypedChannel } from '../typed/typedChannel.js';
-import { noop } from '../util.js';
+import { handledRejection, noop } from '../util.js';
 import { checkNumber } from '../validate.js';
 import type { RequestContext, RequestOptions, RequestReply } from '../rpc/options.js';
 import type { RequestChannel } from '../rpc/request.js';
@@ -30,6 +30,7 @@ import {
   messageLayer,
   peerChannelOptions,
   readMessages,
+  softquitWithin,
   type Incoming,
   type Outgoing,
   type PeerOptions,
@@ -50,6 +51,14 @@ export const RECONNECT_DEFAULTS = Object.freeze({
   /** Per-attempt connect timeout in ms (Twisted's connectTCP timeout: 30 s). */
   connectTimeout: 30_000,
 });
+
+/**
+ * A connection that ends with a reset within this many milliseconds of connecting (plus the time
+ * the connect itself took, which covers the round trip), before the server sent anything, was
+ * refused (a server at its connection limit resets at accept). A reset later is a lost connection.
+ * Until then, sends on it are not resolved: if it ends, they are queued again.
+ */
+export const REFUSAL_WINDOW = 250;
 
 /** Options of a Client. */
 export interface ClientOptions<M extends MessageMap = never> extends PeerOptions<M>, Pick<ConnectOptions, 'tls' | 'noDelay'> {
@@ -169,6 +178,8 @@ export class Client<M extends MessageMap = never> {
   #state: 'idle' | 'connecting' | 'connected' | 'waiting' | 'closed' = 'idle';
   #failures = 0;
   #seq = 0;
+  /** Sends taken by the current connection while it is not established yet (see REFUSAL_WINDOW). */
+  #held: Queued[] | undefined;
   #firstConnect: { resolve(): void; reject(e: unknown): void } | undefined;
   #resolveStopped!: (error: Error | undefined) => void;
   #running: Promise<void> | undefined;
@@ -254,7 +265,7 @@ export class Client<M extends MessageMap = never> {
       return await this.#openOnce();
     } catch (error) {
       if ((error as { code?: string } | undefined)?.code === 'ECONNRESET') {
-        throw new ConnectionRefusedError('the server refused the connection (connection limit): it was reset before any message', { cause: error });
+        throw new ConnectionRefusedError('the server refused the connection (connection limit): it was reset while connecting', { cause: error });
       }
       throw error;
     }
@@ -314,9 +325,10 @@ export class Client<M extends MessageMap = never> {
       if (this.#stop.signal.aborted) break;
       this.#state = 'connecting';
       let failure: Error | string | undefined;
+      const started = performance.now();
       try {
         const { channel, typed } = await this.#open();
-        failure = await this.#session(channel, typed);
+        failure = await this.#session(channel, typed, performance.now() - started);
       } catch (error) {
         failure = error instanceof Error ? error : new Error(String(error));
       }
@@ -361,10 +373,15 @@ export class Client<M extends MessageMap = never> {
     });
   }
 
-  /** One connection's life: flush the queue, read until it ends. Returns why it ended. */
-  async #session(channel: Channel, typed: TypedChannel<M> | undefined): Promise<Error | string | undefined> {
-    const failuresBefore = this.#failures;
-    this.#failures = 0; // a successful connect resets the delay
+  /**
+   * One connection's life: flush the queue, read until it ends. Returns why it ended.
+   *
+   * A connection is established once the server has sent something (a message, or its part of a
+   * handshake) or it has lasted REFUSAL_WINDOW (+ `connectMs`); only then does the backoff start
+   * again from `initialDelay` and do sends on it resolve. One that ends before was not a successful
+   * connection: its sends are queued again, and a reset then is the server's refusal.
+   */
+  async #session(channel: Channel, typed: TypedChannel<M> | undefined, connectMs: number): Promise<Error | string | undefined> {
     this.#channel = channel;
     this.#typed = typed;
     this.#requests = this.#requestsOn
@@ -376,11 +393,37 @@ export class Client<M extends MessageMap = never> {
         )
       : undefined;
     this.#state = 'connected';
+    const target = this.#target!;
+    const spoke = typed instanceof PacketmqSession || channel.framing.handshake !== undefined || this.#options.auth !== undefined;
+    // In process, a refusal fails the connect itself.
+    const mayBeRefused = !spoke && target.memory === undefined;
+    let established = false;
+    let timer: NodeJS.Timeout | undefined;
+    const establish = (): void => {
+      if (established) return;
+      established = true;
+      clearTimeout(timer);
+      this.#failures = 0; // a successful connection resets the delay
+      const held = this.#held;
+      this.#held = undefined;
+      if (held !== undefined) for (const q of held) q.resolve();
+    };
+    // Ended before it was established: nothing shows the server took what was sent on it, so it is
+    // sent again after the reconnect (or rejected, per `offline`), before anything queued since.
+    const requeueHeld = (): void => {
+      clearTimeout(timer);
+      const held = this.#held;
+      this.#held = undefined;
+      if (!established && held !== undefined) this.#requeueFront(held);
+    };
+    if (mayBeRefused) {
+      this.#held = [];
+      timer = setTimeout(establish, REFUSAL_WINDOW + connectMs);
+    } else establish();
     // The queue goes out first, in order; sends made from now on follow it on the same channel.
     for (let q = this.#queue.shift(); q !== undefined; q = this.#queue.shift()) this.#write(q);
     this.#firstConnect?.resolve();
     this.#firstConnect = undefined;
-    let received = false;
     try {
       try {
         await this.onConnect?.(this);
@@ -392,25 +435,29 @@ export class Client<M extends MessageMap = never> {
         typed,
         this.#stop.signal,
         (message) => {
-          received = true;
+          establish();
           return this.onMessage?.(message, this);
         },
         (error) => this.#report(error),
       );
       if (this.#stop.signal.aborted) {
+        establish(); // closed by us: what it took was flushed by the graceful close
         await this.#closeChannel(channel, typed);
       } else if (channel.isOpen) {
         await channel.close({ timeout: DEFAULT_SHUTDOWN_TIMEOUT }).catch(noop);
       }
       let reason: Error | string | undefined = await channel.closed;
       if (typed instanceof PacketmqSession && typed.quitReason !== undefined) reason = typed.quitReason;
-      if (reason === CONNECTION_LIMIT_REASON || (!received && (reason as { code?: string } | undefined)?.code === 'ECONNRESET')) {
-        // Refused by a server at its limit: a reset before any message (or packetmq's softquit).
-        reason = new ConnectionRefusedError('the server refused the connection (connection limit): it was reset before any message', {
-          cause: reason,
-        });
-        this.#failures = failuresBefore; // not a successful connection: keep backing off
+      if (reason === CONNECTION_LIMIT_REASON || (!established && (reason as { code?: string } | undefined)?.code === 'ECONNRESET')) {
+        // Refused by a server at its limit: a reset right after connecting (or packetmq's softquit).
+        reason = new ConnectionRefusedError(
+          reason === CONNECTION_LIMIT_REASON
+            ? `the server refused the connection (packetmq softquit ${reason})`
+            : 'the server refused the connection (connection limit): it was reset right after connecting, before sending anything',
+          { cause: reason },
+        );
       }
+      requeueHeld();
       this.#channel = undefined;
       this.#typed = undefined;
       if (!this.#stop.signal.aborted) this.#state = 'waiting';
@@ -421,6 +468,7 @@ export class Client<M extends MessageMap = never> {
       }
       return reason;
     } finally {
+      requeueHeld();
       this.#channel = undefined;
       this.#typed = undefined;
       this.#requests = undefined;
@@ -430,22 +478,59 @@ export class Client<M extends MessageMap = never> {
   async #closeChannel(channel: Channel, typed: TypedChannel<M> | undefined): Promise<void> {
     const timeout = this.#closeOptions.timeout ?? DEFAULT_SHUTDOWN_TIMEOUT;
     if (typed instanceof PacketmqSession && typed.state !== 'softquitted') {
-      await typed.softquit(this.#closeOptions.reason ?? 'reason.userquit').catch(noop);
+      await softquitWithin(typed, channel, this.#closeOptions.reason ?? 'reason.userquit', timeout).catch(noop);
     } else {
       await channel.close({ timeout }).catch(noop);
     }
   }
 
-  /** Hand a message to the current connection; if the connection is lost before it is written, queue it again. */
+  /** Send on the current connection; never throws. */
+  #transmit(args: unknown[]): Promise<void> {
+    try {
+      const typed = this.#typed;
+      return typed !== undefined ? typed.send(args[0] as never, args[1] as never) : (this.#requests ?? this.#channel!).send(args[0] as Uint8Array | string);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** A send that failed because its connection was lost before writing it goes out again after the reconnect. */
+  #requeueable(error: unknown): boolean {
+    return error instanceof ChannelClosedError && !(error instanceof MessageRefusedError) && !this.#stop.signal.aborted && this.#options.reconnect !== false;
+  }
+
+  /** The MessageNotSentError a refused send rejects with (`cause`: why). */
+  #notSent(q: { args: unknown[]; seq: number }, error: unknown): MessageNotSentError {
+    if (error instanceof MessageNotSentError) return error;
+    const why = error instanceof Error ? error.message : String(error);
+    return new MessageNotSentError(`message #${q.seq} not sent: ${why}`, this.#describe(q), q.seq, { cause: error });
+  }
+
+  /**
+   * Hand a message to the current connection; if the connection is lost before it is written, queue
+   * it again. While the connection is not established, a send it took is held until it is.
+   */
   #write(q: Queued): void {
-    const typed = this.#typed;
-    const channel = this.#channel!;
-    const sent = typed !== undefined ? typed.send(q.args[0] as never, q.args[1] as never) : (this.#requests ?? channel).send(q.args[0] as Uint8Array | string);
-    sent.then(q.resolve, (error: unknown) => {
-      if (error instanceof ChannelClosedError && !(error instanceof MessageRefusedError) && !this.#stop.signal.aborted && this.#options.reconnect !== false) {
-        this.#enqueue(q); // never written: it goes out after the reconnect
-      } else q.reject(error);
-    });
+    const channel = this.#channel;
+    this.#transmit(q.args).then(
+      () => {
+        const held = this.#held;
+        if (held !== undefined && this.#channel === channel) held.push(q);
+        else q.resolve();
+      },
+      (error: unknown) => {
+        if (this.#requeueable(error)) this.#enqueue(q);
+        else q.reject(this.#notSent(q, error));
+      },
+    );
+  }
+
+  /** Put `list` back in front of the queue (they were sent before anything queued now), each per the offline policy. */
+  #requeueFront(list: Queued[]): void {
+    if (list.length === 0) return;
+    const rest = this.#queue.drain();
+    for (const q of list) this.#enqueue(q);
+    for (const q of rest) this.#enqueue(q);
   }
 
   #enqueue(q: Queued): void {
@@ -470,35 +555,32 @@ export class Client<M extends MessageMap = never> {
     this.#queue.push(q);
   }
 
-  #describe(q: Queued): unknown {
+  #describe(q: { args: unknown[] }): unknown {
     return this.#options.protocol !== undefined ? { name: q.args[0], data: q.args[1] } : q.args[0];
   }
 
   /**
    * Send `(data)`, or `(name, data)` with a Protocol. While connected it goes out at once (see
    * Channel.send); while disconnected it follows the `offline` policy. The promise resolves once the
-   * message is handed to a connection and rejects with MessageNotSentError when it never will be.
+   * message is handed to an established connection and rejects with MessageNotSentError (`cause`:
+   * why, e.g. SendQueueFullError) when it never will be. The rejection of a send nobody awaits is
+   * not reported as unhandled.
    */
   send(...args: Outgoing<M>): Promise<void> {
     const seq = ++this.#seq;
     if (this.#state === 'closed' || this.#closing) {
-      const error = new MessageNotSentError(`message #${seq} not sent: the client is closed`, this.#options.protocol ? { name: args[0], data: args[1] } : args[0], seq);
-      const p = Promise.reject(error);
-      p.catch(noop);
-      return p;
+      return handledRejection(new MessageNotSentError(`message #${seq} not sent: the client is closed`, this.#describe({ args }), seq));
     }
-    if (this.#state === 'connected' && this.#queue.length === 0 && this.#channel?.isOpen) {
+    let p: Promise<void>;
+    if (this.#state === 'connected' && this.#queue.length === 0 && this.#held === undefined && this.#channel?.isOpen) {
       // The fast path: straight to the channel, which keeps call order.
-      const typed = this.#typed;
-      const sent = typed !== undefined ? typed.send(args[0] as never, args[1] as never) : (this.#requests ?? this.#channel).send(args[0] as Uint8Array | string);
-      return sent.catch((error: unknown) => {
-        if (error instanceof ChannelClosedError && !this.#stop.signal.aborted && this.#options.reconnect !== false) {
-          return new Promise<void>((resolve, reject) => this.#enqueue({ args, seq, resolve, reject }));
-        }
-        throw error;
+      p = this.#transmit(args).then(undefined, (error: unknown) => {
+        if (this.#requeueable(error)) return new Promise<void>((resolve, reject) => this.#enqueue({ args, seq, resolve, reject }));
+        throw this.#notSent({ args, seq }, error);
       });
+    } else {
+      p = new Promise<void>((resolve, reject) => this.#enqueue({ args, seq, resolve, reject }));
     }
-    const p = new Promise<void>((resolve, reject) => this.#enqueue({ args, seq, resolve, reject }));
     p.catch(noop);
     return p;
   }

@@ -11,14 +11,14 @@ import { Channel } from '../core/channel.js';
 import type { Listener } from '../core/listener.js';
 import { memoryPair } from '../core/memory.js';
 import { MemoryBudget } from '../core/budget.js';
-import { DEFAULT_MAX_CONNECTIONS, DEFAULT_MEMORY_BUDGET, type ChannelOptions, type ListenOptions } from '../core/options.js';
-import { ChannelClosedError, ConnectionRefusedError, TimeoutError } from '../errors.js';
+import { DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MEMORY_BUDGET, type ChannelOptions, type ListenOptions } from '../core/options.js';
+import { ChannelClosedError, ConnectionRefusedError, MessageRefusedError, SendQueueFullError, SlowConsumerError, TimeoutError } from '../errors.js';
 import { reportError } from '../report.js';
 import { PacketmqSession } from '../typed/packetmq.js';
 import type { MessageMap } from '../typed/protocol.js';
 import type { TypedChannel } from '../typed/typedChannel.js';
 import { noop } from '../util.js';
-import { checkNumber } from '../validate.js';
+import { checkNumber, checkOneOf, checkTimeout } from '../validate.js';
 import type { RequestContext, RequestOptions, RequestReply } from '../rpc/options.js';
 import type { RequestChannel } from '../rpc/request.js';
 import { noHandler, requestLayer, requestsEnabled } from './requests.js';
@@ -29,10 +29,19 @@ import {
   messageLayer,
   peerChannelOptions,
   readMessages,
+  softquitWithin,
   type Incoming,
   type Outgoing,
   type PeerOptions,
 } from './shared.js';
+
+/** What broadcast() does with a connection that does not keep up: see ServerOptions.slowConsumer. */
+export type SlowConsumerPolicy = 'close' | 'drop' | 'wait';
+
+/** Default `broadcastTimeout` with `slowConsumer` 'close' or 'drop'. */
+export const DEFAULT_BROADCAST_TIMEOUT = 100;
+/** Default `broadcastTimeout` with `slowConsumer: 'wait'`. */
+export const DEFAULT_BROADCAST_WAIT_TIMEOUT = 10_000;
 
 /** Options of a Server. Listen options (tls, backlog, reuse, noDelay, echo) apply to every listen(). */
 export interface ServerOptions<M extends MessageMap = never>
@@ -46,6 +55,28 @@ export interface ServerOptions<M extends MessageMap = never>
    * @default 10000 (as Channel.listen)
    */
   maxConnections?: number;
+  /**
+   * What broadcast() does with a connection that does not keep up (a client that stops reading,
+   * or reads slower than the others take messages):
+   * - `'close'`: once its outbound queue is full (`maxQueuedBytes`), destroy it with
+   *   SlowConsumerError (code ERR_SLOW_CONSUMER); its onClose gets that error.
+   * - `'drop'`: once its queue is full, skip it for each message until it catches up
+   *   (Connection.dropped counts them); it stays connected.
+   * - `'wait'`: wait for every connection to take each message, as long as `broadcastTimeout`;
+   *   one that has not by then is destroyed with SlowConsumerError. Nothing is dropped; everyone
+   *   goes at the pace of the slowest.
+   * With 'close' and 'drop', broadcast() waits at most `broadcastTimeout` for a connection whose
+   * transport is full before leaving it behind: later broadcasts queue to it without waiting until
+   * it has caught up, so one stalled client cannot hold the others back.
+   * @default 'close'
+   */
+  slowConsumer?: SlowConsumerPolicy;
+  /**
+   * Milliseconds one broadcast() waits for a connection to take the message into its transport
+   * (see `slowConsumer`).
+   * @default 100 ('close', 'drop'); 10000 ('wait')
+   */
+  broadcastTimeout?: number;
   /** A client connected (after the framing's and packetmq's handshakes). Awaited before its first message is handled. */
   onConnection?: (conn: Connection<M>) => unknown;
   /** A message arrived. Handlers of one connection run one at a time in wire order; a returned promise is awaited. */
@@ -81,6 +112,32 @@ export interface ServerCloseOptions {
 
 let nextId = 1;
 
+// States of one connection's part in a broadcast.
+const PENDING = 0;
+const TAKEN = 1;
+const FAILED = 2;
+
+interface BroadcastEntry<M extends MessageMap> {
+  conn: Connection<M>;
+  state: number;
+  error: unknown;
+  /** Settles (never rejects) once the send is taken or has failed. */
+  settled: Promise<void>;
+  /** Whether this broadcast waits for it. */
+  wait: boolean;
+}
+
+/** A send failure that is that connection's business (it closed, is full, or its peer refused), not the message's. */
+function isConnectionFailure(error: unknown): boolean {
+  return (
+    error instanceof ChannelClosedError ||
+    error instanceof SendQueueFullError ||
+    error instanceof SlowConsumerError ||
+    error instanceof MessageRefusedError ||
+    error instanceof TimeoutError
+  );
+}
+
 /** The connection whose handler is running, so Server.close() called from a handler does not wait for itself. */
 const inHandler = new AsyncLocalStorage<Connection<MessageMap>>();
 
@@ -99,6 +156,11 @@ export class Connection<M extends MessageMap = never> {
   /** Aborted when the server stops reading this connection. */
   readonly #stop = new AbortController();
   #closing: Promise<void> | undefined;
+  #dropped = 0;
+  /** @internal broadcast() sends to this connection not yet taken by its transport. */
+  broadcastsPending = 0;
+  /** @internal its queue refused a broadcast (maxQueuedBytes); cleared once it has drained to half. */
+  full = false;
 
   constructor(channel: Channel, typed: TypedChannel<M> | undefined, requests?: RequestChannel) {
     this.channel = channel;
@@ -136,13 +198,37 @@ export class Connection<M extends MessageMap = never> {
     return this.typed instanceof PacketmqSession ? this.typed.quitReason : undefined;
   }
 
-  /** Send `(data)`, or `(name, data)` with a Protocol. Resolves once handed to the transport (see Channel.send). */
+  /** Messages broadcast() skipped for this connection because its queue was full (`slowConsumer: 'drop'`). */
+  get dropped(): number {
+    return this.#dropped;
+  }
+
+  /**
+   * Send `(data)`, or `(name, data)` with a Protocol. Resolves once handed to the transport (see
+   * Channel.send); rejects if the connection is closed, its queue is full (SendQueueFullError) or
+   * the data cannot be encoded. The rejection of a send nobody awaits is not reported as unhandled.
+   */
   send(...args: Outgoing<M>): Promise<void> {
-    if (this.typed !== undefined) {
-      const [name, data] = args as unknown as [string, never];
-      return this.typed.send(name as never, data);
+    const p = this.#send(args);
+    p.catch(noop);
+    return p;
+  }
+
+  #send(args: Outgoing<M>): Promise<void> {
+    try {
+      if (this.typed !== undefined) {
+        const [name, data] = args as unknown as [string, never];
+        return this.typed.send(name as never, data);
+      }
+      return (this.requests ?? this.channel).send(args[0] as Uint8Array | string);
+    } catch (error) {
+      return Promise.reject(error);
     }
-    return (this.requests ?? this.channel).send(args[0] as Uint8Array | string);
+  }
+
+  /** @internal a message broadcast() skipped. */
+  countDropped(): void {
+    this.#dropped++;
   }
 
   /** @internal */
@@ -166,7 +252,7 @@ export class Connection<M extends MessageMap = never> {
     const typed = this.typed;
     this.#closing = (async () => {
       if (typed instanceof PacketmqSession && typed.state !== 'softquitted') {
-        await typed.softquit(options.reason ?? DEFAULT_SHUTDOWN_REASON);
+        await softquitWithin(typed, this.channel, options.reason ?? DEFAULT_SHUTDOWN_REASON, timeout);
       } else {
         await this.channel.close({ timeout });
       }
@@ -199,6 +285,11 @@ export class Server<M extends MessageMap = never> {
   onRequest: ServerOptions<M>['onRequest'];
   /** Most connections at once (Infinity: no limit). */
   readonly maxConnections: number;
+  /** What broadcast() does with a connection that does not keep up. */
+  readonly #slowConsumer: SlowConsumerPolicy;
+  readonly #broadcastTimeout: number;
+  /** A connection's queue bound: its channels' `maxQueuedBytes`. */
+  readonly #maxQueued: number;
 
   readonly #options: ServerOptions<M>;
   readonly #channelOptions: ChannelOptions;
@@ -224,6 +315,11 @@ export class Server<M extends MessageMap = never> {
     this.maxConnections = checkNumber('maxConnections', options.maxConnections, 0, true) ?? DEFAULT_MAX_CONNECTIONS;
     // One memory budget for large bodies across every listen() (as maxConnections is one limit).
     this.#budget = new MemoryBudget(checkNumber('memoryBudget', options.memoryBudget, 0, true) ?? DEFAULT_MEMORY_BUDGET);
+    const policy = checkOneOf('slowConsumer', options.slowConsumer ?? 'close', ['close', 'drop', 'wait'] as const);
+    this.#slowConsumer = policy;
+    this.#broadcastTimeout =
+      checkTimeout('broadcastTimeout', options.broadcastTimeout) ?? (policy === 'wait' ? DEFAULT_BROADCAST_WAIT_TIMEOUT : DEFAULT_BROADCAST_TIMEOUT);
+    this.#maxQueued = this.#channelOptions.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
     this.onConnection = options.onConnection;
     this.onMessage = options.onMessage;
     this.onClose = options.onClose;
@@ -414,19 +510,99 @@ export class Server<M extends MessageMap = never> {
 
 
   /**
-   * Send to every open connection. Resolves with how many it was handed to; a connection that
-   * closes meanwhile is skipped (its onClose tells).
+   * Send to every open connection. Each connection gets the message at once, without waiting for
+   * another; then broadcast() waits (backpressure) until each has taken it into its transport, at
+   * most `broadcastTimeout` per connection, never for one already left behind. A connection that
+   * does not keep up is handled per `slowConsumer`. Resolves with how many connections the message
+   * was handed to (taken, or queued behind earlier messages): connections skipped ('drop'), closed
+   * as slow, or closing meanwhile are not counted. Rejects only for a message that cannot be sent
+   * at all (a bad type or size, an unknown name); that rejection is not reported as unhandled.
    */
-  async broadcast(...args: Outgoing<M>): Promise<number> {
-    const sends: Promise<void>[] = [];
-    for (const conn of this.#connections) if (conn.isOpen) sends.push(conn.send(...args));
-    const results = await Promise.allSettled(sends);
+  broadcast(...args: Outgoing<M>): Promise<number> {
+    const p = this.#broadcast(args);
+    p.catch(noop);
+    return p;
+  }
+
+  async #broadcast(args: Outgoing<M>): Promise<number> {
+    const policy = this.#slowConsumer;
+    const entries: BroadcastEntry<M>[] = [];
+    for (const conn of this.#connections) {
+      if (!conn.isOpen) continue;
+      if (conn.full) {
+        // Full once: skipped until it has drained to half the bound (no refusal, no error, per message).
+        const queued = conn.channel.queuedBytes;
+        if (queued > this.#maxQueued / 2) {
+          this.#slow(conn, queued, policy === 'drop' ? 'drop' : 'close');
+          continue;
+        }
+        conn.full = false;
+      }
+      // With 'close' and 'drop', a connection still holding an earlier broadcast is not waited for again.
+      const wait = policy === 'wait' || conn.broadcastsPending === 0;
+      const entry: BroadcastEntry<M> = { conn, state: PENDING, error: undefined, settled: undefined!, wait };
+      conn.broadcastsPending++;
+      entry.settled = conn.send(...args).then(
+        () => {
+          conn.broadcastsPending--;
+          entry.state = TAKEN;
+        },
+        (error: unknown) => {
+          conn.broadcastsPending--;
+          entry.state = FAILED;
+          entry.error = error;
+          if (error instanceof SendQueueFullError) {
+            conn.full = true;
+            this.#slow(conn, conn.channel.queuedBytes, policy === 'drop' ? 'drop' : 'close');
+          }
+        },
+      );
+      entries.push(entry);
+    }
+    // One turn of the microtask queue settles every send that was taken or refused at once.
+    await undefined;
+    const waiting = entries.filter((e) => e.wait && e.state === PENDING);
+    if (waiting.length > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#broadcastTimeout)));
+      try {
+        await Promise.race([Promise.all(waiting.map((e) => e.settled)), timedOut]);
+      } finally {
+        clearTimeout(timer);
+      }
+      if (policy === 'wait') {
+        for (const e of waiting) {
+          if (e.state !== PENDING) continue;
+          e.state = FAILED;
+          e.error = new SlowConsumerError(
+            `connection closed: it did not take a broadcast message within ${this.#broadcastTimeout} ms (slowConsumer 'wait')`,
+            e.conn.channel.queuedBytes,
+          );
+          e.conn.destroy(e.error as Error);
+        }
+      }
+    }
     let n = 0;
-    for (const r of results) {
-      if (r.status === 'fulfilled') n++;
-      else if (!(r.reason instanceof ChannelClosedError)) throw r.reason;
+    for (const e of entries) {
+      if (e.state !== FAILED) n++;
+      else if (!isConnectionFailure(e.error)) throw e.error;
     }
     return n;
+  }
+
+  /** A connection whose queue is full: skip it for this message, or close it. */
+  #slow(conn: Connection<M>, queued: number, action: 'drop' | 'close'): void {
+    if (action === 'drop') {
+      conn.countDropped();
+      return;
+    }
+    if (!conn.isOpen) return;
+    conn.destroy(
+      new SlowConsumerError(
+        `connection closed: it did not keep up with broadcast() (${queued} bytes wait to be written, maxQueuedBytes ${this.#maxQueued})`,
+        queued,
+      ),
+    );
   }
 
   /**

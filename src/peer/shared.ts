@@ -5,7 +5,7 @@
 import type { Duplex } from 'node:stream';
 import type { Channel } from '../core/channel.js';
 import type { ChannelOptions, RecvOptions } from '../core/options.js';
-import { MessageDecodeError, UnknownMessageTypeError } from '../errors.js';
+import { MessageDecodeError, TimeoutError, UnknownMessageTypeError } from '../errors.js';
 import { PacketmqSession, packetmqChannelOptions, type PacketmqSessionOptions } from '../typed/packetmq.js';
 import type { MessageMap, Protocol, TypedMessage } from '../typed/protocol.js';
 import { TypedChannel } from '../typed/typedChannel.js';
@@ -64,6 +64,25 @@ export interface PeerOptions<M extends MessageMap> extends ChannelOptions {
 
 /** In-process servers by name: Server.listen({ memory }) registers, Client.connect({ memory }) looks up. */
 export const memoryServers = new Map<string, (options: ChannelOptions) => Duplex>();
+
+/**
+ * packetmq's softquit (send the reason, then close gracefully), bounded: a peer that never reads
+ * would hold the softquit message, and the close behind it, forever. After `timeout` ms the channel
+ * is destroyed and this rejects with TimeoutError, as Channel.close({ timeout }) does.
+ */
+export async function softquitWithin(session: PacketmqSession<MessageMap>, channel: Channel, reason: string, timeout: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(resolve, timeout, 'timeout')));
+  try {
+    if ((await Promise.race([session.softquit(reason), timedOut])) === 'timeout') {
+      const error = new TimeoutError(`close timed out after ${timeout} ms`);
+      channel.destroy(error);
+      throw error;
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** The Channel options a peer uses: packetmq's framing and limit when `packetmq` is set. */
 export function peerChannelOptions<M extends MessageMap>(options: PeerOptions<M>): ChannelOptions {
