@@ -22,6 +22,8 @@ export class MsgChannelError extends Error {
     brand(this, 'MsgChannelError');
   }
 
+  readonly code: string;
+
   /** `instanceof` by brand for msgchannel's own classes (any copy of them); plain prototype checks for subclasses users write. */
   static override [Symbol.hasInstance](value: unknown): boolean {
     if (!Object.prototype.hasOwnProperty.call(this, BRAND)) return Function.prototype[Symbol.hasInstance].call(this, value);
@@ -29,7 +31,6 @@ export class MsgChannelError extends Error {
     return (value as Record<symbol, unknown>)[(this as unknown as Record<symbol, symbol>)[BRAND]!] === true;
   }
 
-  readonly code: string;
   constructor(code: string, message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = new.target.name;

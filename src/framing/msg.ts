@@ -25,6 +25,8 @@ class MsgDecoder implements Decoder {
   #state = 0;
   #digits = 0;
   #length = 0;
+  /** Where the header parsed by #fastHeader ends (the first body byte). */
+  #fastEnd = 0;
   readonly #body: BodyAssembler;
   /** Stream offset of the first byte of the current chunk. */
   #base = 0;
@@ -41,9 +43,6 @@ class MsgDecoder implements Decoder {
   get offset(): number {
     return this.#base;
   }
-
-  /** Where the header parsed by #fastHeader ends (the first body byte). */
-  #fastEnd = 0;
 
   /** The body length of a complete, valid header at `i` within `max`, or -1 to take the slow path. */
   #fastHeader(chunk: Buffer, i: number, n: number): number {
