@@ -6,12 +6,15 @@
  *   node dist/examples/cluster.js [--workers N] [--port P] [--seconds N]
  *
  * Prints `listening on 127.0.0.1:PORT with N workers` once every worker listens (port 0 picks a
- * free port, the same for every worker). SIGINT/SIGTERM or --seconds: each worker closes its
- * Server gracefully (Server.close(): stop accepting, finish what arrived, close every connection), then exits.
+ * free port, the same for every worker). Without --seconds (or SECONDS=N) the primary then
+ * connects four clients itself, prints which worker echoed each, and stops: the example ends by
+ * itself. With --seconds N it serves other clients for N seconds instead (0: until SIGINT/SIGTERM).
+ * Stopping: each worker closes its Server gracefully (Server.close(): stop accepting, finish what
+ * arrived, close every connection), then exits.
  */
 import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
-import { Server } from 'msgchannel';
+import { Channel, Server } from 'msgchannel';
 
 function option(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -21,13 +24,20 @@ function option(name: string, fallback: number): number {
 if (cluster.isPrimary) {
   const workers = option('workers', availableParallelism());
   const port = option('port', 5000);
-  const seconds = option('seconds', Number(process.env.SECONDS ?? 0));
+  const secondsEnv = process.env.SECONDS;
+  const seconds = option('seconds', secondsEnv !== undefined ? Number(secondsEnv) : -1); // -1: a fixed exchange
   let listening = 0;
   for (let i = 0; i < workers; i++) {
     const worker = cluster.fork({ CLUSTER_PORT: String(port) });
     worker.on('message', (m: { listening?: number }) => {
       if (m.listening !== undefined && ++listening === workers) {
         console.log(`listening on 127.0.0.1:${m.listening} with ${workers} workers`);
+        if (seconds < 0) void exchange(m.listening)
+          .catch((error: Error) => {
+            console.error(error);
+            process.exitCode = 1;
+          })
+          .finally(stop);
       }
     });
   }
@@ -40,6 +50,15 @@ if (cluster.isPrimary) {
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   const timer = seconds > 0 ? setTimeout(stop, seconds * 1000) : undefined;
+  // The default run: four clients, one after another, each answered by the worker its connection went to.
+  const exchange = async (port: number): Promise<void> => {
+    for (let i = 0; i < 4; i++) {
+      const ch = await Channel.connect('127.0.0.1', port);
+      await ch.send(`hello ${i}`);
+      console.log(`client ${i} got: ${await ch.recv({ timeout: 5000 })}`);
+      await ch.close();
+    }
+  };
   cluster.on('exit', () => {
     if (Object.keys(cluster.workers ?? {}).length === 0) {
       clearTimeout(timer);

@@ -3,17 +3,19 @@
  * to each client every second; the client prints what it gets and reconnects by itself (Twisted's
  * ReconnectingClientFactory defaults) if the server goes away.
  *
- *   node dist/examples/ltprotocol.js                both, in one process
+ *   node dist/examples/ltprotocol.js                both, in one process: stops after 3.5 s (four rounds)
  *   node dist/examples/ltprotocol.js server [port]  node dist/examples/ltprotocol.js client [port]
- *   --seconds N (or SECONDS=N): stop after N seconds
+ *                                                   one side each: stop after 60 s
+ *   --seconds N (or SECONDS=N): stop after N seconds instead; 0 runs until Ctrl-C
  */
 import { Client, Protocol, Server, ltprotocol, raw, uint32 } from 'msgchannel';
 
 const TEST_PROTOCOL = new Protocol({ maxId: 255 }).define('NumMsg', 1, uint32).define('StrMsg', 2, raw);
 const args = process.argv.slice(2);
 const flag = args.indexOf('--seconds');
-const seconds = Number(flag >= 0 ? args.splice(flag, 2)[1] : process.env.SECONDS ?? 0);
+const secondsArg = flag >= 0 ? args.splice(flag, 2)[1] : process.env.SECONDS;
 const [role = 'both', portArg = '9999'] = args;
+const seconds = secondsArg !== undefined ? Number(secondsArg) : role === 'both' ? 3.5 : 60;
 let port = Number(portArg); // 0: a free port (with `both`)
 
 const stops: (() => Promise<void>)[] = [];

@@ -60,6 +60,27 @@ test('cluster example: workers share one port, connections spread over them, gra
   }
 });
 
+test('cluster example: by default a fixed exchange over the workers, then it stops by itself', async () => {
+  const { child, line, output } = run(['dist/examples/cluster.js', '--workers', '2', '--port', '0']);
+  try {
+    await line(/all workers stopped/);
+    const [code] = child.exitCode !== null ? [child.exitCode] : await once(child, 'exit');
+    assert.is(code, 0);
+    const pids = [...output().matchAll(/client (\d) got: (\d+): hello \1/g)].map((m) => m[2]);
+    assert.is(pids.length, 4, output());
+    assert.is(new Set(pids).size, 2, output());
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
+});
+
+test('ltprotocol example: stops by itself without --seconds', async () => {
+  const { child, line } = run(['dist/examples/ltprotocol.js', 'both', '0']);
+  await line(/client got: 7/);
+  const [code] = child.exitCode !== null ? [child.exitCode] : await once(child, 'exit');
+  assert.is(code, 0);
+});
+
 test('ltprotocol example: NumMsg/StrMsg every second, stops after --seconds', async () => {
   const { child, line } = run(['dist/examples/ltprotocol.js', 'both', '0', '--seconds', '1.5']);
   await line(/client got: 200\nclient got: hello world!\nclient got: 7\nclient got: 200/);

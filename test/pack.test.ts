@@ -37,7 +37,8 @@ test('npm pack installs in an empty folder: import, require, bin, and types unde
   try {
     // Pack a snapshot of the package: dist/ is shared, and another build may be rewriting it.
     const stage = join(dir, 'stage');
-    for (const f of ['package.json', 'README.md', 'dist']) cpSync(join(repo, f), join(stage, f), { recursive: true });
+    const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { files: string[] };
+    for (const f of ['package.json', ...pkg.files]) cpSync(join(repo, f), join(stage, f), { recursive: true });
     for (const f of ['channel.js', 'channel.cjs', 'channel.d.ts', 'channel.d.cts', 'cli.js']) {
       assert.ok(existsSync(join(stage, 'dist', f)), `dist/${f} is built`);
     }
@@ -74,6 +75,17 @@ test('npm pack installs in an empty folder: import, require, bin, and types unde
       }
     }
     assert.match(readFileSync(join(pkgDir, 'cli.js'), 'utf8'), /import '\.\/src\/cli\/main\.js'/);
+
+    // The packed README's relative links (docs, SECURITY.md, the bench's README, figures and
+    // chart) resolve to files in the tarball; the license ships with it.
+    const installed = join(app, 'node_modules', 'msgchannel');
+    assert.ok(existsSync(join(installed, 'LICENSE')), 'LICENSE is in the package');
+    const prose = readFileSync(join(installed, 'README.md'), 'utf8').replace(/```[\s\S]*?```/g, '').replace(/`[^`\n]*`/g, '');
+    const links = [...prose.matchAll(/\]\(([^)\s]+)\)|\bsrc="([^"]+)"/g)].map((m) => (m[1] ?? m[2])!);
+    const relative = links.filter((l) => !/^(#|[a-z][a-z0-9+.-]*:)/i.test(l)).map((l) => decodeURIComponent(l.split('#')[0]!));
+    assert.ok(relative.length >= 8, `relative links found: ${relative.join(', ')}`);
+    for (const l of relative) assert.ok(existsSync(join(installed, l)), `README links to ${l}, which is not in the package`);
+    assert.not.ok(existsSync(join(installed, 'bench', 'run.mjs')), 'the bench code is not shipped');
 
     // Error classes are branded: instanceof holds across the ESM and CommonJS copies, both ways.
     writeFileSync(join(app, 'brand.mjs'), `import { createRequire } from 'node:module';
