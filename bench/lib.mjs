@@ -26,6 +26,63 @@ export function percentile(sorted, p) {
 /** Pause 1 ms every 1,000 messages when the workload is a slow consumer; returns a promise or undefined. */
 export const slowEvery = 1000;
 
+/** Bytes a slow consumer's queue may hold before a peer with flow control pauses reading: Channel's default highWaterMark. */
+export const slowHighWaterMark = 1024 * 1024;
+
+/**
+ * The slow consumer (f) of every peer that delivers messages by callback: the callback only queues
+ * (push); the consumer takes them one at a time and sleeps 1 ms every 1,000, while reading goes
+ * on underneath. A peer with flow control passes pause/resume: reading pauses while the queue
+ * holds more than slowHighWaterMark and resumes at half, as Channel does; one without just queues.
+ * So every peer's consumer does the same thing as msgchannel's recv() loop and zeromq's.
+ */
+export function slowConsumer(count, flow = {}) {
+  const queue = [];
+  let head = 0;
+  let queued = 0;
+  let paused = false;
+  let wake;
+  const push = (m) => {
+    queue.push(m);
+    queued += m.length;
+    if (flow.pause && !paused && queued > slowHighWaterMark) {
+      paused = true;
+      flow.pause();
+    }
+    if (wake) {
+      const w = wake;
+      wake = undefined;
+      w();
+    }
+  };
+  const done = (async () => {
+    let n = 0;
+    let bytes = 0;
+    while (n < count) {
+      if (head === queue.length) {
+        await new Promise((r) => (wake = r));
+        continue;
+      }
+      const m = queue[head];
+      queue[head++] = undefined;
+      if (head > 4096 && head * 2 > queue.length) {
+        queue.splice(0, head);
+        head = 0;
+      }
+      queued -= m.length;
+      n++;
+      bytes += m.length;
+      if (paused && queued <= slowHighWaterMark / 2) {
+        paused = false;
+        flow.resume();
+      }
+      if (n % slowEvery === 0 && n < count) await sleep(1);
+    }
+    return { t1: now(), n, bytes };
+  })();
+  return { push, done };
+}
+
 /** Round-trip statistics from a list of nanosecond bigints (the first `warmup` are dropped). */
 export function rttStats(rtts, warmup) {
   const xs = rtts.slice(warmup).map((x) => Number(x) / 1000).sort((a, b) => a - b);

@@ -333,6 +333,10 @@ for (const s of skipped) lines.push(`\nNot run: ${s.peer}: ${s.reason}`);
 lines.push('');
 lines.push('Targets (ratios within this run):');
 for (const t of targets) lines.push(`- ${t.holds ? 'HOLDS ' : 'MISSED'} ${t.name}: ${t.detail}`);
+const missed = targets.filter((t) => !t.holds);
+lines.push('');
+lines.push(missed.length === 0 ? `All ${targets.length} targets hold in this run.` : `MISSED TARGETS (${missed.length} of ${targets.length}):`);
+for (const t of missed) lines.push(`  * ${t.name}: ${t.detail}`);
 console.log(lines.join('\n'));
 
 const outPath = flag('out') ?? join(here, 'results', quick ? 'quick.json' : 'results.json');

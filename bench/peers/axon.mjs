@@ -1,7 +1,7 @@
 // axon 2 push/pull (amp framing) for the streams, req/rep for the ping-pong. axon has no
 // backpressure of its own: the sender awaits 'drain' of the underlying net.Socket after a burst.
 import axon from 'axon';
-import { bodyOf, burstOf, now, rttStats, slowEvery } from '../lib.mjs';
+import { bodyOf, burstOf, now, rttStats, slowConsumer } from '../lib.mjs';
 
 function bind(sock, ctx) {
   return new Promise((resolve) => sock.bind(0, '127.0.0.1', () => {
@@ -34,17 +34,18 @@ export async function receiver(ctx) {
   let n = 0;
   let bytes = 0;
   return new Promise((resolve) => {
+    if (ctx.slow) {
+      const flow = { pause: () => { for (const s of pull.socks) s.pause(); }, resume: () => { for (const s of pull.socks) s.resume(); } };
+      const consumer = slowConsumer(ctx.count, flow);
+      pull.on('message', consumer.push);
+      void consumer.done.then(resolve);
+      bind(pull, ctx);
+      return;
+    }
     pull.on('message', (m) => {
       n++;
       bytes += m.length;
-      if (n === ctx.count) {
-        resolve({ t1: now(), n, bytes });
-        return;
-      }
-      if (ctx.slow && n % slowEvery === 0) {
-        for (const s of pull.socks) s.pause();
-        setTimeout(() => { for (const s of pull.socks) s.resume(); }, 1);
-      }
+      if (n === ctx.count) resolve({ t1: now(), n, bytes });
     });
     bind(pull, ctx);
   });

@@ -1,7 +1,7 @@
-// The hand-rolled baseline: a plain net.Socket writing MSG frames under cork/uncork, and the
-// minimal parser of lib.mjs. The practical limit for Node, and the denominator of every ratio.
+// The hand-rolled baseline: a plain net.Socket writing MSG frames (a burst of small ones packed
+// into one buffer, big ones under cork/uncork), and the minimal parser of lib.mjs. The practical limit for Node, and the denominator of every ratio.
 import * as net from 'node:net';
-import { MiniParser, bodyOf, burstOf, headerOf, now, rttStats, sleep, slowEvery } from '../lib.mjs';
+import { MiniParser, bodyOf, burstOf, headerOf, now, rttStats, slowConsumer } from '../lib.mjs';
 
 function listen(ctx, onSocket) {
   const server = net.createServer((s) => {
@@ -37,6 +37,16 @@ export function receiver(ctx) {
         s.on('error', () => resolve({}));
         return;
       }
+      if (ctx.slow) {
+        const consumer = slowConsumer(ctx.count, { pause: () => s.pause(), resume: () => s.resume() });
+        const parser = new MiniParser(consumer.push);
+        s.on('data', (c) => parser.push(c));
+        void consumer.done.then((r) => {
+          resolve(r);
+          s.destroy();
+        });
+        return;
+      }
       let n = 0;
       let bytes = 0;
       let t1;
@@ -44,10 +54,6 @@ export function receiver(ctx) {
         n++;
         bytes += m.length;
         if (n === ctx.count) t1 = now();
-        if (ctx.slow && n % slowEvery === 0 && !s.isPaused()) {
-          s.pause();
-          setTimeout(() => s.resume(), 1);
-        }
       });
       s.on('data', (c) => {
         parser.push(c);
@@ -67,14 +73,27 @@ export async function sender(ctx, port) {
   if (ctx.kind === 'pingpong') return pingpong(ctx, s, body, header);
   const burst = burstOf(ctx.size);
   const t0 = now();
+  // The strongest hand-rolled sender: small frames of a burst packed into one buffer (one write,
+  // one allocation per burst); big bodies written after their header under cork, never copied.
+  const pack = ctx.size <= 16 * 1024;
+  const frame = header.length + body.length;
   for (let i = 0; i < ctx.count; ) {
     const end = Math.min(ctx.count, i + burst);
-    s.cork();
-    for (; i < end; i++) {
-      s.write(header);
-      s.write(body);
+    if (pack) {
+      const out = Buffer.allocUnsafe((end - i) * frame);
+      for (let at = 0; i < end; i++, at += frame) {
+        header.copy(out, at);
+        body.copy(out, at + header.length);
+      }
+      s.write(out);
+    } else {
+      s.cork();
+      for (; i < end; i++) {
+        s.write(header);
+        s.write(body);
+      }
+      s.uncork();
     }
-    s.uncork();
     if (s.writableNeedDrain) await drained(s);
   }
   s.end();

@@ -1,7 +1,7 @@
 // ws 8 without compression (perMessageDeflate off), binary messages. The sender issues a burst
 // without waiting and awaits the write callback of the burst's last message (ws's backpressure).
 import { WebSocket, WebSocketServer } from 'ws';
-import { bodyOf, burstOf, now, rttStats, slowEvery } from '../lib.mjs';
+import { bodyOf, burstOf, now, rttStats, slowConsumer } from '../lib.mjs';
 
 const maxPayload = (ctx) => Math.max(ctx.maxSize, 100 * 1024 * 1024);
 
@@ -17,19 +17,18 @@ export function receiver(ctx) {
         ws.on('close', () => resolve({}));
         return;
       }
+      if (ctx.slow) {
+        const consumer = slowConsumer(ctx.count, { pause: () => ws.pause(), resume: () => ws.resume() });
+        ws.on('message', consumer.push);
+        void consumer.done.then(resolve);
+        return;
+      }
       let n = 0;
       let bytes = 0;
       ws.on('message', (m) => {
         n++;
         bytes += m.length;
-        if (n === ctx.count) {
-          resolve({ t1: now(), n, bytes });
-          return;
-        }
-        if (ctx.slow && n % slowEvery === 0 && !ws.isPaused) {
-          ws.pause();
-          setTimeout(() => ws.resume(), 1);
-        }
+        if (n === ctx.count) resolve({ t1: now(), n, bytes });
       });
     });
   });

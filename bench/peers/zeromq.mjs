@@ -18,6 +18,13 @@ async function rpcReceiver(ctx) {
   return {};
 }
 
+/** Connect and wait until the connection is established (zeromq connects in the background). */
+function connected(socket, port) {
+  const up = new Promise((resolve) => socket.events.on('connect', resolve));
+  socket.connect(`tcp://127.0.0.1:${port}`);
+  return up;
+}
+
 /**
  * Workload (g): a DEALER sending [id, body] requests and matching [id, body] replies, at 1 and at
  * `depth` outstanding. zeromq.js allows one send() in flight per socket, so the sends of the
@@ -25,7 +32,7 @@ async function rpcReceiver(ctx) {
  */
 async function rpcSender(ctx, port) {
   const dealer = new zmq.Dealer();
-  dealer.connect(`tcp://127.0.0.1:${port}`);
+  await connected(dealer, port);
   const body = bodyOf(ctx.size);
   const id = Buffer.alloc(4);
   const rtts = [];
@@ -106,7 +113,7 @@ export async function sender(ctx, port) {
   const body = bodyOf(ctx.size);
   if (ctx.kind === 'pingpong') {
     const req = new zmq.Request();
-    req.connect(`tcp://127.0.0.1:${port}`);
+    await connected(req, port);
     const rtts = [];
     const total = ctx.count + ctx.warmup;
     const t0 = now();
@@ -123,8 +130,8 @@ export async function sender(ctx, port) {
   }
   const push = new zmq.Push();
   push.linger = 60_000; // let close() deliver what is queued
-  push.connect(`tcp://127.0.0.1:${port}`);
-  const t0 = now();
+  await connected(push, port);
+  const t0 = now(); // after the connection is up, as every other peer's clock
   for (let i = 0; i < ctx.count; i++) await push.send(body);
   // send() resolves once libzmq has queued the message: stay until the receiver has it all and
   // hangs up, or the process would exit with messages still queued.
