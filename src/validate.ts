@@ -2,6 +2,7 @@
  * The option validators every layer uses. Each throws a RangeError (or TypeError) that says what
  * was expected and what came, as p-queue does: ``Expected `port` to be an integer from 0 to 65535, got the string '5000'``.
  */
+import { inspect } from 'node:util';
 
 /** How an unexpected value is named in an error message: numbers as they are, other types by their type. */
 export function describe(value: unknown): string {
@@ -12,7 +13,7 @@ export function describe(value: unknown): string {
     case 'undefined':
       return String(value);
     case 'string':
-      return `the string ${JSON.stringify(value)}`;
+      return `the string ${inspect(value)}`;
     case 'function':
       return 'a function';
     default:

@@ -656,6 +656,55 @@ test('sends refused by maxQueuedBytes reject with ERR_SEND_QUEUE_FULL, un-awaite
   b.destroy();
 });
 
+/** Runs `scenario` with a TCP server that accepts and reads; returns every exception that escaped to the process meanwhile. */
+async function escapedDuring(scenario: (port: number) => Promise<void>): Promise<unknown[]> {
+  const escaped: unknown[] = [];
+  const onUncaught = (error: unknown): void => void escaped.push(error);
+  process.prependListener('uncaughtException', onUncaught);
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((s) => {
+    sockets.add(s.on('error', () => {}).on('data', () => {}));
+  });
+  try {
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    await scenario((server.address() as net.AddressInfo).port);
+    await sleep(100); // what used to throw did so right after the TCP connect
+  } finally {
+    process.removeListener('uncaughtException', onUncaught);
+    for (const s of sockets) s.destroy();
+    await new Promise((resolve) => server.close(resolve));
+  }
+  return escaped;
+}
+
+test('bad options reject Channel.connect() before it connects, never an uncaught exception after', async () => {
+  const escaped = await escapedDuring(async (port) => {
+    const framing = await rejectsMatching(
+      Channel.connect('127.0.0.1', port, { framing: 'int32' as never }),
+      /^Expected `framing` to be a Framing \(e\.g\. int32, not the string 'int32'\), got the string 'int32'$/,
+    );
+    assert.instance(framing, TypeError);
+    assert.instance(await rejectsMatching(Channel.connect('127.0.0.1', port, { maxMessageSize: -1 }), /`maxMessageSize`.*got -1$/), RangeError);
+    await rejectsMatching(Channel.connect('127.0.0.1', port, { framing: 'ltprotocol' as never }), /e\.g\. ltprotocol\(\), not the string 'ltprotocol'/);
+    await rejectsMatching(Channel.connect('127.0.0.1', port, { framing: 42 as never }), /to be a Framing \(e\.g\. msg, int32, ltprotocol\(\)\), got 42$/);
+  });
+  assert.equal(escaped, []);
+});
+
+test("a port given as a string: the error says it got the string '5000'", async () => {
+  const e = await rejectsMatching(Channel.connect('127.0.0.1', '5000' as never), /^Expected `port` to be an integer from 0 to 65535, got the string '5000'$/);
+  assert.instance(e, RangeError);
+});
+
+test('send({ type }) on a framing without a type field says so', async () => {
+  const [a, b] = Channel.pair();
+  await rejectsMatching(a.send('x', { type: 5 }), /^framing msg has no type field: send without `type`, or use a framing with one \(ltprotocol\(\), lengthPrefixed\(\{ typeSize \}\)\)$/);
+  await a.send('y', { type: 0 }); // 0, every frame's type here, is still accepted
+  assert.is(String(await b.recv()), 'y');
+  a.destroy();
+  b.destroy();
+});
+
 test('leaves no unhandled rejection, socket or timer behind', async () => {
   await sleep(50);
   assert.equal(unhandled, []);

@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as net from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Channel, ltprotocol } from '../channel.js';
+import { Channel, ltprotocol, pythonConnection } from '../channel.js';
 import { parseAddress, parseFraming } from '../src/cli/args.js';
 import { hexdump, printable } from '../src/cli/output.js';
 import { echoServer, openHandles, sleep } from './helpers.js';
@@ -313,6 +313,66 @@ test('a malformed frame from the peer: one line with its code, exit 1 (send and 
     await server.stop();
   }
 });
+
+test('a server of another framing: connect, send and bench fail in one line with the framing hint, exit 1', async () => {
+  const hint = /^msgchannel: no reply from 127\.0\.0\.1:\d+ \((ERR_CHANNEL_CLOSED|ECONNRESET)\): the peer closed right after our first message: does it use the same framing\? \(--framing; this side uses (msg|int32)\)\n$/;
+  const int32Server = await listen(['--framing', 'int32']);
+  const msgServer = await listen(['--echo', '--quiet']);
+  try {
+    const c = await run(['connect', String(int32Server.port)], { input: 'hello\nworld\n' });
+    assert.is(c.status, 1, `connect: ${c.stderr}`);
+    assert.match(c.stderr, hint);
+    assert.is(c.stdout, '');
+    const s = await run(['send', String(int32Server.port), 'hi', '--expect', '1']);
+    assert.is(s.status, 1);
+    assert.match(s.stderr, hint);
+    const b = await run(['bench', `127.0.0.1:${msgServer.port}`, '--framing', 'int32', '--count', '100']);
+    assert.is(b.status, 1);
+    assert.match(b.stderr, hint);
+    assert.not.match(b.stderr, /cannot connect/);
+    // The same framing on both sides: the quiet echo server serves the bench, with no line per message.
+    const ok = await run(['bench', `127.0.0.1:${msgServer.port}`, '--count', '200']);
+    assert.is(ok.status, 0, ok.stderr);
+    await msgServer.waitFor('disconnected after 200 messages');
+    assert.match(msgServer.output(), /listening on 127\.0\.0\.1:\d+ \(framing msg, echoing, quiet\)/);
+    assert.not.match(msgServer.output(), /^< /m);
+  } finally {
+    await int32Server.stop();
+    await msgServer.stop();
+  }
+});
+
+test('listen shows clients that fail the handshake on their own line (authkey, tinyproto init)', async () => {
+  const auth = await listen(['--framing', 'pythonConnection:authkey=secret']);
+  const tiny = await listen(['--framing', 'tinyproto']);
+  try {
+    await rejectsCode(Channel.connect('127.0.0.1', auth.port, { framing: pythonConnection({ authkey: 'wrong' }), timeout: 5000 }), 'ERR_AUTH');
+    await auth.waitFor('handshake failed');
+    assert.match(auth.output(), /^x 127\.0\.0\.1:\d+ handshake failed: .+ \(ERR_AUTH\)$/m);
+    assert.not.match(auth.output(), /^\+ /m, 'it never connected');
+    // A client that sends a non-tinyproto byte instead of the init and goes away.
+    const socket = net.connect(tiny.port, '127.0.0.1');
+    socket.on('error', () => {});
+    await new Promise((r) => socket.once('connect', r));
+    socket.end(Buffer.from('\r\nMSG 1\r\nx'));
+    await tiny.waitFor('handshake failed');
+    socket.destroy();
+    assert.match(tiny.output(), /^x 127\.0\.0\.1:\d+ handshake failed: .+ \(ERR_[A-Z_]+\)$/m);
+  } finally {
+    await auth.stop();
+    await tiny.stop();
+  }
+});
+
+async function rejectsCode(p: Promise<unknown>, code: string): Promise<void> {
+  try {
+    await p;
+  } catch (e) {
+    assert.is((e as { code?: string }).code, code);
+    return;
+  }
+  assert.unreachable(`expected a rejection with ${code}`);
+}
 
 test('bad usage: one line, exit 2', async () => {
   for (const args of [['listen', '5000', '--framing', 'nope'], ['listen', '5000', '--echo', '--exec', 'cat'], ['send', 'not-an-address', 'x'], ['frobnicate']]) {

@@ -482,6 +482,37 @@ test('handler errors and unknown types go to onError; the connection carries on'
   await server.close();
 });
 
+test('bad channel options throw from new Client() and new Server(), never an uncaught exception after a connect', async () => {
+  const escaped: unknown[] = [];
+  const onUncaught = (error: unknown): void => void escaped.push(error);
+  process.prependListener('uncaughtException', onUncaught);
+  try {
+    const server = new Server();
+    const { port } = await server.listen(0, '127.0.0.1');
+    assert.throws(() => new Client({ maxMessageSize: -1 }), (e: Error) => e instanceof RangeError && /`maxMessageSize`.*got -1$/.test(e.message));
+    assert.throws(
+      () => new Client({ framing: 'int32' as never }),
+      (e: Error) => e instanceof TypeError && e.message === "Expected `framing` to be a Framing (e.g. int32, not the string 'int32'), got the string 'int32'",
+    );
+    assert.throws(() => new Client({ highWaterMark: 0 }), RangeError);
+    assert.throws(() => new Server({ maxMessageSize: -1 }), RangeError);
+    // What the checks stop: before them, this connect never settled and a RangeError escaped.
+    let client: Client | undefined;
+    try {
+      client = new Client({ maxMessageSize: -1, reconnect: false });
+    } catch {
+      // thrown at construction, as it should be
+    }
+    if (client) await Promise.race([client.connect('127.0.0.1', port).catch(() => {}), sleep(500)]);
+    await sleep(100);
+    await client?.close();
+    await server.close();
+  } finally {
+    process.removeListener('uncaughtException', onUncaught);
+  }
+  assert.equal(escaped, []);
+});
+
 test('server and client leave no unhandled rejection, socket or timer behind', async () => {
   await sleep(20);
   assert.equal(unhandled, []);

@@ -49,12 +49,14 @@ export function program(): Command {
     .argument('<[host:]port>', 'where to listen; the host defaults to 127.0.0.1, port 0 picks a free one', parseAddress)
     .option('-e, --echo', 'send every message back')
     .addOption(new Option('-x, --exec <cmd>', 'run CMD (a shell command) per message, with the message on stdin; its stdout is the reply').conflicts('echo'))
+    .option('-q, --quiet', 'no line per message (arrivals, departures and errors only): for a bench target')
     .addOption(framingOption())
     .addHelpText(
       'after',
       examples([
         'msgchannel listen 5000                          # print what clients send',
         'msgchannel listen 0.0.0.0:5000 --echo           # echo, on every interface',
+        'msgchannel listen 5000 --echo --quiet           # a bench target: no line per message',
         "msgchannel listen 5000 --exec 'tr a-z A-Z'      # reply with the message in capitals",
         'msgchannel listen 9999 --framing ltprotocol:H,B # an ltprotocol peer',
         'msgchannel listen 6000 --framing pythonConnection:authkey=secret',

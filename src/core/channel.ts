@@ -276,6 +276,13 @@ export class Channel implements AsyncIterable<Buffer> {
       if (options.type !== undefined) {
         type = options.type;
         const max = this.framing.maxType;
+        if (!this.framing.hasType && type !== 0) {
+          return Promise.reject(
+            new RangeError(
+              `framing ${this.framing.name} has no type field: send without \`type\`, or use a framing with one (ltprotocol(), lengthPrefixed({ typeSize }))`,
+            ),
+          );
+        }
         if (!Number.isInteger(type) || type < 0 || type > max) {
           return Promise.reject(
             new RangeError(`Expected \`type\` to be an integer from 0 to ${max} for framing ${this.framing.name}, got ${String(type)}`),

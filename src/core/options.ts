@@ -8,7 +8,7 @@ import { authKey, type AuthOptions } from '../auth.js';
 import { TimeoutError } from '../errors.js';
 import { msg } from '../framing/msg.js';
 import type { Framing } from '../framing/types.js';
-import { checkInt, checkNumber, checkTimeout } from '../validate.js';
+import { checkInt, checkNumber, checkTimeout, describe } from '../validate.js';
 import { noop } from '../util.js';
 import type { MemoryBudget } from './budget.js';
 
@@ -232,11 +232,18 @@ export interface Frame {
 /** Channel options after checkChannelOptions(): every default filled in, `auth` as its key. */
 export type CheckedOptions = Required<Omit<ChannelOptions, 'auth'>> & { auth: Buffer | undefined };
 
+/** The Framing a mistaken `framing` value probably meant: `int32, not the string 'int32'`. */
+function framingExample(value: unknown): string {
+  if (typeof value !== 'string' || !/^[A-Za-z][A-Za-z0-9]*$/.test(value)) return 'msg, int32, ltprotocol()';
+  const factory = ['ltprotocol', 'lengthPrefixed', 'pythonConnection'].includes(value);
+  return `${value}${factory ? '()' : ''}, not ${describe(value)}`;
+}
+
 /** Validate channel options, filling in the defaults; throws RangeError/TypeError on bad values. */
 export function checkChannelOptions(options: ChannelOptions): CheckedOptions {
   const framing = options.framing ?? msg;
   if (typeof framing !== 'object' || typeof framing.createDecoder !== 'function' || typeof framing.writeHeader !== 'function') {
-    throw new TypeError(`Expected \`framing\` to be a Framing, got ${String(framing)}`);
+    throw new TypeError(`Expected \`framing\` to be a Framing (e.g. ${framingExample(framing)}), got ${describe(framing)}`);
   }
   return {
     framing,

@@ -4,7 +4,7 @@
  */
 import type { Duplex } from 'node:stream';
 import type { Channel } from '../core/channel.js';
-import type { ChannelOptions, RecvOptions } from '../core/options.js';
+import { checkChannelOptions, type ChannelOptions, type RecvOptions } from '../core/options.js';
 import { MessageDecodeError, TimeoutError, UnknownMessageTypeError } from '../errors.js';
 import { PacketmqSession, packetmqChannelOptions, type PacketmqSessionOptions } from '../typed/packetmq.js';
 import type { MessageMap, Protocol, TypedMessage } from '../typed/protocol.js';
@@ -95,6 +95,7 @@ export function peerChannelOptions<M extends MessageMap>(options: PeerOptions<M>
   for (const key of ['framing', 'maxMessageSize', 'highWaterMark', 'sendHighWaterMark', 'handshakeTimeout', 'headerTimeout', 'bodyTimeout', 'idleTimeout', 'maxQueuedBytes', 'auth'] as const) {
     if (options[key] !== undefined) (o as Record<string, unknown>)[key] = options[key];
   }
+  checkChannelOptions(o); // at construction: a bad option throws here, never later from a connection
   return o;
 }
 

@@ -52,7 +52,8 @@ function isCodec(codec: unknown): codec is Codec<unknown> {
 }
 
 /**
- * A registry of message types. Chain define() calls so TypeScript learns each type:
+ * A registry of message types, immutable: define() returns a new Protocol with one more type and
+ * leaves the receiver as it was. Chain define() calls (or use each result) so TypeScript learns each type:
  * @example
  * const proto = new Protocol({ maxId: 255 })
  *   .define('num', 1, uint32)      // ltprotocol's NumMsg: struct '>I'
@@ -77,20 +78,30 @@ export class Protocol<M extends MessageMap = {}> implements Iterable<MessageDefi
   }
 
   /**
-   * Add a message type and return this protocol, typed with it. Throws TypeError for a name that
+   * A new protocol with this one's message types plus `name`, typed with it; this protocol is left
+   * unchanged, so protocols built from one base stay independent. Throws TypeError for a name that
    * is not a non-empty string or a codec without pack()/unpack(), RangeError for an id outside
    * minId..maxId or a name or id already defined.
    * @param codec How the data becomes the body. @default msgpack
    */
   define<N extends string, T = unknown>(name: N, id: number, codec?: Codec<T>): Protocol<M & { [K in N]: T }> {
-    this.#add(name, id, codec, false);
-    return this as unknown as Protocol<M & { [K in N]: T }>;
+    return this.#with(name, id, codec, false);
   }
 
-  /** define() without the minId check: for a session's reserved types (packetmq's ids 0..3). */
+  /** define() without the minId check: for a session's reserved types (packetmq's ids 0..3). Also returns a new protocol. */
   defineReserved<N extends string, T = unknown>(name: N, id: number, codec?: Codec<T>): Protocol<M & { [K in N]: T }> {
-    this.#add(name, id, codec, true);
-    return this as unknown as Protocol<M & { [K in N]: T }>;
+    return this.#with(name, id, codec, true);
+  }
+
+  /** A copy of this protocol (same limits, same definitions, which are frozen) with one more type. */
+  #with<R extends MessageMap>(name: unknown, id: unknown, codec: unknown, reserved: boolean): Protocol<R> {
+    const next = new Protocol<R>({ minId: this.minId, maxId: this.maxId });
+    for (const def of this.#byName.values()) {
+      next.#byName.set(def.name, def);
+      next.#byId.set(def.id, def);
+    }
+    next.#add(name, id, codec, reserved);
+    return next;
   }
 
   #add(name: unknown, id: unknown, codec: unknown, reserved: boolean): void {

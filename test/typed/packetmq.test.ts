@@ -205,6 +205,28 @@ test('application packets before finish are dropped per the protocol, but counte
   await session.closed;
 });
 
+test('sides built from one shared base protocol handshake: define() on the base for another service does not leak into them', async () => {
+  const makeBase = () => packetmqProtocol().define('chat:say', 16, msgpack<{ text: string }>());
+  // The server's process builds two protocols from one base: its chat service's and an admin one's.
+  const base = makeBase();
+  const server = base.define('chat:join', 17, msgpack<string>());
+  const admin = base.define('admin:kick', 18);
+  // The client's process builds the chat protocol from its own base, as the server does.
+  const client = makeBase().define('chat:join', 17, msgpack<string>());
+  const [a, b] = Channel.pair(packetmqChannelOptions());
+  const s = new PacketmqSession(server, a, { adaptive: false });
+  const c = new PacketmqSession(client, b, { adaptive: true });
+  await Promise.all([s.ready, c.ready]);
+  assert.is(c.state, 'active');
+  await c.send('chat:join', 'ann');
+  const m = await s.recv();
+  assert.equal([m.name, m.data], ['chat:join', 'ann']);
+  assert.not.ok(server.has('admin:kick'));
+  assert.ok(admin.has('admin:kick'));
+  a.destroy();
+  b.destroy();
+});
+
 test('adaptive side with a peer that defines other packets: softquit reason.nonequalpackets', async () => {
   const { session, theirs } = await rawPeer(true);
   await theirs.send(msgpackCodec.pack({ version: 1 }), { type: 0 });

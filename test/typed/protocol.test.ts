@@ -48,6 +48,24 @@ test('ids are validated for type, range and uniqueness', () => {
   assert.throws(() => new Protocol({ maxId: 2 ** 32 }), (e: unknown) => e instanceof RangeError);
 });
 
+test('define() returns a new protocol: the receiver is unchanged, two protocols from one base are independent', () => {
+  const base = new Protocol({ minId: 16, maxId: 65535 }).define('chat:say', 16, msgpack<{ text: string }>());
+  const chat = base.define('chat:join', 17, msgpack<string>());
+  const admin = base.define('admin:kick', 17, utf8String); // the same id as chat:join: fine, another protocol
+  assert.is.not(chat, base);
+  assert.equal(base.idMap(), { 'chat:say': 16 }, 'the base is unchanged');
+  assert.equal(chat.idMap(), { 'chat:say': 16, 'chat:join': 17 });
+  assert.equal(admin.idMap(), { 'chat:say': 16, 'admin:kick': 17 });
+  assert.not.ok(chat.has('admin:kick') || base.has('chat:join'));
+  assert.is(chat.definition('chat:say'), base.definition('chat:say'), 'definitions are shared (they are frozen)');
+  assert.equal([chat.minId, chat.maxId], [16, 65535], 'the limits are kept');
+  base.define('dropped', 18); // a dropped result defines nothing
+  assert.is(base.size, 1);
+  // TypeScript still learns each name through the chain
+  const name: 'chat:say' | 'chat:join' = chat.name(17);
+  assert.is(name, 'chat:join');
+});
+
 test('NumMsg and StrMsg in a few lines, like ltprotocol', () => {
   const lt = new Protocol({ maxId: 255 }).define('NumMsg', 1, uint32).define('StrMsg', 2, raw);
   assert.equal([...lt.definition('NumMsg').codec.pack(200 as never)], [0, 0, 0, 0xc8]);

@@ -4,8 +4,8 @@
  */
 import { Channel, type Framing } from '../../../channel.js';
 import { parseAddress, showAddress, type Address } from '../args.js';
-import { err, fail, out, print, size } from '../output.js';
-import { open } from './connect.js';
+import { CliError, describeError, err, fail, out, print, size } from '../output.js';
+import { Exchange, framingMismatch, open, peerEnded } from './connect.js';
 
 export interface BenchFlags {
   framing: Framing;
@@ -38,6 +38,7 @@ async function runBench(address: Address, flags: BenchFlags, onProgress: (done: 
   const start = performance.now();
   const timer = setInterval(() => onProgress(done, (performance.now() - start) / 1000), 100);
   const more = (): boolean => started < limit && performance.now() < until;
+  const exchange = new Exchange();
   try {
     await Promise.all(
       channels.map(async (ch) => {
@@ -46,16 +47,28 @@ async function runBench(address: Address, flags: BenchFlags, onProgress: (done: 
           while (more()) {
             started++;
             sentAt.push(performance.now());
+            exchange.sending();
             await ch.send(body);
             await ch.recv();
             // Echoes come back in order: the oldest send is the one answered.
             latencies.push(performance.now() - sentAt.shift()!);
             done++;
+            exchange.received++;
           }
         };
-        await Promise.all(Array.from({ length: flags.window }, inFlight));
+        try {
+          await Promise.all(Array.from({ length: flags.window }, inFlight));
+        } catch (e) {
+          throw (await ch.closed) ?? e;
+        }
       }),
     );
+  } catch (e) {
+    for (const ch of channels) ch.destroy();
+    // Connected, then lost: not a connect failure.
+    const where = showAddress(address);
+    if (peerEnded(e) && exchange.endedRightAfterFirst()) throw framingMismatch(where, flags.framing, e);
+    throw new CliError(`connection to ${where} lost during the benchmark after ${done} round trips: ${describeError(e, { address: where })}`);
   } finally {
     clearInterval(timer);
   }
@@ -129,7 +142,8 @@ export async function benchCommand(addressText: string | undefined, flags: Bench
   try {
     result = await runBench(address, flags, bar);
   } catch (e) {
-    fail(e, { action: 'connect', address: showAddress(address) });
+    if (tty) process.stderr.write('\n');
+    fail(e, { address: showAddress(address) });
   }
   if (tty) process.stderr.write('\n');
   print(resultTable(result, flags, target));

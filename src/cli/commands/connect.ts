@@ -26,6 +26,38 @@ export async function open(address: Address, framing: Framing, timeoutS: number)
   }
 }
 
+/** Within this many ms of our first message, a close before any reply points at a framing mismatch. */
+const EARLY_CLOSE_MS = 1000;
+
+/** What a connection of connect, send or bench sent and got, to explain how it ended. */
+export class Exchange {
+  #firstSentAt: number | undefined;
+  received = 0;
+
+  /** Call as a message is sent (the first one starts the clock). */
+  sending(): void {
+    this.#firstSentAt ??= performance.now();
+  }
+
+  /** True when nothing came back and it is still right after our first message. */
+  endedRightAfterFirst(): boolean {
+    return this.received === 0 && this.#firstSentAt !== undefined && performance.now() - this.#firstSentAt < EARLY_CLOSE_MS;
+  }
+}
+
+/** The peer closed (or reset) the connection, as opposed to a local failure or a timeout. */
+export function peerEnded(e: unknown): boolean {
+  const code = codeOf(e);
+  return code === 'ERR_CHANNEL_CLOSED' || code === 'ECONNRESET' || code === 'EPIPE' || code === 'ERR_UNEXPECTED_EOF';
+}
+
+/** The one line for a peer that closed right after our first message without a reply. */
+export function framingMismatch(where: string, framing: Framing, e: unknown): CliError {
+  return new CliError(
+    `no reply from ${where} (${codeOf(e) ?? 'ERR_CHANNEL_CLOSED'}): the peer closed right after our first message: does it use the same framing? (--framing; this side uses ${framing.name})`,
+  );
+}
+
 /** Messages from stdin: lines (text or hex), or raw bytes split on the delimiter. */
 async function* stdinMessages(flags: ConnectFlags): AsyncGenerator<Buffer> {
   if (!flags.raw) {
@@ -49,41 +81,54 @@ export async function connectCommand(addressText: string, flags: ConnectFlags): 
   const address = parseAddress(addressText);
   const where = showAddress(address);
   const ch = await open(address, flags.framing, flags.timeout);
+  const exchange = new Exchange();
   let sent = 0;
-  let received = 0;
+  let closing = false;
   let wake: (() => void) | undefined;
+  /** The connection ended under us: a failure unless the peer simply closed (as with netcat, exit 0). */
+  const ended = (e: unknown): void => {
+    if (peerEnded(e) && exchange.endedRightAfterFirst()) fail(framingMismatch(where, flags.framing, e));
+    if (e instanceof CliError || codeOf(e) !== 'ERR_CHANNEL_CLOSED') fail(e, { address: where });
+  };
   const receiving = (async () => {
     try {
       for (;;) {
         const data = await ch.recv();
-        received++;
+        exchange.received++;
         writeReceived(data, flags);
         wake?.();
       }
     } catch (e) {
       wake?.();
-      if (codeOf(e) !== 'ERR_CHANNEL_CLOSED') fail(e, { address: where });
+      if (!closing) ended((await ch.closed) ?? e);
     }
   })();
   // The server closing ends the session, as with netcat, even while stdin is still open.
   void receiving.then(() => process.exit(0));
   try {
     for await (const message of stdinMessages(flags)) {
+      exchange.sending();
       await ch.send(message);
       sent++;
     }
   } catch (e) {
     if (e instanceof CliError) fail(e);
-    fail((await ch.closed) ?? e, { address: where });
+    ended((await ch.closed) ?? e);
+    process.exit(0);
   }
   // End of stdin: wait for a reply to every message, or until the peer is quiet for --wait seconds.
-  while (received < sent && ch.isOpen) {
-    const before = received;
+  while (exchange.received < sent && ch.isOpen) {
+    const before = exchange.received;
     await new Promise<void>((resolve) => {
       wake = resolve;
       setTimeout(resolve, flags.wait * 1000).unref();
     });
-    if (received === before) break;
+    if (exchange.received === before) break;
+  }
+  closing = ch.isOpen;
+  if (!closing) {
+    await receiving; // the peer ended it: the receiving loop reports how
+    process.exit(0);
   }
   await ch.close({ timeout: 2000 }).catch(() => ch.destroy());
   await receiving;

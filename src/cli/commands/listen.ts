@@ -3,14 +3,38 @@
  * echo every message back (--echo) or reply with a shell command's output (--exec).
  */
 import { spawn } from 'node:child_process';
-import { Channel, type Framing } from '../../../channel.js';
+import dc from 'node:diagnostics_channel';
+import { Channel, DIAGNOSTICS_CHANNELS, type ErrorEvent, type Framing } from '../../../channel.js';
 import { parseAddress, showAddress, type Address } from '../args.js';
 import { codeOf, describeError, err, fail, out, print, showMessage } from '../output.js';
 
 export interface ListenFlags {
   echo?: boolean;
   exec?: string;
+  quiet?: boolean;
   framing: Framing;
+}
+
+function peerOf(ch: Channel): string {
+  return ch.ip === undefined ? 'client' : showAddress({ host: ch.ip, port: ch.port ?? 0 });
+}
+
+/**
+ * Clients that fail their handshake (auth, tinyproto's init, pythonConnection's authkey) never come
+ * out of the listener: the public `msgchannel:error` diagnostics channel names them, and a channel
+ * whose `ready` rejects failed its handshake. Every channel in this process is one of the listener's.
+ */
+function showFailedHandshakes(): void {
+  const seen = new WeakSet<Channel>();
+  dc.subscribe(DIAGNOSTICS_CHANNELS.error, (message) => {
+    const ch = (message as ErrorEvent).channel;
+    if (ch === undefined || seen.has(ch)) return;
+    seen.add(ch);
+    ch.ready.catch((e: unknown) => {
+      const text = e instanceof Error ? e.message : String(e);
+      print(`${out.red('x')} ${peerOf(ch)} handshake failed: ${text}${codeOf(e) === undefined ? '' : ` (${codeOf(e)})`}`);
+    });
+  });
 }
 
 /** Runs CMD with the message on stdin; resolves with its stdout. */
@@ -29,7 +53,7 @@ function runExec(command: string, input: Buffer, peer: string): Promise<{ stdout
 }
 
 async function serveClient(ch: Channel, flags: ListenFlags): Promise<void> {
-  const peer = ch.ip === undefined ? 'client' : showAddress({ host: ch.ip, port: ch.port ?? 0 });
+  const peer = peerOf(ch);
   print(`${out.green('+')} ${peer} connected`);
   let count = 0;
   const typed = ch.framing.hasType;
@@ -37,7 +61,7 @@ async function serveClient(ch: Channel, flags: ListenFlags): Promise<void> {
     for (;;) {
       const { type, data } = await ch.recvFrame();
       count++;
-      print(showMessage(`${out.cyan('<')} ${peer} `, data, typed ? type : undefined));
+      if (!flags.quiet) print(showMessage(`${out.cyan('<')} ${peer} `, data, typed ? type : undefined));
       if (flags.echo) await ch.send(data, { type });
       else if (flags.exec !== undefined) {
         const r = await runExec(flags.exec, data, peer);
@@ -57,6 +81,7 @@ async function serveClient(ch: Channel, flags: ListenFlags): Promise<void> {
 
 export async function listenCommand(addressText: string, flags: ListenFlags): Promise<void> {
   const address = parseAddress(addressText);
+  showFailedHandshakes();
   // reuse: false, so that a port another server holds is reported instead of shared (SO_REUSEPORT).
   const listener = Channel.listen(address.host, address.port, { reuse: false, framing: flags.framing });
   let bound: Address;
@@ -66,7 +91,7 @@ export async function listenCommand(addressText: string, flags: ListenFlags): Pr
   } catch (e) {
     fail(e, { action: 'listen', address: showAddress(address) });
   }
-  const mode = flags.echo ? ', echoing' : flags.exec !== undefined ? `, replying with: ${flags.exec}` : '';
+  const mode = (flags.echo ? ', echoing' : flags.exec !== undefined ? `, replying with: ${flags.exec}` : '') + (flags.quiet ? ', quiet' : '');
   print(`listening on ${out.bold(showAddress(bound))} (framing ${flags.framing.name}${mode})`);
   const stop = (): void => {
     void listener.close().then(() => process.exit(0));

@@ -5,7 +5,7 @@
 import type { Framing } from '../../../channel.js';
 import { parseAddress, parseHex, showAddress } from '../args.js';
 import { CliError, EXIT_TIMEOUT, codeOf, fail, writeReceived } from '../output.js';
-import { open } from './connect.js';
+import { Exchange, framingMismatch, open, peerEnded } from './connect.js';
 
 export interface SendFlags {
   framing: Framing;
@@ -20,8 +20,12 @@ export async function sendCommand(addressText: string, messages: string[], flags
   const bodies = messages.map((m) => (flags.hex ? parseHex(m) : Buffer.from(m, 'utf8')));
   const deadline = Date.now() + flags.timeout * 1000;
   const ch = await open(address, flags.framing, flags.timeout);
+  const exchange = new Exchange();
   try {
-    for (const body of bodies) await ch.send(body);
+    for (const body of bodies) {
+      exchange.sending();
+      await ch.send(body);
+    }
     for (let i = 1; i <= flags.expect; i++) {
       const left = deadline - Date.now();
       let data: Buffer;
@@ -31,17 +35,19 @@ export async function sendCommand(addressText: string, messages: string[], flags
         if (codeOf(e) === 'ERR_TIMEOUT') {
           throw new CliError(`timed out after ${flags.timeout} s waiting for reply ${i} of ${flags.expect} from ${where} (ERR_TIMEOUT)`, EXIT_TIMEOUT);
         }
+        if (peerEnded(e) && exchange.endedRightAfterFirst()) throw framingMismatch(where, flags.framing, (await ch.closed) ?? e);
         if (codeOf(e) === 'ERR_CHANNEL_CLOSED') {
           throw new CliError(`${where} closed the connection after ${i - 1} of ${flags.expect} replies (ERR_CHANNEL_CLOSED)`);
         }
         throw e;
       }
+      exchange.received++;
       writeReceived(data, flags);
     }
     await ch.close({ timeout: Math.max(1000, deadline - Date.now()) });
   } catch (e) {
     ch.destroy();
-    fail(e, { address: where });
+    fail(peerEnded(e) && exchange.endedRightAfterFirst() ? framingMismatch(where, flags.framing, e) : e, { address: where });
   }
   process.exit(0);
 }
