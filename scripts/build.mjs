@@ -11,6 +11,8 @@ import { chmodSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync }
 import { join } from 'node:path';
 
 const tests = process.argv.includes('--tests');
+/** Mutation testing's build: only the per-file transpile of the library and tests into .build/ (no dist/, no tsc). */
+const transpileOnly = process.argv.includes('--transpile-only');
 const pkg = JSON.parse(readFileSync('package.json', 'utf8'));
 const common = { platform: 'node', target: 'node20', sourcemap: true, logLevel: 'warning', define: { __VERSION__: JSON.stringify(pkg.version) } };
 /** Transpile each file on its own: imports stay as written ('./x.js'), so the output graph is the source graph. */
@@ -37,6 +39,12 @@ function walk(dir, match) {
 
 const ts = (p) => p.endsWith('.ts') && !p.endsWith('.d.ts');
 const library = ['channel.ts', ...walk('src', ts)];
+
+if (transpileOnly) {
+  rmSync('.build', { recursive: true, force: true });
+  await transpile([...library, ...walk('test', ts)], '.build');
+  process.exit(0);
+}
 
 rmSync('dist', { recursive: true, force: true });
 await transpile(library, 'dist');

@@ -1,0 +1,21 @@
+// `npm run mutate [group ...]`: mutation testing with StrykerJS's command runner (uvu has no
+// plugin). Each group mutates one part of the library and runs only the fast suites that cover it
+// (stryker/<group>.json), so a run fits a 2-core machine: decoders, auth, channel, client.
+// Reports: reports/mutation/<group>.{json,html}. Not part of `npm test` or CI (see the README's
+// Development section for the state of the scores).
+import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+
+const all = readdirSync('stryker').filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5));
+const groups = process.argv.slice(2).length > 0 ? process.argv.slice(2) : all;
+let status = 0;
+for (const group of groups) {
+  if (!all.includes(group)) {
+    console.error(`no such group: ${group} (have: ${all.join(', ')})`);
+    process.exit(2);
+  }
+  console.log(`\n== mutation testing: ${group}`);
+  const r = spawnSync(process.execPath, ['node_modules/@stryker-mutator/core/bin/stryker.js', 'run', `stryker/${group}.json`], { stdio: 'inherit' });
+  if (r.status !== 0) status = r.status ?? 1;
+}
+process.exit(status);
