@@ -11,12 +11,23 @@ const child = spawn(process.execPath, args, { stdio: ['inherit', 'pipe', 'inheri
 let out = '';
 let partial = '';
 const skips = [];
+let lingering = false;
+let grace;
 child.stdout.setEncoding('utf8').on('data', (s) => {
   process.stdout.write(s);
   out = (out + s).slice(-4096); // the summary is at the end
   const lines = (partial + s).split('\n');
   partial = lines.pop();
   for (const line of lines) if (line.startsWith('SKIP ')) skips.push(line.slice(5));
+  // uvu has printed its summary: the process should end now. One that a failed test left with an
+  // open socket or timer would otherwise hang until the watchdog; give it 10 s, then end it.
+  if (grace === undefined && /Duration:/.test(out)) {
+    grace = setTimeout(() => {
+      lingering = true;
+      console.error('\nthe test process did not exit 10 s after its summary (a socket or timer was left open): ended');
+      child.kill('SIGKILL');
+    }, 10_000);
+  }
 });
 const timer = setTimeout(() => {
   console.error(`\ntest run stopped by the watchdog after ${WATCHDOG_MS / 60000} min`);
