@@ -27,7 +27,7 @@ import { memoryPair } from './memory.js';
 import {
   DEFAULT_CLOSE_TIMEOUT,
   checkChannelOptions,
-  deadline,
+  recvDeadline,
   type ChannelInternals,
   type ChannelOptions,
   type ChannelStats,
@@ -461,15 +461,11 @@ export class Channel implements AsyncIterable<Buffer> {
   #recvSlow(options: RecvOptions, frame: boolean): Promise<Buffer | Frame> {
     let limit: { signal: AbortSignal | undefined; dispose: () => void };
     try {
-      limit = deadline(options.signal, checkTimeout('timeout', options.timeout), 'recv');
+      limit = recvDeadline(options);
     } catch (error) {
       return Promise.reject(error);
     }
     const cancel = limit.signal;
-    if (cancel?.aborted) {
-      limit.dispose();
-      return Promise.reject(cancel.reason);
-    }
     let p: Promise<Buffer | Frame>;
     if (this.#recvBusy === 0) {
       p = this.#inbox.length > 0 ? Promise.resolve(this.#take(frame)) : this.#error ? Promise.reject(this.#error) : this.#wait(cancel, frame);

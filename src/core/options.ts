@@ -319,3 +319,16 @@ export interface ChannelStats {
   bytesSent: number;
   bytesReceived: number;
 }
+
+/**
+ * The deadline of one recv() from its `signal` and `timeout`. Throws the signal's reason when it
+ * is already aborted, and a RangeError for a bad `timeout` (callers turn either into a rejection).
+ */
+export function recvDeadline(options: RecvOptions | undefined): { signal: AbortSignal | undefined; dispose: () => void } {
+  const limit = deadline(options?.signal, checkTimeout('timeout', options?.timeout), 'recv');
+  if (limit.signal?.aborted) {
+    limit.dispose();
+    throw limit.signal.reason;
+  }
+  return limit;
+}

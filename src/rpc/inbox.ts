@@ -3,9 +3,8 @@
  * recv() semantics: concurrent calls resolve in call order, an aborted or timed-out recv takes no
  * message, and once the channel has ended recv() returns what is buffered, then rejects.
  */
-import { deadline, type RecvOptions } from '../core/options.js';
+import { recvDeadline, type RecvOptions } from '../core/options.js';
 import { Deque } from '../core/deque.js';
-import { checkTimeout } from '../validate.js';
 
 /** One recv() waiting for a message. */
 interface Receiver {
@@ -57,15 +56,11 @@ export class Inbox {
     while (this.#receivers.peek()?.done) this.#receivers.shift();
     let limit: { signal: AbortSignal | undefined; dispose: () => void };
     try {
-      limit = deadline(options?.signal, checkTimeout('timeout', options?.timeout), 'recv');
+      limit = recvDeadline(options);
     } catch (error) {
       return Promise.reject(error);
     }
     const cancel = limit.signal;
-    if (cancel?.aborted) {
-      limit.dispose();
-      return Promise.reject(cancel.reason);
-    }
     if (this.#receivers.length === 0 && this.#items.length > 0) {
       limit.dispose();
       return Promise.resolve(this.#take());
