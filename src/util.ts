@@ -9,3 +9,14 @@ export function handledRejection<T = void>(error: unknown): Promise<T> {
   p.catch(noop);
   return p as Promise<T>;
 }
+
+/** Wait for `p` at most `ms` milliseconds: true once it fulfils, false if the time runs out first (a rejection passes through). The timer is cleared either way. */
+export async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<false>((resolve) => (timer = setTimeout(resolve, ms, false)));
+  try {
+    return await Promise.race([p.then(() => true), timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -12,7 +12,7 @@ import { ChannelClosedError, MessageTooLargeError, ProtocolError, SendQueueFullE
 import { BODY_BUDGET_MIN } from '../framing/body.js';
 import type { AckIO, Framing, HandshakeIO } from '../framing/types.js';
 import { checkTimeout } from '../validate.js';
-import { handledRejection, noop } from '../util.js';
+import { handledRejection, noop, settlesWithin } from '../util.js';
 import { connectChannel } from './connect.js';
 import { Deque } from './deque.js';
 import { RawReader, handshakeOf, runHandshake } from './handshake.js';
@@ -21,6 +21,7 @@ import { publishClose, publishConnect, publishError } from './diagnostics.js';
 import { messages } from './iterator.js';
 import type { PendingSend, Waiter } from './pending.js';
 import { Watchdog } from './watchdog.js';
+import type { DirectReader, ReadTarget } from './reader.js';
 import { BudgetShare } from './budget.js';
 import { FrameWriter } from './writer.js';
 import { memoryPair } from './memory.js';
@@ -49,7 +50,6 @@ const HANDSHAKE = 0;
 const OPEN = 1;
 const CLOSING = 2;
 const CLOSED = 3;
-
 
 /**
  * One connection carrying framed messages. send() and recv() may be called concurrently: sends
@@ -110,6 +110,8 @@ export class Channel implements AsyncIterable<Buffer> {
   /** Frames decoded and their body bytes, for stats (the writer counts the sent ones). */
   #received = 0;
   #receivedBytes = 0;
+  /** The socket's direct reader (reader.ts), when it reads through one. */
+  readonly #reader: DirectReader | undefined;
   /** Raw bytes read during the handshake. */
   #raw: RawReader | null = null;
 
@@ -129,6 +131,13 @@ export class Channel implements AsyncIterable<Buffer> {
   readonly #watchdog: Watchdog;
   /** Settles the send waiting for the peer's answer to its header (acknowledged framings). */
   #ackWaiter: ((error: Error | undefined) => void) | null = null;
+
+  /** The direct receive path (reader.ts): large bodies in progress are read straight into. */
+  readonly #readTarget: ReadTarget = {
+    data: (chunk) => this.#onData(chunk),
+    space: (min) => (this.#raw === null && this.#stashed === null ? (this.#decoder.bodySpace?.(min) ?? null) : null),
+    filled: (n) => this.#decoder.bodyFilled!(n, this.#onFrame),
+  };
 
   readonly #ackIO: AckIO = {
     // Answers count against the send budget: above the send high-water mark we stop reading the
@@ -185,13 +194,14 @@ export class Channel implements AsyncIterable<Buffer> {
       o.bodyTimeout,
     );
     this.#stream = stream;
-    this.#writer = new FrameWriter(stream, this.framing);
+    this.#writer = new FrameWriter(stream, this.framing, options.reader !== undefined);
     const socket = stream as Partial<net.Socket>;
     this.ip = typeof socket.remoteAddress === 'string' ? socket.remoteAddress : undefined;
     this.port = typeof socket.remotePort === 'number' ? socket.remotePort : undefined;
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
 
-    stream.on('data', this.#onData);
+    const reader = (this.#reader = options.reader);
+    if (reader === undefined) stream.on('data', this.#onData);
     stream.on('end', this.#onEnd);
     stream.on('error', this.#onError);
     stream.on('close', this.#onClose);
@@ -209,6 +219,10 @@ export class Channel implements AsyncIterable<Buffer> {
       this.#watchdog.start();
     }
     if (this.#state === OPEN) publishConnect(this, options.isServer ?? false);
+    if (reader !== undefined) {
+      reader.attach(this.#readTarget);
+      if (!stream.isPaused()) stream.resume(); // start reading, unless what came early paused it
+    }
     if (stream.destroyed) queueMicrotask(() => this.#onClose());
   }
 
@@ -628,7 +642,8 @@ export class Channel implements AsyncIterable<Buffer> {
   /** Messages and body bytes sent and received so far (see ChannelStats); a new object each read. */
   get stats(): ChannelStats {
     const w = this.#writer;
-    return { messagesSent: w.sent, messagesReceived: this.#received, bytesSent: w.sentBytes, bytesReceived: this.#receivedBytes };
+    const bytesReadDirect = this.#reader?.directBytes ?? 0;
+    return { messagesSent: w.sent, messagesReceived: this.#received, bytesSent: w.sentBytes, bytesReceived: this.#receivedBytes, bytesReadDirect };
   }
 
   /** Outbound bytes not yet written to the transport (its buffer, batched frames, queued sends): what `maxQueuedBytes` bounds. */
@@ -674,22 +689,16 @@ export class Channel implements AsyncIterable<Buffer> {
   }
 
   async #closeGracefully(timeout: number): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(resolve, timeout, 'timeout')));
-    try {
-      const flushed = (async () => {
-        await this.#sendQueue.onIdle();
-        this.#writer.flush();
-        if (!this.#stream.writableEnded && !this.#stream.destroyed) this.#stream.end();
-        await this.closed;
-      })();
-      if ((await Promise.race([flushed, timedOut])) === 'timeout') {
-        const error = new TimeoutError(`close timed out after ${timeout} ms`);
-        this.destroy(error);
-        throw error;
-      }
-    } finally {
-      clearTimeout(timer);
+    const flushed = (async () => {
+      await this.#sendQueue.onIdle();
+      this.#writer.flush();
+      if (!this.#stream.writableEnded && !this.#stream.destroyed) this.#stream.end();
+      await this.closed;
+    })();
+    if (!(await settlesWithin(flushed, timeout))) {
+      const error = new TimeoutError(`close timed out after ${timeout} ms`);
+      this.destroy(error);
+      throw error;
     }
   }
 

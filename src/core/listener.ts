@@ -12,6 +12,7 @@ import type { Channel } from './channel.js';
 import type { ChannelFactory } from './connect.js';
 import { Deque } from './deque.js';
 import { MemoryBudget } from './budget.js';
+import { DIRECT_READS, adoptAccepted, type DirectReader } from './reader.js';
 import { DEFAULT_CLOSE_TIMEOUT, checkListenOptions, type ListenOptions } from './options.js';
 
 /** Refuse an incoming connection: the framing's refusal bytes then close, or a TCP reset. */
@@ -74,7 +75,9 @@ export class Listener implements AsyncIterable<Channel> {
     // listens: accepted sockets are handed to it, so the limit counts a TLS connection from
     // accept, a refusal is a TCP reset before any TLS byte, and handshakeTimeout bounds the TLS
     // handshake too (a socket that fails or stalls in it is destroyed, not left open).
-    this.#server = net.createServer(this.#onConnection);
+    // Plain sockets are accepted paused so they can be re-wrapped for the direct receive path
+    // (reader.ts) before anything is read; TLS sockets take the 'data' path.
+    this.#server = net.createServer({ pauseOnConnect: DIRECT_READS && !options.tls }, this.#onConnection);
     if (options.tls) {
       const server = tls.createServer({ ...options.tls, handshakeTimeout: checked.handshakeTimeout }, (socket) => this.#onSocket(socket));
       server.on('tlsClientError', (_error, socket) => socket.destroy()); // that socket only
@@ -139,7 +142,8 @@ export class Listener implements AsyncIterable<Channel> {
   };
 
   /** A TCP (or Unix) connection was accepted: count it from now until its socket closes, or refuse it. */
-  readonly #onConnection = (socket: net.Socket): void => {
+  readonly #onConnection = (accepted: net.Socket): void => {
+    let socket = accepted;
     if (this.#closed) {
       socket.destroy();
       return;
@@ -150,6 +154,8 @@ export class Listener implements AsyncIterable<Channel> {
       return;
     }
     this.#open++;
+    const direct = this.#tls === undefined ? adoptAccepted(accepted) : undefined;
+    if (direct !== undefined) socket = direct.socket;
     socket.once('close', this.#closedOne);
     if (this.#options.path === undefined) {
       socket.setNoDelay(this.#options.noDelay ?? true);
@@ -157,18 +163,18 @@ export class Listener implements AsyncIterable<Channel> {
       if (keepAlive) socket.setKeepAlive(true, keepAlive === true ? 0 : keepAlive);
     }
     if (this.#tls !== undefined) this.#tls.emit('connection', socket);
-    else this.#onSocket(socket);
+    else this.#onSocket(socket, direct?.reader);
   };
 
   /** A socket ready for its channel: a plain one at once, a TLS one after its handshake. */
-  #onSocket(socket: net.Socket): void {
+  #onSocket(socket: net.Socket, reader?: DirectReader): void {
     if (this.#closed) {
       socket.destroy();
       return;
     }
     let channel: Channel;
     try {
-      channel = this.#create(socket, { ...this.#options, isServer: true, budget: this.#budget });
+      channel = this.#create(socket, { ...this.#options, isServer: true, budget: this.#budget, reader });
     } catch (error) {
       socket.destroy();
       this.#fatal(error as Error);

@@ -10,6 +10,7 @@ import { msg } from '../framing/msg.js';
 import type { Framing } from '../framing/types.js';
 import { checkInt, checkNumber, checkTimeout, describe } from '../validate.js';
 import { noop } from '../util.js';
+import type { DirectReader } from './reader.js';
 import type { MemoryBudget } from './budget.js';
 
 /** Default `maxMessageSize`: 64 MiB. */
@@ -283,6 +284,8 @@ export interface ChannelInternals {
   isServer?: boolean;
   /** @internal The listener's (or server's) memory budget for large bodies. */
   budget?: MemoryBudget;
+  /** @internal The socket's direct reader (it was made with its `onread`): reads come from it, not 'data'. */
+  reader?: DirectReader;
 }
 
 /** A signal that aborts when `signal` does or after `timeout` ms; `dispose` releases the timer and listener. */
@@ -318,6 +321,12 @@ export interface ChannelStats {
   messagesReceived: number;
   bytesSent: number;
   bytesReceived: number;
+  /**
+   * Of bytesReceived, the body bytes read from the socket straight into their message (the direct
+   * receive path of plain TCP and Unix sockets under Node: no copy). 0 where that path is not used
+   * (TLS, Channel.pair, a wrapped stream, Bun, Deno) or for bodies under 64 KiB.
+   */
+  bytesReadDirect: number;
 }
 
 /**

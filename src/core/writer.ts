@@ -26,9 +26,18 @@ export class FrameWriter {
     this.flush();
   };
 
-  constructor(stream: Duplex, framing: Framing) {
+  /**
+   * A plain socket (reused = true): once a write has left synchronously (the kernel took every
+   * byte: nothing is queued), nothing refers to the slab any more and it is filled again from the
+   * start instead of becoming garbage. Never for a stream that may keep the chunk (Channel.pair
+   * hands it to the peer) or transform it later (TLS).
+   */
+  readonly #reuse: boolean;
+
+  constructor(stream: Duplex, framing: Framing, reuse = false) {
     this.#stream = stream;
     this.#framing = framing;
+    this.#reuse = reuse;
   }
 
   /** Bytes batched and not yet handed to the stream. */
@@ -98,6 +107,9 @@ export class FrameWriter {
     if (this.#slabEnd === this.#slabStart) return;
     const chunk = this.#slab!.subarray(this.#slabStart, this.#slabEnd);
     this.#slabStart = this.#slabEnd;
-    if (!this.#stream.destroyed && !this.#stream.writableEnded) this.#stream.write(chunk);
+    const stream = this.#stream;
+    if (stream.destroyed || stream.writableEnded) return;
+    stream.write(chunk);
+    if (this.#reuse && stream.writableLength === 0) this.#slabStart = this.#slabEnd = 0;
   }
 }

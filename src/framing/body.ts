@@ -77,6 +77,24 @@ export class BodyAssembler {
     return this.fill(chunk, i, sink);
   }
 
+  /** The unfilled rest of the body being filled when at least `min` bytes of it are due (to read straight into), else null. */
+  space(min: number): Buffer | null {
+    if (!this.active || this.waiting) return null;
+    const due = this.#body.length - this.#filled;
+    return due >= min ? view(this.#body, this.#filled, due) : null;
+  }
+
+  /** `n` bytes were written at the start of the last space(): emit the body once complete. */
+  filled(n: number, sink: FrameSink): void {
+    this.#filled += n;
+    if (this.#filled === this.#body.length) {
+      const body = this.#body;
+      this.#body = EMPTY;
+      this.active = false;
+      sink(body, this.#type);
+    }
+  }
+
   /** Copy from `chunk[i]` into the body under construction, emitting it once complete. Returns the index after what it consumed. */
   fill(chunk: Buffer, i: number, sink: FrameSink): number {
     if (this.waiting) {

@@ -158,6 +158,15 @@ class LengthPrefixedDecoder implements Decoder {
     return this.#base;
   }
 
+  bodySpace(min: number): Buffer | null {
+    return this.#body.space(min);
+  }
+
+  bodyFilled(n: number, sink: FrameSink): void {
+    this.#base += n;
+    this.#body.filled(n, sink);
+  }
+
   push(chunk: Buffer, sink: FrameSink): void {
     const f = this.#f;
     const hsize = f.headerSize;

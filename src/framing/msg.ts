@@ -44,6 +44,15 @@ class MsgDecoder implements Decoder {
     return this.#base;
   }
 
+  bodySpace(min: number): Buffer | null {
+    return this.#body.space(min);
+  }
+
+  bodyFilled(n: number, sink: FrameSink): void {
+    this.#base += n;
+    this.#body.filled(n, sink);
+  }
+
   /** The body length of a complete, valid header at `i` within `max`, or -1 to take the slow path. */
   #fastHeader(chunk: Buffer, i: number, n: number): number {
     if (

@@ -61,6 +61,15 @@ class PythonConnectionDecoder implements Decoder {
     return this.#base;
   }
 
+  bodySpace(min: number): Buffer | null {
+    return this.#body.space(min);
+  }
+
+  bodyFilled(n: number, sink: FrameSink): void {
+    this.#base += n;
+    this.#body.filled(n, sink);
+  }
+
   push(chunk: Buffer, sink: FrameSink): void {
     const n = chunk.length;
     let i = 0;

@@ -57,6 +57,15 @@ class TinyprotoDecoder implements Decoder {
     return this.#base;
   }
 
+  bodySpace(min: number): Buffer | null {
+    return this.#body.space(min);
+  }
+
+  bodyFilled(n: number, sink: FrameSink): void {
+    this.#base += n;
+    this.#body.filled(n, sink);
+  }
+
   expectAck(bodyLength: number): void {
     this.#awaiting.push(bodyLength);
   }

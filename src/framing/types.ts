@@ -38,6 +38,14 @@ export interface Decoder {
   /** Bytes consumed from the stream so far (used for error offsets). */
   readonly offset: number;
   /**
+   * The unfilled rest of the body in progress when at least `min` bytes of it are still due, so
+   * the transport can read straight into it (no copy); null otherwise. After such a read, call
+   * bodyFilled() with the count before pushing anything else.
+   */
+  bodySpace?(min: number): Buffer | null;
+  /** `n` bytes were written at the start of the last bodySpace(): count them, and emit the body once complete. */
+  bodyFilled?(n: number, sink: FrameSink): void;
+  /**
    * Acknowledged framings only: the Channel is about to write the header of a `bodyLength`-byte
    * frame, so the next byte at a frame boundary is the peer's answer to it, reported via
    * `AckIO.acked`. While an answer is due the decoder is not at a boundary.

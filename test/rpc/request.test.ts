@@ -429,7 +429,7 @@ test('a request the channel refuses to queue (SendQueueFullError, the peer not r
 
 test('stats: Channel counts messages and body bytes each way; RequestChannel counts what it did', async () => {
   const { client, server } = await tcpPair();
-  assert.equal(client.stats, { messagesSent: 0, messagesReceived: 0, bytesSent: 0, bytesReceived: 0 });
+  assert.equal(client.stats, { messagesSent: 0, messagesReceived: 0, bytesSent: 0, bytesReceived: 0, bytesReadDirect: 0 });
   const srv = new RequestChannel(server, { onRequest: (body) => Buffer.concat([body, body]) });
   const rc = new RequestChannel(client);
   await rc.request('abc'); // 01 01 61 62 63 -> 02 01 61 62 63 61 62 63
@@ -438,8 +438,8 @@ test('stats: Channel counts messages and body bytes each way; RequestChannel cou
   const big = Buffer.alloc(20_000, 7); // above the writer's copy limit: the uncopied path counts too
   await srv.send(big);
   assert.equal(await rc.recv(), big);
-  assert.equal(client.stats, { messagesSent: 2, messagesReceived: 2, bytesSent: 5 + 3, bytesReceived: 8 + 20_001 });
-  assert.equal(server.stats, { messagesSent: 2, messagesReceived: 2, bytesSent: 8 + 20_001, bytesReceived: 5 + 3 });
+  assert.equal(client.stats, { messagesSent: 2, messagesReceived: 2, bytesSent: 5 + 3, bytesReceived: 8 + 20_001, bytesReadDirect: 0 });
+  assert.equal(server.stats, { messagesSent: 2, messagesReceived: 2, bytesSent: 8 + 20_001, bytesReceived: 5 + 3, bytesReadDirect: 0 });
   assert.is(rc.stats.requestsSent, 1);
   assert.is(rc.stats.repliesReceived, 1);
   assert.is(rc.stats.oneWaySent, 1);
