@@ -8,6 +8,8 @@ import { fileURLToPath } from 'node:url';
 
 const COLORS = {
   raw: '#7f7f7f',
+  'raw-onread': '#bdbdbd',
+  'channel-await': '#08519c',
   channel: '#1f77b4',
   'channel-pair': '#6baed6',
   rpc: '#17becf',

@@ -1,5 +1,5 @@
-// msgchannel's Channel over TCP, the receiver awaiting recv() once per message (no tryRecv()):
-// the plain loop most code writes, beside the `channel` peer's tryRecv() drain.
+// msgchannel's Channel over TCP, the receiver reading with a plain `for await (const m of ch)`
+// (no tryRecv()): the loop most code writes, beside the `channel` peer's tryRecv() drain.
 import { receiver as channelReceiver } from './channel.mjs';
 
 export { sender } from './channel.mjs';
