@@ -111,4 +111,15 @@ test('queuedBytes counts batched and queued sends, and is back to 0 once they ar
   b.destroy();
 });
 
+test('sends made during the handshake wait for it: they arrive after it, in order', async () => {
+  for (const options of [{ auth: { key: 'k' } }, { framing: tinyproto }]) {
+    const [a, b] = Channel.pair(options);
+    const early = [a.send('first'), a.send('second')];
+    assert.equal([String(await b.recv()), String(await b.recv())], ['first', 'second']);
+    await Promise.all([...early, a.ready, b.ready]);
+    a.destroy();
+    b.destroy();
+  }
+});
+
 test.run();
