@@ -201,4 +201,83 @@ test('Channel.pair carries types with ltprotocol and enforces its limits', async
   }
 });
 
+test('names: the presets and the default, for errors and diagnostics', () => {
+  assert.is(lengthPrefixed().name, 'lengthPrefixed');
+  assert.is(int32.name, 'int32');
+  assert.is(ltprotocol().name, 'ltprotocol');
+  assert.is(openflow.name, 'openflow');
+  assert.is(lengthPrefixed({ name: 'mine' }).name, 'mine');
+});
+
+test('each bad option is named in its error', () => {
+  const named: [() => unknown, RegExp][] = [
+    [() => lengthPrefixed(null as never), /`options`/],
+    [() => lengthPrefixed('x' as never), /`options`/],
+    [() => lengthPrefixed({ lengthSize: 3 as 4 }), /`lengthSize`/],
+    [() => lengthPrefixed({ typeSize: 3 as 2 }), /`typeSize`/],
+    [() => lengthPrefixed({ littleEndian: 'yes' as unknown as boolean }), /`littleEndian`/],
+    [() => lengthPrefixed({ lengthCounts: 'all' as 'body' }), /`lengthCounts`/],
+    [() => lengthPrefixed({ lengthOffset: -1 }), /`lengthOffset`/],
+    [() => lengthPrefixed({ typeSize: 1, typeOffset: -1 }), /`typeOffset`/],
+    [() => lengthPrefixed({ name: 5 as unknown as string }), /`name`/],
+    [() => ltprotocol('h' as 'H'), /`lenType`/],
+    [() => ltprotocol('H', 'x' as 'B'), /`typeType`/],
+    [() => openflowType(256, 0), /`version`/],
+    [() => openflowType(1, 256), /`ofType`/],
+  ];
+  for (const [fn, pattern] of named) assert.throws(fn, pattern, String(pattern));
+  // The overlap error gives both fields' byte ranges.
+  assert.throws(
+    () => lengthPrefixed({ lengthSize: 4, typeSize: 2, typeOffset: 3 }),
+    (e: unknown) => e instanceof RangeError && e.message === 'Expected the type field (bytes 3..4) not to overlap the length field (bytes 0..3)',
+  );
+  // Without a type field its offset means nothing: no overlap, and no room for it in the header.
+  assert.is(lengthPrefixed({ typeOffset: 0 }).headerSize, 4);
+  assert.is(lengthPrefixed({ typeOffset: 10 }).headerSize, 4);
+});
+
+test('writeHeader: a negative length or a bad type is a RangeError saying so; bytes of neither field are zeroed', () => {
+  const h = Buffer.alloc(8, 0xee);
+  assert.throws(() => int32.writeHeader(h, 0, -1, 0), (e: unknown) => e instanceof RangeError && /-1-byte body does not fit/.test(e.message));
+  assert.throws(() => ltprotocol().writeHeader(h, 0, 1, 256), (e: unknown) => e instanceof RangeError && /expected a type from 0 to 255, got 256/.test(e.message));
+  // [2 spare bytes][u16 length][u8 type][1 spare byte] written over a dirty buffer.
+  const f = lengthPrefixed({ lengthOffset: 2, lengthSize: 2, typeSize: 1, typeOffset: 5 });
+  assert.is(f.writeHeader(h, 1, 3, 7), 7);
+  assert.equal(h, hex('EE 00 00 00 03 00 07 EE'));
+});
+
+test('header errors give the stream offset of the bad field, however the header is split', () => {
+  // [2 bytes][u16 length counting the frame]: a field of 1 is below the header's 4.
+  const f = lengthPrefixed({ lengthOffset: 2, lengthSize: 2, lengthCounts: 'frame' });
+  const good = encode(f, 'ok');
+  const wire = Buffer.concat([good, hex('AA BB 00 01')]);
+  for (let i = good.length; i <= wire.length; i++) {
+    for (const chunks of [[wire.subarray(0, i), wire.subarray(i)], [...wire].map((b) => Buffer.from([b]))]) {
+      try {
+        decodeAll(f, chunks);
+        assert.unreachable('accepted a length of 1');
+      } catch (error) {
+        assert.instance(error, ProtocolError);
+        assert.is((error as ProtocolError).offset, good.length + 2, `split at ${i}`);
+        assert.match((error as Error).message, /length field 1 is below the minimum 4/);
+      }
+    }
+  }
+  // An 8-byte type above MAX_SAFE_INTEGER: the offset of the type field.
+  const t = lengthPrefixed({ lengthSize: 1, typeSize: 8 });
+  try {
+    decodeAll(t, [Buffer.concat([encode(t, 'a'), hex('00 00 20 00 00 00 00 00 00')])]);
+    assert.unreachable('accepted the type');
+  } catch (error) {
+    assert.instance(error, ProtocolError);
+    assert.is((error as ProtocolError).offset, 11);
+    assert.match((error as Error).message, /type field is above Number.MAX_SAFE_INTEGER/);
+  }
+  // An 8-byte length above MAX_SAFE_INTEGER is the receive side's MessageTooLargeError.
+  assert.throws(
+    () => decodeAll(lengthPrefixed({ lengthSize: 8 }), [hex('00 20 00 00 00 00 00 00')]),
+    (e: unknown) => e instanceof MessageTooLargeError && e.message.startsWith('peer announced'),
+  );
+});
+
 test.run();

@@ -113,7 +113,13 @@ for (const c of cases) {
           () => {
             for (const piece of chunks) d.push(piece, () => assert.unreachable('a frame above the limit'));
           },
-          (e: unknown) => e instanceof MessageTooLargeError && e.code === 'ERR_MESSAGE_TOO_LARGE' && e.size === limit + 1 && e.limit === limit,
+          (e: unknown) =>
+            e instanceof MessageTooLargeError &&
+            e.code === 'ERR_MESSAGE_TOO_LARGE' &&
+            e.size === limit + 1 &&
+            e.limit === limit &&
+            // The receive side's wording: the peer announced it (not "cannot send").
+            e.message.startsWith(`peer announced a ${limit + 1}-byte message`),
           `limit ${limit}, ${describe(chunks)}`,
         );
       }

@@ -89,6 +89,9 @@ const malformed: [string, string, number][] = [
   ['hex digits', '\r\nMSG 0x3\r\nabc', 7],
   ['LF without CR', '\r\nMSG 3\nabc', 7],
   ['CR without LF', '\r\nMSG 3\rXabc', 8],
+  ['another byte, then LF, after the length', '\r\nMSG 3X\nabc', 7],
+  ['a header cut short, then a whole one', '\r\n\r\nMSG 3\r\nabc', 2],
+  ['17 digits, the last one a CR LF away', '\r\nMSG 00000000000000003\r\nabc', 22],
 ];
 /**
  * Decode `prefix` + `wire` whole, split at every point and at every pair of points, and one byte
@@ -166,6 +169,71 @@ test('rejects a too-large length from the header, before the body arrives', () =
 test('a limit of zero accepts only empty messages', () => {
   assert.equal(decodeAll([encode(Buffer.alloc(0))], 0), [Buffer.alloc(0)]);
   assert.throws(() => decodeAll([encode(Buffer.alloc(1))], 0), (e: unknown) => e instanceof MessageTooLargeError);
+});
+
+test('error messages name the byte expected and the byte found, printable ones quoted (as the README shows)', () => {
+  const message = (wire: string): string => {
+    try {
+      decodeAll([Buffer.from(wire, 'latin1')], Number.MAX_SAFE_INTEGER);
+    } catch (error) {
+      return (error as Error).message;
+    }
+    return 'no error';
+  };
+  assert.is(message('\r\nMSX 3\r\nabc'), "bad frame header: expected 'G' (0x47) at header byte 4, got 'X' (0x58)");
+  assert.is(message('\x00'), 'bad frame header: expected 0x0d at header byte 0, got 0x00');
+  assert.is(message('\r\nMSG \x1f'), 'bad frame header: expected a decimal length, got 0x1f');
+  assert.is(message('\r\nMSG  '), "bad frame header: expected a decimal length, got ' ' (0x20)");
+  assert.is(message('\r\nMSG 3~'), "bad frame header: expected a digit or CR after the length, got '~' (0x7e)");
+  assert.is(message('\r\nMSG 3\x7f'), 'bad frame header: expected a digit or CR after the length, got 0x7f');
+  assert.is(message('\r\nMSG 3\r\xff'), 'bad frame header: expected LF after the length, got 0xff');
+  assert.is(message('\r\nMSG 00000000000000000'), 'bad frame header: length has more than 16 digits');
+  assert.is(msg.name, 'msg');
+  assert.is(msg.hasType, false);
+});
+
+test('a header is checked byte for byte even where the bytes before it look like a header', () => {
+  // The body before ends in ' GS\r\n': header bytes 5, 4, 3 and 1 counted back from the next header.
+  const first = encode(Buffer.from('body GS\r\n'));
+  for (let at = 0; at < 6; at++) {
+    const wire = Buffer.from('\r\nMSG 20\r\n' + 'x'.repeat(20), 'latin1');
+    wire[at] = 0x21;
+    assert.throws(() => decodeAll([Buffer.concat([first, wire])]), protocolError(first.length + at), `byte ${at}`);
+  }
+});
+
+test('any mix of frames and header-like bytes decodes the same in one chunk and one byte at a time', () => {
+  // Bodies and garbage from the header's own alphabet, so that the in-chunk header parsing meets
+  // every near miss; compared with the byte-wise state machine: same frames, same error.
+  let seed = 42;
+  const random = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed % n;
+  };
+  const alphabet = ['\r', '\n', 'M', 'S', 'G', ' ', '0', '1', '9', 'x', '\r\nMSG ', '\r\n'];
+  const text = (len: number): string => Array.from({ length: len }, () => alphabet[random(alphabet.length)]).join('');
+  const outcome = (chunks: Buffer[], max: number): string => {
+    const d = msg.createDecoder({ maxMessageSize: max });
+    const out: string[] = [];
+    try {
+      for (const c of chunks) d.push(c, (b) => out.push(b.toString('latin1')));
+    } catch (error) {
+      out.push(`${(error as Error).name} at ${(error as ProtocolError).offset}: ${(error as Error).message}`);
+    }
+    return JSON.stringify(out);
+  };
+  for (let run = 0; run < 300; run++) {
+    const parts: Buffer[] = [];
+    for (let k = random(4) + 1; k > 0; k--) {
+      const body = Buffer.from(text(random(24)), 'latin1');
+      parts.push(random(5) === 0 ? Buffer.from(text(random(12) + 1), 'latin1') : encode(body));
+    }
+    const wire = Buffer.concat(parts);
+    for (const max of [12, Number.MAX_SAFE_INTEGER]) {
+      const whole = outcome([wire], max);
+      assert.is(outcome([...wire].map((b) => Buffer.from([b])), max), whole, JSON.stringify(wire.toString('latin1')));
+    }
+  }
 });
 
 test.run();

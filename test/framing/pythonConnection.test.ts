@@ -115,4 +115,39 @@ test('bad options', () => {
   assert.throws(() => pythonConnection({ authkey: 5 as unknown as string }), (e: unknown) => e instanceof TypeError);
 });
 
+test('bad options are named in their errors; no authkey, no handshake', () => {
+  assert.throws(() => pythonConnection({ challenge: 'md5' as 'legacy' }), /`challenge`/);
+  assert.throws(() => pythonConnection({ authkey: 5 as unknown as string }), /`authkey`/);
+  assert.throws(() => pythonConnection({ authkey: {} as unknown as string }), /`authkey`/);
+  assert.is(pc.name, 'pythonConnection');
+  assert.is(pc.handshake, undefined);
+  assert.type(pythonConnection({ authkey: new Uint8Array([1]) }).handshake, 'function');
+});
+
+test('a negative length: ProtocolError at the offset of its header, however it is split, even right after an escaped header', () => {
+  const good = encode(pc, 'ok');
+  // After an escaped header (parsed from split chunks), FF FF FF FE is still a short, negative header.
+  const escaped = hex('FF FF FF FF 00 00 00 00 00 00 00 03 61 62 63');
+  for (const before of [good, Buffer.concat([good, escaped])]) {
+    const wire = Buffer.concat([before, hex('FF FF FF FE 00 00 00 00 00 00 00 01 78')]);
+    const splits: Buffer[][] = [[wire], [...wire].map((b) => Buffer.from([b]))];
+    for (let i = before.length; i < before.length + 4; i++) {
+      splits.push([before.subarray(0, 3), before.subarray(3), wire.subarray(before.length, i), wire.subarray(i)]);
+    }
+    for (const chunks of splits) {
+      const what = `chunks of ${chunks.map((c) => c.length).join('+')}`;
+      try {
+        decodeAll(pc, chunks);
+        assert.unreachable(what);
+      } catch (error) {
+        assert.instance(error, ProtocolError, what);
+        assert.is((error as ProtocolError).offset, before.length, what);
+        assert.match((error as Error).message, /negative length -2\b/, what);
+      }
+    }
+  }
+  // 7F FF FF FF is the largest short length: too large here, not negative.
+  throwsCode(() => decodeAll(pc, [hex('7F FF FF FF')]), 'ERR_MESSAGE_TOO_LARGE');
+});
+
 test.run();

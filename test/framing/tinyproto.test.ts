@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { type AckIO, Channel, MessageRefusedError, ProtocolError, tinyproto } from '../../channel.js';
+import { type AckIO, Channel, ConnectionRefusedError, MessageRefusedError, ProtocolError, tinyproto } from '../../channel.js';
 import { memoryPair } from '../../src/core/memory.js';
 import { encode, hex } from './codec.js';
 
@@ -177,6 +177,55 @@ test('half-duplex: a header from the peer where our answer is due reads as a ref
   a.destroy();
   y.destroy();
   await a.closed;
+});
+
+test('refusals name the status byte and its meaning; an answer is due until it arrives', () => {
+  const messages: string[] = [];
+  const decoder = tinyproto.createDecoder({ maxMessageSize: 100 }, { reply: () => {}, acked: (e) => messages.push(e ? e.message : 'ok') });
+  for (const status of ['00', 'FE', 'FD', 'FF']) {
+    decoder.expectAck!(5);
+    assert.is(decoder.atBoundary, false, 'an answer is due');
+    decoder.push(hex(status), () => {});
+    assert.is(decoder.atBoundary, true);
+  }
+  assert.equal(messages, [
+    'peer refused a 5-byte message (0x00: error)',
+    'peer refused a 5-byte message (0xfe: connection limit)',
+    'peer refused a 5-byte message (0xfd: conflict)',
+    'ok',
+  ]);
+  assert.is(tinyproto.name, 'tinyproto');
+  assert.throws(() => tinyproto.writeHeader(Buffer.alloc(4), 0, 0xf1000000, 0), /above the protocol's maximum/);
+  assert.throws(() => tinyproto.writeHeader(Buffer.alloc(4), 0, -1, 0), (e: unknown) => e instanceof RangeError);
+});
+
+test('the init byte, answered directly: FE and 00 are ConnectionRefusedError (connection limit), anything else a ProtocolError', async () => {
+  const init = async (byte: number): Promise<Error | undefined> => {
+    const written: string[] = [];
+    const io = { isServer: false, write: (b: Uint8Array) => void written.push(Buffer.from(b).toString('hex')), read: async () => Buffer.from([byte]) };
+    const outcome = await tinyproto.handshake!(io).then(() => undefined, (error: Error) => error);
+    assert.equal(written, ['ff'], 'our init byte first');
+    return outcome;
+  };
+  assert.is(await init(0xff), undefined);
+  for (const [byte, says] of [[0xfe, /sent 0xfe instead of FF \(connection limit\)/], [0x00, /sent 0x00 instead of FF.*254 zero bytes/]] as const) {
+    const e = await init(byte);
+    assert.instance(e, ConnectionRefusedError);
+    assert.is((e as ConnectionRefusedError).code, 'ERR_CONNECTION_LIMIT');
+    assert.is((e as ConnectionRefusedError).offset, 0);
+    assert.match(e!.message, says);
+  }
+  for (const [byte, message] of [
+    [0x42, 'tinyproto initialisation failed: the peer sent 0x42 instead of FF'],
+    [0xfd, 'tinyproto initialisation failed: the peer sent 0xfd instead of FF (conflict)'],
+  ] as const) {
+    const e = await init(byte);
+    assert.instance(e, ProtocolError);
+    assert.not.instance(e, ConnectionRefusedError);
+    assert.is((e as ProtocolError).code, 'ERR_PROTOCOL');
+    assert.is((e as ProtocolError).offset, 0);
+    assert.is(e!.message, message);
+  }
 });
 
 test.run();

@@ -1,0 +1,124 @@
+/**
+ * The send side's frame writer (src/core/writer.ts) against a recording stream: small frames are
+ * batched into one write per tick (or per full slab), big bodies go out under cork uncopied, raw
+ * answer bytes keep their place among the frames, and nothing is written once the stream is done.
+ */
+import type { Duplex } from 'node:stream';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { msg, tinyproto } from '../../channel.js';
+import { FrameWriter } from '../../src/core/writer.js';
+import { encode } from '../framing/codec.js';
+
+/** A stream that records each write (and whether it came under cork). */
+function recorder() {
+  const writes: { bytes: Buffer; corked: boolean }[] = [];
+  let corked = 0;
+  const stream = {
+    destroyed: false,
+    writableEnded: false,
+    cork: () => void corked++,
+    uncork: () => void corked--,
+    write: (bytes: Uint8Array) => {
+      writes.push({ bytes: Buffer.from(bytes), corked: corked > 0 });
+      return true;
+    },
+  };
+  return { stream, writes, wire: () => Buffer.concat(writes.map((w) => w.bytes)) };
+}
+
+const tick = (): Promise<void> => new Promise((r) => process.nextTick(r));
+
+test('small frames written in one tick leave in one write, in order; buffered counts them until then', async () => {
+  const r = recorder();
+  const w = new FrameWriter(r.stream as unknown as Duplex, msg);
+  const bodies = ['a', '', 'hello', 'x'.repeat(1000)].map((s) => Buffer.from(s));
+  for (const b of bodies) w.write(b, 0);
+  const expected = Buffer.concat(bodies.map((b) => encode(msg, b)));
+  assert.is(w.buffered, expected.length);
+  assert.equal(r.writes, [], 'nothing before the tick');
+  await tick();
+  assert.is(r.writes.length, 1);
+  assert.equal(r.wire(), expected);
+  assert.is(w.buffered, 0);
+  assert.is(w.sent, 4);
+  assert.is(w.sentBytes, 1006);
+  // A second batch goes out on its own tick, again as one write.
+  w.write(Buffer.from('again'), 0);
+  w.write(Buffer.from('more'), 0);
+  await tick();
+  assert.is(r.writes.length, 2);
+  assert.equal(r.writes[1]!.bytes, Buffer.concat([encode(msg, 'again'), encode(msg, 'more')]));
+});
+
+test('16 KiB is the largest body copied into the batch; a bigger one goes out at once, under cork, after what was batched', async () => {
+  const r = recorder();
+  const w = new FrameWriter(r.stream as unknown as Duplex, msg);
+  const copied = Buffer.alloc(16 * 1024, 1);
+  w.write(copied, 0);
+  assert.equal(r.writes, [], '16 KiB waits for the tick');
+  const big = Buffer.alloc(16 * 1024 + 1, 2);
+  w.write(big, 0);
+  // The batch first (flushed), then the header and the body itself, not a copy.
+  assert.is(r.writes.length, 3);
+  assert.equal(r.writes[0]!.bytes, encode(msg, copied));
+  assert.equal(r.writes[1]!.bytes, Buffer.from(`\r\nMSG ${big.length}\r\n`));
+  assert.equal([r.writes[1]!.corked, r.writes[2]!.corked], [true, true]);
+  assert.equal(r.writes[2]!.bytes, big);
+  assert.is(w.sent, 2);
+  assert.is(w.sentBytes, copied.length + big.length);
+  await tick();
+  assert.is(r.writes.length, 3, 'nothing left for the tick');
+});
+
+test('frames filling more than a slab (64 KiB) in one tick: every byte, in order, in a few writes', async () => {
+  const r = recorder();
+  const w = new FrameWriter(r.stream as unknown as Duplex, msg);
+  const bodies: Buffer[] = [];
+  let seed = 7;
+  for (let i = 0; i < 60; i++) {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    bodies.push(Buffer.alloc(seed % (16 * 1024 + 1), i));
+  }
+  for (const b of bodies) w.write(b, 0);
+  await tick();
+  assert.equal(r.wire(), Buffer.concat(bodies.map((b) => encode(msg, b))));
+  const total = r.wire().length;
+  assert.ok(r.writes.length <= Math.ceil(total / (48 * 1024)) + 1, `${r.writes.length} writes for ${total} bytes`);
+  assert.ok(r.writes.every((x) => x.bytes.length <= 64 * 1024));
+});
+
+test('raw answer bytes keep their place among the frames and are batched with them, however many', async () => {
+  const r = recorder();
+  const w = new FrameWriter(r.stream as unknown as Duplex, tinyproto);
+  const expected: Buffer[] = [];
+  for (let i = 0; i < 3; i++) {
+    w.writeBytes(Buffer.from([0xff]));
+    expected.push(Buffer.from([0xff]));
+    w.write(Buffer.from(`m${i}`), 0);
+    expected.push(encode(tinyproto, `m${i}`));
+  }
+  await tick();
+  assert.is(r.writes.length, 1);
+  assert.equal(r.wire(), Buffer.concat(expected));
+  // More answer bytes than a slab holds, then more than one at once: all of them, in order.
+  const many = Buffer.alloc(100 * 1024, 0xff);
+  for (let i = 0; i < 100; i++) w.writeBytes(many.subarray(i * 1024, (i + 1) * 1024));
+  w.writeBytes(Buffer.alloc(70 * 1024, 0));
+  w.writeBytes(Buffer.from([0xff]));
+  await tick();
+  assert.equal(r.wire().subarray(Buffer.concat(expected).length), Buffer.concat([many, Buffer.alloc(70 * 1024, 0), Buffer.from([0xff])]));
+});
+
+test('nothing is written once the stream is ended or destroyed', async () => {
+  for (const done of ['writableEnded', 'destroyed'] as const) {
+    const r = recorder();
+    const w = new FrameWriter(r.stream as unknown as Duplex, msg);
+    w.write(Buffer.from('late'), 0);
+    r.stream[done] = true;
+    await tick();
+    assert.equal(r.writes, [], done);
+  }
+});
+
+test.run();
