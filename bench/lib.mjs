@@ -89,13 +89,27 @@ export function rttStats(rtts, warmup) {
   return { p50us: percentile(xs, 50), p99us: percentile(xs, 99), n: xs.length };
 }
 
-/** The minimal MSG parser of the hand-rolled baseline: no validation beyond what it needs. */
+/**
+ * The minimal MSG parser of the hand-rolled baselines: no validation beyond what it needs. With
+ * `copy`, the chunks pushed are a reused read buffer (the onread baseline), so small messages and
+ * a cut header are copied out of them; `bodyFilled(n)` counts bytes read straight into `body`.
+ */
 export class MiniParser {
-  constructor(onMessage) {
+  constructor(onMessage, { copy = false } = {}) {
     this.onMessage = onMessage;
+    this.copy = copy;
     this.rest = null;
     this.body = null;
     this.filled = 0;
+  }
+
+  bodyFilled(n) {
+    this.filled += n;
+    if (this.filled === this.body.length) {
+      const b = this.body;
+      this.body = null;
+      this.onMessage(b);
+    }
   }
 
   push(chunk) {
@@ -109,26 +123,21 @@ export class MiniParser {
       if (this.body !== null) {
         const take = Math.min(n - i, this.body.length - this.filled);
         chunk.copy(this.body, this.filled, i, i + take);
-        this.filled += take;
         i += take;
-        if (this.filled === this.body.length) {
-          const b = this.body;
-          this.body = null;
-          this.onMessage(b);
-        }
+        this.bodyFilled(take);
         continue;
       }
       // Header: CR LF 'MSG ' digits CR LF
       const lf = chunk.indexOf(0x0a, i + 6);
       if (lf < 0) {
-        this.rest = chunk.subarray(i);
+        this.rest = this.copy ? Buffer.from(chunk.subarray(i)) : chunk.subarray(i);
         return;
       }
       let len = 0;
       for (let j = i + 6; j < lf - 1; j++) len = len * 10 + (chunk[j] - 0x30);
       i = lf + 1;
       if (n - i >= len) {
-        const b = chunk.subarray(i, i + len);
+        const b = this.copy ? Buffer.from(chunk.subarray(i, i + len)) : chunk.subarray(i, i + len);
         i += len;
         this.onMessage(b);
       } else {

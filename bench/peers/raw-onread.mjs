@@ -4,7 +4,7 @@
 // reused 64 KiB buffer out of which each small message is copied (the buffer is read again). The
 // sender is the hand-rolled one of raw.mjs.
 import * as net from 'node:net';
-import { now } from '../lib.mjs';
+import { MiniParser, now } from '../lib.mjs';
 
 export { sender } from './raw.mjs';
 
@@ -25,60 +25,13 @@ export function receiver(ctx) {
       if (n === ctx.count) done();
     };
     const slab = Buffer.allocUnsafeSlow(SLAB);
-    let body = null;
-    let filled = 0;
-    let rest = null;
-    const parse = (chunk) => {
-      if (rest !== null) {
-        chunk = Buffer.concat([rest, chunk]);
-        rest = null;
-      }
-      const end = chunk.length;
-      let i = 0;
-      while (i < end && n < ctx.count) {
-        if (body !== null) {
-          const take = Math.min(end - i, body.length - filled);
-          chunk.copy(body, filled, i, i + take);
-          filled += take;
-          i += take;
-          if (filled === body.length) {
-            const b = body;
-            body = null;
-            onMessage(b);
-          }
-          continue;
-        }
-        const lf = chunk.indexOf(0x0a, i + 6);
-        if (lf < 0) {
-          rest = Buffer.from(chunk.subarray(i)); // the slab is read again: keep a copy
-          return;
-        }
-        let len = 0;
-        for (let j = i + 6; j < lf - 1; j++) len = len * 10 + (chunk[j] - 0x30);
-        i = lf + 1;
-        if (end - i >= len) {
-          onMessage(Buffer.from(chunk.subarray(i, i + len))); // copied out of the reused slab
-          i += len;
-        } else {
-          body = Buffer.allocUnsafe(len);
-          filled = 0;
-        }
-      }
-    };
+    const parser = new MiniParser(onMessage, { copy: true });
     const onread = {
-      buffer: () => (body !== null && body.length - filled >= SLAB ? body.subarray(filled) : slab),
+      buffer: () => (parser.body !== null && parser.body.length - parser.filled >= SLAB ? parser.body.subarray(parser.filled) : slab),
       callback: (nread, buf) => {
         if (n >= ctx.count) return false;
-        if (buf !== slab) {
-          filled += nread; // read straight into the body
-          if (filled === body.length) {
-            const b = body;
-            body = null;
-            onMessage(b);
-          }
-          return true;
-        }
-        parse(slab.subarray(0, nread));
+        if (buf !== slab) parser.bodyFilled(nread); // read straight into the body
+        else parser.push(slab.subarray(0, nread));
         return n < ctx.count;
       },
     };

@@ -473,12 +473,8 @@ export class Channel implements AsyncIterable<Buffer> {
   }
 
   #recvSlow(options: RecvOptions, frame: boolean): Promise<Buffer | Frame> {
-    let limit: { signal: AbortSignal | undefined; dispose: () => void };
-    try {
-      limit = recvDeadline(options);
-    } catch (error) {
-      return Promise.reject(error);
-    }
+    const limit = recvDeadline(options);
+    if ('error' in limit) return Promise.reject(limit.error);
     const cancel = limit.signal;
     let p: Promise<Buffer | Frame>;
     if (this.#recvBusy === 0) {

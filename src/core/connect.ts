@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import { TimeoutError } from '../errors.js';
 import type { Channel } from './channel.js';
 import { publishError } from './diagnostics.js';
-import { directConnectOptions } from './reader.js';
+import { DIRECT_READS, DirectReader } from './reader.js';
 import { checkConnectOptions, type ChannelInternals, type ChannelOptions, type ConnectOptions } from './options.js';
 
 /** Makes a channel for a connected stream (Channel.connect and Channel.listen pass `new Channel`). */
@@ -36,10 +36,10 @@ export function connectChannel(opts: ConnectOptions, create: ChannelFactory): Pr
       return;
     }
     // Plain sockets read through the direct path (reader.ts) where Node offers it.
-    const direct = secure ? undefined : directConnectOptions();
+    const reader = !secure && DIRECT_READS ? new DirectReader() : undefined;
     const socket: net.Socket = secure
       ? tls.connect({ ...(opts.tls === true ? {} : opts.tls), ...where })
-      : net.connect(direct === undefined ? where : { ...where, onread: direct.onread });
+      : net.connect(reader === undefined ? where : { ...where, onread: reader.onread });
     let channel: Channel | undefined;
     let timer: NodeJS.Timeout | undefined;
     const settle = (): void => {
@@ -68,7 +68,7 @@ export function connectChannel(opts: ConnectOptions, create: ChannelFactory): Pr
       if (opts.keepAlive && opts.path === undefined) socket.setKeepAlive(true, opts.keepAlive === true ? 0 : opts.keepAlive);
       socket.removeListener('error', onError);
       try {
-        channel = create(socket, direct === undefined ? opts : { ...opts, reader: direct.reader });
+        channel = create(socket, reader === undefined ? opts : { ...opts, reader });
       } catch (error) {
         fail(error);
         return;

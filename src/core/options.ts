@@ -330,14 +330,19 @@ export interface ChannelStats {
 }
 
 /**
- * The deadline of one recv() from its `signal` and `timeout`. Throws the signal's reason when it
- * is already aborted, and a RangeError for a bad `timeout` (callers turn either into a rejection).
+ * The deadline of one recv() from its `signal` and `timeout`, or `{ error }` when the signal is
+ * already aborted (its reason) or `timeout` is bad (a RangeError): callers reject with it.
  */
-export function recvDeadline(options: RecvOptions | undefined): { signal: AbortSignal | undefined; dispose: () => void } {
-  const limit = deadline(options?.signal, checkTimeout('timeout', options?.timeout), 'recv');
+export function recvDeadline(options: RecvOptions | undefined): { signal: AbortSignal | undefined; dispose: () => void } | { error: unknown } {
+  let limit: { signal: AbortSignal | undefined; dispose: () => void };
+  try {
+    limit = deadline(options?.signal, checkTimeout('timeout', options?.timeout), 'recv');
+  } catch (error) {
+    return { error };
+  }
   if (limit.signal?.aborted) {
     limit.dispose();
-    throw limit.signal.reason;
+    return { error: limit.signal.reason };
   }
   return limit;
 }

@@ -126,10 +126,3 @@ export function adoptAccepted(accepted: net.Socket): { socket: net.Socket; reade
   old.destroy();
   return { socket, reader };
 }
-
-/** A client socket that reads through a DirectReader, or undefined where the direct path is not used. */
-export function directConnectOptions(): { reader: DirectReader; onread: DirectReader['onread'] } | undefined {
-  if (!DIRECT_READS) return undefined;
-  const reader = new DirectReader();
-  return { reader, onread: reader.onread };
-}

@@ -17,7 +17,7 @@ import { reportError } from '../report.js';
 import { PacketmqSession } from '../typed/packetmq.js';
 import type { MessageMap } from '../typed/protocol.js';
 import type { TypedChannel } from '../typed/typedChannel.js';
-import { noop } from '../util.js';
+import { noop, settlesWithin } from '../util.js';
 import { checkNumber, checkOneOf, checkTimeout } from '../validate.js';
 import type { RequestContext, RequestOptions, RequestReply } from '../rpc/options.js';
 import type { RequestChannel } from '../rpc/request.js';
@@ -624,8 +624,6 @@ export class Server<M extends MessageMap = never> {
       await Promise.all([...this.#listeners].map((l) => l.close()));
       // Each serve loop handles what was already received, then closes its connection.
       for (const conn of this.#connections) conn.stopReading();
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(resolve, timeout, 'timeout')));
       const all = (async () => {
         for (;;) {
           const waits = [...this.#serving].filter(([, conn]) => conn === undefined || conn !== self).map(([p]) => p);
@@ -634,13 +632,12 @@ export class Server<M extends MessageMap = never> {
         }
       })();
       try {
-        if ((await Promise.race([all, timedOut])) === 'timeout') {
+        if (!(await settlesWithin(all, timeout))) {
           for (const conn of this.#connections) if (conn !== self) conn.destroy(new TimeoutError(`server close timed out after ${timeout} ms`));
           await all;
           throw new TimeoutError(`server close timed out after ${timeout} ms`);
         }
       } finally {
-        clearTimeout(timer);
         this.#listeners.clear();
       }
     })();

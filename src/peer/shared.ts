@@ -10,6 +10,7 @@ import { PacketmqSession, packetmqChannelOptions, type PacketmqSessionOptions } 
 import type { MessageMap, Protocol, TypedMessage } from '../typed/protocol.js';
 import { TypedChannel } from '../typed/typedChannel.js';
 import type { RequestsOption } from './requests.js';
+import { settlesWithin } from '../util.js';
 
 /** Default time Server.close() and Client.close() wait before destroying what is left. */
 export const DEFAULT_SHUTDOWN_TIMEOUT = 10_000;
@@ -71,16 +72,10 @@ export const memoryServers = new Map<string, (options: ChannelOptions) => Duplex
  * is destroyed and this rejects with TimeoutError, as Channel.close({ timeout }) does.
  */
 export async function softquitWithin(session: PacketmqSession<MessageMap>, channel: Channel, reason: string, timeout: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(resolve, timeout, 'timeout')));
-  try {
-    if ((await Promise.race([session.softquit(reason), timedOut])) === 'timeout') {
-      const error = new TimeoutError(`close timed out after ${timeout} ms`);
-      channel.destroy(error);
-      throw error;
-    }
-  } finally {
-    clearTimeout(timer);
+  if (!(await settlesWithin(session.softquit(reason), timeout))) {
+    const error = new TimeoutError(`close timed out after ${timeout} ms`);
+    channel.destroy(error);
+    throw error;
   }
 }
 

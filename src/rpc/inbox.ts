@@ -54,12 +54,8 @@ export class Inbox {
 
   #recvSlow(options: RecvOptions | undefined): Promise<Buffer> {
     while (this.#receivers.peek()?.done) this.#receivers.shift();
-    let limit: { signal: AbortSignal | undefined; dispose: () => void };
-    try {
-      limit = recvDeadline(options);
-    } catch (error) {
-      return Promise.reject(error);
-    }
+    const limit = recvDeadline(options);
+    if ('error' in limit) return Promise.reject(limit.error);
     const cancel = limit.signal;
     if (this.#receivers.length === 0 && this.#items.length > 0) {
       limit.dispose();

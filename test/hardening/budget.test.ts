@@ -9,27 +9,15 @@ import * as net from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Channel, Server } from '../../channel.js';
-import { openHandles, settledWithin, sleep, unhandled } from '../helpers.js';
-import { childKind, spawnChild, tell } from './child.js';
+import { echoServer, openHandles, settledWithin, sleep, unhandled } from '../helpers.js';
+import { childKind, firstRss, peakRss, spawnChild, tell } from './child.js';
 
 const MiB = 2 ** 20;
 const header = (n: number): Buffer => Buffer.from(`\r\nMSG ${n}\r\n`);
 
 if (childKind === 'listener-defaults') {
   // An echo server with every default, reporting its RSS.
-  const listener = Channel.listen('127.0.0.1', 0);
-  const { port } = await listener.listening;
-  void (async () => {
-    for await (const ch of listener) {
-      void (async () => {
-        try {
-          for await (const m of ch) await ch.send(m);
-        } catch {
-          // an attacker's connection ends with an error: that one only
-        }
-      })();
-    }
-  })();
+  const { port } = await echoServer();
   tell({ port });
   setInterval(() => tell({ t: Date.now(), rss: process.memoryUsage().rss }), 100).unref();
 }
@@ -49,13 +37,7 @@ if (childKind === undefined) {
     const attackers: net.Socket[] = [];
     try {
       const { port } = await child.next();
-      let base = 0;
-      for (let m = await child.next(); ; m = await child.next()) {
-        if (m.rss) {
-          base = m.rss;
-          break;
-        }
-      }
+      const base = await firstRss(child);
       const chunk = Buffer.alloc(MiB, 0x61);
       for (let i = 0; i < 64; i++) attackers.push(await partial(port, [header(64 * MiB), ...Array.from({ length: 16 }, () => chunk)]));
       // A good client: served while the attackers hold their connections.
@@ -66,11 +48,7 @@ if (childKind === undefined) {
       }
       await sleep(1500); // let the victim read what it will
       const until = Date.now();
-      let peak = 0;
-      for (let m = await child.next(5000); ; m = await child.next(5000)) {
-        if (m.rss) peak = Math.max(peak, m.rss);
-        if (m.t >= until) break;
-      }
+      const peak = await peakRss(child, until);
       const grown = (peak - base) / MiB;
       console.log(`  budget: 64 x 16 MiB partial 64 MiB bodies: victim RSS +${grown.toFixed(0)} MiB`);
       assert.ok(grown <= 300, `the victim grew by ${grown.toFixed(0)} MiB`);

@@ -93,3 +93,17 @@ export function spawnChild(url: string, kind: string, execArgv: string[] = []): 
     },
   };
 }
+
+/** The first RSS sample a child reports (`{ rss }` lines), skipping anything told before it. */
+export async function firstRss(child: Child): Promise<number> {
+  for (let m = await child.next(); ; m = await child.next()) if (m.rss) return m.rss as number;
+}
+
+/** The peak of the child's RSS samples up to the first one stamped (`t`) at or after `until`. */
+export async function peakRss(child: Child, until: number): Promise<number> {
+  let peak = 0;
+  for (let m = await child.next(5000); ; m = await child.next(5000)) {
+    if (m.rss) peak = Math.max(peak, m.rss as number);
+    if (m.t >= until) return peak;
+  }
+}

@@ -12,7 +12,7 @@ import * as assert from 'uvu/assert';
 import { Channel, ConnectionRefusedError, ProtocolError, tinyproto } from '../../channel.js';
 import { openHandles, rejectsWith, settledWithin, sleep, unhandled } from '../helpers.js';
 import { memoryPair } from '../../src/core/memory.js';
-import { childKind, spawnChild, tell } from './child.js';
+import { childKind, firstRss, peakRss, spawnChild, tell } from './child.js';
 
 // ------------------------------------------------------------------ the victim (child process)
 
@@ -68,13 +68,7 @@ if (childKind === undefined) {
       const child = spawnChild(import.meta.url, 'tinyproto-server', ['--max-old-space-size=256']);
       try {
         const { port } = await child.next();
-        let base = 0;
-        for (let m = await child.next(); ; m = await child.next()) {
-          if (m.rss) {
-            base = m.rss;
-            break;
-          }
-        }
+        const base = await firstRss(child);
         const attack = await flood(port, unit, 2500);
         // A good client is still served while the attacker is connected.
         const good = await Channel.connect('127.0.0.1', port, { framing: tinyproto, timeout: 5000 });
@@ -82,11 +76,7 @@ if (childKind === undefined) {
         assert.is(String(await good.recv({ timeout: 5000 })), 'pong');
         // Every sample from the start of the attack until 500 ms after it.
         const until = Date.now() + 500;
-        let peak = 0;
-        for (let m = await child.next(5000); ; m = await child.next(5000)) {
-          if (m.rss) peak = Math.max(peak, m.rss);
-          if (m.t >= until) break;
-        }
+        const peak = await peakRss(child, until);
         const grown = (peak - base) / 2 ** 20;
         console.log(`  tinyproto flood (${name}): ${(attack.sent / 2 ** 20).toFixed(1)} MiB of headers pushed in 2.5 s, victim RSS +${grown.toFixed(1)} MiB`);
         assert.ok(grown < 64, `the victim grew by ${grown.toFixed(1)} MiB after the attacker pushed ${(attack.sent / 2 ** 20).toFixed(1)} MiB`);
