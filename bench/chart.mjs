@@ -10,6 +10,7 @@ const COLORS = {
   raw: '#7f7f7f',
   'raw-onread': '#bdbdbd',
   'channel-await': '#08519c',
+  'channel-release': '#3182bd',
   channel: '#1f77b4',
   'channel-pair': '#6baed6',
   rpc: '#17becf',

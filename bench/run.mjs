@@ -54,6 +54,7 @@ const PEERS = [
   { id: 'raw-onread', label: 'hand-rolled net.Socket with onread (the practical Node limit)', only: ['a', 'c', 'd', 'e'] },
   { id: 'channel', label: 'msgchannel Channel (TCP), tryRecv() drain' },
   { id: 'channel-await', label: 'msgchannel Channel (TCP), plain for await (const m of ch)' },
+  { id: 'channel-release', label: 'msgchannel Channel (TCP), tryRecv() drain, each message released (ch.release)', only: ['d'] },
   { id: 'channel-pair', label: 'msgchannel Channel.pair (memory)', inproc: true },
   { id: 'rpc', label: 'msgchannel RequestChannel (TCP)', only: ['g'] },
   { id: 'zeromq', label: 'zeromq PUSH/PULL (REQ/REP for b, DEALER/ROUTER for g)', check: () => import('zeromq') },
@@ -62,7 +63,7 @@ const PEERS = [
   { id: 'python', label: "the gist's Python Channel (python3)", python: true, check: checkPython },
 ];
 /** Quick mode (CI) runs the peers that matter for the targets, plus one run of each other peer on (a). */
-const QUICK_FULL = new Set(['raw', 'raw-onread', 'channel', 'channel-pair']);
+const QUICK_FULL = new Set(['raw', 'raw-onread', 'channel', 'channel-release', 'channel-pair']);
 /** Runs of each of those per workload in a full run (the median is kept). */
 const REPEATS = Number(flag('repeats') ?? (quick ? 3 : 5));
 
@@ -206,7 +207,8 @@ for (const w of workloads) {
   // channel-await joins the interleaved rounds in a full run (in --quick it runs once, on (a)).
   // A workload with its own `peers` (g) runs those only, even in --quick; msgchannel's repeated.
   const runs = (p) => (w.peers ? w.peers.includes(p.id) : !p.only || p.only.includes(w.id));
-  const repeated = (p) => runs(p) && (QUICK_FULL.has(p.id) || p.id === 'rpc' || (!quick && p.id === 'channel-await'));
+  // The gist joins them on (d) in a full run: (d)'s targets compare against it.
+  const repeated = (p) => runs(p) && (QUICK_FULL.has(p.id) || p.id === 'rpc' || (!quick && (p.id === 'channel-await' || (p.id === 'python' && w.id === 'd'))));
   const fast = peers.filter(repeated);
   for (let k = 0; k < REPEATS; k++) for (const p of fast) plan.push([p, w]);
   for (const p of peers) {
@@ -275,6 +277,7 @@ const target = (name, holds, detail) => targets.push({ name, holds, detail });
   atLeast('(d) Channel', d, get('d', 'python'), 1.0, 'MB/s');
   atLeast('(d) Channel', d, get('d', 'raw'), 1.5, 'MB/s');
   atLeast('(d) Channel', d, get('d', 'raw-onread'), 0.9, 'MB/s');
+  atLeast('(d) Channel, each message released', get('d', 'channel-release'), get('d', 'python'), 1.0, 'MB/s');
   const e = get('e', 'channel');
   if (e) {
     const limit = 1.3 * e.size + 50 * MiB;

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 const SUITES = [
   'channel', 'framing/msg', 'framing/lengthPrefixed', 'framing/tinyproto', 'framing/pythonConnection', 'framing/limits',
   'property/decoders', 'property/cases', 'server', 'typed/protocol', 'typed/typedChannel', 'typed/packetmq', 'typed/types',
-  'receive', 'rpc/envelope', 'rpc/request', 'hardening/hostile', 'hardening/faults', 'hardening/tinyproto', 'hardening/budget', 'hardening/tls',
+  'receive', 'core/recycle', 'rpc/envelope', 'rpc/request', 'hardening/hostile', 'hardening/faults', 'hardening/tinyproto', 'hardening/budget', 'hardening/tls',
 ];
 /** Suites left out on a runtime, and why (the README's Runtimes section says the same). */
 const LEFT_OUT = {

@@ -7,9 +7,10 @@ const options = (ctx) => ({ maxMessageSize: Math.max(ctx.maxSize, 64 * 1024 * 10
 /**
  * The receiver drains what is already buffered with tryRecv() (no promise) and awaits recv() only
  * when nothing is: the documented fast way to read a busy channel. The `channel-await` peer runs
- * the plain `for await (const m of ch)` loop most code writes, for comparison.
+ * the plain `for await (const m of ch)` loop most code writes, for comparison; `channel-release`
+ * gives each message back with ch.release() once counted.
  */
-export async function recvLoop(ch, ctx, forAwait = false) {
+export async function recvLoop(ch, ctx, forAwait = false, release = false) {
   let n = 0;
   let bytes = 0;
   if (forAwait) {
@@ -24,6 +25,7 @@ export async function recvLoop(ch, ctx, forAwait = false) {
       const m = ch.tryRecv() ?? (await ch.recv());
       n++;
       bytes += m.length;
+      if (release) ch.release(m);
       if (ctx.slow && n % slowEvery === 0) await sleep(1);
     }
   }
@@ -124,14 +126,14 @@ async function rpcSender(ch, ctx) {
   return { t0, t1: endOw, ...rttStats(rtts, ctx.warmup), rt1: ctx.count1 / s(start1, end1), rt64: ctx.count / s(start64, end64), oneway: ctx.oneway / s(startOw, endOw) };
 }
 
-export async function receiver(ctx, forAwait = false) {
+export async function receiver(ctx, forAwait = false, release = false) {
   const listener = Channel.listen('127.0.0.1', 0, options(ctx));
   const address = await listener.listening;
   ctx.ready(address.port);
   const ch = await listener.accept();
   await listener.close();
   if (ctx.kind === 'rpc') return rpcReceiver(ch, ctx);
-  const result = ctx.kind === 'pingpong' ? await echoLoop(ch) : await recvLoop(ch, ctx, forAwait);
+  const result = ctx.kind === 'pingpong' ? await echoLoop(ch) : await recvLoop(ch, ctx, forAwait, release);
   ch.destroy();
   return result;
 }

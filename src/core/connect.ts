@@ -83,3 +83,10 @@ export function connectChannel(opts: ConnectOptions, create: ChannelFactory): Pr
     });
   });
 }
+
+/** A TLS stream's peer certificate (on a mutual-TLS server, the client's); undefined for any other stream or none. */
+export function peerCertificateOf(stream: Duplex): tls.PeerCertificate | undefined {
+  if (!(stream instanceof tls.TLSSocket)) return undefined;
+  const cert = stream.getPeerCertificate();
+  return cert != null && Object.keys(cert).length > 0 ? cert : undefined;
+}

@@ -28,11 +28,17 @@ export function view(chunk: Buffer, start: number, length: number): Buffer {
   return new BodyView(chunk.buffer as ArrayBuffer, chunk.byteOffset + start, length) as unknown as Buffer;
 }
 
+/** A Buffer viewing the first `length` bytes of `memory`. */
+export function viewOf(memory: ArrayBufferLike, length: number): Buffer {
+  return new BodyView(memory as ArrayBuffer, 0, length) as unknown as Buffer;
+}
+
 /** Bodies of this size and up are counted by `DecoderLimits.reserve` (a listener's memory budget). */
 export const BODY_BUDGET_MIN = 64 * 1024;
 
 export class BodyAssembler {
   readonly #reserve: DecoderLimits['reserve'];
+  readonly #alloc: (length: number) => Buffer;
   #body: Buffer = EMPTY;
   #filled = 0;
   #type = 0;
@@ -43,8 +49,9 @@ export class BodyAssembler {
   /** True while the body in progress waits for memory: nothing of it is allocated, no byte consumed. */
   waiting = false;
 
-  constructor(reserve?: DecoderLimits['reserve']) {
-    this.#reserve = reserve;
+  constructor(limits: DecoderLimits) {
+    this.#reserve = limits.reserve;
+    this.#alloc = limits.alloc ?? Buffer.allocUnsafe;
   }
 
   /**
@@ -70,7 +77,7 @@ export class BodyAssembler {
       sink(view(chunk, i, length), type);
       return i + length;
     }
-    this.#body = Buffer.allocUnsafe(length);
+    this.#body = this.#alloc(length);
     this.#filled = 0;
     this.#type = type;
     this.active = true;
@@ -108,7 +115,7 @@ export class BodyAssembler {
         sink(view(chunk, i, length), this.#type);
         return i + length;
       }
-      this.#body = Buffer.allocUnsafe(length);
+      this.#body = this.#alloc(length);
       this.#filled = 0;
     }
     const body = this.#body;

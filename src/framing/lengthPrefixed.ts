@@ -144,7 +144,7 @@ class LengthPrefixedDecoder implements Decoder {
   #frameStart = 0;
 
   constructor(framing: LengthPrefixedFraming, limits: DecoderLimits) {
-    this.#body = new BodyAssembler(limits.reserve);
+    this.#body = new BodyAssembler(limits);
     this.#f = framing;
     this.#max = limits.maxMessageSize;
     this.#header = Buffer.alloc(framing.headerSize);

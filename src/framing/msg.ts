@@ -32,7 +32,7 @@ class MsgDecoder implements Decoder {
   #base = 0;
 
   constructor(limits: DecoderLimits) {
-    this.#body = new BodyAssembler(limits.reserve);
+    this.#body = new BodyAssembler(limits);
     this.#max = limits.maxMessageSize;
   }
 

@@ -49,7 +49,7 @@ class PythonConnectionDecoder implements Decoder {
   #frameStart = 0;
 
   constructor(limits: DecoderLimits) {
-    this.#body = new BodyAssembler(limits.reserve);
+    this.#body = new BodyAssembler(limits);
     this.#max = limits.maxMessageSize;
   }
 

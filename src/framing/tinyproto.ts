@@ -44,7 +44,7 @@ class TinyprotoDecoder implements Decoder {
   #base = 0;
 
   constructor(limits: DecoderLimits, ack: AckIO | undefined) {
-    this.#body = new BodyAssembler(limits.reserve);
+    this.#body = new BodyAssembler(limits);
     this.#max = Math.min(limits.maxMessageSize, TINYPROTO_MAX_SIZE);
     this.#ack = ack;
   }

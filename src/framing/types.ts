@@ -22,6 +22,11 @@ export interface DecoderLimits {
    * again later (when memory is free) to go on. The Channel uses it for a listener's memory budget.
    */
   readonly reserve?: (length: number, force: boolean) => boolean;
+  /**
+   * Memory for a body that spans chunks (default `Buffer.allocUnsafe`); the Buffer it returns is
+   * the one emitted. The Channel reuses released messages through it (Channel.release()).
+   */
+  readonly alloc?: (length: number) => Buffer;
 }
 
 /** An incremental, synchronous decoder for one connection's inbound byte stream. */
