@@ -33,6 +33,9 @@ export function viewOf(memory: ArrayBufferLike, length: number): Buffer {
   return new BodyView(memory as ArrayBuffer, 0, length) as unknown as Buffer;
 }
 
+/** The default body allocation (looked up at each call, so a test's spy on Buffer sees it). */
+const allocBody = (length: number): Buffer => Buffer.allocUnsafe(length);
+
 /** Bodies of this size and up are counted by `DecoderLimits.reserve` (a listener's memory budget). */
 export const BODY_BUDGET_MIN = 64 * 1024;
 
@@ -51,7 +54,7 @@ export class BodyAssembler {
 
   constructor(limits: DecoderLimits) {
     this.#reserve = limits.reserve;
-    this.#alloc = limits.alloc ?? Buffer.allocUnsafe;
+    this.#alloc = limits.alloc ?? allocBody;
   }
 
   /**
