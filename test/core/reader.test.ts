@@ -10,15 +10,21 @@ import * as assert from 'uvu/assert';
 import { DIRECT_READS, DirectReader, SLAB_SIZE, adoptAccepted, type ReadTarget } from '../../src/core/reader.js';
 import { openHandles, settledWithin, sleep, unhandled } from '../helpers.js';
 
-/** DIRECT_READS as a fresh copy of the module computes it, with `process` changed by `stub` meanwhile. */
-async function directReadsWith(tag: string, stub: () => () => void): Promise<boolean> {
+type ReaderModule = typeof import('../../src/core/reader.js');
+
+/** A fresh copy of the module, loaded with `process` changed by `stub` meanwhile. */
+async function loadWith(tag: string, stub: () => () => void): Promise<ReaderModule> {
   const restore = stub();
   try {
-    const fresh = (await import(`../../src/core/reader.js?${tag}`)) as { DIRECT_READS: boolean };
-    return fresh.DIRECT_READS;
+    return (await import(`../../src/core/reader.js?${tag}`)) as ReaderModule;
   } finally {
     restore();
   }
+}
+
+/** DIRECT_READS as a fresh copy of the module computes it under `stub`. */
+async function directReadsWith(tag: string, stub: () => () => void): Promise<boolean> {
+  return (await loadWith(tag, stub)).DIRECT_READS;
 }
 
 function withVersion(name: 'bun' | 'deno'): () => void {
@@ -42,6 +48,16 @@ test('DIRECT_READS: on in Node; off where process.versions names Bun or Deno, or
   assert.is(await directReadsWith('norelease', () => withRelease(undefined)), false, 'no process.release');
   assert.is(process.versions.bun, undefined, 'restored');
   assert.is(process.release.name, 'node', 'restored');
+  // Where it is off, adoptAccepted leaves even a socket it could re-wrap as it is.
+  const bun = await loadWith('bun-adopt', () => withVersion('bun'));
+  assert.is(bun.DIRECT_READS, false);
+  const pair = await acceptedPair(true);
+  assert.is(bun.adoptAccepted(pair.accepted), undefined);
+  assert.is(pair.accepted.destroyed, false);
+  pair.accepted.resume();
+  pair.client.write('data path');
+  assert.equal(await new Promise<Buffer>((r) => pair.accepted.once('data', r)), Buffer.from('data path'));
+  await pair.close();
 });
 
 /** A ReadTarget that records what it is given; space() returns `offer`. */
