@@ -216,8 +216,11 @@ test('tinyproto: sends the lost connection never wrote (waiting for their answer
   await within(Promise.all(sends), 'the sends');
   assert.is(connections, 2);
   await until(() => peer.got.length === 4, 'four messages');
-  // Each exactly once on the second connection (the order is not asserted here: see the report
-  // on the message waiting for its answer, which comes back behind the others).
+  // Each exactly once on the second connection. The order is not asserted: the Channel rejects the
+  // send waiting for its answer a microtask after those behind it (#rejectBacklog resolves the
+  // ack waiter, #sendAcknowledged then rejects), so it is queued again behind them: B C D A, where
+  // the docs promise "queued again, in order". A known issue: docs/mutation.md, client group.
+  // The msg test below asserts the order where no answer is awaited.
   assert.equal([...peer.got].sort(), ['A', 'B', 'C', 'D']);
   await client.close();
   await peer.close();
