@@ -1,6 +1,6 @@
 // `npm run mutate [group ...]`: mutation testing with StrykerJS's command runner (uvu has no
 // plugin). Each group mutates one part of the library and runs only the fast suites that cover it
-// (stryker/<group>.json), so a run fits a 2-core machine: decoders, auth, channel, client.
+// (stryker/<group>.json), so a run fits a 2-core machine: decoders, auth, channel, client, reader.
 // Reports: reports/mutation/<group>.{json,html}. Exits non-zero when a group's score is below its
 // config's thresholds.break. CI (.ci/run) runs the auth group; docs/mutation.md says why the
 // others are not, and lists the equivalent mutants; the README's "Mutation scores" has the numbers.
