@@ -206,7 +206,7 @@ test("offline: 'reject': a send taken by a connection that ends before it is est
   await server.close();
 });
 
-test('tinyproto: sends the lost connection never wrote (waiting for their answer) go out again after the reconnect, each once', async () => {
+test('tinyproto: sends the lost connection never wrote (waiting for their answer) go out again after the reconnect, once each, in order', async () => {
   const peer = await tinyprotoPeer((i) => i > 0);
   let connections = 0;
   const client = new Client(quick([], { framing: tinyproto, onConnect: () => void connections++ }));
@@ -216,12 +216,9 @@ test('tinyproto: sends the lost connection never wrote (waiting for their answer
   await within(Promise.all(sends), 'the sends');
   assert.is(connections, 2);
   await until(() => peer.got.length === 4, 'four messages');
-  // Each exactly once on the second connection. The order is not asserted: the Channel rejects the
-  // send waiting for its answer a microtask after those behind it (#rejectBacklog resolves the
-  // ack waiter, #sendAcknowledged then rejects), so it is queued again behind them: B C D A, where
-  // the docs promise "queued again, in order". A known issue: docs/mutation.md, client group.
-  // The msg test below asserts the order where no answer is awaited.
-  assert.equal([...peer.got].sort(), ['A', 'B', 'C', 'D']);
+  // A waited for its answer when the connection was lost: it is rejected (and queued again) before
+  // the sends behind it, so the order holds ("queued again, in order"), as for msg below.
+  assert.equal(peer.got, ['A', 'B', 'C', 'D']);
   await client.close();
   await peer.close();
 });

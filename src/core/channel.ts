@@ -395,15 +395,18 @@ export class Channel implements AsyncIterable<Buffer> {
   async #sendAcknowledged(entry: PendingSend): Promise<void> {
     const header = Buffer.allocUnsafe(this.framing.maxHeaderLength);
     const end = this.framing.writeHeader(header, 0, entry.body.length, entry.type);
-    const answered = new Promise<Error | undefined>((resolve) => (this.#ackWaiter = resolve));
+    // A failed answer (or the channel ending) rejects this send at once, not after the await, so
+    // it settles before the sends queued behind it (a Client requeues them in that order).
+    const answered = new Promise<Error | undefined>((resolve) => {
+      this.#ackWaiter = (error) => {
+        if (error !== undefined) entry.reject(error);
+        resolve(error);
+      };
+    });
     this.#decoder.expectAck!(entry.body.length);
     this.#writer.flush();
     this.#stream.write(header.subarray(0, end));
-    const error = await answered;
-    if (error !== undefined) {
-      entry.reject(error);
-      return;
-    }
+    if ((await answered) !== undefined) return;
     const stream = this.#stream;
     if (entry.body.length > 0 && !stream.destroyed && !stream.writableEnded) stream.write(entry.body);
     this.#writer.sent++;
@@ -688,8 +691,7 @@ export class Channel implements AsyncIterable<Buffer> {
       if (rest !== null) this.#onData(rest); // closing: bodies need no memory now, they are discarded
       this.#stream.resume(); // keep reading (and discarding) so the peer's end arrives
     }
-    this.#closing = this.#closeGracefully(timeout);
-    this.#closing.catch(noop);
+    (this.#closing = this.#closeGracefully(timeout)).catch(noop);
     return this.#closing;
   }
 
