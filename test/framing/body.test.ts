@@ -161,6 +161,49 @@ for (const [name, framing] of framings) {
     rest[0] = 0x21;
     assert.is(b.frames[0]![0], 0x21, 'a view of the chunk');
   });
+
+  test(`${name}: refused by reserve, then pushed again with a chunk that ends exactly with the body: taken at once (reserve is forced)`, () => {
+    const body = big(5);
+    const frame = encode(framing, body);
+    const head = frame.length - body.length;
+    const b = budgeted(framing);
+    b.push(frame.subarray(0, head + 1000));
+    assert.is(b.d.offset, head);
+    // The held rest is the body to its last byte and nothing more: it lies in the chunk.
+    const rest = Buffer.from(frame.subarray(head));
+    b.push(rest);
+    assert.equal(b.frames, [body]);
+    assert.is(b.d.offset, frame.length);
+    assert.is(b.d.atBoundary, true);
+    assert.equal(b.calls.at(-1), [BUDGET_MIN, true]);
+    assert.ok(b.calls.slice(0, -1).every(([length, within]) => length === BUDGET_MIN && !within), JSON.stringify(b.calls));
+    rest[0] = 0x21;
+    assert.is(b.frames[0]![0], 0x21, 'a view of the chunk');
+  });
+
+  test(`${name}: refused by reserve in a chunk that holds all of the body but its last byte: nothing of it taken, reserve not forced`, () => {
+    const body = big(6);
+    const frame = encode(framing, body);
+    const head = frame.length - body.length;
+    const wire = Buffer.concat([frame, encode(framing, 'after')]);
+    const b = budgeted(framing);
+    // Its own memory, so that nothing past its end could be read by mistake.
+    const c1 = Buffer.from(wire.subarray(0, frame.length - 1));
+    b.push(c1);
+    assert.equal(b.frames, []);
+    assert.is(b.d.offset, head, 'stopped right after the header');
+    assert.is(b.d.atBoundary, false);
+    const notForced = b.calls.every(([length, within]) => length === BUDGET_MIN && !within);
+    assert.ok(b.calls.length > 0 && notForced, `not forced, the body is not in the chunk: ${JSON.stringify(b.calls)}`);
+    // Allowed: the held rest and what came after it, pushed again as one.
+    b.state.allow = true;
+    b.push(Buffer.concat([c1.subarray(head), wire.subarray(frame.length - 1)]));
+    assert.equal(b.frames.map((f) => f.length), [BUDGET_MIN, 5]);
+    assert.equal(b.frames[0], body);
+    assert.is(b.d.offset, wire.length);
+    assert.is(b.d.atBoundary, true);
+    assert.equal(b.calls.at(-1), [BUDGET_MIN, true]);
+  });
 }
 
 test('bodies are Buffers in every way: own properties named like prototype ones can be set', () => {
