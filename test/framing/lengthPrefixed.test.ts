@@ -232,8 +232,14 @@ test('each bad option is named in its error', () => {
     () => lengthPrefixed({ lengthSize: 4, typeSize: 2, typeOffset: 3 }),
     (e: unknown) => e instanceof RangeError && e.message === 'Expected the type field (bytes 3..4) not to overlap the length field (bytes 0..3)',
   );
-  // Without a type field its offset means nothing: no overlap, and no room for it in the header.
+  // A type field that starts before the length field and runs into it overlaps too.
+  assert.throws(
+    () => lengthPrefixed({ lengthOffset: 1, lengthSize: 2, typeSize: 2, typeOffset: 0 }),
+    (e: unknown) => e instanceof RangeError && e.message === 'Expected the type field (bytes 0..1) not to overlap the length field (bytes 1..2)',
+  );
+  // Without a type field its offset means nothing: no overlap (even inside the length field), and no room for it in the header.
   assert.is(lengthPrefixed({ typeOffset: 0 }).headerSize, 4);
+  assert.is(lengthPrefixed({ typeOffset: 2 }).headerSize, 4);
   assert.is(lengthPrefixed({ typeOffset: 10 }).headerSize, 4);
 });
 
