@@ -161,6 +161,102 @@ for (const [name, framing] of framings) {
     rest[0] = 0x21;
     assert.is(b.frames[0]![0], 0x21, 'a view of the chunk');
   });
+
+  test(`${name}: bodySpace/bodyFilled: the rest of a body in progress is read into directly, mixed with pushes; null when none is due`, () => {
+    const type = framing.hasType ? 7 : 0;
+    const body = Buffer.from(Array.from({ length: 1000 }, (_, k) => k % 251));
+    const frame = encode(framing, body, type);
+    const head = frame.length - body.length;
+    const next = encode(framing, 'next', type);
+    const d = framing.createDecoder({ maxMessageSize: 1 << 20 });
+    const out: [string, number][] = [];
+    const sink = (b: Buffer, t: number): void => void out.push([b.toString('hex'), t]);
+    // At a boundary, in a header, and after a body that lay in the chunk: nothing to read into.
+    assert.is(d.bodySpace!(0), null, 'at a boundary');
+    d.push(frame.subarray(0, head - 1), sink);
+    assert.is(d.bodySpace!(0), null, 'inside a header');
+    d.push(frame.subarray(head - 1, head + 10), sink);
+    // 990 bytes due: given for any min up to that, exactly the unfilled rest.
+    assert.is(d.bodySpace!(991), null, 'fewer bytes due than min');
+    const space = d.bodySpace!(990)!;
+    assert.ok(Buffer.isBuffer(space));
+    assert.is(space.length, 990);
+    body.copy(space, 0, 10, 410);
+    d.bodyFilled!(400, sink);
+    assert.is(d.offset, head + 410, 'bytes read into the body count in the offset');
+    assert.is(d.atBoundary, false);
+    assert.equal(out, []);
+    // A push goes on where the direct read stopped.
+    d.push(frame.subarray(head + 410, head + 500), sink);
+    const rest = d.bodySpace!(1)!;
+    assert.is(rest.length, 500);
+    body.copy(rest, 0, 500);
+    d.bodyFilled!(500, sink);
+    assert.equal(out, [[body.toString('hex'), type]], 'emitted once complete, with its type');
+    assert.is(d.offset, frame.length);
+    assert.is(d.atBoundary, true);
+    assert.is(d.bodySpace!(0), null, 'nothing due once complete');
+    d.push(next, sink);
+    assert.equal(out.at(-1), [Buffer.from('next').toString('hex'), type]);
+    assert.is(d.bodySpace!(0), null, 'after a body within the chunk');
+    assert.is(d.offset, frame.length + next.length);
+    // Refused by reserve: nothing allocated, so nothing to read into until it is allowed.
+    const b = budgeted(framing);
+    const bigFrame = encode(framing, big(7));
+    b.push(bigFrame.subarray(0, bigFrame.length - 100));
+    assert.is(b.d.bodySpace!(0), null, 'waiting for memory');
+    b.state.allow = true;
+    b.push(bigFrame.subarray(b.d.offset, bigFrame.length - 100));
+    const tail = b.d.bodySpace!(100)!;
+    assert.is(tail.length, 100);
+    bigFrame.copy(tail, 0, bigFrame.length - 100);
+    b.d.bodyFilled!(100, (f) => b.frames.push(f));
+    assert.equal(b.frames, [big(7)]);
+    assert.is(b.d.atBoundary, true);
+  });
+
+  test(`${name}: refused by reserve, then pushed again with a chunk that ends exactly with the body: taken at once (reserve is forced)`, () => {
+    const body = big(5);
+    const frame = encode(framing, body);
+    const head = frame.length - body.length;
+    const b = budgeted(framing);
+    b.push(frame.subarray(0, head + 1000));
+    assert.is(b.d.offset, head);
+    // The held rest is the body to its last byte and nothing more: it lies in the chunk.
+    const rest = Buffer.from(frame.subarray(head));
+    b.push(rest);
+    assert.equal(b.frames, [body]);
+    assert.is(b.d.offset, frame.length);
+    assert.is(b.d.atBoundary, true);
+    assert.equal(b.calls.at(-1), [BUDGET_MIN, true]);
+    assert.ok(b.calls.slice(0, -1).every(([length, within]) => length === BUDGET_MIN && !within), JSON.stringify(b.calls));
+    rest[0] = 0x21;
+    assert.is(b.frames[0]![0], 0x21, 'a view of the chunk');
+  });
+
+  test(`${name}: refused by reserve in a chunk that holds all of the body but its last byte: nothing of it taken, reserve not forced`, () => {
+    const body = big(6);
+    const frame = encode(framing, body);
+    const head = frame.length - body.length;
+    const wire = Buffer.concat([frame, encode(framing, 'after')]);
+    const b = budgeted(framing);
+    // Its own memory, so that nothing past its end could be read by mistake.
+    const c1 = Buffer.from(wire.subarray(0, frame.length - 1));
+    b.push(c1);
+    assert.equal(b.frames, []);
+    assert.is(b.d.offset, head, 'stopped right after the header');
+    assert.is(b.d.atBoundary, false);
+    const notForced = b.calls.every(([length, within]) => length === BUDGET_MIN && !within);
+    assert.ok(b.calls.length > 0 && notForced, `not forced, the body is not in the chunk: ${JSON.stringify(b.calls)}`);
+    // Allowed: the held rest and what came after it, pushed again as one.
+    b.state.allow = true;
+    b.push(Buffer.concat([c1.subarray(head), wire.subarray(frame.length - 1)]));
+    assert.equal(b.frames.map((f) => f.length), [BUDGET_MIN, 5]);
+    assert.equal(b.frames[0], body);
+    assert.is(b.d.offset, wire.length);
+    assert.is(b.d.atBoundary, true);
+    assert.equal(b.calls.at(-1), [BUDGET_MIN, true]);
+  });
 }
 
 test('bodies are Buffers in every way: own properties named like prototype ones can be set', () => {

@@ -218,6 +218,7 @@ test('each bad option is named in its error', () => {
     [() => lengthPrefixed({ littleEndian: 'yes' as unknown as boolean }), /`littleEndian`/],
     [() => lengthPrefixed({ lengthCounts: 'all' as 'body' }), /`lengthCounts`/],
     [() => lengthPrefixed({ lengthOffset: -1 }), /`lengthOffset`/],
+    [() => lengthPrefixed({ lengthAdjustment: -1 }), /`lengthAdjustment`/],
     [() => lengthPrefixed({ typeSize: 1, typeOffset: -1 }), /`typeOffset`/],
     [() => lengthPrefixed({ name: 5 as unknown as string }), /`name`/],
     [() => ltprotocol('h' as 'H'), /`lenType`/],
@@ -231,9 +232,41 @@ test('each bad option is named in its error', () => {
     () => lengthPrefixed({ lengthSize: 4, typeSize: 2, typeOffset: 3 }),
     (e: unknown) => e instanceof RangeError && e.message === 'Expected the type field (bytes 3..4) not to overlap the length field (bytes 0..3)',
   );
-  // Without a type field its offset means nothing: no overlap, and no room for it in the header.
+  // A type field that starts before the length field and runs into it overlaps too.
+  assert.throws(
+    () => lengthPrefixed({ lengthOffset: 1, lengthSize: 2, typeSize: 2, typeOffset: 0 }),
+    (e: unknown) => e instanceof RangeError && e.message === 'Expected the type field (bytes 0..1) not to overlap the length field (bytes 1..2)',
+  );
+  // Without a type field its offset means nothing: no overlap (even inside the length field), and no room for it in the header.
   assert.is(lengthPrefixed({ typeOffset: 0 }).headerSize, 4);
+  assert.is(lengthPrefixed({ typeOffset: 2 }).headerSize, 4);
   assert.is(lengthPrefixed({ typeOffset: 10 }).headerSize, 4);
+});
+
+test("lengthAdjustment ranges from what makes an empty body's field 0 to what makes it the largest the field holds", () => {
+  // The length counts the frame and the header is the 1-byte length field: an empty body's field is 1 + lengthAdjustment.
+  const counted = (lengthAdjustment: number) => lengthPrefixed({ lengthSize: 1, lengthCounts: 'frame', lengthAdjustment });
+  for (const bad of [-2, 255]) {
+    assert.throws(
+      () => counted(bad),
+      (e: unknown) => e instanceof RangeError && e.message === `Expected \`lengthAdjustment\` to be an integer from -1 to 254, got ${bad}`,
+      String(bad),
+    );
+  }
+  const top = counted(254);
+  assert.is(top.maxEncodableSize, 0, 'only the empty body fits');
+  assert.equal(encode(top, ''), hex('FF'));
+  assert.equal(decodeAll(top, [hex('FF FF')]), [
+    { type: 0, data: Buffer.alloc(0) },
+    { type: 0, data: Buffer.alloc(0) },
+  ]);
+  assert.throws(() => top.writeHeader(Buffer.alloc(1), 0, 1, 0), (e: unknown) => e instanceof RangeError);
+  const bottom = counted(-1);
+  assert.is(bottom.maxEncodableSize, 255);
+  assert.equal(encode(bottom, 'a'), hex('01 61'));
+  // Counting the body only: from 0 to the field's maximum.
+  assert.throws(() => lengthPrefixed({ lengthSize: 1, lengthAdjustment: 256 }), /from 0 to 255, got 256/);
+  assert.is(lengthPrefixed({ lengthSize: 1, lengthAdjustment: 255 }).maxEncodableSize, 0);
 });
 
 test('writeHeader: a negative length or a bad type is a RangeError saying so; bytes of neither field are zeroed', () => {

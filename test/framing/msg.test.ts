@@ -193,12 +193,28 @@ test('error messages name the byte expected and the byte found, printable ones q
 });
 
 test('a header is checked byte for byte even where the bytes before it look like a header', () => {
-  // The body before ends in ' GS\r\n': header bytes 5, 4, 3 and 1 counted back from the next header.
-  const first = encode(Buffer.from('body GS\r\n'));
-  for (let at = 0; at < 6; at++) {
-    const wire = Buffer.from('\r\nMSG 20\r\n' + 'x'.repeat(20), 'latin1');
-    wire[at] = 0x21;
-    assert.throws(() => decodeAll([Buffer.concat([first, wire])]), protocolError(first.length + at), `byte ${at}`);
+  // The body before ends in ' GS\r\n': header bytes 5, 4, 3 and 1 counted back from the next
+  // header; or in ' GSM\n': header bytes 5, 4, 3, 2 and 1.
+  for (const before of ['body GS\r\n', 'body GSM\n']) {
+    const first = encode(Buffer.from(before, 'latin1'));
+    for (let at = 0; at < 6; at++) {
+      const wire = Buffer.from('\r\nMSG 20\r\n' + 'x'.repeat(20), 'latin1');
+      wire[at] = 0x21;
+      assert.throws(() => decodeAll([Buffer.concat([first, wire])]), protocolError(first.length + at), `${JSON.stringify(before)}, byte ${at}`);
+    }
+  }
+});
+
+test('a length of 1 to 16 digits with leading zeros, then a body that starts with CR LF, whole or split anywhere', () => {
+  // The body's CR LF lies where a longer length's CR LF would: only the header's own ends it.
+  for (let digits = 1; digits <= 16; digits++) {
+    const wire = Buffer.from(`\r\nMSG ${'5'.padStart(digits, '0')}\r\n\r\nabc\r\nMSG 1\r\nz`, 'latin1');
+    const want = [Buffer.from('\r\nabc', 'latin1'), Buffer.from('z')];
+    assert.equal(decodeAll([wire]), want, `${digits} digits, one chunk`);
+    assert.equal(decodeAll([...wire].map((b) => Buffer.from([b]))), want, `${digits} digits, one byte at a time`);
+    for (let i = 0; i <= wire.length; i++) {
+      assert.equal(decodeAll([wire.subarray(0, i), wire.subarray(i)]), want, `${digits} digits, split at ${i}`);
+    }
   }
 });
 

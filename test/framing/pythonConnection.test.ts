@@ -105,9 +105,58 @@ test('handshake messages are read with a 256-byte limit', async () => {
     assert.unreachable('accepted a 300-byte challenge');
   } catch (error) {
     assert.instance(error, ProtocolError);
+    assert.is((error as Error).message, 'bad message length 300 in the multiprocessing handshake (limit 256)');
   }
   y.destroy();
   await client.closed;
+});
+
+/** Bytes one way between two handshakes: read(n) waits until n bytes have come. */
+class Pipe {
+  #buffered = Buffer.alloc(0);
+  #wake: (() => void) | undefined;
+  write(bytes: Uint8Array): void {
+    this.#buffered = Buffer.concat([this.#buffered, bytes]);
+    this.#wake?.();
+  }
+  async read(n: number): Promise<Buffer> {
+    while (this.#buffered.length < n) await new Promise<void>((resolve) => (this.#wake = resolve));
+    const out = this.#buffered.subarray(0, n);
+    this.#buffered = this.#buffered.subarray(n);
+    return out;
+  }
+}
+
+/** A whole handshake message `[i32 length][message]` as multiprocessing writes a long one: `FF FF FF FF [u64 length][message]`. */
+function escaped(bytes: Uint8Array): Buffer {
+  const b = Buffer.from(bytes);
+  assert.is(b.readUInt32BE(0), b.length - 4, 'one whole message per write');
+  const header = Buffer.alloc(12);
+  header.writeUInt32BE(0xffffffff, 0);
+  header.writeUInt32BE(b.length - 4, 8);
+  return Buffer.concat([header, b.subarray(4)]);
+}
+
+test('authkey: the handshake reads lengths in the u64 escape too (multiprocessing accepts it on any message)', async () => {
+  const toServer = new Pipe();
+  const toClient = new Pipe();
+  const framing = pythonConnection({ authkey: 'k' });
+  const client = framing.handshake!({ isServer: false, write: (b) => toServer.write(escaped(b)), read: (n) => toClient.read(n) });
+  const server = framing.handshake!({ isServer: true, write: (b) => toClient.write(escaped(b)), read: (n) => toServer.read(n) });
+  await Promise.all([client, server]);
+  // An escaped length above the limit: refused from the header, with the length it announced.
+  const bigger = new Pipe();
+  const header = Buffer.alloc(12);
+  header.writeUInt32BE(0xffffffff, 0);
+  header.writeUInt32BE(0x100, 4);
+  bigger.write(header);
+  try {
+    await framing.handshake!({ isServer: false, write: () => {}, read: (n) => bigger.read(n) });
+    assert.unreachable('accepted a 2^40-byte challenge');
+  } catch (error) {
+    assert.instance(error, ProtocolError);
+    assert.is((error as Error).message, 'bad message length 1099511627776 in the multiprocessing handshake (limit 256)');
+  }
 });
 
 test('bad options', () => {
@@ -133,6 +182,8 @@ test('a negative length: ProtocolError at the offset of its header, however it i
     const splits: Buffer[][] = [[wire], [...wire].map((b) => Buffer.from([b]))];
     for (let i = before.length; i < before.length + 4; i++) {
       splits.push([before.subarray(0, 3), before.subarray(3), wire.subarray(before.length, i), wire.subarray(i)]);
+      // The bad header starting inside a chunk, after the frames before it, and cut by its end.
+      splits.push([wire.subarray(0, i), wire.subarray(i)]);
     }
     for (const chunks of splits) {
       const what = `chunks of ${chunks.map((c) => c.length).join('+')}`;

@@ -196,7 +196,7 @@ test('refusals name the status byte and its meaning; an answer is due until it a
   ]);
   assert.is(tinyproto.name, 'tinyproto');
   assert.throws(() => tinyproto.writeHeader(Buffer.alloc(4), 0, 0xf1000000, 0), /above the protocol's maximum/);
-  assert.throws(() => tinyproto.writeHeader(Buffer.alloc(4), 0, -1, 0), (e: unknown) => e instanceof RangeError);
+  assert.throws(() => tinyproto.writeHeader(Buffer.alloc(4), 0, -1, 0), (e: unknown) => e instanceof RangeError && /^tinyproto: a -1-byte body/.test(e.message));
 });
 
 test('the init byte, answered directly: FE and 00 are ConnectionRefusedError (connection limit), anything else a ProtocolError', async () => {
@@ -225,6 +225,68 @@ test('the init byte, answered directly: FE and 00 are ConnectionRefusedError (co
     assert.is((e as ProtocolError).code, 'ERR_PROTOCOL');
     assert.is((e as ProtocolError).offset, 0);
     assert.is(e!.message, message);
+  }
+});
+
+test('a bad answer byte: ProtocolError at its stream offset, naming the byte and the half-duplex rule, however the stream is cut', () => {
+  // Peer: message "hi", answer FF, message "!", then 12 where the answer to our second header is due.
+  // We wrote our headers while the peer's messages were arriving (offsets 4 and 9): their answers follow those messages.
+  const wire = hex('00 00 00 02 68 69  FF  00 00 00 01 21  12');
+  const expectAt = [4, 9];
+  const splits: number[][] = [];
+  for (let i = 0; i <= wire.length; i++) for (let j = i; j <= wire.length; j++) splits.push([i, j]);
+  splits.push([...wire.keys()]);
+  for (const points of splits) {
+    const r = recorder();
+    const cuts = [...new Set([0, ...points, ...expectAt, wire.length])].sort((x, y) => x - y);
+    const where = `cut at ${cuts.join(',')}`;
+    try {
+      for (let k = 0; k + 1 < cuts.length; k++) {
+        if (expectAt.includes(cuts[k]!)) r.decoder.expectAck!(5);
+        r.push(wire.subarray(cuts[k], cuts[k + 1]));
+      }
+      assert.unreachable(`${where}: accepted 0x12 as an answer`);
+    } catch (error) {
+      assert.instance(error, ProtocolError, where);
+      assert.is((error as ProtocolError).offset, 12, where);
+      assert.is(
+        (error as Error).message,
+        'tinyproto: expected FF or 00 answering our message header, got 0x12 (did both sides send at once? tinyproto is half-duplex)',
+        where,
+      );
+    }
+    assert.equal(r.frames, ['6869', '21'], where);
+    assert.equal(r.acks, ['ok'], where);
+  }
+});
+
+test('the refusal a listener at its connection limit writes (tinyproto.refusal, FE) fails the connecting handshake with ConnectionRefusedError', async () => {
+  assert.equal(Buffer.from(tinyproto.refusal!), hex('FE'));
+  const refusal = Buffer.from(tinyproto.refusal!);
+  const e = await tinyproto.handshake!({ isServer: false, write: () => {}, read: async (n) => refusal.subarray(0, n) }).then(
+    () => undefined,
+    (error: Error) => error,
+  );
+  assert.instance(e, ConnectionRefusedError);
+  assert.is((e as ConnectionRefusedError).code, 'ERR_CONNECTION_LIMIT');
+  // Over TCP: a listener with room for one connection refuses the second with those bytes.
+  const listener = Channel.listen('127.0.0.1', 0, { framing: tinyproto, maxConnections: 1 });
+  const { port } = await listener.listening;
+  const first = await Channel.connect('127.0.0.1', port, { framing: tinyproto });
+  try {
+    await Channel.connect('127.0.0.1', port, { framing: tinyproto }).then(
+      (second) => {
+        void second.close();
+        assert.unreachable('accepted over the limit');
+      },
+      (error: unknown) => {
+        assert.instance(error, ConnectionRefusedError);
+        assert.match((error as Error).message, /0xfe instead of FF \(connection limit\)/);
+      },
+    );
+  } finally {
+    await first.close();
+    await listener.close();
   }
 });
 
