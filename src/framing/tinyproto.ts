@@ -136,7 +136,8 @@ export const tinyproto: Framing = Object.freeze({
   refusal: Buffer.from([0xfe]),
   writeHeader(target: Buffer, offset: number, bodyLength: number): number {
     if (!(bodyLength >= 0 && bodyLength <= TINYPROTO_MAX_SIZE)) {
-      throw new RangeError(`tinyproto: a ${bodyLength}-byte body is above the protocol's maximum ${TINYPROTO_MAX_SIZE}`);
+      const why = bodyLength < 0 ? 'is negative' : `is above the protocol's maximum ${TINYPROTO_MAX_SIZE}`;
+      throw new RangeError(`tinyproto: a ${bodyLength}-byte body ${why}`);
     }
     target.writeUInt32BE(bodyLength, offset);
     return offset + 4;
