@@ -165,6 +165,34 @@ test('a connection waiting for memory and for its reader at once reads on only w
   }
 });
 
+test('a reader that drains its messages while its next body waits for memory does not make it read on', async () => {
+  const { peer, end } = await budgeted(100 * KiB, { highWaterMark: 1 });
+  try {
+    const a = await peer();
+    const held = patterned(BIG, 1);
+    a.socket.write(frame(held));
+    await buffered(a.ch, 1);
+    const b = await peer();
+    const small = patterned(100, 7);
+    const big = patterned(BIG, 8);
+    const filler = Buffer.alloc(60 * KiB, 9); // under 64 KiB: not budgeted
+    const wire = Buffer.concat([frame(small), frame(big)]);
+    b.socket.write(wire.subarray(0, 4 * KiB));
+    await buffered(b.ch, 1);
+    b.socket.write(wire.subarray(4 * KiB));
+    for (let i = 0; i < 64; i++) b.socket.write(frame(filler)); // 4 MiB more, which b must not read yet
+    assert.equal(await b.ch.recv(), small); // drained below highWaterMark: but the body still waits for memory
+    await sleep(50);
+    assert.equal(a.ch.tryRecv(), held); // now it may go on
+    assert.equal(await b.ch.recv({ timeout: 2000 }), big);
+    await sleep(50);
+    assert.ok(b.ch.bufferedMessages <= 2, `${b.ch.bufferedMessages} messages read ahead of a highWaterMark of 1 byte`);
+    for (let i = 0; i < 64; i++) assert.equal(await b.ch.recv({ timeout: 2000 }), filler);
+  } finally {
+    await end();
+  }
+});
+
 test('memory released that is still not enough for the waiting body: it keeps waiting, reading paused, and goes on once enough is free', async () => {
   const { peer, end } = await budgeted(150 * KiB);
   try {

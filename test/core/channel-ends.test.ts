@@ -138,6 +138,23 @@ test('tinyproto: the peer fails while our header waits for its answer: that send
   assert.is(await ch.closed, boom);
 });
 
+test('tinyproto: a junk answer byte rejects the waiting send with that ProtocolError and ends the channel with it', async () => {
+  const s = new ManualStream();
+  const ch = new Channel(s, { framing: tinyproto });
+  s.feed(Buffer.from([0xff]));
+  await ch.ready;
+  const sent = ch.send('x');
+  const queued = ch.send('y');
+  queued.catch(() => {});
+  await turn();
+  s.feed(Buffer.from([0x42])); // neither FF nor a refusal
+  const e = await sent.then(() => undefined, (error: Error & { code?: string }) => error);
+  assert.is(e?.code, 'ERR_PROTOCOL');
+  assert.match(e!.message, /0x42/);
+  assert.is(await ch.closed, e, 'the same error ends the channel');
+  assert.is(await outcome(queued), 'ERR_CHANNEL_CLOSED');
+});
+
 test('tinyproto: the peer answers our header and ends at once: the sends queued behind it reject with ChannelClosedError, the channel ends cleanly', async () => {
   const s = new ManualStream({ allowHalfOpen: false });
   const ch = new Channel(s, { framing: tinyproto });
