@@ -193,6 +193,36 @@ test('a reader that drains its messages while its next body waits for memory doe
   }
 });
 
+test('a connection waiting for memory stays paused while what it sends drains', async () => {
+  const { peer, end } = await budgeted(100 * KiB);
+  try {
+    const a = await peer();
+    const held = patterned(BIG, 1);
+    a.socket.write(frame(held));
+    await buffered(a.ch, 1);
+    const b = await peer();
+    const big = patterned(BIG, 2);
+    const filler = Buffer.alloc(60 * KiB, 3); // under 64 KiB: not budgeted
+    b.socket.write(frame(big).subarray(0, 1000));
+    await sleep(20);
+    b.socket.write(frame(big).subarray(1000));
+    for (let i = 0; i < 64; i++) b.socket.write(frame(filler)); // 4 MiB more, which b must not read yet
+    const waiting = b.ch.recv();
+    assert.is(await settledWithin(waiting, 50), 'pending');
+    // Meanwhile b sends its peer 1 MiB, which the peer reads: b's socket drains.
+    await b.ch.send(Buffer.alloc(1024 * KiB));
+    await b.ch.send('and drained');
+    await sleep(50);
+    assert.equal(a.ch.tryRecv(), held);
+    assert.equal(await settledWithin(waiting, 2000), big);
+    await sleep(50);
+    // Reading resumed only now: up to highWaterMark (1 MiB) of fillers, plus one read.
+    assert.ok(b.ch.bufferedMessages <= 2 + Math.ceil((1024 + 64) / 60), `${b.ch.bufferedMessages} messages read ahead`);
+  } finally {
+    await end();
+  }
+});
+
 test('memory released that is still not enough for the waiting body: it keeps waiting, reading paused, and goes on once enough is free', async () => {
   const { peer, end } = await budgeted(150 * KiB);
   try {

@@ -56,6 +56,7 @@ async function allClosedBy(sends: Promise<void>[], cause: Error | undefined): Pr
     assert.ok(e !== undefined, 'rejected, not resolved');
     assert.is(e!.code, 'ERR_CHANNEL_CLOSED', e!.message);
     assert.is(e!.cause, cause);
+    if (cause !== undefined) assert.is(e!.message, 'channel is closed');
   }
 }
 

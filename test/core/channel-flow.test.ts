@@ -92,6 +92,7 @@ test('sendHighWaterMark: sends resolve at once while the transport holds less th
   await turn();
   s.release();
   assert.equal(s.wire(), Buffer.concat([1, 2, 3, 4].map((f) => msgFrame(body(40, f)))), 'every frame, in call order');
+  assert.is(s.written.length, 2, 'the frames that waited are batched too: one write');
   assert.is(ch.queuedBytes, 0);
   // The same again, once the queue is empty.
   const again = [5, 6, 7, 8].map((f) => ch.send(body(40, f)));
