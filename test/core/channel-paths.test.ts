@@ -81,6 +81,22 @@ test('sends on a closed channel reject with its ChannelClosedError: the one clos
   d.destroy();
 });
 
+test('after a recv() that timed out or was aborted while waiting, buffered messages are taken at once: by tryRecv() and by recv()', async () => {
+  const [a, b] = Channel.pair();
+  await rejectsWith(b.recv({ timeout: 5 }), 'ERR_TIMEOUT');
+  const controller = new AbortController();
+  const aborted = b.recv({ signal: controller.signal });
+  controller.abort(new Error('no'));
+  await aborted.catch(() => {});
+  await a.send('one');
+  await a.send('two');
+  for (let i = 0; i < 100 && b.bufferedMessages < 2; i++) await new Promise((r) => setTimeout(r, 1));
+  assert.is(String(b.tryRecv()), 'one', 'no recv() is waiting any more');
+  assert.is(String(await b.recv()), 'two');
+  a.destroy();
+  b.destroy();
+});
+
 test('stats count every message and body byte, on each send path (batched, corked, acknowledged)', async () => {
   for (const framing of [undefined, tinyproto]) {
     const [a, b] = Channel.pair({ framing });

@@ -110,6 +110,91 @@ test('raw answer bytes keep their place among the frames and are batched with th
   assert.equal(r.wire().subarray(Buffer.concat(expected).length), Buffer.concat([many, Buffer.alloc(70 * 1024, 0), Buffer.from([0xff])]));
 });
 
+test('the slab (64 KiB) is filled to its last byte: a frame that fits exactly joins the batch, one byte more starts a new slab', async () => {
+  // tinyproto's header is always 4 bytes (its maxHeaderLength), so the fit is exact.
+  for (const [last, writes] of [
+    [16368, 1],
+    [16369, 2],
+  ] as const) {
+    const r = recorder();
+    const w = new FrameWriter(r.stream as unknown as Duplex, tinyproto);
+    const bodies = [16384, 16384, 16384, last].map((n, i) => Buffer.alloc(n, i));
+    for (const b of bodies) w.write(b, 0);
+    await tick();
+    assert.is(r.writes.length, writes, `a last body of ${last}`);
+    assert.equal(r.wire(), Buffer.concat(bodies.map((b) => encode(tinyproto, b))));
+  }
+  // Raw answer bytes too.
+  for (const [last, writes] of [
+    [1, 1],
+    [2, 2],
+  ] as const) {
+    const r = recorder();
+    const w = new FrameWriter(r.stream as unknown as Duplex, tinyproto);
+    w.writeBytes(Buffer.alloc(64 * 1024 - 1, 0xff));
+    w.writeBytes(Buffer.alloc(last, 0));
+    await tick();
+    assert.is(r.writes.length, writes, `${last} more answer bytes`);
+    assert.is(r.wire().length, 64 * 1024 - 1 + last);
+  }
+});
+
+/** A socket-like stream that keeps the chunks it is given (no copy) and reports what it has not sent yet. */
+function keeper() {
+  const chunks: Buffer[] = [];
+  const stream = {
+    destroyed: false,
+    writableEnded: false,
+    writableLength: 0,
+    cork: () => {},
+    uncork: () => {},
+    write: (bytes: Buffer) => {
+      chunks.push(bytes);
+      return true;
+    },
+  };
+  return { stream, chunks };
+}
+
+test('on a socket (reuse): the slab is filled again from its start once the kernel took a write whole, never while the socket still holds it', async () => {
+  // Taken at once (writableLength 0 after the write): the next batch reuses the slab's memory.
+  {
+    const k = keeper();
+    const w = new FrameWriter(k.stream as unknown as Duplex, msg, true);
+    w.write(Buffer.from('first'), 0);
+    await tick();
+    w.write(Buffer.from('second'), 0);
+    await tick();
+    assert.is(k.chunks.length, 2);
+    assert.is(k.chunks[1]!.buffer, k.chunks[0]!.buffer, 'the same slab');
+    assert.is(k.chunks[1]!.byteOffset, k.chunks[0]!.byteOffset, 'from its start');
+  }
+  // Still held by the socket: what it holds is never written over.
+  {
+    const k = keeper();
+    const w = new FrameWriter(k.stream as unknown as Duplex, msg, true);
+    k.stream.writableLength = 1; // the socket queues what it is given
+    w.write(Buffer.from('first'), 0);
+    await tick();
+    const held = Buffer.from(k.chunks[0]!);
+    w.write(Buffer.from('second'), 0);
+    await tick();
+    assert.equal(k.chunks[0], held, 'the held chunk is intact');
+    assert.equal(Buffer.concat(k.chunks), Buffer.concat([encode(msg, 'first'), encode(msg, 'second')]));
+  }
+  // Not a socket (reuse off, as for Channel.pair and TLS): never reused, even when taken at once.
+  {
+    const k = keeper();
+    const w = new FrameWriter(k.stream as unknown as Duplex, msg);
+    w.write(Buffer.from('first'), 0);
+    await tick();
+    const first = Buffer.from(k.chunks[0]!);
+    w.write(Buffer.from('second'), 0);
+    await tick();
+    assert.equal(k.chunks[0], first);
+  }
+});
+
 test('nothing is written once the stream is ended or destroyed', async () => {
   for (const done of ['writableEnded', 'destroyed'] as const) {
     const r = recorder();

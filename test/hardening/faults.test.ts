@@ -4,7 +4,12 @@
  * unhandled rejection escapes, and no socket or timer is left behind.
  *
  * The child processes run this same compiled file with MSGCHANNEL_FAULT_CHILD set, so they use
- * the library exactly as bundled for the tests.
+ * the library exactly as bundled for the tests. None can outlive the test runner: each exits when
+ * its stdin (a pipe from the runner) closes, which the kernel does when the runner dies however it
+ * dies (a failed test under `--bail` exits at once; mutation testing SIGKILLs a run that times
+ * out), and after CHILD_LIFETIME_MS in any case; the runner also kills every child it started when
+ * a test ends and when it exits. (The fast in-process versions of these cases, which the mutation
+ * group runs instead, are in test/core/channel-ends.test.ts.)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -55,8 +60,16 @@ function checkNumbered(b: Buffer, seq: number): void {
 const EXIT_ACKED = 10;
 const EXIT_TOTAL = 400;
 
+/** The longest a child may live, whatever happens to the runner: more than any test here waits. */
+const CHILD_LIFETIME_MS = 30_000;
+
 const child = process.env.MSGCHANNEL_FAULT_CHILD;
 if (child !== undefined) {
+  // Exit with the runner: its end of our stdin closes when it exits or is killed.
+  process.stdin.on('end', () => process.exit(3));
+  process.stdin.on('error', () => process.exit(3));
+  process.stdin.resume();
+  setTimeout(() => process.exit(4), CHILD_LIFETIME_MS).unref();
   const port = Number(process.env.MSGCHANNEL_FAULT_PORT);
   if (child === 'mid-frame') {
     // A frame's header and half its body, then wait to be killed.
@@ -64,7 +77,7 @@ if (child !== undefined) {
       socket.write('\r\nMSG 100000\r\n');
       socket.write(Buffer.alloc(50_000, 7), () => process.stdout.write('ready\n'));
     });
-    setInterval(() => {}, 1000);
+    socket.on('error', () => {}); // the parent going away resets the connection: wait to be killed all the same
   } else if (child === 'exit-with-pending') {
     // The first messages, then wait for the peer to say it has them (so the prefix is not empty);
     // then many un-awaited sends and exit at once: what reaches the peer is a prefix of whole messages.
@@ -77,15 +90,40 @@ if (child !== undefined) {
   }
 }
 
+/** Children started and not yet seen to exit: killed when a test ends and when the runner exits. */
+const live = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const c of live) c.kill('SIGKILL');
+});
+
 function spawnChild(kind: string, port: number): ChildProcess {
-  return spawn(process.execPath, [fileURLToPath(import.meta.url)], {
+  const c = spawn(process.execPath, [fileURLToPath(import.meta.url)], {
     env: { ...process.env, MSGCHANNEL_FAULT_CHILD: kind, MSGCHANNEL_FAULT_PORT: String(port) },
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['pipe', 'pipe', 'inherit'], // stdin: the child's lifeline (see the top of this file)
   });
+  live.add(c);
+  c.once('exit', () => live.delete(c));
+  return c;
 }
 
+/** Kill `c` if it is still running and wait for it to exit (the end of every test that starts one). */
+async function reap(c: ChildProcess): Promise<void> {
+  if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  await exited(c);
+  c.stdin?.destroy();
+}
+
+/** The child's first line ('' if it exits, or says nothing within 10 s). */
 const line = (c: ChildProcess): Promise<string> =>
-  new Promise((resolve) => c.stdout!.once('data', (d: Buffer) => resolve(String(d).trim())));
+  new Promise((resolve) => {
+    const timer = setTimeout(resolve, 10_000, '');
+    const done = (s: string): void => {
+      clearTimeout(timer);
+      resolve(s);
+    };
+    c.stdout!.once('data', (d: Buffer) => done(String(d).trim()));
+    c.once('exit', () => done(''));
+  });
 const exited = (c: ChildProcess): Promise<void> =>
   c.exitCode !== null || c.signalCode !== null ? Promise.resolve() : new Promise((resolve) => c.once('exit', () => resolve()));
 
@@ -101,26 +139,30 @@ if (child === undefined) {
   test('a peer killed with SIGKILL mid-frame: the pending recv, and sends stuck behind backpressure, settle with clear errors', async () => {
     const { listener, port } = await listen();
     const proc = spawnChild('mid-frame', port);
-    const server = (await listener.accept())!;
-    assert.is(await line(proc), 'ready');
-    const recv = server.recv();
-    recv.catch(() => {}); // inspected below, after the kill
-    // The child never reads: fill its buffers so sends wait for drain, then more that queue.
-    const sends: Promise<void>[] = [];
-    for (let i = 0; i < 64; i++) sends.push(server.send(Buffer.alloc(256 * 1024)));
-    for (const s of sends) s.catch(() => {});
-    await sleep(50);
-    proc.kill('SIGKILL');
-    await exited(proc);
-    const r = await outcome(recv);
-    assert.ok(CLEAR.has(r), `recv: ${r}`);
-    const outcomes = await Promise.all(sends.map((s) => outcome(s)));
-    assert.not.ok(outcomes.includes('pending'), 'no send hangs');
-    for (const o of outcomes) assert.ok(o === 'resolved' || CLEAR.has(o), `send: ${o}`);
-    assert.ok(outcomes.some((o) => o !== 'resolved'), 'sends that could not be written fail');
-    const closed = await server.closed;
-    assert.ok(closed !== undefined && CLEAR.has((closed as { code?: string }).code!), `closed with ${String(closed)}`);
-    await listener.close();
+    try {
+      const server = (await listener.accept())!;
+      assert.is(await line(proc), 'ready');
+      const recv = server.recv();
+      recv.catch(() => {}); // inspected below, after the kill
+      // The child never reads: fill its buffers so sends wait for drain, then more that queue.
+      const sends: Promise<void>[] = [];
+      for (let i = 0; i < 64; i++) sends.push(server.send(Buffer.alloc(256 * 1024)));
+      for (const s of sends) s.catch(() => {});
+      await sleep(50);
+      proc.kill('SIGKILL');
+      await exited(proc);
+      const r = await outcome(recv);
+      assert.ok(CLEAR.has(r), `recv: ${r}`);
+      const outcomes = await Promise.all(sends.map((s) => outcome(s)));
+      assert.not.ok(outcomes.includes('pending'), 'no send hangs');
+      for (const o of outcomes) assert.ok(o === 'resolved' || CLEAR.has(o), `send: ${o}`);
+      assert.ok(outcomes.some((o) => o !== 'resolved'), 'sends that could not be written fail');
+      const closed = await server.closed;
+      assert.ok(closed !== undefined && CLEAR.has((closed as { code?: string }).code!), `closed with ${String(closed)}`);
+    } finally {
+      await reap(proc);
+      await listener.close();
+    }
   });
 
   test('a reset (RST): the peer’s pending recv and blocked send reject with ECONNRESET or ERR_CHANNEL_CLOSED; the resetting side settles too', async () => {
@@ -180,23 +222,27 @@ if (child === undefined) {
   test('a process exits with sends pending: the peer gets a prefix of whole, ordered messages, then a clear end', async () => {
     const { listener, port } = await listen();
     const proc = spawnChild('exit-with-pending', port);
-    const server = (await listener.accept())!;
-    const got: Buffer[] = [];
-    const end = await outcome(
-      (async () => {
-        while (got.length < EXIT_ACKED) got.push(await server.recv({ timeout: 10_000 }));
-        await server.send('got them'); // the child's cue to queue the rest and exit
-        for (;;) got.push(await server.recv({ timeout: 10_000 }));
-      })(),
-      15_000,
-    );
-    await exited(proc);
-    assert.ok(end === 'ERR_CHANNEL_CLOSED' || end === 'ERR_UNEXPECTED_EOF' || end === 'ECONNRESET', `ended with ${end}`);
-    assert.ok(got.length >= EXIT_ACKED, `received ${got.length} messages, expected at least the ${EXIT_ACKED} sent before the exit`);
-    assert.ok(got.length <= EXIT_TOTAL, `received ${got.length} of ${EXIT_TOTAL}`);
-    got.forEach((b, i) => checkNumbered(b, i)); // a prefix: in order from the first, whole, intact
-    await server.closed;
-    await listener.close();
+    try {
+      const server = (await listener.accept())!;
+      const got: Buffer[] = [];
+      const end = await outcome(
+        (async () => {
+          while (got.length < EXIT_ACKED) got.push(await server.recv({ timeout: 10_000 }));
+          await server.send('got them'); // the child's cue to queue the rest and exit
+          for (;;) got.push(await server.recv({ timeout: 10_000 }));
+        })(),
+        15_000,
+      );
+      await exited(proc);
+      assert.ok(end === 'ERR_CHANNEL_CLOSED' || end === 'ERR_UNEXPECTED_EOF' || end === 'ECONNRESET', `ended with ${end}`);
+      assert.ok(got.length >= EXIT_ACKED, `received ${got.length} messages, expected at least the ${EXIT_ACKED} sent before the exit`);
+      assert.ok(got.length <= EXIT_TOTAL, `received ${got.length} of ${EXIT_TOTAL}`);
+      got.forEach((b, i) => checkNumbered(b, i)); // a prefix: in order from the first, whole, intact
+      await server.closed;
+    } finally {
+      await reap(proc);
+      await listener.close();
+    }
   });
 
   test('a channel closed locally with sends and recvs pending settles every one of them', async () => {
