@@ -428,7 +428,7 @@ export class Channel implements AsyncIterable<Buffer> {
   readonly #onDrain = (): void => {
     if (this.#answersPaused) {
       this.#answersPaused = false;
-      if (!this.#paused && this.#state < CLOSING) this.#stream.resume();
+      if (!this.#paused && this.#stashed === null) this.#stream.resume(); // closing too: the peer's end must arrive
     }
     const wake = this.#drainWaiter;
     if (wake) {
@@ -466,11 +466,11 @@ export class Channel implements AsyncIterable<Buffer> {
   }
 
   #recv(options: RecvOptions | undefined, frame: boolean): Promise<Buffer | Frame> {
-    if (this.#recvBusy === 0) {
-      // Uncontended: an already-buffered message takes no queue.
+    if (this.#recvBusy === 0 && options === undefined) {
+      // Uncontended, no signal or timeout to check first: an already-buffered message takes no queue.
       if (this.#inbox.length > 0) return Promise.resolve(this.#take(frame));
       if (this.#error !== undefined) return Promise.reject(this.#error);
-      if (options === undefined) return this.#wait(undefined, frame);
+      return this.#wait(undefined, frame);
     }
     return this.#recvSlow(options ?? {}, frame);
   }
@@ -684,8 +684,8 @@ export class Channel implements AsyncIterable<Buffer> {
     this.#inboxTypes?.drain();
     this.#inboxBytes = 0;
     if (this.#waiter) this.#settleWaiter(this.#waiter, undefined, 0, this.#error);
-    if (this.#paused || this.#stashed !== null) {
-      this.#paused = false;
+    if (this.#paused || this.#answersPaused || this.#stashed !== null) {
+      this.#paused = this.#answersPaused = false;
       const rest = this.#stashed;
       this.#stashed = null;
       if (rest !== null) this.#onData(rest); // closing: bodies need no memory now, they are discarded
@@ -790,7 +790,7 @@ export class Channel implements AsyncIterable<Buffer> {
     publishConnect(this, isServer);
     const rest = raw.leftover();
     if (rest.length > 0) this.#onData(rest);
-    if (this.#state === OPEN && stream.isPaused() && !this.#paused && !this.#answersPaused) stream.resume();
+    if (this.#state === OPEN && stream.isPaused() && !this.#paused && !this.#answersPaused && this.#stashed === null) stream.resume();
   }
 }
 

@@ -14,6 +14,7 @@ import { Channel, type Framing, type Listener, tinyproto } from '../../channel.j
 import { openHandles, settledWithin, sleep, unhandled } from '../helpers.js';
 
 const KiB = 1024;
+const MiB = KiB * KiB;
 /** The smallest body the budget counts (BODY_BUDGET_MIN). */
 const BIG = 64 * KiB;
 
@@ -30,7 +31,7 @@ const patterned = (n: number, seed: number): Buffer => {
  * get each one's accepted channel, and end(), which destroys every peer and channel and closes the
  * listener, so a failing test leaves nothing open.
  */
-async function budgeted(memoryBudget: number, options: { highWaterMark?: number; framing?: Framing } = {}) {
+async function budgeted(memoryBudget: number, options: { highWaterMark?: number; framing?: Framing; maxMessageSize?: number } = {}) {
   const listener: Listener = Channel.listen('127.0.0.1', 0, { memoryBudget, ...options });
   const { port } = await listener.listening;
   const sockets: net.Socket[] = [];
@@ -282,6 +283,35 @@ test('a big body whose header comes in the same read as the handshake waits for 
     assert.equal(await a.ch.recv(), held);
     assert.equal(await settledWithin(waiting, 2000), body);
     assert.equal(await b.ch.recv({ timeout: 2000 }), next);
+  } finally {
+    await end();
+  }
+});
+
+test('a body that waits for memory from the read that ended the handshake stops reading: the peer keeps the rest', async () => {
+  // Reading must stay paused while the body waits (it resumed after the handshake, reading the
+  // whole 16 MiB into the stash, before the fix).
+  const { peer, end } = await budgeted(100 * KiB, { framing: tinyproto, maxMessageSize: 32 * MiB });
+  try {
+    const u32 = (n: number): Buffer => Buffer.from([n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]);
+    const held = patterned(BIG, 1);
+    const a = await peer(Buffer.concat([Buffer.from([0xff]), u32(held.length), held]));
+    await buffered(a.ch, 1);
+    const body = patterned(16 * MiB, 2);
+    const b = await peer(Buffer.concat([Buffer.from([0xff]), u32(body.length), body.subarray(0, 1000)]));
+    const waiting = b.ch.recv();
+    await sleep(50);
+    b.socket.write(body.subarray(1000));
+    await sleep(300); // the kernel's buffers fill; then nothing moves while the body waits
+    const before = b.socket.writableLength;
+    await sleep(300);
+    assert.is(await settledWithin(waiting, 10), 'pending');
+    assert.is(b.socket.writableLength, before, 'no byte read while it waits');
+    assert.ok(before > 8 * MiB, `the peer still holds ${before} of ${body.length} bytes`);
+    assert.is(b.ch.stats.bytesReceived, 0);
+    assert.equal(await a.ch.recv(), held);
+    const got = await settledWithin(waiting, 5000);
+    assert.ok(got !== 'pending' && body.equals(got), 'it arrives, intact, once memory is released');
   } finally {
     await end();
   }

@@ -230,6 +230,22 @@ test('tinyproto: reading stops once a send high-water mark of our answers is unr
   ch.destroy();
 });
 
+test('tinyproto: close() while reading is paused for unread answers reads on, so the peer\'s end arrives and close() resolves', async () => {
+  const { s, ch } = await tinyChannel({ sendHighWaterMark: 3 });
+  for (let i = 0; i < 3; i++) {
+    s.feed(EMPTY);
+    await turn();
+  }
+  assert.ok(s.isPaused(), 'three answers unread: reading stops');
+  const closing = ch.close({ timeout: 1000 });
+  await turn();
+  s.release(); // the peer reads its answers...
+  s.feed(null as unknown as Uint8Array); // ...and ends
+  await within(closing);
+  assert.is(await ch.closed, undefined);
+  assert.is(ch.bufferedMessages, 0);
+});
+
 test('tinyproto: with unread messages above highWaterMark too, drain alone does not resume reading; recv() does once both allow it', async () => {
   // Each empty message counts 64 bytes unread: the third one passes highWaterMark 150 as its
   // answer reaches sendHighWaterMark 3, so both pause reading at once.

@@ -97,6 +97,24 @@ test('after a recv() that timed out or was aborted while waiting, buffered messa
   b.destroy();
 });
 
+test('a recv() with an aborted signal or an invalid timeout rejects even with a message buffered, and takes none', async () => {
+  const [a, b] = Channel.pair({ framing: ltprotocol() });
+  await a.send('one', { type: 3 });
+  for (let i = 0; i < 100 && b.bufferedMessages < 1; i++) await new Promise((r) => setTimeout(r, 1));
+  const reason = new Error('aborted before');
+  let caught: unknown;
+  await b.recv({ signal: AbortSignal.abort(reason) }).catch((e: unknown) => (caught = e));
+  assert.is(caught, reason);
+  await b.recvFrame({ signal: AbortSignal.abort(reason) }).catch((e: unknown) => (caught = e));
+  assert.is(caught, reason);
+  await b.recv({ timeout: -1 }).catch((e: unknown) => (caught = e));
+  assert.instance(caught, RangeError);
+  assert.is(b.bufferedMessages, 1, 'the message is still there');
+  assert.equal(await b.recvFrame({ timeout: 1000 }), { type: 3, data: Buffer.from('one') });
+  a.destroy();
+  b.destroy();
+});
+
 test('stats count every message and body byte, on each send path (batched, corked, acknowledged)', async () => {
   for (const framing of [undefined, tinyproto]) {
     const [a, b] = Channel.pair({ framing });
