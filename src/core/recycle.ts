@@ -7,18 +7,36 @@
  *
  * Only what this channel allocated is taken back, and only the exact Buffer it handed out (not a
  * view, not a copy, not twice): anything else is refused, so a release can never hand out memory
- * the user (or the peer of a Channel.pair) still owns through another object.
+ * the user (or the peer of a Channel.pair) still owns through another object. Bodies carry that
+ * mark in a private field of their class, not in a WeakMap: a WeakMap entry per body kept bodies
+ * alive until a full collection (receiver RSS 91 -> 310 MiB and half the speed on 1 MiB messages).
  */
-import { viewOf } from '../framing/body.js';
+import { BodyView } from '../framing/body.js';
 
 /** Bodies of this size and up come from (and may go back to) the pool; smaller ones are not worth it. */
 export const RECYCLE_MIN = 64 * 1024;
 /** Released buffers kept for reuse, per channel. */
 const MAX_SPARES = 2;
 
+/** A body the pool allocated: a Buffer in every observable way, privately marked with the pool it may go back to. */
+class PooledBody extends BodyView {
+  #pool: BodyPool | null;
+
+  constructor(memory: ArrayBufferLike, length: number, pool: BodyPool) {
+    super(memory as ArrayBuffer, 0, length);
+    this.#pool = pool;
+  }
+
+  /** Unmark `body` if `pool` handed it out and has not had it back; whether it did. */
+  static take(body: unknown, pool: BodyPool): body is PooledBody {
+    if (typeof body !== 'object' || body === null || !(#pool in body) || body.#pool !== pool) return false;
+    body.#pool = null;
+    return true;
+  }
+}
+Object.defineProperty(PooledBody.prototype, 'constructor', { value: Buffer, writable: true, configurable: true });
+
 export class BodyPool {
-  /** Memory this channel allocated for a body, and the one Buffer handed out over it. */
-  readonly #owner = new WeakMap<ArrayBufferLike, Buffer>();
   readonly #spares: ArrayBufferLike[] = [];
   #closed = false;
 
@@ -26,27 +44,22 @@ export class BodyPool {
   readonly alloc = (length: number): Buffer => {
     if (length < RECYCLE_MIN) return Buffer.allocUnsafe(length);
     const spares = this.#spares;
-    let body: Buffer | undefined;
+    let memory: ArrayBufferLike | undefined;
     for (let k = spares.length - 1; k >= 0; k--) {
-      const memory = spares[k]!;
-      if (memory.byteLength >= length && memory.byteLength <= 2 * length) {
+      const spare = spares[k]!;
+      if (spare.byteLength >= length && spare.byteLength <= 2 * length) {
         spares.splice(k, 1);
-        body = viewOf(memory, length);
+        memory = spare;
         break;
       }
     }
-    body ??= Buffer.allocUnsafe(length);
-    this.#owner.set(body.buffer, body);
-    return body;
+    return new PooledBody(memory ?? Buffer.allocUnsafeSlow(length).buffer, length, this) as unknown as Buffer;
   };
 
   /** Take `message` back for reuse; false (and nothing kept) unless it is a body this pool handed out and has not had back. */
   release(message: unknown): boolean {
-    if (!(message instanceof Uint8Array) || this.#closed || this.#spares.length >= MAX_SPARES) return false;
-    const memory = message.buffer;
-    if (this.#owner.get(memory) !== message) return false;
-    this.#owner.delete(memory);
-    this.#spares.push(memory);
+    if (this.#closed || this.#spares.length >= MAX_SPARES || !PooledBody.take(message, this)) return false;
+    this.#spares.push(message.buffer);
     return true;
   }
 

@@ -14,7 +14,7 @@ export const EMPTY: Buffer = Buffer.alloc(0);
  * which goes through the species lookup. The result is a Buffer in every observable way
  * (`Buffer.isBuffer`, `instanceof Buffer`, every Buffer method, `constructor === Buffer`).
  */
-class BodyView extends Uint8Array {}
+export class BodyView extends Uint8Array {}
 Object.setPrototypeOf(BodyView.prototype, Buffer.prototype);
 Object.defineProperty(BodyView.prototype, 'constructor', { value: Buffer, writable: true, configurable: true });
 // recv() resolves a promise with each body, and resolving looks up `then` on it (is it a
@@ -26,11 +26,6 @@ Object.defineProperty(BodyView.prototype, 'then', { value: undefined, writable: 
 /** A Buffer viewing `chunk[start, start + length)`, sharing its memory. */
 export function view(chunk: Buffer, start: number, length: number): Buffer {
   return new BodyView(chunk.buffer as ArrayBuffer, chunk.byteOffset + start, length) as unknown as Buffer;
-}
-
-/** A Buffer viewing the first `length` bytes of `memory`. */
-export function viewOf(memory: ArrayBufferLike, length: number): Buffer {
-  return new BodyView(memory as ArrayBuffer, 0, length) as unknown as Buffer;
 }
 
 /** The default body allocation (looked up at each call, so a test's spy on Buffer sees it). */
