@@ -10,8 +10,10 @@
 import * as net from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Channel, type Framing, type Listener, tinyproto } from '../../channel.js';
+import { Channel, type ChannelOptions, type Framing, type Listener, tinyproto } from '../../channel.js';
 import { openHandles, settledWithin, sleep, unhandled } from '../helpers.js';
+import { MemoryBudget } from '../../src/core/budget.js';
+import { ManualStream, turn } from './transport.js';
 
 const KiB = 1024;
 const MiB = KiB * KiB;
@@ -336,6 +338,36 @@ test('closing a connection while its body waits for memory is clean, and memory 
   } finally {
     await end();
   }
+});
+
+test("tinyproto: 'drain' of our answers does not resume reading while a body waits for memory", async () => {
+  // Reading is paused for two reasons at once: the peer leaves our answers unread (sendHighWaterMark
+  // 3) and the big body's header found the budget held. When the peer reads its answers, the
+  // second reason still holds: reading stays paused until memory is released.
+  const budget = new MemoryBudget(100 * KiB);
+  assert.ok(budget.reserve(BIG, true), 'another connection holds 64 KiB');
+  const s = new ManualStream({ hold: true, writableHighWaterMark: 1 });
+  const ch = new Channel(s, { framing: tinyproto, sendHighWaterMark: 3, budget } as ChannelOptions);
+  s.feed(Buffer.from([0xff]));
+  await ch.ready;
+  await turn();
+  s.release();
+  const body = patterned(80 * KiB, 5);
+  const u32 = (n: number): Buffer => Buffer.from([n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]);
+  const empty = u32(0);
+  s.feed(Buffer.concat([empty, empty, empty, u32(body.length), body.subarray(0, 10)]));
+  await turn();
+  assert.ok(s.isPaused(), 'paused: answers unread, and the body waits for memory');
+  s.release(); // the peer reads its answers: 'drain'
+  await turn();
+  assert.ok(s.isPaused(), 'still paused: the body still waits for memory');
+  budget.release(BIG);
+  await turn();
+  assert.not.ok(s.isPaused(), 'memory released: reading again');
+  s.feed(body.subarray(10));
+  for (let i = 0; i < 3; i++) assert.equal(await ch.recv({ timeout: 1000 }), Buffer.alloc(0));
+  assert.equal(await ch.recv({ timeout: 1000 }), body);
+  ch.destroy();
 });
 
 test('no unhandled rejection, socket or timer left', async () => {
