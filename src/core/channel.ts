@@ -395,8 +395,7 @@ export class Channel implements AsyncIterable<Buffer> {
   async #sendAcknowledged(entry: PendingSend): Promise<void> {
     const header = Buffer.allocUnsafe(this.framing.maxHeaderLength);
     const end = this.framing.writeHeader(header, 0, entry.body.length, entry.type);
-    // A failed answer (or the channel ending) rejects this send at once, not after the await, so
-    // it settles before the sends queued behind it (a Client requeues them in that order).
+    // A failed answer (or the end) rejects this send at once, before the sends queued behind it.
     const answered = new Promise<Error | undefined>((resolve) => {
       this.#ackWaiter = (error) => {
         if (error !== undefined) entry.reject(error);
