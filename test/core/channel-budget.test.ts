@@ -13,7 +13,7 @@ import * as assert from 'uvu/assert';
 import { Channel, type ChannelOptions, type Framing, type Listener, tinyproto } from '../../channel.js';
 import { openHandles, settledWithin, sleep, unhandled } from '../helpers.js';
 import { MemoryBudget } from '../../src/core/budget.js';
-import { ManualStream, turn } from './transport.js';
+import { ManualStream, tinyprotoOver, turn } from './transport.js';
 
 const KiB = 1024;
 const MiB = KiB * KiB;
@@ -347,9 +347,7 @@ test("tinyproto: 'drain' of our answers does not resume reading while a body wai
   const budget = new MemoryBudget(100 * KiB);
   assert.ok(budget.reserve(BIG, true), 'another connection holds 64 KiB');
   const s = new ManualStream({ hold: true, writableHighWaterMark: 1 });
-  const ch = new Channel(s, { framing: tinyproto, sendHighWaterMark: 3, budget } as ChannelOptions);
-  s.feed(Buffer.from([0xff]));
-  await ch.ready;
+  const ch = await tinyprotoOver(s, { sendHighWaterMark: 3, budget } as ChannelOptions);
   await turn();
   s.release();
   const body = patterned(80 * KiB, 5);

@@ -12,7 +12,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Channel, type Listener, msg, tinyproto } from '../../channel.js';
 import { openHandles, sleep, unhandled } from '../helpers.js';
-import { ManualStream, state, turn } from './transport.js';
+import { ManualStream, state, tinyprotoOver, turn } from './transport.js';
 
 /** How `p` settled: 'resolved', the rejection's code (or its message), or 'pending' after `ms`. */
 async function outcome(p: Promise<unknown>, ms = 2000): Promise<string> {
@@ -124,9 +124,7 @@ test('a queued send aborted before the channel fails keeps its abort reason; the
 
 test('tinyproto: the peer fails while our header waits for its answer: that send and the ones queued behind it reject', async () => {
   const s = new ManualStream();
-  const ch = new Channel(s, { framing: tinyproto });
-  s.feed(Buffer.from([0xff]));
-  await ch.ready;
+  const ch = await tinyprotoOver(s);
   const sends = [ch.send('one'), ch.send('two'), ch.send('three')];
   for (const p of sends) p.catch(() => {});
   await turn();
@@ -141,9 +139,7 @@ test('tinyproto: the peer fails while our header waits for its answer: that send
 
 test('tinyproto: a junk answer byte rejects the waiting send with that ProtocolError and ends the channel with it', async () => {
   const s = new ManualStream();
-  const ch = new Channel(s, { framing: tinyproto });
-  s.feed(Buffer.from([0xff]));
-  await ch.ready;
+  const ch = await tinyprotoOver(s);
   const sent = ch.send('x');
   const queued = ch.send('y');
   queued.catch(() => {});
@@ -158,9 +154,7 @@ test('tinyproto: a junk answer byte rejects the waiting send with that ProtocolE
 
 test('tinyproto: the peer answers our header and ends at once: the sends queued behind it reject with ChannelClosedError, the channel ends cleanly', async () => {
   const s = new ManualStream({ allowHalfOpen: false });
-  const ch = new Channel(s, { framing: tinyproto });
-  s.feed(Buffer.from([0xff]));
-  await ch.ready;
+  const ch = await tinyprotoOver(s);
   const sends = [ch.send('one'), ch.send('two'), ch.send('three')];
   for (const p of sends) p.catch(() => {});
   await turn();

@@ -13,7 +13,7 @@ import * as assert from 'uvu/assert';
 import { Channel, msg, tinyproto } from '../../channel.js';
 import { encode } from '../framing/codec.js';
 import { rejectsWith } from '../helpers.js';
-import { ManualStream, state, turn, within } from './transport.js';
+import { ManualStream, state, tinyprotoOver, turn, within } from './transport.js';
 
 /**
  * How the receive high-water mark counts: each unread message is its body plus 64 bytes of the
@@ -194,9 +194,7 @@ test('bodies over 16 KiB are handed to the transport without a copy (a Buffer or
 /** A tinyproto channel on a ManualStream, past its handshake, with nothing written or held. */
 async function tinyChannel(options: { sendHighWaterMark: number; highWaterMark?: number }): Promise<{ s: ManualStream; ch: Channel }> {
   const s = new ManualStream({ hold: true, writableHighWaterMark: 1 });
-  const ch = new Channel(s, { framing: tinyproto, ...options });
-  s.feed(Buffer.from([0xff])); // the peer's init byte
-  await ch.ready;
+  const ch = await tinyprotoOver(s, options);
   await turn();
   s.release(); // our init byte
   s.written.length = 0;

@@ -6,6 +6,7 @@
  * it is fully deterministic, so backpressure thresholds can be checked to the byte.
  */
 import { Duplex } from 'node:stream';
+import { Channel, tinyproto, type ChannelOptions } from '../../channel.js';
 
 export class ManualStream extends Duplex {
   /** Every chunk handed to the transport, in order (the chunks themselves, not copies). */
@@ -66,4 +67,12 @@ export async function state(p: Promise<unknown>): Promise<'pending' | 'resolved'
   );
   await turn();
   return result;
+}
+
+/** A tinyproto Channel over `s` with its handshake done (the peer's init byte fed). */
+export async function tinyprotoOver(s: ManualStream, options: ChannelOptions = {}): Promise<Channel> {
+  const ch = new Channel(s, { ...options, framing: tinyproto });
+  s.feed(Buffer.from([0xff])); // the peer's init byte
+  await ch.ready;
+  return ch;
 }
