@@ -29,6 +29,7 @@ import { memoryPair } from './memory.js';
 import {
   DEFAULT_CLOSE_TIMEOUT,
   checkChannelOptions,
+  checkSendType,
   recvDeadline,
   type ChannelInternals,
   type ChannelOptions,
@@ -288,35 +289,31 @@ export class Channel implements AsyncIterable<Buffer> {
     let type = 0;
     if (options !== undefined) {
       if (options.type !== undefined) {
-        type = options.type;
-        const max = this.framing.maxType;
-        if (!this.framing.hasType && type !== 0) {
-          return Promise.reject(
-            new RangeError(
-              `framing ${this.framing.name} has no type field: send without \`type\`, or use a framing with one (ltprotocol(), lengthPrefixed({ typeSize }))`,
-            ),
-          );
-        }
-        if (!Number.isInteger(type) || type < 0 || type > max) {
-          return Promise.reject(
-            new RangeError(`Expected \`type\` to be an integer from 0 to ${max} for framing ${this.framing.name}, got ${String(type)}`),
-          );
-        }
+        const refused = checkSendType(this.framing, (type = options.type));
+        if (refused !== undefined) return Promise.reject(refused);
       }
       if (options.signal?.aborted) return Promise.reject(options.signal.reason);
     }
-    if (
-      this.#state === OPEN &&
-      this.framing.acknowledged !== true &&
-      this.#backlog.length === 0 &&
-      !this.#backlogScheduled &&
-      this.#stream.writableLength + this.#writer.buffered < this.#sendHWM
-    ) {
+    if (this.#uncontended()) {
       // Uncontended: no queue, no allocation beyond the frame itself.
       this.#writer.write(body, type);
       return RESOLVED;
     }
     return this.#enqueueSend(body, type, options?.signal);
+  }
+
+  #uncontended(): boolean {
+    const queued = this.#stream.writableLength + this.#writer.buffered;
+    return this.#state === OPEN && this.framing.acknowledged !== true && this.#backlog.length === 0 && !this.#backlogScheduled && queued < this.#sendHWM;
+  }
+
+  /** @internal `head[0, headLength)` then `payload` as one message (RequestChannel's envelope), joined in the write slab. */
+  sendJoined(head: Buffer, headLength: number, payload: Buffer): Promise<void> {
+    if (headLength + payload.length <= this.#sendLimit && this.#uncontended()) {
+      this.#writer.writeJoined(head, headLength, payload);
+      return RESOLVED;
+    }
+    return this.send(Buffer.concat([head.subarray(0, headLength), payload]));
   }
 
   #closedError(): Error {

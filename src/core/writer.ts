@@ -52,33 +52,61 @@ export class FrameWriter {
 
   /** Write one frame (the caller has checked its size and type). */
   write(body: Buffer, type: number): void {
-    const framing = this.#framing;
     const len = body.length;
-    this.sent++;
-    this.sentBytes += len;
     if (len <= COPY_LIMIT) {
-      let slab = this.#slab;
-      if (slab === null || this.#slabEnd + framing.maxHeaderLength + len > slab.length) {
-        this.flush();
-        slab = this.#slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
-        this.#slabStart = this.#slabEnd = 0;
-      }
-      const at = framing.writeHeader(slab, this.#slabEnd, len, type);
-      if (len > 0) slab.set(body, at);
-      this.#slabEnd = at + len;
-      if (!this.#flushScheduled) {
-        this.#flushScheduled = true;
-        process.nextTick(this.#flushTick);
-      }
+      const at = this.#slabFrame(len, type);
+      if (len > 0) this.#slab!.set(body, at);
       return;
     }
-    // Large body: header and body go out together under cork, the body is never copied.
+    this.#writeLarge(undefined, body, type);
+  }
+
+  /** Write one frame whose body is `head[0, headLength)` then `body`, without joining them first. */
+  writeJoined(head: Buffer, headLength: number, body: Buffer): void {
+    const len = headLength + body.length;
+    if (len <= COPY_LIMIT) {
+      let at = this.#slabFrame(len, 0);
+      const slab = this.#slab!;
+      for (let i = 0; i < headLength; i++) slab[at++] = head[i]!;
+      if (body.length > 0) slab.set(body, at);
+      return;
+    }
+    this.#writeLarge(Buffer.from(head.subarray(0, headLength)), body, 0);
+  }
+
+  /** Room for a frame of `len` body bytes in the slab, its header written: the body's offset. */
+  #slabFrame(len: number, type: number): number {
+    const framing = this.#framing;
+    this.sent++;
+    this.sentBytes += len;
+    let slab = this.#slab;
+    if (slab === null || this.#slabEnd + framing.maxHeaderLength + len > slab.length) {
+      this.flush();
+      slab = this.#slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+      this.#slabStart = this.#slabEnd = 0;
+    }
+    const at = framing.writeHeader(slab, this.#slabEnd, len, type);
+    this.#slabEnd = at + len;
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      process.nextTick(this.#flushTick);
+    }
+    return at;
+  }
+
+  /** Large body: header (and head) and body go out together under cork, the body is never copied. */
+  #writeLarge(head: Buffer | undefined, body: Buffer, type: number): void {
+    const framing = this.#framing;
+    const len = (head?.length ?? 0) + body.length;
+    this.sent++;
+    this.sentBytes += len;
     this.flush();
     const header = Buffer.allocUnsafe(framing.maxHeaderLength);
     const end = framing.writeHeader(header, 0, len, type);
     const stream = this.#stream;
     stream.cork();
     stream.write(header.subarray(0, end));
+    if (head !== undefined) stream.write(head);
     stream.write(body);
     stream.uncork();
   }

@@ -27,8 +27,11 @@ import {
   idLength,
   readError,
   readId,
+  writeId,
 } from './envelope.js';
+import { view } from '../framing/body.js';
 import { Inbox } from './inbox.js';
+import { PendingTable } from './pending.js';
 import {
   checkRequestSettings,
   type OneWaySendOptions,
@@ -145,14 +148,18 @@ export class RequestChannel implements AsyncIterable<Buffer> {
   readonly #timeout: number;
   readonly #maxPending: number;
   readonly #sendLimit: number;
+  /** The channel joins an envelope head to its payload as it writes (a Channel does; a look-alike may not). */
+  readonly #joined: boolean;
+  /** Where #sendMessage writes an envelope head (kind and id: at most 9 bytes), copied out at once. */
+  readonly #head = Buffer.alloc(16);
   readonly #onError: ((error: Error) => unknown) | undefined;
   readonly #warnings = new WarningLimiter();
 
   // Requester.
   /** The next request id: ids count up from 1 and are never reused (2^53 of them). */
   #nextId = 1;
-  /** Requests written and not settled, by id, in the order they were written. */
-  readonly #pending = new Map<number, Pending>();
+  /** Requests written and not settled, by id. */
+  readonly #pending: PendingTable<Pending>;
   /** Requests waiting for a `maxPending` slot, in call order (settled ones are skipped). */
   readonly #waiting = new Deque<Pending>();
   /** Entries of #waiting not settled yet. */
@@ -205,8 +212,10 @@ export class RequestChannel implements AsyncIterable<Buffer> {
     const o = checkRequestSettings(options);
     this.#timeout = o.timeout;
     this.#maxPending = o.maxPending;
+    this.#pending = new PendingTable(Math.min(4096, 2 * o.maxPending));
     this.#heartbeat = o.heartbeat;
     this.#sendLimit = Math.min(channel.maxMessageSize, channel.framing.maxEncodableSize);
+    this.#joined = typeof channel.sendJoined === 'function';
     this.#inbox = new Inbox(o.highWaterMark, () => {
       if (this.#wake !== null) this.#wakePump();
     });
@@ -314,25 +323,43 @@ export class RequestChannel implements AsyncIterable<Buffer> {
   /** Write a request now: it gets its id and joins the pending map. */
   #write(p: Pending): void {
     const id = this.#nextId++;
-    const body = encodeMessage(REQUEST, id, p.data!);
+    const sent = this.#sendMessage(REQUEST, id, p.data!);
     p.data = undefined;
-    if (body.length > this.#sendLimit) {
+    if (typeof sent === 'number') {
       this.#settle(p);
-      this.#reject(p, new MessageTooLargeError(body.length, this.#sendLimit, 'send'));
+      this.#reject(p, new MessageTooLargeError(sent, this.#sendLimit, 'send'));
       return;
     }
     p.id = id;
-    this.#pending.set(id, p);
+    this.#pending.put(p);
     this.stats.requestsSent++;
     // A refusal (SendQueueFullError, or the channel closing) rejects this request at once. The
     // Channel's uncontended path returns one shared, already-resolved promise: a reaction on it
     // per request would only cost a microtask, so a promise seen before is skipped. (Were send()
     // ever to return distinct promises, each would simply be watched.)
-    const sent = this.channel.send(body);
     if (sent !== this.#lastSent) {
       this.#lastSent = sent;
       sent.then(undefined, (error: unknown) => this.#cancel(p, error, undefined));
     }
+  }
+
+  /**
+   * Send `kind id payload` as one message; returns its length instead when it is over the limit.
+   * A byte payload is joined to its envelope head in the Channel's write slab (no buffer of its
+   * own, one copy), a string is encoded once into one buffer.
+   */
+  #sendMessage(kind: number, id: number, payload: Uint8Array | string): Promise<void> | number {
+    if (typeof payload !== 'string' && this.#joined) {
+      const head = this.#head;
+      head[0] = kind;
+      const headLength = writeId(head, 1, id);
+      const length = headLength + payload.byteLength;
+      if (length > this.#sendLimit) return length;
+      const body = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+      return this.channel.sendJoined(head, headLength, body);
+    }
+    const body = encodeMessage(kind, id, payload);
+    return body.length > this.#sendLimit ? body.length : this.channel.send(body);
   }
 
   /** Start waiting requests while there is room. */
@@ -364,32 +391,36 @@ export class RequestChannel implements AsyncIterable<Buffer> {
     this.#settle(p);
     if (counter !== undefined) this.stats[counter]++;
     this.#reject(p, error);
-    if (p.id !== 0 && this.#pending.delete(p.id) && this.#queued > 0) this.#startWaiting();
+    if (p.id !== 0 && this.#pending.take(p.id) !== undefined && this.#queued > 0) this.#startWaiting();
   }
 
   #expire(p: Pending, timeout: number): void {
     this.#cancel(p, new TimeoutError(`request timed out after ${timeout} ms`), 'timeouts');
   }
 
-  /** The shared clock: expire the default-timeout requests whose tick has come; stop when none is left. */
+  /** The shared clock: expire the default-timeout requests whose tick has come, in call order; stop when none is left. */
   readonly #onTick = (): void => {
     const tick = ++this.#tick;
-    for (const p of this.#pending.values()) {
+    const due: Pending[] = [];
+    let left = false;
+    for (const p of this.#pending.entries()) {
       if (p.deadline === 0) continue; // its own timer, or none
-      if (p.deadline > tick) return; // the rest are younger
-      this.#expire(p, this.#timeout);
+      if (p.deadline > tick) left = true;
+      else due.push(p);
     }
+    due.sort((a, b) => a.id - b.id);
+    for (const p of due) this.#expire(p, this.#timeout);
+    if (left) return;
     clearInterval(this.#ticker);
     this.#ticker = undefined;
   };
 
   #onReply(id: number, payload: Buffer): void {
-    const p = this.#pending.get(id);
+    const p = this.#pending.take(id);
     if (p === undefined) {
       this.#unmatched(id);
       return;
     }
-    this.#pending.delete(id);
     this.#settle(p);
     this.stats.repliesReceived++;
     p.resolve(payload);
@@ -397,7 +428,7 @@ export class RequestChannel implements AsyncIterable<Buffer> {
   }
 
   #onErrorReply(id: number, body: Buffer, at: number): void {
-    const p = this.#pending.get(id);
+    const p = this.#pending.take(id);
     if (p === undefined) {
       this.#unmatched(id);
       return;
@@ -411,7 +442,6 @@ export class RequestChannel implements AsyncIterable<Buffer> {
       error = e as Error; // over its limits: the request learns why, as a ProtocolError
       this.stats.protocolErrors++;
     }
-    this.#pending.delete(id);
     this.#settle(p);
     this.#reject(p, error);
     if (this.#queued > 0) this.#startWaiting();
@@ -467,14 +497,13 @@ export class RequestChannel implements AsyncIterable<Buffer> {
       this.#replyError(id, { message: `the request handler returned ${describe(value)}, expected a Uint8Array or a string`, code: 'ERR_INVALID_REPLY' });
       return;
     }
-    const body = encodeMessage(REPLY, id, value);
-    if (body.length > this.#sendLimit) {
-      this.#replyError(id, { message: new MessageTooLargeError(body.length, this.#sendLimit, 'send').message, code: 'ERR_MESSAGE_TOO_LARGE' });
+    const sent = this.#sendMessage(REPLY, id, value);
+    if (typeof sent === 'number') {
+      this.#replyError(id, { message: new MessageTooLargeError(sent, this.#sendLimit, 'send').message, code: 'ERR_MESSAGE_TOO_LARGE' });
       return;
     }
-    this.stats.repliesSent++;
     // Not awaited: the Channel marks a refusal (closed, SendQueueFullError) handled; the requester then times out.
-    void this.channel.send(body);
+    this.stats.repliesSent++;
   }
 
   #replyError(id: number, error: { message: string; code: string | undefined }): void {
@@ -584,16 +613,18 @@ export class RequestChannel implements AsyncIterable<Buffer> {
       switch (body[0]) {
         case ONEWAY:
           this.stats.oneWayReceived++;
-          this.#inbox.push(body.subarray(1));
+          this.#inbox.push(view(body, 1, body.length - 1));
           return;
         case REQUEST: {
           const id = readId(body, 1);
-          this.#onRequest(id, body.subarray(1 + idLength(id)));
+          const at = 1 + idLength(id);
+          this.#onRequest(id, view(body, at, body.length - at));
           return;
         }
         case REPLY: {
           const id = readId(body, 1);
-          this.#onReply(id, body.subarray(1 + idLength(id)));
+          const at = 1 + idLength(id);
+          this.#onReply(id, view(body, at, body.length - at));
           return;
         }
         case ERROR: {
@@ -677,7 +708,7 @@ export class RequestChannel implements AsyncIterable<Buffer> {
     clearTimeout(this.#hbTimer);
     this.#ticker = this.#hbTimer = undefined;
     this.#abort.abort(error);
-    for (const p of this.#pending.values()) {
+    for (const p of this.#pending.entries().sort((a, b) => a.id - b.id)) {
       this.#settle(p);
       this.#reject(p, error);
     }
