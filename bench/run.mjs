@@ -306,6 +306,20 @@ const target = (name, holds, detail) => targets.push({ name, holds, detail });
   }
 }
 
+/**
+ * (g)'s latency ceiling at `depth` outstanding: while each side sleeps between batches (both
+ * processes are about half idle in that phase), a batch turns around in about one 1-outstanding
+ * round trip, so at most about `depth` of them complete per such round trip. From the plain
+ * Channel's figures of the same run; an estimate, printed beside the targets, not one of them.
+ */
+function windowCeiling() {
+  const c = rows.find((r) => r.workload === 'g' && r.peer === 'channel' && !r.error);
+  const depth = WORKLOADS.find((w) => w.id === 'g').depth;
+  if (c === undefined || c.rt1 === undefined || c.oneway === undefined) return undefined;
+  const bound = depth * c.rt1;
+  return `(g) latency ceiling at ${depth} outstanding, about ${depth} x the 1-outstanding rate: ${fmt(bound)} round trips/s, ${fmt(bound / c.oneway, 2)}x the one-way rate (the one-way target asks 0.8x); the plain Channel's echo reached ${fmt(c.msgsPerSec / c.oneway, 2)}x.`;
+}
+
 const machine = {
   node: process.version,
   cpus: os.cpus().length,
@@ -345,6 +359,8 @@ if (rpcRows.length > 0) {
     lines.push(`| ${label[r.peer]} | ${fmt(r.rt1)} | ${fmt(r.p50us, 1)} / ${fmt(r.p99us, 1)} | ${fmt(r.msgsPerSec)} | ${x} | ${r.oneway === undefined ? '' : fmt(r.oneway)} |`);
   }
 }
+const ceiling = windowCeiling();
+if (ceiling !== undefined) lines.push('', ceiling);
 for (const s of skipped) lines.push(`\nNot run: ${s.peer}: ${s.reason}`);
 lines.push('');
 lines.push('Targets (ratios within this run):');
@@ -357,7 +373,7 @@ console.log(lines.join('\n'));
 
 const outPath = flag('out') ?? join(here, 'results', quick ? 'quick.json' : 'results.json');
 mkdirSync(dirname(outPath), { recursive: true });
-const report = { date: new Date().toISOString(), quick, machine, workloads: workloads.map(({ title, ...w }) => ({ ...w, title: title(quick ? { count: w.quick, size: w.quickSize ?? w.size } : w) })), peers: PEERS.map(({ id, label }) => ({ id, label })), skipped, rows, targets };
+const report = { date: new Date().toISOString(), quick, machine, workloads: workloads.map(({ title, ...w }) => ({ ...w, title: title(quick ? { count: w.quick, size: w.quickSize ?? w.size } : w) })), peers: PEERS.map(({ id, label }) => ({ id, label })), skipped, rows, targets, gCeiling: ceiling };
 writeFileSync(outPath, `${JSON.stringify(report, null, 2)}\n`);
 const chartPath = quick ? join(dirname(outPath), 'quick-chart.svg') : join(dirname(outPath), 'chart.svg');
 writeFileSync(chartPath, renderChart(report));
