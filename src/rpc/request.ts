@@ -1,7 +1,8 @@
 /**
  * RequestChannel: request/reply with correlation ids, one-way messages, heartbeats and counters
- * over any Channel, through the public Channel API only. Every message carries the envelope of
- * envelope.ts at the front of its body, so any framing works. The RequestChannel takes over the
+ * over any Channel, through the public Channel API (plus Channel.sendJoined, which writes an
+ * envelope head and its payload into the write slab without joining them first). Every message
+ * carries the envelope of envelope.ts at the front of its body, so any framing works. The RequestChannel takes over the
  * channel's receiving: one read loop (the pump) matches replies to requests by id, runs request
  * handlers (at most `maxPending` at once) and queues one-way messages for recv(). While either is
  * full it stops reading, so the Channel's highWaterMark pushes back on the peer.
