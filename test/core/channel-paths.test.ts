@@ -115,6 +115,18 @@ test('a recv() with an aborted signal or an invalid timeout rejects even with a 
   b.destroy();
 });
 
+test('sendJoined (RequestChannel\'s envelope path): one message of head then payload; refused as send() refuses', async () => {
+  const [a, b] = Channel.pair({ maxMessageSize: 10 });
+  const head = Buffer.from([0x01, 0x2a, 0xff]);
+  await a.sendJoined(head, 2, Buffer.from('12345678'));
+  assert.equal(await b.recv(), Buffer.from('\x01\x2a12345678', 'latin1'));
+  assert.is(a.stats.bytesSent, 10);
+  await rejectsWith(a.sendJoined(head, 2, Buffer.from('123456789')), 'ERR_MESSAGE_TOO_LARGE'); // 11 bytes joined
+  await a.close();
+  await rejectsWith(a.sendJoined(head, 2, Buffer.from('x')), 'ERR_CHANNEL_CLOSED');
+  b.destroy();
+});
+
 test('stats count every message and body byte, on each send path (batched, corked, acknowledged)', async () => {
   for (const framing of [undefined, tinyproto]) {
     const [a, b] = Channel.pair({ framing });

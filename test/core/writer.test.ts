@@ -195,6 +195,44 @@ test('on a socket (reuse): the slab is filled again from its start once the kern
   }
 });
 
+test('writeJoined: the head bytes then the body as one frame, batched; the head is copied at once (its buffer is reused)', async () => {
+  const r = recorder();
+  const w = new FrameWriter(r.stream as unknown as Duplex, msg);
+  const head = Buffer.from([0x01, 0x85, 0x01, 0xee, 0xee]); // 3 head bytes, then bytes that are not part of it
+  w.writeJoined(head, 3, Buffer.from('payload'));
+  head.fill(0x77); // the caller writes its next head here
+  w.writeJoined(head, 2, Buffer.alloc(0)); // a head alone: an empty payload
+  assert.is(w.buffered, encode(msg, Buffer.alloc(10)).length + encode(msg, Buffer.alloc(2)).length);
+  await tick();
+  assert.is(r.writes.length, 1);
+  assert.equal(r.wire(), Buffer.concat([encode(msg, Buffer.from('\x01\x85\x01payload', 'latin1')), encode(msg, Buffer.from([0x77, 0x77]))]));
+  assert.is(w.sent, 2);
+  assert.is(w.sentBytes, 12);
+});
+
+test('writeJoined past 16 KiB (head and body together): header, a copy of the head and the body itself, under cork', async () => {
+  // A stream that keeps what it is given, as a socket's queue does: a head written by reference would change under it.
+  const kept: { ref: Uint8Array; corked: boolean }[] = [];
+  let corked = 0;
+  const stream = { destroyed: false, writableEnded: false, cork: () => void corked++, uncork: () => void corked--, write: (ref: Uint8Array) => kept.push({ ref, corked: corked > 0 }) > 0 };
+  const w = new FrameWriter(stream as unknown as Duplex, msg);
+  const head = Buffer.from([0x02, 0x07, 0xee]);
+  const fits = Buffer.alloc(16 * 1024 - 2, 1); // 2 + 16,382: exactly the copy limit, batched
+  w.writeJoined(head, 2, fits);
+  assert.is(kept.length, 0, 'waits for the tick');
+  const big = Buffer.alloc(16 * 1024 - 1, 2); // one byte more: its own writes
+  w.writeJoined(head, 2, big);
+  head.fill(0); // reused by the caller at once
+  assert.is(kept.length, 4, 'the batch, then header, head and body');
+  assert.equal(Buffer.from(kept[0]!.ref), encode(msg, Buffer.concat([Buffer.from([0x02, 0x07]), fits])));
+  assert.equal(Buffer.from(kept[1]!.ref), Buffer.from(`\r\nMSG ${2 + big.length}\r\n`));
+  assert.equal(Buffer.from(kept[2]!.ref), Buffer.from([0x02, 0x07]), 'the head as it was when written');
+  assert.ok(kept[3]!.ref === big, 'the body itself, not a copy');
+  assert.equal(kept.slice(1).map((k) => k.corked), [true, true, true]);
+  assert.is(w.sent, 2);
+  assert.is(w.sentBytes, 2 + fits.length + 2 + big.length);
+});
+
 test('nothing is written once the stream is ended or destroyed', async () => {
   for (const done of ['writableEnded', 'destroyed'] as const) {
     const r = recorder();
