@@ -55,8 +55,19 @@ async function budgeted(memoryBudget: number, options: { highWaterMark?: number;
     await Promise.all(channels.map((c) => c.closed));
     await listener.close();
   };
-  return { peer, end };
+  /** A connection whose one unread message of BIG bytes holds the budget (MSG framing). */
+  const holder = async (): Promise<{ a: { socket: net.Socket; ch: Channel }; held: Buffer }> => {
+    const a = await peer();
+    const held = patterned(BIG, 1);
+    a.socket.write(frame(held));
+    await buffered(a.ch, 1);
+    return { a, held };
+  };
+  return { peer, holder, end };
 }
+
+/** A tinyproto length: 4 bytes, big-endian. */
+const u32 = (n: number): Buffer => Buffer.from([n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]);
 
 /** Wait until `ch` has `n` unread messages (bounded). */
 async function buffered(ch: Channel, n: number): Promise<void> {
@@ -65,12 +76,9 @@ async function buffered(ch: Channel, n: number): Promise<void> {
 }
 
 test('an unread 64 KiB message holds the budget: the next body that does not fit waits, intact, until recv() takes it', async () => {
-  const { peer, end } = await budgeted(100 * KiB);
+  const { peer, holder, end } = await budgeted(100 * KiB);
   try {
-    const a = await peer();
-    const held = patterned(BIG, 1);
-    a.socket.write(frame(held));
-    await buffered(a.ch, 1);
+    const { a, held } = await holder();
     const b = await peer();
     const hello = Buffer.from('hello');
     b.socket.write(frame(hello)); // some bytes of the stream before the big body's
@@ -111,12 +119,9 @@ test('a message taken by a waiting recv() releases its memory at once', async ()
 });
 
 test('messages under 64 KiB neither count nor release: taking many of them frees nothing another connection could use', async () => {
-  const { peer, end } = await budgeted(100 * KiB);
+  const { peer, holder, end } = await budgeted(100 * KiB);
   try {
-    const a = await peer();
-    const held = patterned(BIG, 1);
-    a.socket.write(frame(held));
-    await buffered(a.ch, 1); // 64 KiB held
+    const { a, held } = await holder(); // 64 KiB held
     // 120 KiB of small messages on another connection: half taken by waiting recvs, half read from the buffer.
     const c = await peer();
     const small = patterned(30 * KiB, 5);
@@ -144,12 +149,9 @@ test('messages under 64 KiB neither count nor release: taking many of them frees
 test('a connection waiting for memory and for its reader at once reads on only when both allow it', async () => {
   // b's small message passes its highWaterMark (1 byte) and, in the same read, its big body's
   // header finds the budget held: reading pauses for both reasons.
-  const { peer, end } = await budgeted(100 * KiB, { highWaterMark: 1 });
+  const { peer, holder, end } = await budgeted(100 * KiB, { highWaterMark: 1 });
   try {
-    const a = await peer();
-    const held = patterned(BIG, 1);
-    a.socket.write(frame(held));
-    await buffered(a.ch, 1);
+    const { a, held } = await holder();
     const b = await peer();
     const small = patterned(100, 7);
     const big = patterned(BIG, 8);
@@ -169,12 +171,9 @@ test('a connection waiting for memory and for its reader at once reads on only w
 });
 
 test('a reader that drains its messages while its next body waits for memory does not make it read on', async () => {
-  const { peer, end } = await budgeted(100 * KiB, { highWaterMark: 1 });
+  const { peer, holder, end } = await budgeted(100 * KiB, { highWaterMark: 1 });
   try {
-    const a = await peer();
-    const held = patterned(BIG, 1);
-    a.socket.write(frame(held));
-    await buffered(a.ch, 1);
+    const { a, held } = await holder();
     const b = await peer();
     const small = patterned(100, 7);
     const big = patterned(BIG, 8);
@@ -197,12 +196,9 @@ test('a reader that drains its messages while its next body waits for memory doe
 });
 
 test('a connection waiting for memory stays paused while what it sends drains', async () => {
-  const { peer, end } = await budgeted(100 * KiB);
+  const { peer, holder, end } = await budgeted(100 * KiB);
   try {
-    const a = await peer();
-    const held = patterned(BIG, 1);
-    a.socket.write(frame(held));
-    await buffered(a.ch, 1);
+    const { a, held } = await holder();
     const b = await peer();
     const big = patterned(BIG, 2);
     const filler = Buffer.alloc(60 * KiB, 3); // under 64 KiB: not budgeted
@@ -269,7 +265,6 @@ test('a big body whose header comes in the same read as the handshake waits for 
   // part of the body at once (it need not read our answers first), then the rest.
   const { peer, end } = await budgeted(100 * KiB, { framing: tinyproto });
   try {
-    const u32 = (n: number): Buffer => Buffer.from([n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]);
     const held = patterned(BIG, 1);
     const a = await peer(Buffer.concat([Buffer.from([0xff]), u32(held.length), held]));
     await buffered(a.ch, 1);
@@ -295,7 +290,6 @@ test('a body that waits for memory from the read that ended the handshake stops 
   // whole 16 MiB into the stash, before the fix).
   const { peer, end } = await budgeted(100 * KiB, { framing: tinyproto, maxMessageSize: 32 * MiB });
   try {
-    const u32 = (n: number): Buffer => Buffer.from([n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]);
     const held = patterned(BIG, 1);
     const a = await peer(Buffer.concat([Buffer.from([0xff]), u32(held.length), held]));
     await buffered(a.ch, 1);
@@ -320,12 +314,9 @@ test('a body that waits for memory from the read that ended the handshake stops 
 });
 
 test('closing a connection while its body waits for memory is clean, and memory released later does not disturb it', async () => {
-  const { peer, end } = await budgeted(100 * KiB);
+  const { peer, holder, end } = await budgeted(100 * KiB);
   try {
-    const a = await peer();
-    const held = patterned(BIG, 1);
-    a.socket.write(frame(held));
-    await buffered(a.ch, 1);
+    const { a, held } = await holder();
     const b = await peer();
     b.socket.write(frame(patterned(BIG, 2)));
     const waiting = b.ch.recv();
@@ -351,7 +342,6 @@ test("tinyproto: 'drain' of our answers does not resume reading while a body wai
   await turn();
   s.release();
   const body = patterned(80 * KiB, 5);
-  const u32 = (n: number): Buffer => Buffer.from([n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]);
   const empty = u32(0);
   s.feed(Buffer.concat([empty, empty, empty, u32(body.length), body.subarray(0, 10)]));
   await turn();
