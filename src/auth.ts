@@ -13,8 +13,12 @@
  * Like CPython 3.12, the challenger accepts a legacy raw HMAC-MD5 answer to either kind (that is
  * how a 3.11 client answers a `{sha256}` challenge) and a `{digest}`-prefixed answer to either kind.
  */
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { AuthenticationError } from './errors.js';
+import { lazyRequire } from './util.js';
+
+let cryptoModule: typeof import('node:crypto') | undefined;
+/** node:crypto, loaded by the first authentication: a process without `auth` does not pay for it. */
+const cryptoLib = (): typeof import('node:crypto') => (cryptoModule ??= lazyRequire('node:crypto') as typeof import('node:crypto'));
 
 /** Whole messages over some framing, for the handshake. */
 export interface AuthMessageIO {
@@ -40,7 +44,7 @@ const LEGACY_MESSAGE_LENGTH = 20;
 const MD5_LENGTH = 16;
 
 function hmac(digest: string, key: Buffer, message: Buffer): Buffer {
-  return createHmac(DIGESTS[digest]!, key).update(message).digest();
+  return cryptoLib().createHmac(DIGESTS[digest]!, key).update(message).digest();
 }
 
 /** `{name}payload` -> [name, payload]; legacy lengths (16 or 20 bytes) -> ['', message]. */
@@ -71,7 +75,7 @@ export function verifyResponse(authkey: Buffer, message: Buffer, response: Buffe
   const [name, mac] = splitDigest(response);
   if (sha256Only && name !== 'sha256') throw new AuthenticationError('expected an HMAC-SHA256 answer');
   const expected = hmac(name || 'md5', authkey, message);
-  if (expected.length !== mac.length || !timingSafeEqual(expected, mac)) {
+  if (expected.length !== mac.length || !cryptoLib().timingSafeEqual(expected, mac)) {
     throw new AuthenticationError('digest received was wrong (the peer has a different authkey)');
   }
 }
@@ -79,7 +83,7 @@ export function verifyResponse(authkey: Buffer, message: Buffer, response: Buffe
 /** Send a challenge, check the answer, tell the peer; throws AuthenticationError on a wrong answer. */
 export async function deliverChallenge(io: AuthMessageIO, authkey: Buffer, kind: ChallengeKind = 'sha256', sha256Only = false): Promise<void> {
   const message =
-    kind === 'legacy' ? randomBytes(LEGACY_MESSAGE_LENGTH) : Buffer.concat([Buffer.from('{sha256}', 'latin1'), randomBytes(MESSAGE_LENGTH)]);
+    kind === 'legacy' ? cryptoLib().randomBytes(LEGACY_MESSAGE_LENGTH) : Buffer.concat([Buffer.from('{sha256}', 'latin1'), cryptoLib().randomBytes(MESSAGE_LENGTH)]);
   io.send(Buffer.concat([CHALLENGE, message]));
   const response = await io.recv(AUTH_MESSAGE_LIMIT);
   try {

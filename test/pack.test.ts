@@ -101,6 +101,27 @@ console.log([
 ].join(' '));
 `);
     assert.is(ok(sh(process.execPath, ['brand.mjs'], app), 'instanceof across builds'), 'true true true true false false\n');
+    // The ESM entry is one file, and what only some users need loads at first use: importing the
+    // package loads neither @msgpack/msgpack nor node:tls nor node:crypto; the msgpack codec and a
+    // TLS connect load theirs (both builds).
+    assert.not.match(readFileSync(join(pkgDir, 'channel.js'), 'utf8'), /(from|import)\s*\(?\s*['"]\.\.?\//, 'dist/channel.js imports no file of its own');
+    const lazy = (load: string): string => `${load}
+import { createRequire } from 'node:module';
+const cache = createRequire(process.cwd() + '/x.js').cache;
+const loaded = () => [Object.keys(cache).some((k) => k.includes('@msgpack')), process.moduleLoadList.includes('NativeModule tls'), process.moduleLoadList.includes('NativeModule crypto')].join(' ');
+const before = loaded();
+const codec = m.msgpack();
+const value = codec.unpack(Buffer.from(codec.pack({ a: [1, 'x'] })));
+const afterCodec = loaded();
+await m.Channel.connect('127.0.0.1', 1, { tls: true, timeout: 2000 }).catch(() => {});
+console.log(before, '|', afterCodec, '|', loaded(), '|', JSON.stringify(value));
+`;
+    writeFileSync(join(app, 'lazy.mjs'), lazy(`const m = await import('msgchannel');`));
+    writeFileSync(join(app, 'lazy-cjs.mjs'), lazy(`const m = (await import('node:module')).createRequire(process.cwd() + '/x.js')('msgchannel');`));
+    const want = 'false false false | true false false | true true true | {"a":[1,"x"]}\n';
+    assert.is(ok(sh(process.execPath, ['lazy.mjs'], app), 'lazy loading (ESM)'), want);
+    assert.is(ok(sh(process.execPath, ['lazy-cjs.mjs'], app), 'lazy loading (CommonJS)'), want);
+
     // @internal members are not in the shipped declarations.
     const serverTypes = readFileSync(join(pkgDir, 'src', 'peer', 'server.d.ts'), 'utf8');
     assert.ok(serverTypes.includes('class Connection'), 'server.d.ts declares Connection');

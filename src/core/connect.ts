@@ -4,9 +4,10 @@
  * knows its type.
  */
 import * as net from 'node:net';
-import * as tls from 'node:tls';
+import type * as tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { TimeoutError } from '../errors.js';
+import { tlsLib } from '../util.js';
 import type { Channel } from './channel.js';
 import { publishError } from './diagnostics.js';
 import { DIRECT_READS, DirectReader } from './reader.js';
@@ -38,7 +39,7 @@ export function connectChannel(opts: ConnectOptions, create: ChannelFactory): Pr
     // Plain sockets read through the direct path (reader.ts) where Node offers it.
     const reader = !secure && DIRECT_READS ? new DirectReader() : undefined;
     const socket: net.Socket = secure
-      ? tls.connect({ ...(opts.tls === true ? {} : opts.tls), ...where })
+      ? tlsLib().connect({ ...(opts.tls === true ? {} : opts.tls), ...where })
       : net.connect(reader === undefined ? where : { ...where, onread: reader.onread });
     let channel: Channel | undefined;
     let timer: NodeJS.Timeout | undefined;
@@ -86,7 +87,7 @@ export function connectChannel(opts: ConnectOptions, create: ChannelFactory): Pr
 
 /** A TLS stream's peer certificate (on a mutual-TLS server, the client's); undefined for any other stream or none. */
 export function peerCertificateOf(stream: Duplex): tls.PeerCertificate | undefined {
-  if (!(stream instanceof tls.TLSSocket)) return undefined;
+  if (!(stream instanceof tlsLib().TLSSocket)) return undefined;
   const cert = stream.getPeerCertificate();
   return cert != null && Object.keys(cert).length > 0 ? cert : undefined;
 }

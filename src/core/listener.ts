@@ -5,9 +5,9 @@
  */
 import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import * as tls from 'node:tls';
+import type * as tls from 'node:tls';
 import type { Framing } from '../framing/types.js';
-import { noop } from '../util.js';
+import { noop, tlsLib } from '../util.js';
 import type { Channel } from './channel.js';
 import type { ChannelFactory } from './connect.js';
 import { Deque } from './deque.js';
@@ -79,7 +79,7 @@ export class Listener implements AsyncIterable<Channel> {
     // (reader.ts) before anything is read; TLS sockets take the 'data' path.
     this.#server = net.createServer({ pauseOnConnect: DIRECT_READS && !options.tls }, this.#onConnection);
     if (options.tls) {
-      const server = tls.createServer({ ...options.tls, handshakeTimeout: checked.handshakeTimeout }, (socket) => this.#onSocket(socket));
+      const server = tlsLib().createServer({ ...options.tls, handshakeTimeout: checked.handshakeTimeout }, (socket) => this.#onSocket(socket));
       server.on('tlsClientError', (_error, socket) => socket.destroy()); // that socket only
       this.#tls = server;
     }
