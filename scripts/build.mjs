@@ -6,8 +6,9 @@
 //   the declarations file by file (dist/channel.d.ts and dist/src/**). The CLI (src/cli/) is
 //   transpiled file by file; dist/cli.js starts it, and it imports the package entry
 //   (dist/channel.js), never a copy.
-// - .build/: the same per-file transpile of the library and the tests, so the suites run on the
-//   module graph users load (one Channel class, shared by every suite), not per-suite bundles.
+// - .build/: the library and the tests transpiled file by file, so the suites run on one module
+//   graph (one Channel class, shared by every suite), not per-suite bundles; test/pack.test.ts
+//   checks the shipped bundles.
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';

@@ -14,11 +14,10 @@
  * how a 3.11 client answers a `{sha256}` challenge) and a `{digest}`-prefixed answer to either kind.
  */
 import { AuthenticationError } from './errors.js';
-import { lazyRequire } from './util.js';
+import { lazyModule } from './util.js';
 
-let cryptoModule: typeof import('node:crypto') | undefined;
 /** node:crypto, loaded by the first authentication: a process without `auth` does not pay for it. */
-const cryptoLib = (): typeof import('node:crypto') => (cryptoModule ??= lazyRequire('node:crypto') as typeof import('node:crypto'));
+const cryptoLib = lazyModule<typeof import('node:crypto')>('node:crypto');
 
 /** Whole messages over some framing, for the handshake. */
 export interface AuthMessageIO {

@@ -5,11 +5,16 @@ import { createRequire } from 'node:module';
  * require() for what is loaded at first use rather than at import (a dependency or built-in only
  * some users need). The CommonJS bundle gets `import.meta.url` from a banner (scripts/build.mjs).
  */
-export const lazyRequire = createRequire(import.meta.url);
+const lazyRequire = createRequire(import.meta.url);
 
-let tlsModule: typeof import('node:tls') | undefined;
+/** `specifier`'s module, required at the first call and kept. */
+export function lazyModule<T>(specifier: string): () => T {
+  let loaded: T | undefined;
+  return () => (loaded ??= lazyRequire(specifier) as T);
+}
+
 /** node:tls, loaded by the first TLS connect or listen (or a check for a peer certificate): ~2 MiB a plain-TCP process does not pay. */
-export const tlsLib = (): typeof import('node:tls') => (tlsModule ??= lazyRequire('node:tls') as typeof import('node:tls'));
+export const tlsLib = lazyModule<typeof import('node:tls')>('node:tls');
 
 /** Does nothing: a `.catch(noop)` marks a promise's rejection as handled. */
 export const noop = (): void => {};

@@ -503,7 +503,7 @@ export class RequestChannel implements AsyncIterable<Buffer> {
       this.#replyError(id, { message: new MessageTooLargeError(sent, this.#sendLimit, 'send').message, code: 'ERR_MESSAGE_TOO_LARGE' });
       return;
     }
-    // Not awaited: the Channel marks a refusal (closed, SendQueueFullError) handled; the requester then times out.
+    // The send is not awaited: the Channel marks a refusal (closed, SendQueueFullError) handled; the requester then times out.
     this.stats.repliesSent++;
   }
 

@@ -5,15 +5,14 @@
  */
 import type * as MsgpackModule from '@msgpack/msgpack';
 import type { Decoder } from '@msgpack/msgpack';
-import { lazyRequire } from '../util.js';
+import { lazyModule } from '../util.js';
 import { checkInt } from '../validate.js';
 
-let msgpackModule: typeof MsgpackModule | undefined;
 /**
  * @msgpack/msgpack, loaded at the first msgpack pack or unpack: a process that never uses the
  * codec (most Channel users) does not pay for loading it, about 5 MiB of RSS under Node 20.
  */
-const msgpackLib = (): typeof MsgpackModule => (msgpackModule ??= lazyRequire('@msgpack/msgpack') as typeof MsgpackModule);
+const msgpackLib = lazyModule<typeof MsgpackModule>('@msgpack/msgpack');
 
 /** How one message type packs its data into a frame body and unpacks it again. */
 export interface Codec<T> {
