@@ -69,7 +69,17 @@ export type { AckIO, Decoder, DecoderLimits, FrameSink, Framing, HandshakeIO } f
 export type { AuthOptions, ChallengeKind } from './src/auth.js';
 
 // The typed layer: Protocol registry, codecs, typed channel, packetmq session.
-export { json, msgpack, msgpackCodec, raw, uint, uint32, utf8String, type Codec, type MsgpackCodecOptions } from './src/typed/codec.js';
+export {
+  json,
+  msgpack,
+  msgpackCodec,
+  raw,
+  uint,
+  uint32,
+  utf8String,
+  type Codec,
+  type MsgpackCodecOptions,
+} from './src/typed/codec.js';
 export {
   Protocol,
   type MessageDefinition,
@@ -145,4 +155,11 @@ export {
   type ServerOptions,
   type SlowConsumerPolicy,
 } from './src/peer/server.js';
-export { Client, RECONNECT_DEFAULTS, REFUSAL_WINDOW, type ClientCloseOptions, type ClientOptions, type ClientTarget } from './src/peer/client.js';
+export {
+  Client,
+  RECONNECT_DEFAULTS,
+  REFUSAL_WINDOW,
+  type ClientCloseOptions,
+  type ClientOptions,
+  type ClientTarget,
+} from './src/peer/client.js';

@@ -45,12 +45,18 @@ export function renderChart(report) {
   for (const w of speedWorkloads) {
     const rows = peers.map((p) => ok.find((r) => r.workload === w.id && r.peer === p.id)).filter(Boolean);
     if (rows.length === 0) continue;
-    parts.push(`<text x="${leftX - 8}" y="${y + (rows.length * bar) / 2 + 4}" text-anchor="end" font-weight="bold">(${w.id})</text>`);
+    parts.push(
+      `<text x="${leftX - 8}" y="${y + (rows.length * bar) / 2 + 4}" text-anchor="end" font-weight="bold">(${w.id})</text>`,
+    );
     for (const r of rows) {
       if (r.ratio === undefined) continue;
       const x2 = xOf(r.ratio);
-      parts.push(`<rect x="${leftX}" y="${y}" width="${(x2 - leftX).toFixed(1)}" height="${bar - 2}" fill="${COLORS[r.peer] ?? '#333'}"><title>${esc(r.peer)}: ${num(r.ratio, 2)}x</title></rect>`);
-      parts.push(`<text x="${x2 + 3}" y="${y + bar - 3}" font-size="9">${num(r.ratio, 2)}x${r.ratio > cap ? ' &#8594;' : ''}</text>`);
+      parts.push(
+        `<rect x="${leftX}" y="${y}" width="${(x2 - leftX).toFixed(1)}" height="${bar - 2}" fill="${COLORS[r.peer] ?? '#333'}"><title>${esc(r.peer)}: ${num(r.ratio, 2)}x</title></rect>`,
+      );
+      parts.push(
+        `<text x="${x2 + 3}" y="${y + bar - 3}" font-size="9">${num(r.ratio, 2)}x${r.ratio > cap ? ' &#8594;' : ''}</text>`,
+      );
       y += bar;
     }
     y += gap;
@@ -58,10 +64,14 @@ export function renderChart(report) {
   const leftBottom = y;
   for (const t of [0, 0.5, 1, 1.5, 2, 2.5, 3]) {
     const x = xOf(t);
-    parts.push(`<line x1="${x}" y1="${top - 4}" x2="${x}" y2="${leftBottom}" stroke="${t === 1 ? '#000' : '#ddd'}" stroke-dasharray="${t === 1 ? '' : '2,2'}"/>`);
+    parts.push(
+      `<line x1="${x}" y1="${top - 4}" x2="${x}" y2="${leftBottom}" stroke="${t === 1 ? '#000' : '#ddd'}" stroke-dasharray="${t === 1 ? '' : '2,2'}"/>`,
+    );
     parts.push(`<text x="${x}" y="${leftBottom + 14}" font-size="10" text-anchor="middle">${t}x</text>`);
   }
-  parts.push(`<text x="${leftX}" y="${top - 14}" font-weight="bold">Speed relative to the hand-rolled socket (higher is better)</text>`);
+  parts.push(
+    `<text x="${leftX}" y="${top - 14}" font-weight="bold">Speed relative to the hand-rolled socket (higher is better)</text>`,
+  );
 
   // Right: peak RSS of (e) and (f), the larger of the two sides.
   const rssRows = ok.filter((r) => r.workload === 'e' || r.workload === 'f');
@@ -71,10 +81,14 @@ export function renderChart(report) {
   for (const wid of ['e', 'f']) {
     const rows = peers.map((p) => rssRows.find((r) => r.workload === wid && r.peer === p.id)).filter(Boolean);
     if (rows.length === 0) continue;
-    parts.push(`<text x="${rightX - 8}" y="${ry + (rows.length * bar) / 2 + 4}" text-anchor="end" font-weight="bold">(${wid})</text>`);
+    parts.push(
+      `<text x="${rightX - 8}" y="${ry + (rows.length * bar) / 2 + 4}" text-anchor="end" font-weight="bold">(${wid})</text>`,
+    );
     for (const r of rows) {
       const peak = Math.max(r.rssSend, r.rssRecv);
-      parts.push(`<rect x="${rightX}" y="${ry}" width="${(rxOf(peak) - rightX).toFixed(1)}" height="${bar - 2}" fill="${COLORS[r.peer] ?? '#333'}"><title>${esc(r.peer)}: ${num(peak / MiB, 0)} MiB</title></rect>`);
+      parts.push(
+        `<rect x="${rightX}" y="${ry}" width="${(rxOf(peak) - rightX).toFixed(1)}" height="${bar - 2}" fill="${COLORS[r.peer] ?? '#333'}"><title>${esc(r.peer)}: ${num(peak / MiB, 0)} MiB</title></rect>`,
+      );
       parts.push(`<text x="${rxOf(peak) + 3}" y="${ry + bar - 3}" font-size="9">${num(peak / MiB, 0)}</text>`);
       ry += bar;
     }
@@ -86,7 +100,9 @@ export function renderChart(report) {
       const limit = 1.3 * e.size + 50 * MiB;
       const x = rxOf(limit);
       parts.push(`<line x1="${x}" y1="${top - 4}" x2="${x}" y2="${ry}" stroke="#c00" stroke-dasharray="4,2"/>`);
-      parts.push(`<text x="${x}" y="${ry + 14}" font-size="9" fill="#c00" text-anchor="middle">(e) limit ${num(limit / MiB, 0)}</text>`);
+      parts.push(
+        `<text x="${x}" y="${ry + 14}" font-size="9" fill="#c00" text-anchor="middle">(e) limit ${num(limit / MiB, 0)}</text>`,
+      );
     }
     const x100 = rxOf(100 * MiB);
     parts.push(`<line x1="${x100}" y1="${top - 4}" x2="${x100}" y2="${ry}" stroke="#888" stroke-dasharray="2,2"/>`);

@@ -85,7 +85,10 @@ export function slowConsumer(count, flow = {}) {
 
 /** Round-trip statistics from a list of nanosecond bigints (the first `warmup` are dropped). */
 export function rttStats(rtts, warmup) {
-  const xs = rtts.slice(warmup).map((x) => Number(x) / 1000).sort((a, b) => a - b);
+  const xs = rtts
+    .slice(warmup)
+    .map((x) => Number(x) / 1000)
+    .sort((a, b) => a - b);
   return { p50us: percentile(xs, 50), p99us: percentile(xs, 99), n: xs.length };
 }
 

@@ -20,12 +20,36 @@ const n = (x) => x.toLocaleString('en-US');
 
 /** The workloads; `quick` scales each down so the whole quick run stays under a minute. */
 const WORKLOADS = [
-  { id: 'a', title: (r) => `${n(r.count)} x 64 B, sends not awaited`, kind: 'stream', size: 64, count: 1_000_000, quick: 200_000 },
-  { id: 'b', title: (r) => `64 B ping-pong, ${n(r.count)} round trips`, kind: 'pingpong', size: 64, count: 20_000, quick: 5_000, warmup: 1_000, quickWarmup: 500 },
+  {
+    id: 'a',
+    title: (r) => `${n(r.count)} x 64 B, sends not awaited`,
+    kind: 'stream',
+    size: 64,
+    count: 1_000_000,
+    quick: 200_000,
+  },
+  {
+    id: 'b',
+    title: (r) => `64 B ping-pong, ${n(r.count)} round trips`,
+    kind: 'pingpong',
+    size: 64,
+    count: 20_000,
+    quick: 5_000,
+    warmup: 1_000,
+    quickWarmup: 500,
+  },
   { id: 'c', title: (r) => `${n(r.count)} x 1 KiB`, kind: 'stream', size: 1024, count: 500_000, quick: 100_000 },
   { id: 'd', title: (r) => `${n(r.count)} x 1 MiB`, kind: 'stream', size: MiB, count: 1024, quick: 256 },
   { id: 'e', title: (r) => `one ${n(r.size / MiB)} MiB message`, kind: 'stream', size: 256 * MiB, count: 1, quick: 1 },
-  { id: 'f', title: (r) => `slow consumer, ${n(r.count)} x 1 KiB`, kind: 'stream', size: 1024, count: 1024 * 1024, quick: 128 * 1024, slow: true },
+  {
+    id: 'f',
+    title: (r) => `slow consumer, ${n(r.count)} x 1 KiB`,
+    kind: 'stream',
+    size: 1024,
+    count: 1024 * 1024,
+    quick: 128 * 1024,
+    slow: true,
+  },
   // Request/reply: round trips at 1 outstanding (count1, timed one by one) and at `depth`
   // outstanding (count), then a one-way run (oneway) on the same connection. Only these peers;
   // ratios are to the plain Channel (`base`), whose round trips are an in-order echo.
@@ -51,10 +75,18 @@ const WORKLOADS = [
 /** The peers. `inproc` ones run both sides in one process. */
 const PEERS = [
   { id: 'raw', label: "hand-rolled net.Socket, 'data' events (baseline)" },
-  { id: 'raw-onread', label: 'hand-rolled net.Socket with onread (the practical Node limit)', only: ['a', 'c', 'd', 'e'] },
+  {
+    id: 'raw-onread',
+    label: 'hand-rolled net.Socket with onread (the practical Node limit)',
+    only: ['a', 'c', 'd', 'e'],
+  },
   { id: 'channel', label: 'msgchannel Channel (TCP), tryRecv() drain' },
   { id: 'channel-await', label: 'msgchannel Channel (TCP), plain for await (const m of ch)' },
-  { id: 'channel-release', label: 'msgchannel Channel (TCP), tryRecv() drain, each message released (ch.release)', only: ['d'] },
+  {
+    id: 'channel-release',
+    label: 'msgchannel Channel (TCP), tryRecv() drain, each message released (ch.release)',
+    only: ['d'],
+  },
   { id: 'channel-pair', label: 'msgchannel Channel.pair (memory)', inproc: true },
   { id: 'rpc', label: 'msgchannel RequestChannel (TCP)', only: ['g'] },
   { id: 'zeromq', label: 'zeromq PUSH/PULL (REQ/REP for b, DEALER/ROUTER for g)', check: () => import('zeromq') },
@@ -113,7 +145,8 @@ function runChild(cmd, argv, timeoutMs, onReady) {
  * left to the scheduler, a ping-pong's p50 swings 2-3x between runs depending on whether both sides
  * land on one core. In-process runs are not pinned. `--no-pin` turns this off.
  */
-const PIN = !args.includes('--no-pin') && os.cpus().length >= 2 && spawnSync('taskset', ['-c', '0', 'true']).status === 0;
+const PIN =
+  !args.includes('--no-pin') && os.cpus().length >= 2 && spawnSync('taskset', ['-c', '0', 'true']).status === 0;
 
 function sideCommand(peer, role, ctx, port) {
   const argv = peer.python
@@ -132,7 +165,12 @@ async function runOne(peer, w) {
     slow: !!w.slow,
     maxSize: 0,
   };
-  if (w.kind === 'rpc') Object.assign(ctx, { count1: quick ? w.quickCount1 : w.count1, depth: w.depth, oneway: quick ? w.quickOneway : w.oneway });
+  if (w.kind === 'rpc')
+    Object.assign(ctx, {
+      count1: quick ? w.quickCount1 : w.count1,
+      depth: w.depth,
+      oneway: quick ? w.quickOneway : w.oneway,
+    });
   ctx.maxSize = ctx.size;
   const timeout = (quick ? 30 : 300) * 1000;
   let send;
@@ -167,13 +205,16 @@ async function runOne(peer, w) {
     row.rt1 = send.rt1;
     row.oneway = send.oneway;
   } else if (w.kind === 'pingpong') {
-    row.seconds = (Number(BigInt(send.t1) - BigInt(send.t0)) / 1e9);
+    row.seconds = Number(BigInt(send.t1) - BigInt(send.t0)) / 1e9;
     row.p50us = send.p50us;
     row.p99us = send.p99us;
     row.msgsPerSec = ctx.count / (row.seconds * (ctx.count / (ctx.count + ctx.warmup)));
   } else {
     if (recv.n !== ctx.count || recv.bytes !== ctx.count * ctx.size) {
-      return { ...row, error: `received ${recv.n} messages / ${recv.bytes} bytes, expected ${ctx.count} / ${ctx.count * ctx.size}` };
+      return {
+        ...row,
+        error: `received ${recv.n} messages / ${recv.bytes} bytes, expected ${ctx.count} / ${ctx.count * ctx.size}`,
+      };
     }
     row.seconds = Number(BigInt(recv.t1) - BigInt(send.t0)) / 1e9;
     row.msgsPerSec = ctx.count / row.seconds;
@@ -212,7 +253,8 @@ for (const w of workloads) {
   // The gist joins them on (d) in a full run, and the other peers on (e): those targets compare
   // against them, and a single run of theirs against msgchannel's median is not a fair ratio.
   const field = (p) => (p.id === 'python' && w.id === 'd') || (w.id === 'e' && E_FIELD.includes(p.id));
-  const repeated = (p) => runs(p) && (QUICK_FULL.has(p.id) || p.id === 'rpc' || (!quick && (p.id === 'channel-await' || field(p))));
+  const repeated = (p) =>
+    runs(p) && (QUICK_FULL.has(p.id) || p.id === 'rpc' || (!quick && (p.id === 'channel-await' || field(p))));
   const fast = peers.filter(repeated);
   for (let k = 0; k < REPEATS; k++) for (const p of fast) plan.push([p, w]);
   for (const p of peers) {
@@ -242,14 +284,20 @@ for (const w of workloads) {
     const key = (r) => (w.kind === 'pingpong' ? -r.p50us : r.msgsPerSec);
     const row = good.length ? good.sort((x, y) => key(x) - key(y))[Math.floor((good.length - 1) / 2)] : mine[0];
     if (mine.length > 1) {
-      row.repeats = { n: mine.length, ok: good.length, msgsPerSec: good.map((r) => Math.round(r.msgsPerSec)), p50us: w.kind === 'pingpong' ? good.map((r) => r.p50us) : undefined };
+      row.repeats = {
+        n: mine.length,
+        ok: good.length,
+        msgsPerSec: good.map((r) => Math.round(r.msgsPerSec)),
+        p50us: w.kind === 'pingpong' ? good.map((r) => r.p50us) : undefined,
+      };
     }
     rows.push(row);
   }
 }
 
 // Ratios to the baseline: msgs/s for the streams, raw p50 / p50 for the ping-pong (higher is better).
-const base = (wid) => rows.find((r) => r.workload === wid && r.peer === (WORKLOADS.find((w) => w.id === wid)?.base ?? 'raw') && !r.error);
+const base = (wid) =>
+  rows.find((r) => r.workload === wid && r.peer === (WORKLOADS.find((w) => w.id === wid)?.base ?? 'raw') && !r.error);
 for (const r of rows) {
   const b = base(r.workload);
   if (r.error || !b) continue;
@@ -257,7 +305,10 @@ for (const r of rows) {
 }
 
 const get = (wid, pid) => rows.find((r) => r.workload === wid && r.peer === pid && !r.error);
-const fmt = (x, d = 0) => (x === undefined || Number.isNaN(x) ? '' : x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }));
+const fmt = (x, d = 0) =>
+  x === undefined || Number.isNaN(x)
+    ? ''
+    : x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 const mib = (b) => (b === undefined ? '' : fmt(b / MiB, 0));
 
 const label = Object.fromEntries(PEERS.map((p) => [p.id, p.label]));
@@ -266,7 +317,8 @@ const label = Object.fromEntries(PEERS.map((p) => [p.id, p.label]));
 const targets = [];
 const target = (name, holds, detail) => targets.push({ name, holds, detail });
 {
-  const vs = (x, y, unit = 'msgs/s') => `${fmt(unit === 'MB/s' ? x.MBps : x.msgsPerSec)} vs ${fmt(unit === 'MB/s' ? y.MBps : y.msgsPerSec)} ${unit} = ${fmt(x.msgsPerSec / y.msgsPerSec, 3)}x`;
+  const vs = (x, y, unit = 'msgs/s') =>
+    `${fmt(unit === 'MB/s' ? x.MBps : x.msgsPerSec)} vs ${fmt(unit === 'MB/s' ? y.MBps : y.msgsPerSec)} ${unit} = ${fmt(x.msgsPerSec / y.msgsPerSec, 3)}x`;
   const atLeast = (name, x, y, k, unit) => {
     if (x && y) target(`${name} >= ${k}x ${label[y.peer] ?? y.peer}`, x.msgsPerSec >= k * y.msgsPerSec, vs(x, y, unit));
   };
@@ -276,7 +328,12 @@ const target = (name, holds, detail) => targets.push({ name, holds, detail });
   atLeast('(c) Channel (for await)', get('c', 'channel-await'), get('c', 'raw'), 0.9);
   const b = get('b', 'channel');
   const rb = get('b', 'raw');
-  if (b && rb) target('(b) Channel p50 round trip <= 1.2x raw socket', b.p50us <= 1.2 * rb.p50us, `${fmt(b.p50us, 1)} vs ${fmt(rb.p50us, 1)} us = ${fmt(b.p50us / rb.p50us, 3)}x`);
+  if (b && rb)
+    target(
+      '(b) Channel p50 round trip <= 1.2x raw socket',
+      b.p50us <= 1.2 * rb.p50us,
+      `${fmt(b.p50us, 1)} vs ${fmt(rb.p50us, 1)} us = ${fmt(b.p50us / rb.p50us, 3)}x`,
+    );
   const d = get('d', 'channel');
   atLeast('(d) Channel', d, get('d', 'python'), 1.0, 'MB/s');
   atLeast('(d) Channel', d, get('d', 'raw'), 1.5, 'MB/s');
@@ -286,27 +343,58 @@ const target = (name, holds, detail) => targets.push({ name, holds, detail });
   if (e) {
     const limit = 1.3 * e.size + 50 * MiB;
     const peak = Math.max(e.rssSend, e.rssRecv);
-    target('(e) Channel peak RSS <= 1.3x message + 50 MiB', peak <= limit, `send ${mib(e.rssSend)} MiB, recv ${mib(e.rssRecv)} MiB, limit ${mib(limit)} MiB; ${fmt(e.seconds, 2)} s`);
+    target(
+      '(e) Channel peak RSS <= 1.3x message + 50 MiB',
+      peak <= limit,
+      `send ${mib(e.rssSend)} MiB, recv ${mib(e.rssRecv)} MiB, limit ${mib(limit)} MiB; ${fmt(e.seconds, 2)} s`,
+    );
     // The peers of the field (not the hand-rolled baselines, not msgchannel's own rows).
     const field = rows.filter((r) => r.workload === 'e' && !r.error && E_FIELD.includes(r.peer));
     const fastest = field.sort((x, y) => x.seconds - y.seconds)[0];
-    if (fastest) target(`(e) Channel time <= the fastest peer's (${fastest.peer})`, e.seconds <= fastest.seconds, `${fmt(e.seconds, 3)} s vs ${fmt(fastest.seconds, 3)} s`);
+    if (fastest)
+      target(
+        `(e) Channel time <= the fastest peer's (${fastest.peer})`,
+        e.seconds <= fastest.seconds,
+        `${fmt(e.seconds, 3)} s vs ${fmt(fastest.seconds, 3)} s`,
+      );
   }
   const f = get('f', 'channel');
   // "A clear margin": under 90 MiB, a tenth below the 100 MiB bound.
-  if (f) target('(f) Channel both sides < 90 MiB RSS (100 MiB with a clear margin)', f.rssSend < 90 * MiB && f.rssRecv < 90 * MiB, `send ${mib(f.rssSend)} MiB, recv ${mib(f.rssRecv)} MiB`);
+  if (f)
+    target(
+      '(f) Channel both sides < 90 MiB RSS (100 MiB with a clear margin)',
+      f.rssSend < 90 * MiB && f.rssRecv < 90 * MiB,
+      `send ${mib(f.rssSend)} MiB, recv ${mib(f.rssRecv)} MiB`,
+    );
   // (g) request/reply, all within the one run of (g): RequestChannel against the plain Channel.
   const gr = get('g', 'rpc');
   const gc = get('g', 'channel');
   if (gr && gc) {
-    target('(g) RequestChannel, 1 outstanding >= 0.9x Channel ping-pong round trips/s', gr.rt1 >= 0.9 * gc.rt1, `${fmt(gr.rt1)} vs ${fmt(gc.rt1)} round trips/s = ${fmt(gr.rt1 / gc.rt1, 3)}x`);
-    target('(g) RequestChannel, 64 outstanding >= 0.8x the pipelined one-way rate (Channel, same run)', gr.msgsPerSec >= 0.8 * gc.oneway, `${fmt(gr.msgsPerSec)} round trips/s vs ${fmt(gc.oneway)} one-way msgs/s = ${fmt(gr.msgsPerSec / gc.oneway, 3)}x`);
-    target('(g) RequestChannel, 64 outstanding >= 0.8x Channel pipelined echo at 64 outstanding', gr.msgsPerSec >= 0.8 * gc.msgsPerSec, `${fmt(gr.msgsPerSec)} vs ${fmt(gc.msgsPerSec)} round trips/s = ${fmt(gr.ratio, 3)}x`);
+    target(
+      '(g) RequestChannel, 1 outstanding >= 0.9x Channel ping-pong round trips/s',
+      gr.rt1 >= 0.9 * gc.rt1,
+      `${fmt(gr.rt1)} vs ${fmt(gc.rt1)} round trips/s = ${fmt(gr.rt1 / gc.rt1, 3)}x`,
+    );
+    target(
+      '(g) RequestChannel, 64 outstanding >= 0.8x the pipelined one-way rate (Channel, same run)',
+      gr.msgsPerSec >= 0.8 * gc.oneway,
+      `${fmt(gr.msgsPerSec)} round trips/s vs ${fmt(gc.oneway)} one-way msgs/s = ${fmt(gr.msgsPerSec / gc.oneway, 3)}x`,
+    );
+    target(
+      '(g) RequestChannel, 64 outstanding >= 0.8x Channel pipelined echo at 64 outstanding',
+      gr.msgsPerSec >= 0.8 * gc.msgsPerSec,
+      `${fmt(gr.msgsPerSec)} vs ${fmt(gc.msgsPerSec)} round trips/s = ${fmt(gr.ratio, 3)}x`,
+    );
   }
   for (const wid of ['a', 'd']) {
     const pr = get(wid, 'channel-pair');
     const tcp = get(wid, 'channel');
-    if (pr && tcp) target(`(${wid}) Channel.pair at least as fast as TCP`, pr.msgsPerSec >= tcp.msgsPerSec, `${fmt(pr.MBps)} vs ${fmt(tcp.MBps)} MB/s = ${fmt(pr.msgsPerSec / tcp.msgsPerSec, 3)}x`);
+    if (pr && tcp)
+      target(
+        `(${wid}) Channel.pair at least as fast as TCP`,
+        pr.msgsPerSec >= tcp.msgsPerSec,
+        `${fmt(pr.MBps)} vs ${fmt(tcp.MBps)} MB/s = ${fmt(pr.msgsPerSec / tcp.msgsPerSec, 3)}x`,
+      );
   }
 }
 
@@ -335,9 +423,13 @@ const machine = {
 
 // The table.
 const lines = [];
-lines.push(`msgchannel benchmark${quick ? ' (--quick: scaled-down counts, fewer peers)' : ''}: Node ${machine.node}, ${machine.cpus} cores (${machine.cpu}), loopback${PIN ? ', receiver on core 0 and sender on core 1' : ''}; median of ${REPEATS} interleaved runs for the baseline and msgchannel`);
+lines.push(
+  `msgchannel benchmark${quick ? ' (--quick: scaled-down counts, fewer peers)' : ''}: Node ${machine.node}, ${machine.cpus} cores (${machine.cpu}), loopback${PIN ? ', receiver on core 0 and sender on core 1' : ''}; median of ${REPEATS} interleaved runs for the baseline and msgchannel`,
+);
 lines.push('');
-lines.push('| workload | peer | msgs/s | MB/s | x baseline | p50 / p99 RTT (us) | time (s) | peak RSS send / recv (MiB) |');
+lines.push(
+  '| workload | peer | msgs/s | MB/s | x baseline | p50 / p99 RTT (us) | time (s) | peak RSS send / recv (MiB) |',
+);
 lines.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |');
 for (const r of rows) {
   const w = WORKLOADS.find((x) => x.id === r.workload);
@@ -348,19 +440,27 @@ for (const r of rows) {
   }
   const rss = r.inproc ? `${mib(r.rssSend)} (one process)` : `${mib(r.rssSend)} / ${mib(r.rssRecv)}`;
   const rtt = r.p50us !== undefined ? `${fmt(r.p50us, 1)} / ${fmt(r.p99us, 1)}` : '';
-  lines.push(`| ${wl} | ${label[r.peer]} | ${fmt(r.msgsPerSec)} | ${fmt(r.MBps)} | ${fmt(r.ratio, 2)} | ${rtt} | ${fmt(r.seconds, 2)} | ${rss} |`);
+  lines.push(
+    `| ${wl} | ${label[r.peer]} | ${fmt(r.msgsPerSec)} | ${fmt(r.MBps)} | ${fmt(r.ratio, 2)} | ${rtt} | ${fmt(r.seconds, 2)} | ${rss} |`,
+  );
 }
 const rpcRows = rows.filter((r) => r.workload === 'g' && !r.error);
 if (rpcRows.length > 0) {
   lines.push('');
-  lines.push('(g) request/reply, 64 B each way (Channel: in-order echo, no ids; RequestChannel: request()/onRequest; zeromq: DEALER/ROUTER with a 4-byte id frame):');
+  lines.push(
+    '(g) request/reply, 64 B each way (Channel: in-order echo, no ids; RequestChannel: request()/onRequest; zeromq: DEALER/ROUTER with a 4-byte id frame):',
+  );
   lines.push('');
-  lines.push('| peer | 1 outstanding: round trips/s | p50 / p99 RTT (us) | 64 outstanding: round trips/s | x Channel (1 / 64) | one-way msgs/s |');
+  lines.push(
+    '| peer | 1 outstanding: round trips/s | p50 / p99 RTT (us) | 64 outstanding: round trips/s | x Channel (1 / 64) | one-way msgs/s |',
+  );
   lines.push('| --- | ---: | ---: | ---: | ---: | ---: |');
   const c = rpcRows.find((r) => r.peer === 'channel');
   for (const r of rpcRows) {
     const x = c ? `${fmt(r.rt1 / c.rt1, 2)} / ${fmt(r.msgsPerSec / c.msgsPerSec, 2)}` : '';
-    lines.push(`| ${label[r.peer]} | ${fmt(r.rt1)} | ${fmt(r.p50us, 1)} / ${fmt(r.p99us, 1)} | ${fmt(r.msgsPerSec)} | ${x} | ${r.oneway === undefined ? '' : fmt(r.oneway)} |`);
+    lines.push(
+      `| ${label[r.peer]} | ${fmt(r.rt1)} | ${fmt(r.p50us, 1)} / ${fmt(r.p99us, 1)} | ${fmt(r.msgsPerSec)} | ${x} | ${r.oneway === undefined ? '' : fmt(r.oneway)} |`,
+    );
   }
 }
 const ceiling = windowCeiling();
@@ -371,18 +471,35 @@ lines.push('Targets (ratios within this run):');
 for (const t of targets) lines.push(`- ${t.holds ? 'HOLDS ' : 'MISSED'} ${t.name}: ${t.detail}`);
 const missed = targets.filter((t) => !t.holds);
 lines.push('');
-lines.push(missed.length === 0 ? `All ${targets.length} targets hold in this run.` : `MISSED TARGETS (${missed.length} of ${targets.length}):`);
+lines.push(
+  missed.length === 0
+    ? `All ${targets.length} targets hold in this run.`
+    : `MISSED TARGETS (${missed.length} of ${targets.length}):`,
+);
 for (const t of missed) lines.push(`  * ${t.name}: ${t.detail}`);
 console.log(lines.join('\n'));
 
 const outPath = flag('out') ?? join(here, 'results', quick ? 'quick.json' : 'results.json');
 mkdirSync(dirname(outPath), { recursive: true });
-const report = { date: new Date().toISOString(), quick, machine, workloads: workloads.map(({ title, ...w }) => ({ ...w, title: title(quick ? { count: w.quick, size: w.quickSize ?? w.size } : w) })), peers: PEERS.map(({ id, label }) => ({ id, label })), skipped, rows, targets, gCeiling: ceiling };
+const report = {
+  date: new Date().toISOString(),
+  quick,
+  machine,
+  workloads: workloads.map(({ title, ...w }) => ({
+    ...w,
+    title: title(quick ? { count: w.quick, size: w.quickSize ?? w.size } : w),
+  })),
+  peers: PEERS.map(({ id, label }) => ({ id, label })),
+  skipped,
+  rows,
+  targets,
+  gCeiling: ceiling,
+};
 writeFileSync(outPath, `${JSON.stringify(report, null, 2)}\n`);
 const chartPath = quick ? join(dirname(outPath), 'quick-chart.svg') : join(dirname(outPath), 'chart.svg');
 writeFileSync(chartPath, renderChart(report));
 log(`wrote ${outPath} and ${chartPath} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-const failed = rows.filter((r) => r.error && (QUICK_FULL.has(r.peer)));
+const failed = rows.filter((r) => r.error && QUICK_FULL.has(r.peer));
 if (failed.length > 0) {
   log(`${failed.length} run(s) of msgchannel or the baseline failed`);
   process.exitCode = 1;

@@ -69,8 +69,12 @@ if (process.argv[2] === '--server') {
         }
         const seq = m.readUInt32BE(4);
         if (m.readUInt32BE(0) !== id) problems.push(`client ${id}: someone else's message`);
-        else if (seq !== got) problems.push(`client ${id}: expected seq ${got}, got ${seq} (${seq < got ? 'duplicate/reordered' : 'lost'})`);
-        else if (!digest(m).subarray(0, 8).equals(m.subarray(8, 16))) problems.push(`client ${id}: seq ${seq} corrupted`);
+        else if (seq !== got)
+          problems.push(
+            `client ${id}: expected seq ${got}, got ${seq} (${seq < got ? 'duplicate/reordered' : 'lost'})`,
+          );
+        else if (!digest(m).subarray(0, 8).equals(m.subarray(8, 16)))
+          problems.push(`client ${id}: seq ${seq} corrupted`);
         got = seq + 1;
         total++;
         if (got === sent && stop) return;
@@ -96,7 +100,12 @@ if (process.argv[2] === '--server') {
     const t = Math.round((Date.now() - started) / 1000);
     const rate = (total - lastTotal) / 5;
     lastTotal = total;
-    const s = { t, msgsPerSec: Math.round(rate), clientRssMiB: +(process.memoryUsage().rss / 2 ** 20).toFixed(1), serverRssMiB: +((serverRss.at(-1) ?? 0) / 2 ** 20).toFixed(1) };
+    const s = {
+      t,
+      msgsPerSec: Math.round(rate),
+      clientRssMiB: +(process.memoryUsage().rss / 2 ** 20).toFixed(1),
+      serverRssMiB: +((serverRss.at(-1) ?? 0) / 2 ** 20).toFixed(1),
+    };
     samples.push(s);
     console.log(`t=${s.t}s  ${s.msgsPerSec} msg/s  client RSS ${s.clientRssMiB} MiB  server RSS ${s.serverRssMiB} MiB`);
   }, 5000);

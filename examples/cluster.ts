@@ -32,12 +32,13 @@ if (cluster.isPrimary) {
     worker.on('message', (m: { listening?: number }) => {
       if (m.listening !== undefined && ++listening === workers) {
         console.log(`listening on 127.0.0.1:${m.listening} with ${workers} workers`);
-        if (seconds < 0) void exchange(m.listening)
-          .catch((error: Error) => {
-            console.error(error);
-            process.exitCode = 1;
-          })
-          .finally(stop);
+        if (seconds < 0)
+          void exchange(m.listening)
+            .catch((error: Error) => {
+              console.error(error);
+              process.exitCode = 1;
+            })
+            .finally(stop);
       }
     });
   }

@@ -33,7 +33,9 @@ while (performance.now() - start < 1000) {
   received += 1000;
 }
 const seconds = (performance.now() - start) / 1000;
-console.log(`echoed ${received.toLocaleString('en')} messages of 64 B in ${seconds.toFixed(2)} s: ${Math.round(received / seconds).toLocaleString('en')} round trips/s (client and server in one process)`);
+console.log(
+  `echoed ${received.toLocaleString('en')} messages of 64 B in ${seconds.toFixed(2)} s: ${Math.round(received / seconds).toLocaleString('en')} round trips/s (client and server in one process)`,
+);
 
 await ch.close();
 await listener.close();

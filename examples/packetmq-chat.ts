@@ -17,7 +17,7 @@ const chat = packetmqProtocol()
 const args = process.argv.slice(2);
 const memory = args.includes('--memory');
 const flag = args.indexOf('--seconds');
-const seconds = Number(flag >= 0 ? args.splice(flag, 2)[1] : process.env.SECONDS ?? 0);
+const seconds = Number(flag >= 0 ? args.splice(flag, 2)[1] : (process.env.SECONDS ?? 0));
 const positional = args.filter((a) => !a.startsWith('--'));
 const role = positional[0] ?? 'both';
 
@@ -28,7 +28,8 @@ function startServer(): Server<MessagesOf<typeof chat>> {
     onConnection: (conn) => void (conn.data = `guest${conn.id}`),
     onMessage: async (conn, m) => {
       if (m.name === 'chat:nick') conn.data = m.data.name;
-      else if (m.name === 'chat:say') await server.broadcast('chat:said', { from: String(conn.data), text: m.data.text });
+      else if (m.name === 'chat:say')
+        await server.broadcast('chat:said', { from: String(conn.data), text: m.data.text });
     },
     onClose: (conn, reason) => console.log(`server: ${String(conn.data)} left (${String(reason ?? 'closed')})`),
   });
@@ -48,7 +49,9 @@ function makeClient(name: string): Client<MessagesOf<typeof chat>> {
   });
 }
 
-const target = memory ? { memory: 'chat' } : { host: '127.0.0.1', port: Number(positional[role === 'client' ? 2 : 1] ?? 12345) };
+const target = memory
+  ? { memory: 'chat' }
+  : { host: '127.0.0.1', port: Number(positional[role === 'client' ? 2 : 1] ?? 12345) };
 
 if (role === 'server') {
   const server = startServer();

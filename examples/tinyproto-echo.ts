@@ -13,7 +13,7 @@ import { Channel, Server, tinyproto } from 'msgchannel';
 
 const args = process.argv.slice(2);
 const flag = args.indexOf('--seconds');
-const seconds = Number(flag >= 0 ? args.splice(flag, 2)[1] : process.env.SECONDS ?? 0);
+const seconds = Number(flag >= 0 ? args.splice(flag, 2)[1] : (process.env.SECONDS ?? 0));
 const [role = 'both', portArg = '9123'] = args;
 let port = Number(portArg); // 0: a free port (with `both`)
 
@@ -25,7 +25,8 @@ async function startServer(): Promise<Server> {
     onMessage: async (conn, msg) => {
       const text = msg.toString();
       if (text === 'QUIT') await conn.close();
-      else if (text === 'SRVQUIT') await server.close(); // shuts the server down along with all clients
+      else if (text === 'SRVQUIT')
+        await server.close(); // shuts the server down along with all clients
       else await conn.send(`Echo back: ${text}`);
     },
   });

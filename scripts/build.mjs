@@ -18,9 +18,16 @@ const tests = process.argv.includes('--tests');
 /** Mutation testing's build: only the per-file transpile of the library and tests into .build/ (no dist/, no tsc). */
 const transpileOnly = process.argv.includes('--transpile-only');
 const pkg = JSON.parse(readFileSync('package.json', 'utf8'));
-const common = { platform: 'node', target: 'node20', sourcemap: true, logLevel: 'warning', define: { __VERSION__: JSON.stringify(pkg.version) } };
+const common = {
+  platform: 'node',
+  target: 'node20',
+  sourcemap: true,
+  logLevel: 'warning',
+  define: { __VERSION__: JSON.stringify(pkg.version) },
+};
 /** Transpile each file on its own: imports stay as written ('./x.js'), so the output graph is the source graph. */
-const transpile = (entryPoints, outdir) => build({ ...common, bundle: false, format: 'esm', entryPoints, outdir, outbase: '.' });
+const transpile = (entryPoints, outdir) =>
+  build({ ...common, bundle: false, format: 'esm', entryPoints, outdir, outbase: '.' });
 
 function tsc(...args) {
   try {
@@ -52,7 +59,14 @@ if (transpileOnly) {
 
 rmSync('dist', { recursive: true, force: true });
 // The ESM entry: the library in one file; its dependencies stay packages of their own.
-await build({ ...common, bundle: true, format: 'esm', packages: 'external', entryPoints: ['channel.ts'], outfile: 'dist/channel.js' });
+await build({
+  ...common,
+  bundle: true,
+  format: 'esm',
+  packages: 'external',
+  entryPoints: ['channel.ts'],
+  outfile: 'dist/channel.js',
+});
 await transpile(walk('src/cli', ts), 'dist');
 // CommonJS, for require('msgchannel') on every Node >= 20: p-queue (and its dependencies) are
 // ESM-only, so they are bundled in; @msgpack/msgpack ships CommonJS and stays a dependency.
@@ -68,12 +82,29 @@ await build({
   define: { ...common.define, 'import.meta.url': '__msgchannelModuleUrl' },
   banner: { js: "const __msgchannelModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
 });
-writeFileSync('dist/cli.js', "#!/usr/bin/env node\n// The `msgchannel` command: src/cli/, which imports the package entry (./channel.js).\nimport './src/cli/main.js';\n");
+writeFileSync(
+  'dist/cli.js',
+  "#!/usr/bin/env node\n// The `msgchannel` command: src/cli/, which imports the package entry (./channel.js).\nimport './src/cli/main.js';\n",
+);
 chmodSync('dist/cli.js', 0o755);
-const examples = (() => { try { return walk('examples', ts); } catch { return []; } })();
+const examples = (() => {
+  try {
+    return walk('examples', ts);
+  } catch {
+    return [];
+  }
+})();
 if (examples.length) {
   // Examples import 'msgchannel' (the package by name); they run against dist as users' code would.
-  await build({ ...common, bundle: true, format: 'esm', packages: 'external', entryPoints: examples, outdir: 'dist/examples', outbase: 'examples' });
+  await build({
+    ...common,
+    bundle: true,
+    format: 'esm',
+    packages: 'external',
+    entryPoints: examples,
+    outdir: 'dist/examples',
+    outbase: 'examples',
+  });
 }
 tsc('-p', 'tsconfig.build.json');
 // CommonJS declarations: the same tree as .d.cts files importing each other, for `require` users.

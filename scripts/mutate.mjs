@@ -7,7 +7,9 @@
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 
-const all = readdirSync('stryker').filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5));
+const all = readdirSync('stryker')
+  .filter((f) => f.endsWith('.json'))
+  .map((f) => f.slice(0, -5));
 const groups = process.argv.slice(2).length > 0 ? process.argv.slice(2) : all;
 let status = 0;
 for (const group of groups) {
@@ -16,7 +18,11 @@ for (const group of groups) {
     process.exit(2);
   }
   console.log(`\n== mutation testing: ${group}`);
-  const r = spawnSync(process.execPath, ['node_modules/@stryker-mutator/core/bin/stryker.js', 'run', `stryker/${group}.json`], { stdio: 'inherit' });
+  const r = spawnSync(
+    process.execPath,
+    ['node_modules/@stryker-mutator/core/bin/stryker.js', 'run', `stryker/${group}.json`],
+    { stdio: 'inherit' },
+  );
   if (r.status !== 0) status = r.status ?? 1;
 }
 process.exit(status);

@@ -8,9 +8,28 @@ import { join } from 'node:path';
 
 /** The core suites: Channel, every framing, the typed layer, Server/Client, request/reply, hardening. */
 const SUITES = [
-  'channel', 'framing/msg', 'framing/lengthPrefixed', 'framing/tinyproto', 'framing/pythonConnection', 'framing/limits',
-  'property/decoders', 'property/cases', 'server', 'typed/protocol', 'typed/typedChannel', 'typed/packetmq', 'typed/types',
-  'receive', 'core/recycle', 'rpc/envelope', 'rpc/request', 'hardening/hostile', 'hardening/faults', 'hardening/tinyproto', 'hardening/budget', 'hardening/tls',
+  'channel',
+  'framing/msg',
+  'framing/lengthPrefixed',
+  'framing/tinyproto',
+  'framing/pythonConnection',
+  'framing/limits',
+  'property/decoders',
+  'property/cases',
+  'server',
+  'typed/protocol',
+  'typed/typedChannel',
+  'typed/packetmq',
+  'typed/types',
+  'receive',
+  'core/recycle',
+  'rpc/envelope',
+  'rpc/request',
+  'hardening/hostile',
+  'hardening/faults',
+  'hardening/tinyproto',
+  'hardening/budget',
+  'hardening/tls',
 ];
 /** Suites left out on a runtime, and why (the README's Runtimes section says the same). */
 const LEFT_OUT = {
@@ -48,13 +67,24 @@ for (const [name, command] of Object.entries(RUNTIMES)) {
       continue;
     }
     const [, args] = command(join('.build', 'test', `${suite}.test.js`));
-    const r = spawnSync(bin, args, { encoding: 'utf8', timeout: 300_000, env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' } });
+    const r = spawnSync(bin, args, {
+      encoding: 'utf8',
+      timeout: 300_000,
+      env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' },
+    });
     const out = `${r.stdout}${r.stderr}`.replace(/\x1b\[[0-9;]*m/g, '');
     const total = Number(/Total:\s+(\d+)/.exec(out)?.[1] ?? 0);
     const ok = Number(/Passed:\s+(\d+)/.exec(out)?.[1] ?? 0);
     const good = r.status === 0 && total > 0 && ok === total;
     console.log(`${good ? 'ok  ' : 'FAIL'} ${name} (${version}) ${suite}: ${ok}/${total}`);
-    if (!good) console.log(out.split('\n').filter((l) => /FAIL|Error|expected/i.test(l)).slice(0, 20).join('\n'));
+    if (!good)
+      console.log(
+        out
+          .split('\n')
+          .filter((l) => /FAIL|Error|expected/i.test(l))
+          .slice(0, 20)
+          .join('\n'),
+      );
     passed += ok;
     failed += total - ok + (good || total > ok ? 0 : 1);
   }

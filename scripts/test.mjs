@@ -6,7 +6,14 @@ import { spawn } from 'node:child_process';
 
 const WATCHDOG_MS = 15 * 60 * 1000;
 const color = process.stdout.isTTY ? [] : ['--no-color'];
-const args = ['--enable-source-maps', 'node_modules/uvu/bin.js', '.build/test', '\\.test\\.js$', ...color, ...process.argv.slice(2)];
+const args = [
+  '--enable-source-maps',
+  'node_modules/uvu/bin.js',
+  '.build/test',
+  '\\.test\\.js$',
+  ...color,
+  ...process.argv.slice(2),
+];
 const child = spawn(process.execPath, args, { stdio: ['inherit', 'pipe', 'inherit'] });
 let out = '';
 let partial = '';

@@ -36,7 +36,13 @@ export const FAILURE = Buffer.from('#FAILURE#');
 export const AUTH_MESSAGE_LIMIT = 256;
 
 /** Python's digest names, mapped to node:crypto's. */
-const DIGESTS: Record<string, string> = { md5: 'md5', sha256: 'sha256', sha384: 'sha384', sha3_256: 'sha3-256', sha3_384: 'sha3-384' };
+const DIGESTS: Record<string, string> = {
+  md5: 'md5',
+  sha256: 'sha256',
+  sha384: 'sha384',
+  sha3_256: 'sha3-256',
+  sha3_384: 'sha3-384',
+};
 const MAX_DIGEST_NAME = 8;
 const MESSAGE_LENGTH = 40;
 const LEGACY_MESSAGE_LENGTH = 20;
@@ -56,7 +62,9 @@ function splitDigest(message: Buffer): [string, Buffer] {
       if (Object.hasOwn(DIGESTS, name)) return [name, message.subarray(close + 1)];
     }
   }
-  throw new AuthenticationError(`unsupported message length, missing digest prefix, or unsupported digest (${message.length} bytes)`);
+  throw new AuthenticationError(
+    `unsupported message length, missing digest prefix, or unsupported digest (${message.length} bytes)`,
+  );
 }
 
 /** The answer to a challenge `message` (what followed `#CHALLENGE#`). */
@@ -80,9 +88,16 @@ export function verifyResponse(authkey: Buffer, message: Buffer, response: Buffe
 }
 
 /** Send a challenge, check the answer, tell the peer; throws AuthenticationError on a wrong answer. */
-export async function deliverChallenge(io: AuthMessageIO, authkey: Buffer, kind: ChallengeKind = 'sha256', sha256Only = false): Promise<void> {
+export async function deliverChallenge(
+  io: AuthMessageIO,
+  authkey: Buffer,
+  kind: ChallengeKind = 'sha256',
+  sha256Only = false,
+): Promise<void> {
   const message =
-    kind === 'legacy' ? cryptoLib().randomBytes(LEGACY_MESSAGE_LENGTH) : Buffer.concat([Buffer.from('{sha256}', 'latin1'), cryptoLib().randomBytes(MESSAGE_LENGTH)]);
+    kind === 'legacy'
+      ? cryptoLib().randomBytes(LEGACY_MESSAGE_LENGTH)
+      : Buffer.concat([Buffer.from('{sha256}', 'latin1'), cryptoLib().randomBytes(MESSAGE_LENGTH)]);
   io.send(Buffer.concat([CHALLENGE, message]));
   const response = await io.recv(AUTH_MESSAGE_LIMIT);
   try {
@@ -101,12 +116,15 @@ export async function answerChallenge(io: AuthMessageIO, authkey: Buffer): Promi
     throw new AuthenticationError('expected a #CHALLENGE# message (does the peer use an authkey?)');
   }
   const message = challenge.subarray(CHALLENGE.length);
-  if (message.length < LEGACY_MESSAGE_LENGTH) throw new AuthenticationError(`challenge too short: ${message.length} bytes`);
+  if (message.length < LEGACY_MESSAGE_LENGTH)
+    throw new AuthenticationError(`challenge too short: ${message.length} bytes`);
   io.send(createResponse(authkey, message));
   const verdict = await io.recv(AUTH_MESSAGE_LIMIT);
   if (!verdict.equals(WELCOME)) {
     throw new AuthenticationError(
-      verdict.equals(FAILURE) ? 'digest sent was rejected (the peer has a different authkey)' : 'expected #WELCOME# or #FAILURE#',
+      verdict.equals(FAILURE)
+        ? 'digest sent was rejected (the peer has a different authkey)'
+        : 'expected #WELCOME# or #FAILURE#',
     );
   }
 }
@@ -170,8 +188,12 @@ export function rawMessageIO(
         len = big.readUInt32BE(0) * TWO_32 + big.readUInt32BE(4);
       }
       if (len > maxLength) {
-        throw options.tooLong?.(len, maxLength) ??
-          new AuthenticationError(`auth handshake message of ${len} bytes, above the ${maxLength}-byte limit (does the peer use auth?)`);
+        throw (
+          options.tooLong?.(len, maxLength) ??
+          new AuthenticationError(
+            `auth handshake message of ${len} bytes, above the ${maxLength}-byte limit (does the peer use auth?)`,
+          )
+        );
       }
       return io.read(len);
     },
@@ -183,7 +205,9 @@ export function authKey(auth: AuthOptions): Buffer {
   const key = (auth as Partial<AuthOptions> | null)?.key;
   if (typeof key === 'string' && key.length > 0) return Buffer.from(key, 'utf8');
   if (key instanceof Uint8Array && key.length > 0) return Buffer.from(key);
-  throw new TypeError(`Expected \`auth.key\` to be a non-empty Uint8Array or string, got ${key === undefined ? 'undefined' : typeof key}`);
+  throw new TypeError(
+    `Expected \`auth.key\` to be a non-empty Uint8Array or string, got ${key === undefined ? 'undefined' : typeof key}`,
+  );
 }
 
 /**
@@ -191,6 +215,10 @@ export function authKey(auth: AuthOptions): Buffer {
  * `{sha256}` + 40-random-byte challenge and checks the peer's HMAC-SHA256 of it (constant-time),
  * the accepting side first; only SHA-256 answers count. Throws AuthenticationError on a wrong key.
  */
-export function authHandshake(key: Buffer, isServer: boolean, io: { write(bytes: Uint8Array): void; read(n: number): Promise<Buffer> }): Promise<void> {
+export function authHandshake(
+  key: Buffer,
+  isServer: boolean,
+  io: { write(bytes: Uint8Array): void; read(n: number): Promise<Buffer> },
+): Promise<void> {
   return authenticate(rawMessageIO(io), key, isServer, 'sha256', true);
 }

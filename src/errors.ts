@@ -26,7 +26,8 @@ export class MsgChannelError extends Error {
 
   /** `instanceof` by brand for msgchannel's own classes (any copy of them); plain prototype checks for subclasses users write. */
   static override [Symbol.hasInstance](value: unknown): boolean {
-    if (!Object.prototype.hasOwnProperty.call(this, BRAND)) return Function.prototype[Symbol.hasInstance].call(this, value);
+    if (!Object.prototype.hasOwnProperty.call(this, BRAND))
+      return Function.prototype[Symbol.hasInstance].call(this, value);
     if (typeof value !== 'object' || value === null) return false;
     return (value as Record<symbol, unknown>)[(this as unknown as Record<symbol, symbol>)[BRAND]!] === true;
   }
@@ -136,7 +137,11 @@ export class MessageDecodeError extends MsgChannelError {
   /** The message type's name (`name` is the error class name). */
   readonly type: string;
   constructor(id: number, type: string, body: Buffer, options?: ErrorOptions) {
-    super('ERR_DECODE', `cannot unpack a '${type}' message (type id ${id}): ${(options?.cause as Error | undefined)?.message ?? 'bad body'}`, options);
+    super(
+      'ERR_DECODE',
+      `cannot unpack a '${type}' message (type id ${id}): ${(options?.cause as Error | undefined)?.message ?? 'bad body'}`,
+      options,
+    );
     this.id = id;
     this.type = type;
     this.body = body;
@@ -178,7 +183,10 @@ export class MessageRefusedError extends MsgChannelError {
   /** Size of the refused message. */
   readonly size: number;
   constructor(size: number, status: number, message?: string) {
-    super('ERR_MESSAGE_REFUSED', message ?? `peer refused a ${size}-byte message (status 0x${status.toString(16).padStart(2, '0')})`);
+    super(
+      'ERR_MESSAGE_REFUSED',
+      message ?? `peer refused a ${size}-byte message (status 0x${status.toString(16).padStart(2, '0')})`,
+    );
     this.size = size;
     this.status = status;
   }
@@ -197,7 +205,10 @@ export class ConnectionRefusedError extends ProtocolError {
     brand(this, 'ConnectionRefusedError');
   }
 
-  constructor(message = 'the server refused the connection (connection limit)', options?: ErrorOptions & { offset?: number }) {
+  constructor(
+    message = 'the server refused the connection (connection limit)',
+    options?: ErrorOptions & { offset?: number },
+  ) {
     super(message, { ...options, code: 'ERR_CONNECTION_LIMIT' });
   }
 }
@@ -251,7 +262,10 @@ export class SendQueueFullError extends MsgChannelError {
   readonly queued: number;
   readonly limit: number;
   constructor(size: number, queued: number, limit: number, what = `a ${size}-byte message`) {
-    super('ERR_SEND_QUEUE_FULL', `cannot queue ${what}: ${queued} bytes already wait to be written (maxQueuedBytes ${limit})`);
+    super(
+      'ERR_SEND_QUEUE_FULL',
+      `cannot queue ${what}: ${queued} bytes already wait to be written (maxQueuedBytes ${limit})`,
+    );
     this.size = size;
     this.queued = queued;
     this.limit = limit;

@@ -46,10 +46,13 @@ export class WarningLimiter {
     const n = this.#hidden;
     this.#hidden = 0;
     this.#lastShown = Date.now();
-    process.emitWarning(`${n} more ${n === 1 ? 'error' : 'errors'} like this from the same connection (latest: ${latest.message})`, {
-      type: latest.name,
-      ...(typeof latest.code === 'string' ? { code: latest.code } : {}),
-    });
+    process.emitWarning(
+      `${n} more ${n === 1 ? 'error' : 'errors'} like this from the same connection (latest: ${latest.message})`,
+      {
+        type: latest.name,
+        ...(typeof latest.code === 'string' ? { code: latest.code } : {}),
+      },
+    );
   }
 }
 
@@ -58,7 +61,11 @@ export class WarningLimiter {
  * becomes a process warning (rate-limited per connection for errors a WarningLimiter tagged).
  * Never throws.
  */
-export function reportError<A extends unknown[]>(handler: ((error: Error, ...extra: A) => unknown) | undefined, error: unknown, ...extra: A): void {
+export function reportError<A extends unknown[]>(
+  handler: ((error: Error, ...extra: A) => unknown) | undefined,
+  error: unknown,
+  ...extra: A
+): void {
   const e = error instanceof Error ? error : new Error(String(error));
   if (handler === undefined) {
     const limiter = limiters.get(e);

@@ -37,8 +37,15 @@ export function checkInt(name: string, value: unknown, min: number, max: number)
  */
 export function checkNumber(name: string, value: unknown, min: number, integer = false): number | undefined {
   if (value === undefined) return undefined;
-  if (typeof value !== 'number' || Number.isNaN(value) || value < min || (integer && value !== Infinity && !Number.isInteger(value))) {
-    throw new RangeError(`Expected \`${name}\` to be ${integer ? 'an integer' : 'a number'} >= ${min}${integer ? ' or Infinity' : ''}, got ${describe(value)}`);
+  if (
+    typeof value !== 'number' ||
+    Number.isNaN(value) ||
+    value < min ||
+    (integer && value !== Infinity && !Number.isInteger(value))
+  ) {
+    throw new RangeError(
+      `Expected \`${name}\` to be ${integer ? 'an integer' : 'a number'} >= ${min}${integer ? ' or Infinity' : ''}, got ${describe(value)}`,
+    );
   }
   return value;
 }
@@ -55,7 +62,9 @@ export function checkTimeout(name: string, value: unknown): number | undefined {
 /** One of a fixed set of values. */
 export function checkOneOf<T>(name: string, value: unknown, allowed: readonly T[]): T {
   if (!allowed.includes(value as T)) {
-    throw new RangeError(`Expected \`${name}\` to be one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}, got ${describe(value)}`);
+    throw new RangeError(
+      `Expected \`${name}\` to be one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}, got ${describe(value)}`,
+    );
   }
   return value as T;
 }
@@ -67,7 +76,9 @@ export const MAX_TIMER_DELAY = 0x7fff_ffff;
 export function checkDelay(name: string, value: unknown, min: number): number | undefined {
   if (value === undefined) return undefined;
   if (typeof value !== 'number' || !(value >= min) || !(value <= MAX_TIMER_DELAY)) {
-    throw new RangeError(`Expected \`${name}\` to be a number of milliseconds from ${min} to ${MAX_TIMER_DELAY}, got ${describe(value)}`);
+    throw new RangeError(
+      `Expected \`${name}\` to be a number of milliseconds from ${min} to ${MAX_TIMER_DELAY}, got ${describe(value)}`,
+    );
   }
   return value;
 }

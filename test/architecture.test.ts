@@ -41,12 +41,18 @@ function importsOf(file: string): Edge[] {
         const named = clause.namedBindings;
         typeOnly =
           clause.isTypeOnly ||
-          (clause.name === undefined && named !== undefined && ts.isNamedImports(named) && named.elements.length > 0 && named.elements.every((e) => e.isTypeOnly));
+          (clause.name === undefined &&
+            named !== undefined &&
+            ts.isNamedImports(named) &&
+            named.elements.length > 0 &&
+            named.elements.every((e) => e.isTypeOnly));
       }
     } else if (ts.isExportDeclaration(node) && node.moduleSpecifier) {
       spec = node.moduleSpecifier;
       const clause = node.exportClause;
-      typeOnly = node.isTypeOnly || (clause !== undefined && ts.isNamedExports(clause) && clause.elements.every((e) => e.isTypeOnly));
+      typeOnly =
+        node.isTypeOnly ||
+        (clause !== undefined && ts.isNamedExports(clause) && clause.elements.every((e) => e.isTypeOnly));
     }
     if (spec && ts.isStringLiteral(spec) && spec.text.startsWith('.')) {
       const to = normalize(join(dirname(file), spec.text)).replace(/\.js$/, '.ts');
@@ -114,7 +120,11 @@ test('no library module imports the entry; the CLI uses the library only through
   for (const [file, edges] of graph) {
     const targets = edges.map((e) => e.to);
     if (file.startsWith('src/cli/')) {
-      for (const t of targets) assert.ok(t === 'channel.ts' || t.startsWith('src/cli/'), `${file} imports ${t}: the CLI goes through the public entry`);
+      for (const t of targets)
+        assert.ok(
+          t === 'channel.ts' || t.startsWith('src/cli/'),
+          `${file} imports ${t}: the CLI goes through the public entry`,
+        );
     } else {
       assert.not.ok(targets.includes('channel.ts'), `${file} imports the package entry`);
     }
@@ -122,9 +132,18 @@ test('no library module imports the entry; the CLI uses the library only through
 });
 
 test('the entry holds no logic: named re-exports only', () => {
-  const sf = ts.createSourceFile('channel.ts', readFileSync(join(repo, 'channel.ts'), 'utf8'), ts.ScriptTarget.ES2022, false, ts.ScriptKind.TS);
+  const sf = ts.createSourceFile(
+    'channel.ts',
+    readFileSync(join(repo, 'channel.ts'), 'utf8'),
+    ts.ScriptTarget.ES2022,
+    false,
+    ts.ScriptKind.TS,
+  );
   for (const node of sf.statements) {
-    assert.ok(ts.isExportDeclaration(node) && node.moduleSpecifier !== undefined, `channel.ts: ${ts.SyntaxKind[node.kind]} is not a re-export`);
+    assert.ok(
+      ts.isExportDeclaration(node) && node.moduleSpecifier !== undefined,
+      `channel.ts: ${ts.SyntaxKind[node.kind]} is not a re-export`,
+    );
     assert.ok(node.exportClause !== undefined, 'channel.ts: no `export *`; name what the package exports');
   }
 });

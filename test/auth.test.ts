@@ -31,7 +31,14 @@ interface End extends AuthMessageIO {
  * Two connected ends. `run` plays each side; when a side's function settles, its end closes, and a
  * read that can never be answered rejects instead of waiting for ever.
  */
-function pipe(): { a: End; b: End; run<T, U>(fa: (io: End) => Promise<T>, fb: (io: End) => Promise<U>): Promise<[PromiseSettledResult<T>, PromiseSettledResult<U>]> } {
+function pipe(): {
+  a: End;
+  b: End;
+  run<T, U>(
+    fa: (io: End) => Promise<T>,
+    fb: (io: End) => Promise<U>,
+  ): Promise<[PromiseSettledResult<T>, PromiseSettledResult<U>]>;
+} {
   const inbox = [[] as Buffer[], [] as Buffer[]];
   const wake: ((() => void) | undefined)[] = [undefined, undefined];
   const closed = [false, false];
@@ -80,7 +87,8 @@ function pipe(): { a: End; b: End; run<T, U>(fa: (io: End) => Promise<T>, fb: (i
 
 const key = Buffer.from('the shared secret');
 const CHALLENGE = '#CHALLENGE#';
-const mac = (digest: string, k: Buffer, message: Buffer | string): Buffer => createHmac(digest, k).update(message).digest();
+const mac = (digest: string, k: Buffer, message: Buffer | string): Buffer =>
+  createHmac(digest, k).update(message).digest();
 const latin1 = (s: string): Buffer => Buffer.from(s, 'latin1');
 const isAuthError = (e: unknown): boolean => e instanceof AuthenticationError;
 
@@ -96,7 +104,10 @@ function refused(result: PromiseSettledResult<unknown>, pattern: RegExp): void {
 test('mutual authentication with one key: the accepting side challenges first, in both challenge kinds', async () => {
   for (const kind of ['sha256', 'legacy'] as const) {
     const { a: server, b: client, run } = pipe();
-    const [s, c] = await run((io) => authenticate(io, key, true, kind), (io) => authenticate(io, key, false, kind));
+    const [s, c] = await run(
+      (io) => authenticate(io, key, true, kind),
+      (io) => authenticate(io, key, false, kind),
+    );
     assert.equal([s.status, c.status], ['fulfilled', 'fulfilled'], kind);
     // The server: its challenge, its verdict, then its answer to the client's challenge.
     const challengeLength = kind === 'sha256' ? CHALLENGE.length + '{sha256}'.length + 40 : CHALLENGE.length + 20;
@@ -123,7 +134,10 @@ test('mutual authentication with one key: the accepting side challenges first, i
 
 test('different keys: each side refuses the other with ERR_AUTH and says #FAILURE#', async () => {
   const { a: server, b: client, run } = pipe();
-  const [s, c] = await run((io) => authenticate(io, key, true), (io) => authenticate(io, Buffer.from('another key'), false));
+  const [s, c] = await run(
+    (io) => authenticate(io, key, true),
+    (io) => authenticate(io, Buffer.from('another key'), false),
+  );
   refused(s, /different authkey/);
   refused(c, /different authkey/);
   assert.is(server.sent[1], '#FAILURE#');
@@ -190,7 +204,10 @@ test('the challenger accepts a raw HMAC-MD5 answer by default (Python 3.11), and
   refused(strict.outcome, /SHA-?256/);
   assert.is(strict.sent[1], '#FAILURE#');
   // The right {sha256} answer passes the strict check.
-  const right = await challengeAnsweredWith((m) => createResponse(key, m), (io) => deliverChallenge(io, key, 'sha256', true));
+  const right = await challengeAnsweredWith(
+    (m) => createResponse(key, m),
+    (io) => deliverChallenge(io, key, 'sha256', true),
+  );
   assert.is(right.outcome.status, 'fulfilled');
 });
 
@@ -213,7 +230,10 @@ test('a wrong answer is ERR_AUTH, and the peer is told #FAILURE#', async () => {
 });
 
 /** The answering side against a hand-played challenger that sends `challenge`, then `verdict`. */
-async function answerTo(challenge: Buffer, verdict = '#WELCOME#'): Promise<{ outcome: PromiseSettledResult<void>; sent: string[] }> {
+async function answerTo(
+  challenge: Buffer,
+  verdict = '#WELCOME#',
+): Promise<{ outcome: PromiseSettledResult<void>; sent: string[] }> {
   const { a, run } = pipe();
   const [outcome] = await run(
     (io) => answerChallenge(io, key),
@@ -246,7 +266,10 @@ test('the answering side: #FAILURE# means our key was refused; any other verdict
 });
 
 /** rawMessageIO over bytes: `wire` is what the peer sent; returns the io and the sizes of its reads. */
-function rawOver(wire: Buffer, options?: Parameters<typeof rawMessageIO>[1]): { io: AuthMessageIO; reads: number[]; written: Buffer[] } {
+function rawOver(
+  wire: Buffer,
+  options?: Parameters<typeof rawMessageIO>[1],
+): { io: AuthMessageIO; reads: number[]; written: Buffer[] } {
   let at = 0;
   const reads: number[] = [];
   const written: Buffer[] = [];
@@ -279,7 +302,10 @@ test('raw messages are [u32 BE length][message]; a length above the limit is ref
   const full = Buffer.alloc(256, 7);
   assert.equal(await rawOver(Buffer.concat([u32(256), full])).io.recv(256), full);
   const over = rawOver(Buffer.concat([u32(257), full, Buffer.from([7])]));
-  const e = await over.io.recv(256).then(() => undefined, (error: unknown) => error as AuthenticationError);
+  const e = await over.io.recv(256).then(
+    () => undefined,
+    (error: unknown) => error as AuthenticationError,
+  );
   assert.instance(e, AuthenticationError);
   assert.match(e!.message, /257 bytes.*256-byte limit/);
   assert.equal(over.reads, [4]);
@@ -287,17 +313,24 @@ test('raw messages are [u32 BE length][message]; a length above the limit is ref
 
 test("raw messages with multiprocessing's u64 escape: FF FF FF FF, then a u64 BE length", async () => {
   const tooLong = (len: number, limit: number): Error => new RangeError(`${len} > ${limit}`);
-  const escaped = (hi: number, lo: number, body: Buffer): Buffer => Buffer.concat([u32(0xffffffff), u32(hi), u32(lo), body]);
+  const escaped = (hi: number, lo: number, body: Buffer): Buffer =>
+    Buffer.concat([u32(0xffffffff), u32(hi), u32(lo), body]);
   assert.equal(await rawOver(escaped(0, 5, latin1('hello')), { u64Escape: true }).io.recv(256), latin1('hello'));
   // The u64 length is the whole 64 bits, checked against the limit before the body is read.
   const big = rawOver(escaped(1, 5, Buffer.alloc(0)), { u64Escape: true, tooLong });
-  const e = await big.io.recv(256).then(() => undefined, (error: unknown) => error as Error);
+  const e = await big.io.recv(256).then(
+    () => undefined,
+    (error: unknown) => error as Error,
+  );
   assert.instance(e, RangeError);
   assert.is(e!.message, `${2 ** 32 + 5} > 256`);
   assert.equal(big.reads, [4, 8]);
   // Without the escape, FF FF FF FF is a length like any other: far above the limit.
   const plain = rawOver(escaped(0, 5, latin1('hello')), { tooLong });
-  const e2 = await plain.io.recv(256).then(() => undefined, (error: unknown) => error as Error);
+  const e2 = await plain.io.recv(256).then(
+    () => undefined,
+    (error: unknown) => error as Error,
+  );
   assert.is(e2?.message, `${0xffffffff} > 256`);
   assert.equal(plain.reads, [4]);
 });

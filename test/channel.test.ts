@@ -12,7 +12,17 @@ import {
   TimeoutError,
   UnexpectedEofError,
 } from '../channel.js';
-import { echoServer, makeCertificate, openHandles, rejectsMatching, rejectsWith, settledWithin, sleep, tlsTest, unhandled } from './helpers.js';
+import {
+  echoServer,
+  makeCertificate,
+  openHandles,
+  rejectsMatching,
+  rejectsWith,
+  settledWithin,
+  sleep,
+  tlsTest,
+  unhandled,
+} from './helpers.js';
 
 /** Skipped (or failed under MSGCHANNEL_STRICT_PEERS=1) without openssl, which makes the certificate. */
 const withOpenssl = tlsTest('channel TLS');
@@ -220,7 +230,10 @@ test('recvs resolve in call order when messages arrive later', async () => {
   const [a, b] = Channel.pair();
   const recvs = Array.from({ length: 100 }, (_, i) => (i % 3 === 0 ? b.recv({ timeout: 5000 }) : b.recv()));
   for (let i = 0; i < 100; i++) await a.send(String(i));
-  assert.equal((await Promise.all(recvs)).map(String), Array.from({ length: 100 }, (_, i) => String(i)));
+  assert.equal(
+    (await Promise.all(recvs)).map(String),
+    Array.from({ length: 100 }, (_, i) => String(i)),
+  );
   await a.close();
   await b.close();
 });
@@ -234,7 +247,13 @@ const lateCalls: [string, (ch: Channel) => Promise<Buffer>][] = [
   ['recv({ timeout })', (ch) => ch.recv({ timeout: 5000 })],
   ['recv({ signal })', (ch) => ch.recv({ signal: new AbortController().signal })],
   ['recvFrame()', (ch) => ch.recvFrame().then((f) => f.data)],
-  ['the iterator', (ch) => ch[Symbol.asyncIterator]().next().then((r) => r.value as Buffer)],
+  [
+    'the iterator',
+    (ch) =>
+      ch[Symbol.asyncIterator]()
+        .next()
+        .then((r) => r.value as Buffer),
+  ],
 ];
 for (const [how, late] of lateCalls) {
   test(`recv order: ${how} called when the first of two pending recvs settles comes after the second`, async () => {
@@ -323,7 +342,10 @@ test('tryRecv() takes a buffered message without a promise, and never jumps a wa
   for (let i = 0; i < 100; i++) void a.send(String(i));
   const got: string[] = [];
   while (got.length < 100) got.push((b.tryRecv() ?? (await b.recv())).toString());
-  assert.equal(got, Array.from({ length: 100 }, (_, i) => String(i)));
+  assert.equal(
+    got,
+    Array.from({ length: 100 }, (_, i) => String(i)),
+  );
   await a.close();
   await b.close();
 });
@@ -459,19 +481,28 @@ test('connect errors: refused, timeout and abort', async () => {
   silent.on('connection', (s) => sockets.push(s));
   await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
   const port = (silent.address() as net.AddressInfo).port;
-  const e = await rejectsWith(Channel.connect('127.0.0.1', port, { tls: { rejectUnauthorized: false }, timeout: 50 }), 'ERR_TIMEOUT');
+  const e = await rejectsWith(
+    Channel.connect('127.0.0.1', port, { tls: { rejectUnauthorized: false }, timeout: 50 }),
+    'ERR_TIMEOUT',
+  );
   assert.ok(e instanceof TimeoutError);
   const c = new AbortController();
   const p = Channel.connect('127.0.0.1', port, { tls: { rejectUnauthorized: false }, signal: c.signal });
   setTimeout(() => c.abort(new Error('user gave up')), 20);
   await rejectsMatching(p, /user gave up/);
-  await rejectsMatching(Channel.connect('127.0.0.1', port, { signal: AbortSignal.abort(new Error('already')) }), /already/);
+  await rejectsMatching(
+    Channel.connect('127.0.0.1', port, { signal: AbortSignal.abort(new Error('already')) }),
+    /already/,
+  );
   for (const s of sockets) s.destroy();
   await new Promise((r) => silent.close(r));
 });
 
 test('bad options throw RangeError saying what was expected', () => {
-  assert.throws(() => Channel.pair({ maxMessageSize: -1 }), (e: unknown) => e instanceof RangeError && /maxMessageSize/.test(e.message));
+  assert.throws(
+    () => Channel.pair({ maxMessageSize: -1 }),
+    (e: unknown) => e instanceof RangeError && /maxMessageSize/.test(e.message),
+  );
   assert.throws(() => Channel.pair({ highWaterMark: 0 }), RangeError);
   assert.throws(() => Channel.listen('127.0.0.1', 70000), RangeError);
 });
@@ -555,7 +586,10 @@ test('receive backpressure: a reader that does not read bounds both sides; nothi
   // Reading pauses above the mark; the chunk being decoded when it passed the mark still lands:
   // Node reads 64 KiB at a time, Bun reads bigger chunks (up to about 1 MiB here).
   const readChunk = process.versions.bun !== undefined ? 1024 * 1024 : 64 * 1024;
-  assert.ok(reader.bufferedMessages * size <= hwm + readChunk + size, `reader holds ${reader.bufferedMessages} messages`);
+  assert.ok(
+    reader.bufferedMessages * size <= hwm + readChunk + size,
+    `reader holds ${reader.bufferedMessages} messages`,
+  );
   for (let i = 0; i < total / size; i++) {
     const m = await reader.recv();
     assert.is(m.readUInt32BE(0), i);
@@ -686,21 +720,36 @@ test('bad options reject Channel.connect() before it connects, never an uncaught
       /^Expected `framing` to be a Framing \(e\.g\. int32, not the string 'int32'\), got the string 'int32'$/,
     );
     assert.instance(framing, TypeError);
-    assert.instance(await rejectsMatching(Channel.connect('127.0.0.1', port, { maxMessageSize: -1 }), /`maxMessageSize`.*got -1$/), RangeError);
-    await rejectsMatching(Channel.connect('127.0.0.1', port, { framing: 'ltprotocol' as never }), /e\.g\. ltprotocol\(\), not the string 'ltprotocol'/);
-    await rejectsMatching(Channel.connect('127.0.0.1', port, { framing: 42 as never }), /to be a Framing \(e\.g\. msg, int32, ltprotocol\(\)\), got 42$/);
+    assert.instance(
+      await rejectsMatching(Channel.connect('127.0.0.1', port, { maxMessageSize: -1 }), /`maxMessageSize`.*got -1$/),
+      RangeError,
+    );
+    await rejectsMatching(
+      Channel.connect('127.0.0.1', port, { framing: 'ltprotocol' as never }),
+      /e\.g\. ltprotocol\(\), not the string 'ltprotocol'/,
+    );
+    await rejectsMatching(
+      Channel.connect('127.0.0.1', port, { framing: 42 as never }),
+      /to be a Framing \(e\.g\. msg, int32, ltprotocol\(\)\), got 42$/,
+    );
   });
   assert.equal(escaped, []);
 });
 
 test("a port given as a string: the error says it got the string '5000'", async () => {
-  const e = await rejectsMatching(Channel.connect('127.0.0.1', '5000' as never), /^Expected `port` to be an integer from 0 to 65535, got the string '5000'$/);
+  const e = await rejectsMatching(
+    Channel.connect('127.0.0.1', '5000' as never),
+    /^Expected `port` to be an integer from 0 to 65535, got the string '5000'$/,
+  );
   assert.instance(e, RangeError);
 });
 
 test('send({ type }) on a framing without a type field says so', async () => {
   const [a, b] = Channel.pair();
-  await rejectsMatching(a.send('x', { type: 5 }), /^framing msg has no type field: send without `type`, or use a framing with one \(ltprotocol\(\), lengthPrefixed\(\{ typeSize \}\)\)$/);
+  await rejectsMatching(
+    a.send('x', { type: 5 }),
+    /^framing msg has no type field: send without `type`, or use a framing with one \(ltprotocol\(\), lengthPrefixed\(\{ typeSize \}\)\)$/,
+  );
   await a.send('y', { type: 0 }); // 0, every frame's type here, is still accepted
   assert.is(String(await b.recv()), 'y');
   a.destroy();

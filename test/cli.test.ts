@@ -23,7 +23,10 @@ interface Run {
 }
 
 /** Runs the CLI to completion (killed after `timeout` ms), with `input` on stdin. */
-function run(args: string[], options: { input?: string | Buffer; timeout?: number; env?: Record<string, string> } = {}): Promise<Run> {
+function run(
+  args: string[],
+  options: { input?: string | Buffer; timeout?: number; env?: Record<string, string> } = {},
+): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], { env: env(options.env), stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
@@ -43,8 +46,13 @@ function run(args: string[], options: { input?: string | Buffer; timeout?: numbe
 }
 
 /** `msgchannel listen 127.0.0.1:0 ...` in the background: its port, its output so far, and stop(). */
-async function listen(args: string[]): Promise<{ port: number; output: () => string; waitFor: (text: string) => Promise<void>; stop: () => Promise<Run> }> {
-  const child: ChildProcess = spawn(process.execPath, [CLI, 'listen', '127.0.0.1:0', ...args], { env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
+async function listen(
+  args: string[],
+): Promise<{ port: number; output: () => string; waitFor: (text: string) => Promise<void>; stop: () => Promise<Run> }> {
+  const child: ChildProcess = spawn(process.execPath, [CLI, 'listen', '127.0.0.1:0', ...args], {
+    env: env(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   let changed: () => void = () => {};
@@ -57,7 +65,8 @@ async function listen(args: string[]): Promise<{ port: number; output: () => str
   const waitFor = async (text: string): Promise<void> => {
     const deadline = Date.now() + 10_000;
     while (!stdout.includes(text)) {
-      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`listen never printed ${JSON.stringify(text)}; stdout: ${stdout} stderr: ${stderr}`);
+      if (Date.now() > deadline || child.exitCode !== null)
+        throw new Error(`listen never printed ${JSON.stringify(text)}; stdout: ${stdout} stderr: ${stderr}`);
       await new Promise<void>((r) => {
         const t = setTimeout(r, 200);
         changed = () => {
@@ -129,7 +138,8 @@ test('parseAddress takes [HOST:]PORT, IPv6 in brackets, and defaults the host to
 });
 
 test('parseFraming knows every framing, with arguments', () => {
-  for (const name of ['msg', 'int32', 'openflow', 'tinyproto', 'ltprotocol', 'pythonConnection']) assert.is(parseFraming(name).name.toLowerCase(), name.toLowerCase());
+  for (const name of ['msg', 'int32', 'openflow', 'tinyproto', 'ltprotocol', 'pythonConnection'])
+    assert.is(parseFraming(name).name.toLowerCase(), name.toLowerCase());
   assert.is(parseFraming('ltprotocol:I,H').maxType, 0xffff);
   assert.ok(parseFraming('pythonConnection:authkey=secret').handshake);
   const lp = parseFraming('lengthPrefixed:lengthSize=2,typeSize=1,littleEndian');
@@ -258,7 +268,10 @@ test('send exits 124 with one line when the replies do not come in time', async 
     const r = await run(['send', String(port), 'only one', '--expect', '2', '--timeout', '0.5']);
     assert.is(r.stdout, 'only one\n');
     oneLine(r.stderr);
-    assert.match(r.stderr, /^msgchannel: timed out after 0\.5 s waiting for reply 2 of 2 from 127\.0\.0\.1:\d+ \(ERR_TIMEOUT\)\n$/);
+    assert.match(
+      r.stderr,
+      /^msgchannel: timed out after 0\.5 s waiting for reply 2 of 2 from 127\.0\.0\.1:\d+ \(ERR_TIMEOUT\)\n$/,
+    );
     assert.is(r.status, 124);
   } finally {
     await listener.close();
@@ -281,9 +294,17 @@ test('listen on a port in use: one line, EADDRINUSE, exit 1', async () => {
 
 test('connection refused: one line, ECONNREFUSED, exit 1 (send, connect and bench)', async () => {
   const port = await closedPort();
-  for (const args of [['send', String(port), 'x'], ['connect', String(port)], ['bench', `127.0.0.1:${port}`, '--count', '1']]) {
+  for (const args of [
+    ['send', String(port), 'x'],
+    ['connect', String(port)],
+    ['bench', `127.0.0.1:${port}`, '--count', '1'],
+  ]) {
     const r = await run(args);
-    assert.is(r.stderr, `msgchannel: cannot connect to 127.0.0.1:${port}: connection refused (ECONNREFUSED)\n`, args.join(' '));
+    assert.is(
+      r.stderr,
+      `msgchannel: cannot connect to 127.0.0.1:${port}: connection refused (ECONNREFUSED)\n`,
+      args.join(' '),
+    );
     assert.is(r.status, 1);
   }
 });
@@ -291,10 +312,16 @@ test('connection refused: one line, ECONNREFUSED, exit 1 (send, connect and benc
 test('a malformed frame from the peer: one line with its code, exit 1 (send and connect); listen reports it and carries on', async () => {
   const bad = await rawServer('\r\nMSX 1\r\nx');
   try {
-    for (const [args, input] of [[['send', String(bad.port), 'hi', '-n', '1'], undefined], [['connect', String(bad.port)], 'hi\n']] as const) {
+    for (const [args, input] of [
+      [['send', String(bad.port), 'hi', '-n', '1'], undefined],
+      [['connect', String(bad.port)], 'hi\n'],
+    ] as const) {
       const r = await run([...args], { input });
       oneLine(r.stderr);
-      assert.match(r.stderr, new RegExp(`^msgchannel: malformed frame from 127\\.0\\.0\\.1:${bad.port}: .*\\(ERR_PROTOCOL\\)\\n$`));
+      assert.match(
+        r.stderr,
+        new RegExp(`^msgchannel: malformed frame from 127\\.0\\.0\\.1:${bad.port}: .*\\(ERR_PROTOCOL\\)\\n$`),
+      );
       assert.is(r.status, 1);
     }
   } finally {
@@ -315,7 +342,8 @@ test('a malformed frame from the peer: one line with its code, exit 1 (send and 
 });
 
 test('a server of another framing: connect, send and bench fail in one line with the framing hint, exit 1', async () => {
-  const hint = /^msgchannel: no reply from 127\.0\.0\.1:\d+ \((ERR_CHANNEL_CLOSED|ECONNRESET)\): the peer closed right after our first message: does it use the same framing\? \(--framing; this side uses (msg|int32)\)\n$/;
+  const hint =
+    /^msgchannel: no reply from 127\.0\.0\.1:\d+ \((ERR_CHANNEL_CLOSED|ECONNRESET)\): the peer closed right after our first message: does it use the same framing\? \(--framing; this side uses (msg|int32)\)\n$/;
   const int32Server = await listen(['--framing', 'int32']);
   const msgServer = await listen(['--echo', '--quiet']);
   try {
@@ -346,7 +374,10 @@ test('listen shows clients that fail the handshake on their own line (authkey, t
   const auth = await listen(['--framing', 'pythonConnection:authkey=secret']);
   const tiny = await listen(['--framing', 'tinyproto']);
   try {
-    await rejectsCode(Channel.connect('127.0.0.1', auth.port, { framing: pythonConnection({ authkey: 'wrong' }), timeout: 5000 }), 'ERR_AUTH');
+    await rejectsCode(
+      Channel.connect('127.0.0.1', auth.port, { framing: pythonConnection({ authkey: 'wrong' }), timeout: 5000 }),
+      'ERR_AUTH',
+    );
     await auth.waitFor('handshake failed');
     assert.match(auth.output(), /^x 127\.0\.0\.1:\d+ handshake failed: .+ \(ERR_AUTH\)$/m);
     assert.not.match(auth.output(), /^\+ /m, 'it never connected');
@@ -375,7 +406,12 @@ async function rejectsCode(p: Promise<unknown>, code: string): Promise<void> {
 }
 
 test('bad usage: one line, exit 2', async () => {
-  for (const args of [['listen', '5000', '--framing', 'nope'], ['listen', '5000', '--echo', '--exec', 'cat'], ['send', 'not-an-address', 'x'], ['frobnicate']]) {
+  for (const args of [
+    ['listen', '5000', '--framing', 'nope'],
+    ['listen', '5000', '--echo', '--exec', 'cat'],
+    ['send', 'not-an-address', 'x'],
+    ['frobnicate'],
+  ]) {
     const r = await run(args);
     oneLine(r.stderr);
     assert.match(r.stderr, /^msgchannel: /);
@@ -386,7 +422,13 @@ test('bad usage: one line, exit 2', async () => {
 // ---------------------------------------------------------------- help, colors, bench
 
 test('--help on every command shows examples', async () => {
-  for (const args of [['--help'], ['listen', '--help'], ['connect', '--help'], ['send', '--help'], ['bench', '--help']]) {
+  for (const args of [
+    ['--help'],
+    ['listen', '--help'],
+    ['connect', '--help'],
+    ['send', '--help'],
+    ['bench', '--help'],
+  ]) {
     const r = await run(args);
     assert.is(r.status, 0);
     assert.match(r.stdout, /Examples:\n {2}msgchannel /, args.join(' '));

@@ -65,7 +65,11 @@ async function notSent(p: Promise<unknown>, what: string): Promise<NotSent> {
  * A Server on 127.0.0.1:0 that records every message (as text) in `got`, and with `greet`
  * sends 'hi' to each new connection (so the client's connection is established at once).
  */
-async function recordingServer(greet: boolean, options: ServerOptions = {}, onMessage?: (conn: Connection, index: number) => void) {
+async function recordingServer(
+  greet: boolean,
+  options: ServerOptions = {},
+  onMessage?: (conn: Connection, index: number) => void,
+) {
   const got: string[] = [];
   const conns: Connection[] = [];
   const server = new Server({
@@ -235,7 +239,9 @@ test('msg over TCP: sends still queued in the channel when the connection is res
     s.write('\r\nMSG 2\r\nhi');
     if (index === 0) return;
     const decoder = msg.createDecoder({ maxMessageSize: 2 * MiB });
-    s.on('data', (c: Buffer) => decoder.push(c, (body) => void got.push(`${String.fromCharCode(body[0]!)}${body.length}`)));
+    s.on('data', (c: Buffer) =>
+      decoder.push(c, (body) => void got.push(`${String.fromCharCode(body[0]!)}${body.length}`)),
+    );
     s.resume();
   });
   await new Promise<void>((r) => raw.listen(0, '127.0.0.1', r));
@@ -266,7 +272,10 @@ test('reconnect: false: a send the lost connection never wrote rejects (not queu
   const queued = client.send('A'); // handed over at connect
   await client.connect('127.0.0.1', peer.port);
   const direct = client.send('B');
-  for (const [p, seq, data] of [[queued, 1, 'A'], [direct, 2, 'B']] as const) {
+  for (const [p, seq, data] of [
+    [queued, 1, 'A'],
+    [direct, 2, 'B'],
+  ] as const) {
     const e = await notSent(p, data);
     assert.is(e.seq, seq);
     assert.is(e.data, data);
@@ -390,7 +399,10 @@ test('a send the connection refuses rejects with MessageNotSentError, cause why;
   await client.connect('127.0.0.1', port);
   await within(greeting, 'the greeting');
   const direct = client.send('y'.repeat(12)); // refused on the established connection
-  for (const [p, seq, size] of [[queued, 1, 11], [direct, 2, 12]] as const) {
+  for (const [p, seq, size] of [
+    [queued, 1, 11],
+    [direct, 2, 12],
+  ] as const) {
     const e = await notSent(p, `${size} bytes`);
     assert.is(e.seq, seq);
     assert.is(e.cause?.code, 'ERR_MESSAGE_TOO_LARGE');
@@ -435,7 +447,10 @@ test('typed: the error names the message as { name, data }; a codec that throws 
     },
     unpack: (b: Uint8Array) => String(b),
   };
-  const proto = new Protocol().define('say', 1, { pack: (s: string) => Buffer.from(s), unpack: (b: Uint8Array) => String(b) }).define('bad', 2, refusing).define('odd', 3, passing);
+  const proto = new Protocol()
+    .define('say', 1, { pack: (s: string) => Buffer.from(s), unpack: (b: Uint8Array) => String(b) })
+    .define('bad', 2, refusing)
+    .define('odd', 3, passing);
   const offline = new Client<any>(quick<any>([], { protocol: proto, framing: ltprotocol('I'), offline: 'reject' }));
   const e0 = await notSent(offline.send('say', 'hi'), 'offline');
   assert.equal(e0.data, { name: 'say', data: 'hi' });

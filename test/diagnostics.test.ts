@@ -3,7 +3,14 @@ import dc from 'node:diagnostics_channel';
 import * as net from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Channel, DIAGNOSTICS_CHANNELS, TimeoutError, type CloseEvent, type ConnectEvent, type ErrorEvent } from '../channel.js';
+import {
+  Channel,
+  DIAGNOSTICS_CHANNELS,
+  TimeoutError,
+  type CloseEvent,
+  type ConnectEvent,
+  type ErrorEvent,
+} from '../channel.js';
 import { openHandles, sleep } from './helpers.js';
 
 function record(): { events: [string, unknown][]; stop: () => void } {
@@ -17,7 +24,10 @@ function record(): { events: [string, unknown][]; stop: () => void } {
 }
 
 test('the channel names are stable', () => {
-  assert.equal({ ...DIAGNOSTICS_CHANNELS }, { connect: 'msgchannel:connect', close: 'msgchannel:close', error: 'msgchannel:error' });
+  assert.equal(
+    { ...DIAGNOSTICS_CHANNELS },
+    { connect: 'msgchannel:connect', close: 'msgchannel:close', error: 'msgchannel:error' },
+  );
 });
 
 test('connect and close: both ends of a TCP connection, with isServer, and a clean close', async () => {
@@ -64,7 +74,10 @@ test('error: a channel destroyed with an error publishes it, then its close carr
       () => assert.unreachable('connected'),
       () => {},
     );
-    const failed = events.filter(([n]) => n === 'msgchannel:error').map(([, m]) => m as ErrorEvent).find((e) => e.channel === undefined);
+    const failed = events
+      .filter(([n]) => n === 'msgchannel:error')
+      .map(([, m]) => m as ErrorEvent)
+      .find((e) => e.channel === undefined);
     assert.ok(failed, 'a connect failure event');
     assert.is(failed!.target, `127.0.0.1:${port}`);
     assert.is((failed!.error as Error & { code?: string }).code, 'ECONNREFUSED');

@@ -48,7 +48,13 @@ function codeBlocks(file: string): Block[] {
   return blocks;
 }
 
-const files = ['README.md', ...readdirSync('docs').filter((f) => f.endsWith('.md')).sort().map((f) => join('docs', f))];
+const files = [
+  'README.md',
+  ...readdirSync('docs')
+    .filter((f) => f.endsWith('.md'))
+    .sort()
+    .map((f) => join('docs', f)),
+];
 const blocks = files.flatMap(codeBlocks);
 const dir = join('.build', 'docs');
 rmSync(dir, { recursive: true, force: true });
@@ -58,7 +64,12 @@ delete env.FORCE_COLOR; // console.log of numbers, as a terminal would print the
 delete env.NODE_OPTIONS;
 
 function run(block: Block): { status: number | null; stdout: string; stderr: string } {
-  const js = transformSync(block.code, { loader: 'ts', format: 'esm', target: 'node20', sourcefile: `${block.file}:${block.line}` }).code;
+  const js = transformSync(block.code, {
+    loader: 'ts',
+    format: 'esm',
+    target: 'node20',
+    sourcefile: `${block.file}:${block.line}`,
+  }).code;
   const file = join(dir, `${block.file.replace(/[/.]/g, '_')}-${block.line}.mjs`);
   writeFileSync(file, js);
   const r = spawnSync(process.execPath, [file], { encoding: 'utf8', timeout: 15_000, env, killSignal: 'SIGKILL' });
@@ -67,7 +78,8 @@ function run(block: Block): { status: number | null; stdout: string; stderr: str
 
 test('every block is found and every marker gives its reason', () => {
   assert.ok(blocks.length >= 20, `only ${blocks.length} blocks found`);
-  for (const b of blocks) if (b.notRun !== undefined) assert.ok(b.notRun.length > 8, `${b.file}:${b.line}: a marker without a reason`);
+  for (const b of blocks)
+    if (b.notRun !== undefined) assert.ok(b.notRun.length > 8, `${b.file}:${b.line}: a marker without a reason`);
   const marked = blocks.filter((b) => b.notRun !== undefined).length;
   console.log(`docs snippets: ${blocks.length - marked} run, ${marked} marked not run`);
 });

@@ -5,7 +5,11 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Client } from '../channel.js';
 
-function run(args: string[]): { child: ChildProcess; output: () => string; line: (pattern: RegExp) => Promise<RegExpExecArray> } {
+function run(args: string[]): {
+  child: ChildProcess;
+  output: () => string;
+  line: (pattern: RegExp) => Promise<RegExpExecArray>;
+} {
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const waiters: (() => void)[] = [];

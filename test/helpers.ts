@@ -9,7 +9,9 @@ import { Channel, type Listener, type ListenOptions } from '../channel.js';
 export { STRICT_PEERS, opensslMissing, testNeeding, tlsTest } from './peers.js';
 
 /** A listener on 127.0.0.1:0 that echoes every message of every client until it closes. */
-export async function echoServer(options: ListenOptions = {}): Promise<{ listener: Listener; port: number; channels: Channel[] }> {
+export async function echoServer(
+  options: ListenOptions = {},
+): Promise<{ listener: Listener; port: number; channels: Channel[] }> {
   const listener = Channel.listen('127.0.0.1', 0, options);
   const { port } = await listener.listening;
   const channels: Channel[] = [];
@@ -57,11 +59,29 @@ export async function rejectsWith(p: Promise<unknown>, code: string): Promise<Er
 export function makeCertificate(cn = 'localhost'): { key: Buffer; cert: Buffer } {
   const dir = mkdtempSync(join(tmpdir(), 'msgchannel-cert-'));
   try {
-    execFileSync('openssl', [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-      '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1',
-      '-subj', `/CN=${cn}`, '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
-    ], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+        '-days',
+        '1',
+        '-subj',
+        `/CN=${cn}`,
+        '-addext',
+        'subjectAltName=IP:127.0.0.1,DNS:localhost',
+      ],
+      { stdio: 'ignore' },
+    );
     return { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) };
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -83,7 +103,8 @@ export async function rejectsMatching(p: Promise<unknown>, pattern: RegExp): Pro
     await p;
   } catch (error) {
     const e = error as Error;
-    if (!pattern.test(String(e?.message ?? e))) throw new Error(`expected a rejection matching ${pattern}, got: ${e?.message ?? e}`);
+    if (!pattern.test(String(e?.message ?? e)))
+      throw new Error(`expected a rejection matching ${pattern}, got: ${e?.message ?? e}`);
     return e;
   }
   throw new Error(`expected a rejection matching ${pattern}, but it resolved`);

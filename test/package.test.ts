@@ -24,7 +24,12 @@ await ch.close();
 await listener.close();
 `,
     );
-    const r = spawnSync(process.execPath, ['main.mjs'], { cwd: dir, encoding: 'utf8', timeout: 20_000, env: { PATH: process.env.PATH } });
+    const r = spawnSync(process.execPath, ['main.mjs'], {
+      cwd: dir,
+      encoding: 'utf8',
+      timeout: 20_000,
+      env: { PATH: process.env.PATH },
+    });
     assert.is(r.stderr, '');
     assert.is(r.stdout, 'Hello World function\n');
     assert.is(r.status, 0);

@@ -27,7 +27,9 @@ export function testNeeding(suite: string, missing: string | undefined): (name: 
   if (STRICT_PEERS) {
     return (name) =>
       test(name, () => {
-        throw new Error(`${suite}: ${missing} (MSGCHANNEL_STRICT_PEERS=1: a missing peer fails the run instead of skipping)`);
+        throw new Error(
+          `${suite}: ${missing} (MSGCHANNEL_STRICT_PEERS=1: a missing peer fails the run instead of skipping)`,
+        );
       });
   }
   if (!announced.has(suite)) {
@@ -43,7 +45,10 @@ let opensslChecked: string | undefined | null = null;
 export function opensslMissing(): string | undefined {
   if (opensslChecked === null) {
     const r = spawnSync('openssl', ['version'], { stdio: 'ignore' });
-    opensslChecked = r.status === 0 ? undefined : 'openssl not found on PATH (`openssl version` failed; it makes the test certificates): apt-get install openssl';
+    opensslChecked =
+      r.status === 0
+        ? undefined
+        : 'openssl not found on PATH (`openssl version` failed; it makes the test certificates): apt-get install openssl';
   }
   return opensslChecked;
 }

@@ -10,7 +10,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Channel, int32, ltprotocol, msg, pythonConnection, tinyproto, type ConnectOptions, type Framing, type ListenOptions } from '../channel.js';
+import {
+  Channel,
+  int32,
+  ltprotocol,
+  msg,
+  pythonConnection,
+  tinyproto,
+  type ConnectOptions,
+  type Framing,
+  type ListenOptions,
+} from '../channel.js';
 import { DIRECT_READS, DirectReader, SLAB_SIZE } from '../src/core/reader.js';
 import { makeCertificate, openHandles, sleep, tlsTest, unhandled } from './helpers.js';
 
@@ -18,8 +28,14 @@ const MiB = 1024 * 1024;
 const withOpenssl = tlsTest('direct receive path, TLS');
 
 /** A connected pair over TCP (or a Unix socket): [client, accepted]. */
-async function tcpPair(options: ListenOptions & ConnectOptions = {}, clientOptions: ConnectOptions = {}): Promise<[Channel, Channel]> {
-  const listener = options.path !== undefined ? Channel.listen({ ...options, path: options.path }) : Channel.listen('127.0.0.1', 0, options);
+async function tcpPair(
+  options: ListenOptions & ConnectOptions = {},
+  clientOptions: ConnectOptions = {},
+): Promise<[Channel, Channel]> {
+  const listener =
+    options.path !== undefined
+      ? Channel.listen({ ...options, path: options.path })
+      : Channel.listen('127.0.0.1', 0, options);
   const { port } = await listener.listening;
   const accepted = listener.accept();
   const where = options.path !== undefined ? { path: options.path } : { host: '127.0.0.1', port };
@@ -40,7 +56,10 @@ if (DIRECT_READS) {
   test('both ends read large bodies straight into the message (stats.bytesReadDirect), every byte intact', async () => {
     const [client, server] = await tcpPair();
     const sizes = [4 * MiB, 1, 200_000, 0, MiB + 3, 70_000];
-    for (const [from, to] of [[client, server], [server, client]] as const) {
+    for (const [from, to] of [
+      [client, server],
+      [server, client],
+    ] as const) {
       const sent = sizes.map((n, i) => pattern(i, n));
       for (const m of sent) void from.send(m);
       for (const m of sent) assert.equal(await to.recv(), m);
@@ -84,7 +103,10 @@ if (DIRECT_READS) {
     test(`${name}: mixed sizes both ways over the direct path, in order and intact`, async () => {
       const [client, server] = await tcpPair({ framing, maxMessageSize: 8 * MiB });
       const sizes = [0, 1, SLAB_SIZE - 1, SLAB_SIZE, SLAB_SIZE + 1, 2 * MiB + 5, 10, 300_000];
-      for (const [from, to] of [[client, server], [server, client]] as const) {
+      for (const [from, to] of [
+        [client, server],
+        [server, client],
+      ] as const) {
         const sent = sizes.map((n, i) => pattern(i + 1, n));
         const done = Promise.all(sent.map((m) => from.send(m)));
         for (const m of sent) assert.equal(await to.recv(), m, `${name}: ${m.length} bytes`);
@@ -105,11 +127,14 @@ if (DIRECT_READS) {
       raw.setNoDelay(true);
       await new Promise((r) => raw.once('connect', r));
       const ch = (await accepted)!;
-      const sizes = Array.from({ length: 12 }, () => [0, 5, 1000, 40_000, 70_000, 300_000, 1_500_000][randomBytes(1)[0]! % 7]!);
+      const sizes = Array.from(
+        { length: 12 },
+        () => [0, 5, 1000, 40_000, 70_000, 300_000, 1_500_000][randomBytes(1)[0]! % 7]!,
+      );
       const bodies = sizes.map((n, i) => pattern(run * 100 + i, n));
       const wire = Buffer.concat(bodies.flatMap((b) => [Buffer.from(`\r\nMSG ${b.length}\r\n`, 'latin1'), b]));
       const writing = (async () => {
-        for (let at = 0; at < wire.length; ) {
+        for (let at = 0; at < wire.length;) {
           const step = 1 + (randomBytes(3).readUIntBE(0, 3) % 200_000);
           raw.write(wire.subarray(at, at + step));
           at += step;
@@ -150,7 +175,9 @@ if (DIRECT_READS) {
     let accepted: net.Socket | undefined;
     const server = net.createServer({ pauseOnConnect: true }, (s) => (accepted = s));
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const client = await Channel.connect('127.0.0.1', (server.address() as net.AddressInfo).port, { maxQueuedBytes: 64 * MiB });
+    const client = await Channel.connect('127.0.0.1', (server.address() as net.AddressInfo).port, {
+      maxQueuedBytes: 64 * MiB,
+    });
     const count = 12_000;
     const size = (i: number): number => 1 + ((i * 7919) % 1500);
     const sends: Promise<void>[] = [];
@@ -176,7 +203,8 @@ if (DIRECT_READS) {
     await ended;
     assert.is(bad, undefined);
     assert.is(got.length, count);
-    for (let i = 0; i < count; i++) if (!got[i]!.equals(pattern(i, size(i)))) assert.unreachable(`message ${i} differs`);
+    for (let i = 0; i < count; i++)
+      if (!got[i]!.equals(pattern(i, size(i)))) assert.unreachable(`message ${i} differs`);
     accepted!.destroy();
     server.close();
   });
@@ -225,7 +253,8 @@ if (DIRECT_READS) {
 
 withOpenssl('TLS sockets take the data path: same messages, nothing read directly', async () => {
   const { key, cert } = makeCertificate();
-  const [client, server] = await tcpPair({ tls: { key, cert, ca: cert }, maxMessageSize: 8 * MiB } as ListenOptions & ConnectOptions);
+  const [client, server] = await tcpPair({ tls: { key, cert, ca: cert }, maxMessageSize: 8 * MiB } as ListenOptions &
+    ConnectOptions);
   const big = pattern(3, 2 * MiB);
   void client.send(big);
   assert.equal(await server.recv(), big);

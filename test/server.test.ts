@@ -130,7 +130,15 @@ test('backoff: exponential from initialDelay, capped, and maxRetries gives up re
   const l = Channel.listen('127.0.0.1', 0);
   const { port } = await l.listening;
   await l.close();
-  const client = new Client({ initialDelay: 5, factor: 2, maxDelay: 20, jitter: 0, maxRetries: 4, onRetry: (_n, d) => void delays.push(d), onError: (e) => void errors.push(e) });
+  const client = new Client({
+    initialDelay: 5,
+    factor: 2,
+    maxDelay: 20,
+    jitter: 0,
+    maxRetries: 4,
+    onRetry: (_n, d) => void delays.push(d),
+    onError: (e) => void errors.push(e),
+  });
   const first = client.connect('127.0.0.1', port);
   const queued = client.send('never');
   try {
@@ -147,7 +155,7 @@ test('backoff: exponential from initialDelay, capped, and maxRetries gives up re
     assert.is((error as { code?: string }).code, 'ERR_NOT_SENT');
     assert.is((error as { data?: unknown }).data, 'never');
   }
-  assert.is((await client.stopped as { code?: string })?.code, 'ERR_RECONNECT_FAILED');
+  assert.is(((await client.stopped) as { code?: string })?.code, 'ERR_RECONNECT_FAILED');
   assert.is(errors.length, 1);
   await client.close();
 });
@@ -284,9 +292,15 @@ test('close() with messages in flight: sent ones are delivered, received ones ar
   assert.ok(handled.length < 100);
   for (let i = 0; i < 500; i++) void serverConn.send(String(i)); // not awaited: in flight
   await server.close();
-  assert.equal(handled, Array.from({ length: 100 }, (_, i) => i));
+  assert.equal(
+    handled,
+    Array.from({ length: 100 }, (_, i) => i),
+  );
   for (let i = 0; i < 200 && !disconnected; i++) await sleep(5);
-  assert.equal(got, Array.from({ length: 500 }, (_, i) => i));
+  assert.equal(
+    got,
+    Array.from({ length: 500 }, (_, i) => i),
+  );
   assert.ok(disconnected);
   await client.close();
 });
@@ -454,7 +468,12 @@ test('idleTimeout closes a silent client (Server) and a silent server (Client) w
   const quiet = new Server({ onMessage: () => {} });
   const q = await quiet.listen(0, '127.0.0.1');
   const lost: unknown[] = [];
-  const client = new Client({ idleTimeout: 150, reconnect: false, onDisconnect: (r) => void lost.push(r), onError: () => {} });
+  const client = new Client({
+    idleTimeout: 150,
+    reconnect: false,
+    onDisconnect: (r) => void lost.push(r),
+    onError: () => {},
+  });
   await client.connect('127.0.0.1', q.port);
   const stopped = await client.stopped;
   assert.instance(lost[0], TimeoutError);
@@ -477,7 +496,10 @@ test('handler errors and unknown types go to onError; the connection carries on'
   await ch.send('boom');
   await ch.send('after');
   assert.is(String(await ch.recv()), 'after');
-  assert.equal(errors.map((e) => e.message), ['boom']);
+  assert.equal(
+    errors.map((e) => e.message),
+    ['boom'],
+  );
   await ch.close();
   await server.close();
 });
@@ -489,10 +511,15 @@ test('bad channel options throw from new Client() and new Server(), never an unc
   try {
     const server = new Server();
     const { port } = await server.listen(0, '127.0.0.1');
-    assert.throws(() => new Client({ maxMessageSize: -1 }), (e: Error) => e instanceof RangeError && /`maxMessageSize`.*got -1$/.test(e.message));
+    assert.throws(
+      () => new Client({ maxMessageSize: -1 }),
+      (e: Error) => e instanceof RangeError && /`maxMessageSize`.*got -1$/.test(e.message),
+    );
     assert.throws(
       () => new Client({ framing: 'int32' as never }),
-      (e: Error) => e instanceof TypeError && e.message === "Expected `framing` to be a Framing (e.g. int32, not the string 'int32'), got the string 'int32'",
+      (e: Error) =>
+        e instanceof TypeError &&
+        e.message === "Expected `framing` to be a Framing (e.g. int32, not the string 'int32'), got the string 'int32'",
     );
     assert.throws(() => new Client({ highWaterMark: 0 }), RangeError);
     assert.throws(() => new Server({ maxMessageSize: -1 }), RangeError);

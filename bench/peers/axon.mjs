@@ -4,10 +4,12 @@ import axon from 'axon';
 import { bodyOf, burstOf, now, rttStats, slowConsumer } from '../lib.mjs';
 
 function bind(sock, ctx) {
-  return new Promise((resolve) => sock.bind(0, '127.0.0.1', () => {
-    ctx.ready(sock.server.address().port);
-    resolve();
-  }));
+  return new Promise((resolve) =>
+    sock.bind(0, '127.0.0.1', () => {
+      ctx.ready(sock.server.address().port);
+      resolve();
+    }),
+  );
 }
 
 function connected(sock, port) {
@@ -35,7 +37,14 @@ export async function receiver(ctx) {
   let bytes = 0;
   return new Promise((resolve) => {
     if (ctx.slow) {
-      const flow = { pause: () => { for (const s of pull.socks) s.pause(); }, resume: () => { for (const s of pull.socks) s.resume(); } };
+      const flow = {
+        pause: () => {
+          for (const s of pull.socks) s.pause();
+        },
+        resume: () => {
+          for (const s of pull.socks) s.resume();
+        },
+      };
       const consumer = slowConsumer(ctx.count, flow);
       pull.on('message', consumer.push);
       void consumer.done.then(resolve);
@@ -72,7 +81,7 @@ export async function sender(ctx, port) {
   s.setNoDelay(true);
   const burst = burstOf(ctx.size);
   const t0 = now();
-  for (let i = 0; i < ctx.count; ) {
+  for (let i = 0; i < ctx.count;) {
     const end = Math.min(ctx.count, i + burst);
     for (; i < end; i++) push.send(body);
     if (s.writableNeedDrain) await new Promise((r) => s.once('drain', r));

@@ -38,7 +38,7 @@ export async function sendLoop(ch, ctx) {
   const burst = burstOf(ctx.size);
   const t0 = now();
   let last;
-  for (let i = 0; i < ctx.count; ) {
+  for (let i = 0; i < ctx.count;) {
     const end = Math.min(ctx.count, i + burst);
     for (; i < end; i++) last = ch.send(body); // not awaited: one await per burst, for backpressure
     await last;
@@ -115,7 +115,7 @@ async function rpcSender(ch, ctx) {
   const startOw = now();
   const burst = burstOf(ctx.size);
   let last;
-  for (let i = 0; i < ctx.oneway; ) {
+  for (let i = 0; i < ctx.oneway;) {
     const end = Math.min(ctx.oneway, i + burst);
     for (; i < end; i++) last = ch.send(body);
     await last;
@@ -123,7 +123,14 @@ async function rpcSender(ch, ctx) {
   await ch.recv();
   const endOw = now();
   const s = (a, b) => Number(b - a) / 1e9;
-  return { t0, t1: endOw, ...rttStats(rtts, ctx.warmup), rt1: ctx.count1 / s(start1, end1), rt64: ctx.count / s(start64, end64), oneway: ctx.oneway / s(startOw, endOw) };
+  return {
+    t0,
+    t1: endOw,
+    ...rttStats(rtts, ctx.warmup),
+    rt1: ctx.count1 / s(start1, end1),
+    rt64: ctx.count / s(start64, end64),
+    oneway: ctx.oneway / s(startOw, endOw),
+  };
 }
 
 export async function receiver(ctx, forAwait = false, release = false) {
@@ -140,7 +147,12 @@ export async function receiver(ctx, forAwait = false, release = false) {
 
 export async function sender(ctx, port) {
   const ch = await Channel.connect('127.0.0.1', port, options(ctx));
-  const result = ctx.kind === 'rpc' ? await rpcSender(ch, ctx) : ctx.kind === 'pingpong' ? await pingLoop(ch, ctx) : await sendLoop(ch, ctx);
+  const result =
+    ctx.kind === 'rpc'
+      ? await rpcSender(ch, ctx)
+      : ctx.kind === 'pingpong'
+        ? await pingLoop(ch, ctx)
+        : await sendLoop(ch, ctx);
   await ch.close({ timeout: 60_000 }).catch(() => {});
   return result;
 }

@@ -27,10 +27,12 @@ export function receiver(ctx) {
     const slab = Buffer.allocUnsafeSlow(SLAB);
     const parser = new MiniParser(onMessage, { copy: true });
     const onread = {
-      buffer: () => (parser.body !== null && parser.body.length - parser.filled >= SLAB ? parser.body.subarray(parser.filled) : slab),
+      buffer: () =>
+        parser.body !== null && parser.body.length - parser.filled >= SLAB ? parser.body.subarray(parser.filled) : slab,
       callback: (nread, buf) => {
         if (n >= ctx.count) return false;
-        if (buf !== slab) parser.bodyFilled(nread); // read straight into the body
+        if (buf !== slab)
+          parser.bodyFilled(nread); // read straight into the body
         else parser.push(slab.subarray(0, nread));
         return n < ctx.count;
       },

@@ -77,7 +77,7 @@ export async function sender(ctx, port) {
   // one allocation per burst); big bodies written after their header under cork, never copied.
   const pack = ctx.size <= 16 * 1024;
   const frame = header.length + body.length;
-  for (let i = 0; i < ctx.count; ) {
+  for (let i = 0; i < ctx.count;) {
     const end = Math.min(ctx.count, i + burst);
     if (pack) {
       const out = Buffer.allocUnsafe((end - i) * frame);

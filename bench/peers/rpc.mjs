@@ -54,7 +54,7 @@ export async function sender(ctx, port) {
   const burst = burstOf(ctx.size);
   const startOw = now();
   let last;
-  for (let i = 0; i < ctx.oneway; ) {
+  for (let i = 0; i < ctx.oneway;) {
     const end = Math.min(ctx.oneway, i + burst);
     for (; i < end; i++) last = rc.send(body);
     await last;

@@ -7,7 +7,12 @@ const maxPayload = (ctx) => Math.max(ctx.maxSize, 100 * 1024 * 1024);
 
 export function receiver(ctx) {
   return new Promise((resolve, reject) => {
-    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false, maxPayload: maxPayload(ctx) });
+    const wss = new WebSocketServer({
+      host: '127.0.0.1',
+      port: 0,
+      perMessageDeflate: false,
+      maxPayload: maxPayload(ctx),
+    });
     wss.on('listening', () => ctx.ready(wss.address().port));
     wss.on('error', reject);
     wss.on('connection', (ws) => {
@@ -61,7 +66,7 @@ export async function sender(ctx, port) {
   }
   const burst = burstOf(ctx.size);
   const t0 = now();
-  for (let i = 0; i < ctx.count; ) {
+  for (let i = 0; i < ctx.count;) {
     const end = Math.min(ctx.count, i + burst);
     for (; i < end - 1; i++) ws.send(body);
     i++;

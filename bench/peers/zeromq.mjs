@@ -73,7 +73,13 @@ async function rpcSender(ctx, port) {
   dealer.linger = 0;
   dealer.close();
   const s = (a, b) => Number(b - a) / 1e9;
-  return { t0, t1: end64, ...rttStats(rtts, ctx.warmup), rt1: ctx.count1 / s(start1, end1), rt64: ctx.count / s(start64, end64) };
+  return {
+    t0,
+    t1: end64,
+    ...rttStats(rtts, ctx.warmup),
+    rt1: ctx.count1 / s(start1, end1),
+    rt64: ctx.count / s(start64, end64),
+  };
 }
 
 export async function receiver(ctx) {

@@ -25,7 +25,10 @@ export function print(line: string): void {
 
 /** A failure the CLI reports in one line and exits on. */
 export class CliError extends Error {
-  constructor(message: string, readonly exitCode = EXIT_ERROR) {
+  constructor(
+    message: string,
+    readonly exitCode = EXIT_ERROR,
+  ) {
     super(message);
   }
 }

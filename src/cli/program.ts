@@ -6,7 +6,15 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { msg } from '../../channel.js';
-import { parseAddress, parseFraming, positiveInt, seconds, showAddress, unescapeDelimiter, type Address } from './args.js';
+import {
+  parseAddress,
+  parseFraming,
+  positiveInt,
+  seconds,
+  showAddress,
+  unescapeDelimiter,
+  type Address,
+} from './args.js';
 import { benchCommand, type BenchFlags } from './commands/bench.js';
 import { connectCommand, type ConnectFlags } from './commands/connect.js';
 import { listenCommand, type ListenFlags } from './commands/listen.js';
@@ -17,7 +25,10 @@ declare const __VERSION__: string | undefined;
 const VERSION = typeof __VERSION__ === 'string' ? __VERSION__ : '0.0.0-dev';
 
 const framingOption = (): Option =>
-  new Option('-f, --framing <name>', 'wire format: msg, int32, openflow, tinyproto, ltprotocol[:H,B], pythonConnection[:authkey=KEY], lengthPrefixed:KEY=VALUE,...')
+  new Option(
+    '-f, --framing <name>',
+    'wire format: msg, int32, openflow, tinyproto, ltprotocol[:H,B], pythonConnection[:authkey=KEY], lengthPrefixed:KEY=VALUE,...',
+  )
     .default(msg, 'msg')
     .argParser(parseFraming);
 
@@ -45,10 +56,17 @@ export function program(): Command {
 
   cli
     .command('listen')
-    .description("accept clients; print each one's arrival and departure and each message with its length (text as text, anything else as a hexdump)")
+    .description(
+      "accept clients; print each one's arrival and departure and each message with its length (text as text, anything else as a hexdump)",
+    )
     .argument('<[host:]port>', 'where to listen; the host defaults to 127.0.0.1, port 0 picks a free one', parseAddress)
     .option('-e, --echo', 'send every message back')
-    .addOption(new Option('-x, --exec <cmd>', 'run CMD (a shell command) per message, with the message on stdin; its stdout is the reply').conflicts('echo'))
+    .addOption(
+      new Option(
+        '-x, --exec <cmd>',
+        'run CMD (a shell command) per message, with the message on stdin; its stdout is the reply',
+      ).conflicts('echo'),
+    )
     .option('-q, --quiet', 'no line per message (arrivals, departures and errors only): for a bench target')
     .addOption(framingOption())
     .addHelpText(
@@ -66,12 +84,25 @@ export function program(): Command {
 
   cli
     .command('connect')
-    .description('connect; each stdin line becomes one message and each message received is printed; exits at the end of stdin once the replies are in')
+    .description(
+      'connect; each stdin line becomes one message and each message received is printed; exits at the end of stdin once the replies are in',
+    )
     .argument('<[host:]port>', 'the server', parseAddress)
     .option('--hex', 'stdin lines are hex bytes ("01 ff 2a"), and received messages are printed in hex')
-    .option('--raw', 'stdin is raw bytes split on --delimiter; received messages are written raw, each followed by the delimiter')
-    .addOption(new Option('-d, --delimiter <str>', 'the --raw delimiter (escapes: \\n \\0 \\r \\t \\xHH)').default(Buffer.from('\n'), '\\n').argParser(unescapeDelimiter))
-    .addOption(new Option('-w, --wait <seconds>', 'after the end of stdin, how long to wait for missing replies').default(2).argParser(seconds))
+    .option(
+      '--raw',
+      'stdin is raw bytes split on --delimiter; received messages are written raw, each followed by the delimiter',
+    )
+    .addOption(
+      new Option('-d, --delimiter <str>', 'the --raw delimiter (escapes: \\n \\0 \\r \\t \\xHH)')
+        .default(Buffer.from('\n'), '\\n')
+        .argParser(unescapeDelimiter),
+    )
+    .addOption(
+      new Option('-w, --wait <seconds>', 'after the end of stdin, how long to wait for missing replies')
+        .default(2)
+        .argParser(seconds),
+    )
     .addOption(new Option('-t, --timeout <seconds>', 'connect timeout').default(10).argParser(seconds))
     .addOption(framingOption())
     .addHelpText(
@@ -90,8 +121,12 @@ export function program(): Command {
     .description('send the messages, print the first N replies, and exit (non-zero on timeout): for scripts')
     .argument('<[host:]port>', 'the server', parseAddress)
     .argument('<message...>', 'one message per argument (UTF-8, or hex with --hex)')
-    .addOption(new Option('-n, --expect <n>', 'replies to wait for and print').default(0).argParser(positiveInt('--expect', 0)))
-    .addOption(new Option('-t, --timeout <seconds>', 'for the whole exchange; then exit 124').default(5).argParser(seconds))
+    .addOption(
+      new Option('-n, --expect <n>', 'replies to wait for and print').default(0).argParser(positiveInt('--expect', 0)),
+    )
+    .addOption(
+      new Option('-t, --timeout <seconds>', 'for the whole exchange; then exit 124').default(5).argParser(seconds),
+    )
     .option('--hex', 'the messages are hex bytes, and replies are printed in hex')
     .addOption(framingOption())
     .addHelpText(
@@ -103,17 +138,34 @@ export function program(): Command {
         'reply=$(msgchannel send 5000 "status?" -n 1) || echo "no answer"',
       ]),
     )
-    .action((address: Address, messages: string[], flags: SendFlags) => sendCommand(showAddress(address), messages, flags));
+    .action((address: Address, messages: string[], flags: SendFlags) =>
+      sendCommand(showAddress(address), messages, flags),
+    );
 
   cli
     .command('bench')
-    .description('echo round trips against a server, or against an in-process echo server when none is given; prints a result table')
-    .argument('[host:port]', 'an echo server (e.g. msgchannel listen PORT --echo); omit for a self-contained run', (s: string) => (parseAddress(s), s))
+    .description(
+      'echo round trips against a server, or against an in-process echo server when none is given; prints a result table',
+    )
+    .argument(
+      '[host:port]',
+      'an echo server (e.g. msgchannel listen PORT --echo); omit for a self-contained run',
+      (s: string) => (parseAddress(s), s),
+    )
     .addOption(new Option('-s, --size <bytes>', 'message size').default(64).argParser(positiveInt('--size', 0)))
     .addOption(new Option('-c, --count <n>', 'round trips in all').argParser(positiveInt('--count')))
-    .addOption(new Option('-d, --duration <seconds>', 'run this long (5 s when neither --count nor --duration is given)').argParser(seconds))
+    .addOption(
+      new Option(
+        '-d, --duration <seconds>',
+        'run this long (5 s when neither --count nor --duration is given)',
+      ).argParser(seconds),
+    )
     .addOption(new Option('-C, --concurrency <n>', 'connections').default(1).argParser(positiveInt('--concurrency')))
-    .addOption(new Option('-W, --window <n>', 'messages in flight per connection').default(16).argParser(positiveInt('--window')))
+    .addOption(
+      new Option('-W, --window <n>', 'messages in flight per connection')
+        .default(16)
+        .argParser(positiveInt('--window')),
+    )
     .addOption(framingOption())
     .addHelpText(
       'after',

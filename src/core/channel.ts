@@ -8,7 +8,14 @@ import type * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type * as tls from 'node:tls';
 import PQueue from 'p-queue';
-import { ChannelClosedError, MessageTooLargeError, ProtocolError, SendQueueFullError, TimeoutError, UnexpectedEofError } from '../errors.js';
+import {
+  ChannelClosedError,
+  MessageTooLargeError,
+  ProtocolError,
+  SendQueueFullError,
+  TimeoutError,
+  UnexpectedEofError,
+} from '../errors.js';
 import { BODY_BUDGET_MIN } from '../framing/body.js';
 import type { AckIO, Framing, HandshakeIO } from '../framing/types.js';
 import { checkTimeout } from '../validate.js';
@@ -152,7 +159,14 @@ export class Channel implements AsyncIterable<Buffer> {
       this.#writer.writeBytes(bytes);
       const queued = this.queuedBytes;
       if (queued > this.#maxQueued) {
-        this.#fail(new SendQueueFullError(bytes.length, queued, this.#maxQueued, 'a tinyproto answer (the peer does not read its answers)'));
+        this.#fail(
+          new SendQueueFullError(
+            bytes.length,
+            queued,
+            this.#maxQueued,
+            'a tinyproto answer (the peer does not read its answers)',
+          ),
+        );
       } else if (queued >= this.#sendHWM && !this.#answersPaused) {
         this.#answersPaused = true;
         this.#writer.flush();
@@ -304,7 +318,13 @@ export class Channel implements AsyncIterable<Buffer> {
 
   #uncontended(): boolean {
     const queued = this.#stream.writableLength + this.#writer.buffered;
-    return this.#state === OPEN && this.framing.acknowledged !== true && this.#backlog.length === 0 && !this.#backlogScheduled && queued < this.#sendHWM;
+    return (
+      this.#state === OPEN &&
+      this.framing.acknowledged !== true &&
+      this.#backlog.length === 0 &&
+      !this.#backlogScheduled &&
+      queued < this.#sendHWM
+    );
   }
 
   /** @internal `head[0, headLength)` then `payload` as one message (RequestChannel's envelope), joined in the write slab. */
@@ -443,7 +463,8 @@ export class Channel implements AsyncIterable<Buffer> {
    */
   recv(options?: RecvOptions): Promise<Buffer> {
     // Uncontended with a message buffered: no queue, one resolved promise.
-    if (this.#recvBusy === 0 && this.#inbox.length > 0 && options === undefined) return Promise.resolve(this.#takeBody());
+    if (this.#recvBusy === 0 && this.#inbox.length > 0 && options === undefined)
+      return Promise.resolve(this.#takeBody());
     return this.#recv(options, false) as Promise<Buffer>;
   }
 
@@ -477,7 +498,12 @@ export class Channel implements AsyncIterable<Buffer> {
     const cancel = limit.signal;
     let p: Promise<Buffer | Frame>;
     if (this.#recvBusy === 0) {
-      p = this.#inbox.length > 0 ? Promise.resolve(this.#take(frame)) : this.#error ? Promise.reject(this.#error) : this.#wait(cancel, frame);
+      p =
+        this.#inbox.length > 0
+          ? Promise.resolve(this.#take(frame))
+          : this.#error
+            ? Promise.reject(this.#error)
+            : this.#wait(cancel, frame);
     } else {
       this.#recvBusy++;
       p = this.#recvQueue.add(() => this.#queuedRecv(cancel, frame), { signal: cancel }) as Promise<Buffer | Frame>;
@@ -647,7 +673,13 @@ export class Channel implements AsyncIterable<Buffer> {
   get stats(): ChannelStats {
     const w = this.#writer;
     const bytesReadDirect = this.#reader?.directBytes ?? 0;
-    return { messagesSent: w.sent, messagesReceived: this.#received, bytesSent: w.sentBytes, bytesReceived: this.#receivedBytes, bytesReadDirect };
+    return {
+      messagesSent: w.sent,
+      messagesReceived: this.#received,
+      bytesSent: w.sentBytes,
+      bytesReceived: this.#receivedBytes,
+      bytesReadDirect,
+    };
   }
 
   /** Outbound bytes not yet written to the transport (its buffer, batched frames, queued sends): what `maxQueuedBytes` bounds. */
@@ -743,7 +775,8 @@ export class Channel implements AsyncIterable<Buffer> {
 
   readonly #onEnd = (): void => {
     if (this.#raw !== null || !this.#decoder.atBoundary) {
-      const what = this.#raw !== null ? 'connection closed during the handshake' : 'connection closed in the middle of a frame';
+      const what =
+        this.#raw !== null ? 'connection closed during the handshake' : 'connection closed in the middle of a frame';
       this.#fail(new UnexpectedEofError(what, { offset: this.#decoder.offset }));
       return;
     }
@@ -786,7 +819,8 @@ export class Channel implements AsyncIterable<Buffer> {
     publishConnect(this, isServer);
     const rest = raw.leftover();
     if (rest.length > 0) this.#onData(rest);
-    if (this.#state === OPEN && stream.isPaused() && !this.#paused && !this.#answersPaused && this.#stashed === null) stream.resume();
+    if (this.#state === OPEN && stream.isPaused() && !this.#paused && !this.#answersPaused && this.#stashed === null)
+      stream.resume();
   }
 }
 

@@ -16,7 +16,11 @@ import { checkConnectOptions, type ChannelInternals, type ChannelOptions, type C
 /** Makes a channel for a connected stream (Channel.connect and Channel.listen pass `new Channel`). */
 export type ChannelFactory = (stream: Duplex, options: ChannelOptions & ChannelInternals) => Channel;
 
-function describeTarget(opts: { host?: string | undefined; port?: number | undefined; path?: string | undefined }): string {
+function describeTarget(opts: {
+  host?: string | undefined;
+  port?: number | undefined;
+  path?: string | undefined;
+}): string {
   return opts.path !== undefined ? opts.path : `${opts.host ?? 'localhost'}:${opts.port}`;
 }
 
@@ -66,7 +70,8 @@ export function connectChannel(opts: ConnectOptions, create: ChannelFactory): Pr
     }
     socket.once(secure ? 'secureConnect' : 'connect', () => {
       if (opts.path === undefined) socket.setNoDelay(opts.noDelay ?? true);
-      if (opts.keepAlive && opts.path === undefined) socket.setKeepAlive(true, opts.keepAlive === true ? 0 : opts.keepAlive);
+      if (opts.keepAlive && opts.path === undefined)
+        socket.setKeepAlive(true, opts.keepAlive === true ? 0 : opts.keepAlive);
       socket.removeListener('error', onError);
       try {
         channel = create(socket, reader === undefined ? opts : { ...opts, reader });

@@ -53,5 +53,8 @@ export function publishClose(channel: Channel, err: Error | undefined): void {
 }
 
 export function publishError(channel: Channel | undefined, err: Error, target?: string): void {
-  if (error.hasSubscribers) error.publish((target === undefined ? { channel, error: err } : { channel, error: err, target }) satisfies ErrorEvent);
+  if (error.hasSubscribers)
+    error.publish(
+      (target === undefined ? { channel, error: err } : { channel, error: err, target }) satisfies ErrorEvent,
+    );
 }

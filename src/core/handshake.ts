@@ -9,7 +9,10 @@ import { TimeoutError } from '../errors.js';
 import type { Framing, HandshakeIO } from '../framing/types.js';
 
 /** What runs before the first message: the framing's own handshake, then `auth`'s; undefined when neither. */
-export function handshakeOf(framing: Framing, key: Buffer | undefined): ((io: HandshakeIO) => Promise<void>) | undefined {
+export function handshakeOf(
+  framing: Framing,
+  key: Buffer | undefined,
+): ((io: HandshakeIO) => Promise<void>) | undefined {
   const own = framing.handshake?.bind(framing);
   if (key === undefined) return own;
   return async (io) => {

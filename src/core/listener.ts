@@ -79,7 +79,9 @@ export class Listener implements AsyncIterable<Channel> {
     // (reader.ts) before anything is read; TLS sockets take the 'data' path.
     this.#server = net.createServer({ pauseOnConnect: DIRECT_READS && !options.tls }, this.#onConnection);
     if (options.tls) {
-      const server = tlsLib().createServer({ ...options.tls, handshakeTimeout: checked.handshakeTimeout }, (socket) => this.#onSocket(socket));
+      const server = tlsLib().createServer({ ...options.tls, handshakeTimeout: checked.handshakeTimeout }, (socket) =>
+        this.#onSocket(socket),
+      );
       server.on('tlsClientError', (_error, socket) => socket.destroy()); // that socket only
       this.#tls = server;
     }
@@ -126,7 +128,6 @@ export class Listener implements AsyncIterable<Channel> {
   get handshaking(): number {
     return this.#open - this.#ready;
   }
-
 
   /** Connections of this listener open now: in their handshake, pending, or handed out and not closed. */
   get connections(): number {
@@ -217,7 +218,6 @@ export class Listener implements AsyncIterable<Channel> {
     const r = await this.#next();
     return r.done ? undefined : r.value;
   }
-
 
   #next(): Promise<IteratorResult<Channel, undefined>> {
     const channel = this.#queue.shift();

@@ -243,19 +243,45 @@ function framingExample(value: unknown): string {
 /** Validate channel options, filling in the defaults; throws RangeError/TypeError on bad values. */
 export function checkChannelOptions(options: ChannelOptions): CheckedOptions {
   const framing = options.framing ?? msg;
-  if (typeof framing !== 'object' || typeof framing.createDecoder !== 'function' || typeof framing.writeHeader !== 'function') {
-    throw new TypeError(`Expected \`framing\` to be a Framing (e.g. ${framingExample(framing)}), got ${describe(framing)}`);
+  if (
+    typeof framing !== 'object' ||
+    typeof framing.createDecoder !== 'function' ||
+    typeof framing.writeHeader !== 'function'
+  ) {
+    throw new TypeError(
+      `Expected \`framing\` to be a Framing (e.g. ${framingExample(framing)}), got ${describe(framing)}`,
+    );
   }
   return {
     framing,
-    maxMessageSize: checkInt('maxMessageSize', options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE, 0, bufferConstants.MAX_LENGTH),
-    highWaterMark: checkInt('highWaterMark', options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK, 1, Number.MAX_SAFE_INTEGER),
-    sendHighWaterMark: checkInt('sendHighWaterMark', options.sendHighWaterMark ?? DEFAULT_SEND_HIGH_WATER_MARK, 1, Number.MAX_SAFE_INTEGER),
+    maxMessageSize: checkInt(
+      'maxMessageSize',
+      options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE,
+      0,
+      bufferConstants.MAX_LENGTH,
+    ),
+    highWaterMark: checkInt(
+      'highWaterMark',
+      options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK,
+      1,
+      Number.MAX_SAFE_INTEGER,
+    ),
+    sendHighWaterMark: checkInt(
+      'sendHighWaterMark',
+      options.sendHighWaterMark ?? DEFAULT_SEND_HIGH_WATER_MARK,
+      1,
+      Number.MAX_SAFE_INTEGER,
+    ),
     handshakeTimeout: checkTimeout('handshakeTimeout', options.handshakeTimeout) ?? DEFAULT_HANDSHAKE_TIMEOUT,
     headerTimeout: checkTimeout('headerTimeout', options.headerTimeout) ?? DEFAULT_HEADER_TIMEOUT,
     idleTimeout: checkTimeout('idleTimeout', options.idleTimeout) ?? 0,
     bodyTimeout: checkTimeout('bodyTimeout', options.bodyTimeout) ?? DEFAULT_BODY_TIMEOUT,
-    maxQueuedBytes: checkInt('maxQueuedBytes', options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES, 0, Number.MAX_SAFE_INTEGER),
+    maxQueuedBytes: checkInt(
+      'maxQueuedBytes',
+      options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES,
+      0,
+      Number.MAX_SAFE_INTEGER,
+    ),
     auth: options.auth === undefined ? undefined : authKey(options.auth),
   };
 }
@@ -268,7 +294,11 @@ export function checkConnectOptions(opts: ConnectOptions): number | undefined {
 }
 
 /** Check what listen() needs before it binds: the address, every channel option and `maxConnections`. */
-export function checkListenOptions(opts: ListenOptions): { maxConnections: number; handshakeTimeout: number; memoryBudget: number } {
+export function checkListenOptions(opts: ListenOptions): {
+  maxConnections: number;
+  handshakeTimeout: number;
+  memoryBudget: number;
+} {
   if (opts.path === undefined) checkInt('port', opts.port, 0, 65535);
   const { handshakeTimeout } = checkChannelOptions(opts);
   return {
@@ -333,7 +363,9 @@ export interface ChannelStats {
  * The deadline of one recv() from its `signal` and `timeout`, or `{ error }` when the signal is
  * already aborted (its reason) or `timeout` is bad (a RangeError): callers reject with it.
  */
-export function recvDeadline(options: RecvOptions | undefined): { signal: AbortSignal | undefined; dispose: () => void } | { error: unknown } {
+export function recvDeadline(
+  options: RecvOptions | undefined,
+): { signal: AbortSignal | undefined; dispose: () => void } | { error: unknown } {
   let limit: { signal: AbortSignal | undefined; dispose: () => void };
   try {
     limit = deadline(options?.signal, checkTimeout('timeout', options?.timeout), 'recv');
@@ -355,7 +387,9 @@ export function checkSendType(framing: Framing, type: number): RangeError | unde
     );
   }
   if (!Number.isInteger(type) || type < 0 || type > framing.maxType) {
-    return new RangeError(`Expected \`type\` to be an integer from 0 to ${framing.maxType} for framing ${framing.name}, got ${String(type)}`);
+    return new RangeError(
+      `Expected \`type\` to be an integer from 0 to ${framing.maxType} for framing ${framing.name}, got ${String(type)}`,
+    );
   }
   return undefined;
 }

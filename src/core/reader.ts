@@ -111,14 +111,25 @@ export function adoptAccepted(accepted: net.Socket): { socket: net.Socket; reade
   if (!DIRECT_READS || accepted.destroyed) return undefined;
   const old = accepted as net.Socket & { _handle?: StreamHandle | null };
   const handle = old._handle;
-  if (handle == null || typeof handle.useUserBuffer !== 'function' || typeof handle.readStart !== 'function' || handle.reading === true) {
+  if (
+    handle == null ||
+    typeof handle.useUserBuffer !== 'function' ||
+    typeof handle.readStart !== 'function' ||
+    handle.reading === true
+  ) {
     return undefined;
   }
   const reader = new DirectReader();
   let socket: net.Socket;
   try {
     // manualStart: reading starts when the Channel resumes the socket, not before.
-    socket = new net.Socket({ handle, onread: reader.onread, readable: true, writable: true, manualStart: true } as net.SocketConstructorOpts);
+    socket = new net.Socket({
+      handle,
+      onread: reader.onread,
+      readable: true,
+      writable: true,
+      manualStart: true,
+    } as net.SocketConstructorOpts);
   } catch {
     return undefined;
   }

@@ -83,7 +83,9 @@ export class Watchdog {
       this.#seenOffset = offset;
       this.#lastByteAt = now;
     } else if (this.#idleTimeout > 0 && now - this.#lastByteAt >= this.#idleTimeout) {
-      w.fail(new TimeoutError(`nothing received for ${now - this.#lastByteAt} ms (idleTimeout ${this.#idleTimeout} ms)`));
+      w.fail(
+        new TimeoutError(`nothing received for ${now - this.#lastByteAt} ms (idleTimeout ${this.#idleTimeout} ms)`),
+      );
       return;
     }
     if (this.#bodyTimeout > 0) {
@@ -110,7 +112,11 @@ export class Watchdog {
       this.#frameSince = now;
       this.#frameOffset = offset;
     } else if (now - this.#frameSince >= this.#headerTimeout) {
-      w.fail(new TimeoutError(`frame header incomplete ${now - this.#frameSince} ms after it started (headerTimeout ${this.#headerTimeout} ms)`));
+      w.fail(
+        new TimeoutError(
+          `frame header incomplete ${now - this.#frameSince} ms after it started (headerTimeout ${this.#headerTimeout} ms)`,
+        ),
+      );
     }
   };
 }

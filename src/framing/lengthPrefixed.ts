@@ -249,7 +249,8 @@ export function lengthPrefixed(options: LengthPrefixedOptions = {}): LengthPrefi
   const lengthSize = checkOneOf('lengthSize', options.lengthSize ?? 4, [1, 2, 4, 8] as const);
   const typeSize = checkOneOf('typeSize', options.typeSize ?? 0, [0, 1, 2, 4, 8] as const);
   const littleEndian = options.littleEndian ?? false;
-  if (typeof littleEndian !== 'boolean') throw new TypeError(`Expected \`littleEndian\` to be a boolean, got ${String(littleEndian)}`);
+  if (typeof littleEndian !== 'boolean')
+    throw new TypeError(`Expected \`littleEndian\` to be a boolean, got ${String(littleEndian)}`);
   const lengthCounts = checkOneOf('lengthCounts', options.lengthCounts ?? 'body', ['body', 'frame'] as const);
   const lengthOffset = checkInt('lengthOffset', options.lengthOffset ?? 0, 0, MAX_OFFSET);
   const typeOffset = checkInt('typeOffset', options.typeOffset ?? lengthOffset + lengthSize, 0, MAX_OFFSET);
@@ -285,7 +286,9 @@ export function lengthPrefixed(options: LengthPrefixedOptions = {}): LengthPrefi
     maxEncodableSize,
     writeHeader(target: Buffer, offset: number, bodyLength: number, type: number): number {
       if (!(bodyLength >= 0 && bodyLength <= maxEncodableSize)) {
-        throw new RangeError(`${name}: a ${bodyLength}-byte body does not fit the ${lengthSize}-byte length field (max ${maxEncodableSize})`);
+        throw new RangeError(
+          `${name}: a ${bodyLength}-byte body does not fit the ${lengthSize}-byte length field (max ${maxEncodableSize})`,
+        );
       }
       if (!(type >= 0 && type <= maxType) || !Number.isInteger(type)) {
         throw new RangeError(`${name}: expected a type from 0 to ${maxType}, got ${type}`);

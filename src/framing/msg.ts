@@ -17,7 +17,9 @@ const S_DIGITS = 6; // reading the length; at least one digit seen once `digits`
 const S_LF = 7; // saw the CR after the digits
 
 function describe(byte: number): string {
-  return byte >= 0x20 && byte < 0x7f ? `'${String.fromCharCode(byte)}' (0x${byte.toString(16).padStart(2, '0')})` : `0x${byte.toString(16).padStart(2, '0')}`;
+  return byte >= 0x20 && byte < 0x7f
+    ? `'${String.fromCharCode(byte)}' (0x${byte.toString(16).padStart(2, '0')})`
+    : `0x${byte.toString(16).padStart(2, '0')}`;
 }
 
 class MsgDecoder implements Decoder {
@@ -118,7 +120,9 @@ class MsgDecoder implements Decoder {
         if (state === S_DIGITS) {
           if (b >= 0x30 && b <= 0x39) {
             if (++this.#digits > MAX_DIGITS) {
-              throw new ProtocolError(`bad frame header: length has more than ${MAX_DIGITS} digits`, { offset: this.#base + i });
+              throw new ProtocolError(`bad frame header: length has more than ${MAX_DIGITS} digits`, {
+                offset: this.#base + i,
+              });
             }
             this.#length = this.#length * 10 + (b - 0x30);
             if (this.#length > this.#max) {
@@ -142,7 +146,9 @@ class MsgDecoder implements Decoder {
         }
         // state === S_LF
         if (b !== LF) {
-          throw new ProtocolError(`bad frame header: expected LF after the length, got ${describe(b)}`, { offset: this.#base + i });
+          throw new ProtocolError(`bad frame header: expected LF after the length, got ${describe(b)}`, {
+            offset: this.#base + i,
+          });
         }
         state = 0;
         this.#state = 0;

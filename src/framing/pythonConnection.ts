@@ -104,7 +104,9 @@ class PythonConnectionDecoder implements Decoder {
         }
         if (!escaped && len > SHORT_MAX) {
           // A negative i32 other than -1 (the escape): Python itself cannot make one.
-          throw new ProtocolError(`bad multiprocessing header: negative length ${len - TWO_32}`, { offset: this.#frameStart });
+          throw new ProtocolError(`bad multiprocessing header: negative length ${len - TWO_32}`, {
+            offset: this.#frameStart,
+          });
         }
         // Decided from the header: nothing has been allocated for this frame.
         if (len > this.#max) throw new MessageTooLargeError(len, this.#max, 'recv');
@@ -115,7 +117,6 @@ class PythonConnectionDecoder implements Decoder {
     }
   }
 }
-
 
 /**
  * Python's multiprocessing.connection framing, optionally with its authkey handshake.
@@ -158,7 +159,8 @@ export function pythonConnection(options: PythonConnectionOptions = {}): Framing
   };
   if (key !== undefined) {
     const secret = key;
-    framing.handshake = (io: HandshakeIO) => authenticate(rawMessageIO(io, MULTIPROCESSING_MESSAGES), secret, io.isServer, challenge);
+    framing.handshake = (io: HandshakeIO) =>
+      authenticate(rawMessageIO(io, MULTIPROCESSING_MESSAGES), secret, io.isServer, challenge);
   }
   return Object.freeze(framing);
 }

@@ -87,7 +87,13 @@ class TinyprotoDecoder implements Decoder {
           i++;
           if (status === OK) this.#ack?.acked(undefined);
           else if (status in STATUS) {
-            this.#ack?.acked(new MessageRefusedError(size, status, `peer refused a ${size}-byte message (${hex(status)}: ${STATUS[status]})`));
+            this.#ack?.acked(
+              new MessageRefusedError(
+                size,
+                status,
+                `peer refused a ${size}-byte message (${hex(status)}: ${STATUS[status]})`,
+              ),
+            );
           } else {
             throw new ProtocolError(
               `tinyproto: expected FF or 00 answering our message header, got ${hex(status)} (did both sides send at once? tinyproto is half-duplex)`,
@@ -149,7 +155,10 @@ export const tinyproto: Framing = Object.freeze({
     io.write(ACCEPT);
     const [b] = await io.read(1);
     if (b === 0xfe) {
-      throw new ConnectionRefusedError('tinyproto initialisation failed: the peer sent 0xfe instead of FF (connection limit)', { offset: 0 });
+      throw new ConnectionRefusedError(
+        'tinyproto initialisation failed: the peer sent 0xfe instead of FF (connection limit)',
+        { offset: 0 },
+      );
     }
     if (b === 0x00) {
       // The real tinyproto 2.0 server refuses a connection over its limit with bytearray(SC_CONLIMIT):

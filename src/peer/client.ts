@@ -61,7 +61,8 @@ export const RECONNECT_DEFAULTS = Object.freeze({
 export const REFUSAL_WINDOW = 250;
 
 /** Options of a Client. */
-export interface ClientOptions<M extends MessageMap = never> extends PeerOptions<M>, Pick<ConnectOptions, 'tls' | 'noDelay'> {
+export interface ClientOptions<M extends MessageMap = never>
+  extends PeerOptions<M>, Pick<ConnectOptions, 'tls' | 'noDelay'> {
   /**
    * Reconnect after a lost connection or a failed attempt. With false, the first failure ends the client.
    * @default true
@@ -165,7 +166,14 @@ export class Client<M extends MessageMap = never> {
 
   readonly #options: ClientOptions<M>;
   readonly #channelOptions: ChannelOptions;
-  readonly #backoff: { initialDelay: number; factor: number; maxDelay: number; jitter: number; maxRetries: number; connectTimeout: number };
+  readonly #backoff: {
+    initialDelay: number;
+    factor: number;
+    maxDelay: number;
+    jitter: number;
+    maxRetries: number;
+    connectTimeout: number;
+  };
   readonly #queueLimit: number;
   readonly #queue = new Deque<Queued>();
   #target: ClientTarget | undefined;
@@ -249,7 +257,11 @@ export class Client<M extends MessageMap = never> {
   connect(hostOrTarget: string | ClientTarget, port?: number): Promise<void> {
     if (this.#state !== 'idle') return Promise.reject(new Error(`connect() was already called (state ${this.#state})`));
     const target: ClientTarget =
-      typeof hostOrTarget === 'string' ? (port === undefined ? { path: hostOrTarget } : { host: hostOrTarget, port }) : { ...hostOrTarget };
+      typeof hostOrTarget === 'string'
+        ? port === undefined
+          ? { path: hostOrTarget }
+          : { host: hostOrTarget, port }
+        : { ...hostOrTarget };
     if (target.memory === undefined && target.path === undefined) checkNumber('port', target.port, 0, true);
     this.#target = target;
     const first = new Promise<void>((resolve, reject) => (this.#firstConnect = { resolve, reject }));
@@ -265,7 +277,10 @@ export class Client<M extends MessageMap = never> {
       return await this.#openOnce();
     } catch (error) {
       if ((error as { code?: string } | undefined)?.code === 'ECONNRESET') {
-        throw new ConnectionRefusedError('the server refused the connection (connection limit): it was reset while connecting', { cause: error });
+        throw new ConnectionRefusedError(
+          'the server refused the connection (connection limit): it was reset while connecting',
+          { cause: error },
+        );
       }
       throw error;
     }
@@ -308,7 +323,9 @@ export class Client<M extends MessageMap = never> {
     } catch (error) {
       channel.destroy();
       if (error instanceof ChannelClosedError && error.reason === CONNECTION_LIMIT_REASON) {
-        throw new ConnectionRefusedError(`the server refused the connection (packetmq softquit ${error.reason})`, { cause: error });
+        throw new ConnectionRefusedError(`the server refused the connection (packetmq softquit ${error.reason})`, {
+          cause: error,
+        });
       }
       throw error;
     }
@@ -336,7 +353,10 @@ export class Client<M extends MessageMap = never> {
       const refused = failure instanceof ConnectionRefusedError;
       if (refused) this.#report(failure as Error);
       if ((refused && this.#options.retryRefused !== true) || this.#options.reconnect === false) {
-        stopError = failure instanceof Error ? failure : new ChannelClosedError(`connection closed: ${String(failure ?? 'by the peer')}`);
+        stopError =
+          failure instanceof Error
+            ? failure
+            : new ChannelClosedError(`connection closed: ${String(failure ?? 'by the peer')}`);
         break;
       }
       this.#failures++;
@@ -381,7 +401,11 @@ export class Client<M extends MessageMap = never> {
    * again from `initialDelay` and do sends on it resolve. One that ends before was not a successful
    * connection: its sends are queued again, and a reset then is the server's refusal.
    */
-  async #session(channel: Channel, typed: TypedChannel<M> | undefined, connectMs: number): Promise<Error | string | undefined> {
+  async #session(
+    channel: Channel,
+    typed: TypedChannel<M> | undefined,
+    connectMs: number,
+  ): Promise<Error | string | undefined> {
     this.#channel = channel;
     this.#typed = typed;
     this.#requests = this.#requestsOn
@@ -394,7 +418,8 @@ export class Client<M extends MessageMap = never> {
       : undefined;
     this.#state = 'connected';
     const target = this.#target!;
-    const spoke = typed instanceof PacketmqSession || channel.framing.handshake !== undefined || this.#options.auth !== undefined;
+    const spoke =
+      typed instanceof PacketmqSession || channel.framing.handshake !== undefined || this.#options.auth !== undefined;
     // In process, a refusal fails the connect itself.
     const mayBeRefused = !spoke && target.memory === undefined;
     let established = false;
@@ -448,7 +473,10 @@ export class Client<M extends MessageMap = never> {
       }
       let reason: Error | string | undefined = await channel.closed;
       if (typed instanceof PacketmqSession && typed.quitReason !== undefined) reason = typed.quitReason;
-      if (reason === CONNECTION_LIMIT_REASON || (!established && (reason as { code?: string } | undefined)?.code === 'ECONNRESET')) {
+      if (
+        reason === CONNECTION_LIMIT_REASON ||
+        (!established && (reason as { code?: string } | undefined)?.code === 'ECONNRESET')
+      ) {
         // Refused by a server at its limit: a reset right after connecting (or packetmq's softquit).
         reason = new ConnectionRefusedError(
           reason === CONNECTION_LIMIT_REASON
@@ -488,7 +516,9 @@ export class Client<M extends MessageMap = never> {
   #transmit(args: unknown[]): Promise<void> {
     try {
       const typed = this.#typed;
-      return typed !== undefined ? typed.send(args[0] as never, args[1] as never) : (this.#requests ?? this.#channel!).send(args[0] as Uint8Array | string);
+      return typed !== undefined
+        ? typed.send(args[0] as never, args[1] as never)
+        : (this.#requests ?? this.#channel!).send(args[0] as Uint8Array | string);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -496,7 +526,12 @@ export class Client<M extends MessageMap = never> {
 
   /** A send that failed because its connection was lost before writing it goes out again after the reconnect. */
   #requeueable(error: unknown): boolean {
-    return error instanceof ChannelClosedError && !(error instanceof MessageRefusedError) && !this.#stop.signal.aborted && this.#options.reconnect !== false;
+    return (
+      error instanceof ChannelClosedError &&
+      !(error instanceof MessageRefusedError) &&
+      !this.#stop.signal.aborted &&
+      this.#options.reconnect !== false
+    );
   }
 
   /** The MessageNotSentError a refused send rejects with (`cause`: why). */
@@ -539,7 +574,13 @@ export class Client<M extends MessageMap = never> {
       return;
     }
     if (this.#options.offline === 'reject') {
-      q.reject(new MessageNotSentError(`message #${q.seq} not sent: the client is disconnected (offline: 'reject')`, this.#describe(q), q.seq));
+      q.reject(
+        new MessageNotSentError(
+          `message #${q.seq} not sent: the client is disconnected (offline: 'reject')`,
+          this.#describe(q),
+          q.seq,
+        ),
+      );
       return;
     }
     if (this.#queue.length >= this.#queueLimit) {
@@ -569,13 +610,16 @@ export class Client<M extends MessageMap = never> {
   send(...args: Outgoing<M>): Promise<void> {
     const seq = ++this.#seq;
     if (this.#state === 'closed' || this.#closing) {
-      return handledRejection(new MessageNotSentError(`message #${seq} not sent: the client is closed`, this.#describe({ args }), seq));
+      return handledRejection(
+        new MessageNotSentError(`message #${seq} not sent: the client is closed`, this.#describe({ args }), seq),
+      );
     }
     let p: Promise<void>;
     if (this.#state === 'connected' && this.#queue.length === 0 && this.#held === undefined && this.#channel?.isOpen) {
       // The fast path: straight to the channel, which keeps call order.
       p = this.#transmit(args).then(undefined, (error: unknown) => {
-        if (this.#requeueable(error)) return new Promise<void>((resolve, reject) => this.#enqueue({ args, seq, resolve, reject }));
+        if (this.#requeueable(error))
+          return new Promise<void>((resolve, reject) => this.#enqueue({ args, seq, resolve, reject }));
         throw this.#notSent({ args, seq }, error);
       });
     } else {
@@ -592,7 +636,8 @@ export class Client<M extends MessageMap = never> {
    * lost rejects with the error that ended it (it is not resent: it may have been handled).
    */
   request(data: Uint8Array | string, options?: RequestOptions): Promise<Buffer> {
-    if (!this.#requestsOn) return Promise.reject(new TypeError('Expected a client with `requests` or `onRequest` for request()'));
+    if (!this.#requestsOn)
+      return Promise.reject(new TypeError('Expected a client with `requests` or `onRequest` for request()'));
     const requests = this.#requests;
     if (this.#state !== 'connected' || requests === undefined) {
       return Promise.reject(new ChannelClosedError(`the client is not connected (state ${this.#state})`));
@@ -604,12 +649,18 @@ export class Client<M extends MessageMap = never> {
     reportError(this.onError, error);
   }
 
-
   #finish(error: Error | undefined): void {
     this.#state = 'closed';
     const cause = error ?? new ChannelClosedError('client was closed');
     for (let q = this.#queue.shift(); q !== undefined; q = this.#queue.shift()) {
-      q.reject(new MessageNotSentError(`message #${q.seq} not sent: ${error ? error.message : 'the client was closed'}`, this.#describe(q), q.seq, { cause }));
+      q.reject(
+        new MessageNotSentError(
+          `message #${q.seq} not sent: ${error ? error.message : 'the client was closed'}`,
+          this.#describe(q),
+          q.seq,
+          { cause },
+        ),
+      );
     }
     this.#firstConnect?.reject(cause);
     this.#firstConnect = undefined;

@@ -13,7 +13,11 @@ import { describe } from '../validate.js';
 export type RequestsOption = boolean | Omit<RequestChannelOptions, 'onRequest' | 'onError'>;
 
 /** Whether a peer speaks request/reply, checking its options now (not at the first connection). */
-export function requestsEnabled(options: { protocol?: unknown; requests?: RequestsOption; onRequest?: unknown }): boolean {
+export function requestsEnabled(options: {
+  protocol?: unknown;
+  requests?: RequestsOption;
+  onRequest?: unknown;
+}): boolean {
   if (options.onRequest !== undefined && typeof options.onRequest !== 'function') {
     throw new TypeError(`Expected \`onRequest\` to be a function, got ${describe(options.onRequest)}`);
   }
@@ -24,14 +28,21 @@ export function requestsEnabled(options: { protocol?: unknown; requests?: Reques
   const on = (r !== undefined && r !== false) || options.onRequest !== undefined;
   if (!on) return false;
   if (options.protocol !== undefined) {
-    throw new TypeError('Expected no `protocol` with `requests`/`onRequest`: request/reply carries raw bodies (see docs/request-reply.md)');
+    throw new TypeError(
+      'Expected no `protocol` with `requests`/`onRequest`: request/reply carries raw bodies (see docs/request-reply.md)',
+    );
   }
   if (typeof r === 'object') checkRequestSettings(r);
   return true;
 }
 
 /** The RequestChannel of one connection. */
-export function requestLayer(channel: Channel, option: RequestsOption | undefined, onRequest: RequestHandler, onError: (error: Error) => unknown): RequestChannel {
+export function requestLayer(
+  channel: Channel,
+  option: RequestsOption | undefined,
+  onRequest: RequestHandler,
+  onError: (error: Error) => unknown,
+): RequestChannel {
   return new RequestChannel(channel, { ...(typeof option === 'object' ? option : {}), onRequest, onError });
 }
 

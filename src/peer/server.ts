@@ -11,8 +11,21 @@ import { Channel } from '../core/channel.js';
 import type { Listener } from '../core/listener.js';
 import { memoryPair } from '../core/memory.js';
 import { MemoryBudget } from '../core/budget.js';
-import { DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MEMORY_BUDGET, type ChannelOptions, type ListenOptions } from '../core/options.js';
-import { ChannelClosedError, ConnectionRefusedError, MessageRefusedError, SendQueueFullError, SlowConsumerError, TimeoutError } from '../errors.js';
+import {
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_QUEUED_BYTES,
+  DEFAULT_MEMORY_BUDGET,
+  type ChannelOptions,
+  type ListenOptions,
+} from '../core/options.js';
+import {
+  ChannelClosedError,
+  ConnectionRefusedError,
+  MessageRefusedError,
+  SendQueueFullError,
+  SlowConsumerError,
+  TimeoutError,
+} from '../errors.js';
 import { reportError } from '../report.js';
 import { PacketmqSession } from '../typed/packetmq.js';
 import type { MessageMap } from '../typed/protocol.js';
@@ -45,8 +58,7 @@ export const DEFAULT_BROADCAST_WAIT_TIMEOUT = 10_000;
 
 /** Options of a Server. Listen options (tls, backlog, reuse, noDelay, echo) apply to every listen(). */
 export interface ServerOptions<M extends MessageMap = never>
-  extends PeerOptions<M>,
-    Pick<ListenOptions, 'tls' | 'backlog' | 'reuse' | 'noDelay' | 'echo' | 'memoryBudget'> {
+  extends PeerOptions<M>, Pick<ListenOptions, 'tls' | 'backlog' | 'reuse' | 'noDelay' | 'echo' | 'memoryBudget'> {
   /**
    * Most connections open at once, counting those still in their handshake. An extra client is
    * refused before any message: tinyproto's `FE` init byte, otherwise a TCP reset (in process: at
@@ -170,7 +182,8 @@ export class Connection<M extends MessageMap = never> {
 
   /** Send a request to this client (with `requests`; the client answers with its onRequest). See RequestChannel.request(). */
   request(data: Uint8Array | string, options?: RequestOptions): Promise<Buffer> {
-    if (this.requests === undefined) return Promise.reject(new TypeError('Expected a server with `requests` or `onRequest` for request()'));
+    if (this.requests === undefined)
+      return Promise.reject(new TypeError('Expected a server with `requests` or `onRequest` for request()'));
     return this.requests.request(data, options);
   }
 
@@ -314,11 +327,14 @@ export class Server<M extends MessageMap = never> {
     checkNumber('idleTimeout', options.idleTimeout, 1); // the Channel's watchdog enforces it (peerChannelOptions)
     this.maxConnections = checkNumber('maxConnections', options.maxConnections, 0, true) ?? DEFAULT_MAX_CONNECTIONS;
     // One memory budget for large bodies across every listen() (as maxConnections is one limit).
-    this.#budget = new MemoryBudget(checkNumber('memoryBudget', options.memoryBudget, 0, true) ?? DEFAULT_MEMORY_BUDGET);
+    this.#budget = new MemoryBudget(
+      checkNumber('memoryBudget', options.memoryBudget, 0, true) ?? DEFAULT_MEMORY_BUDGET,
+    );
     const policy = checkOneOf('slowConsumer', options.slowConsumer ?? 'close', ['close', 'drop', 'wait'] as const);
     this.#slowConsumer = policy;
     this.#broadcastTimeout =
-      checkTimeout('broadcastTimeout', options.broadcastTimeout) ?? (policy === 'wait' ? DEFAULT_BROADCAST_WAIT_TIMEOUT : DEFAULT_BROADCAST_TIMEOUT);
+      checkTimeout('broadcastTimeout', options.broadcastTimeout) ??
+      (policy === 'wait' ? DEFAULT_BROADCAST_WAIT_TIMEOUT : DEFAULT_BROADCAST_TIMEOUT);
     this.#maxQueued = this.#channelOptions.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
     this.onConnection = options.onConnection;
     this.onMessage = options.onMessage;
@@ -397,12 +413,14 @@ export class Server<M extends MessageMap = never> {
   }
 
   #listenMemory(name: string): AddressInfo {
-    if (typeof name !== 'string' || name.length === 0) throw new TypeError(`Expected \`memory\` to be a non-empty string, got ${String(name)}`);
+    if (typeof name !== 'string' || name.length === 0)
+      throw new TypeError(`Expected \`memory\` to be a non-empty string, got ${String(name)}`);
     if (memoryServers.has(name)) {
       throw Object.assign(new Error(`in-process address '${name}' is already in use`), { code: 'EADDRINUSE' });
     }
     memoryServers.set(name, () => {
-      if (!this.#admit()) throw new ConnectionRefusedError(`in-process server '${name}' refused the connection (connection limit)`);
+      if (!this.#admit())
+        throw new ConnectionRefusedError(`in-process server '${name}' refused the connection (connection limit)`);
       const [client, server] = memoryPair();
       const channel = new Channel(server, { ...this.#channelOptions, isServer: true, budget: this.#budget });
       this.#memoryHandshaking++;
@@ -448,7 +466,8 @@ export class Server<M extends MessageMap = never> {
       ? requestLayer(
           channel,
           this.#options.requests,
-          (body, ctx) => (this.onRequest === undefined ? Promise.reject(noHandler()) : this.onRequest(conn!, body, ctx)),
+          (body, ctx) =>
+            this.onRequest === undefined ? Promise.reject(noHandler()) : this.onRequest(conn!, body, ctx),
           (error) => this.#report(error, conn),
         )
       : undefined;
@@ -507,7 +526,6 @@ export class Server<M extends MessageMap = never> {
   #report(error: unknown, conn: Connection<M> | undefined): void {
     reportError(this.onError, error, conn);
   }
-
 
   /**
    * Send to every open connection. Each connection gets the message at once, without waiting for
@@ -633,7 +651,8 @@ export class Server<M extends MessageMap = never> {
       })();
       try {
         if (!(await settlesWithin(all, timeout))) {
-          for (const conn of this.#connections) if (conn !== self) conn.destroy(new TimeoutError(`server close timed out after ${timeout} ms`));
+          for (const conn of this.#connections)
+            if (conn !== self) conn.destroy(new TimeoutError(`server close timed out after ${timeout} ms`));
           await all;
           throw new TimeoutError(`server close timed out after ${timeout} ms`);
         }

@@ -71,7 +71,12 @@ export const memoryServers = new Map<string, (options: ChannelOptions) => Duplex
  * would hold the softquit message, and the close behind it, forever. After `timeout` ms the channel
  * is destroyed and this rejects with TimeoutError, as Channel.close({ timeout }) does.
  */
-export async function softquitWithin(session: PacketmqSession<MessageMap>, channel: Channel, reason: string, timeout: number): Promise<void> {
+export async function softquitWithin(
+  session: PacketmqSession<MessageMap>,
+  channel: Channel,
+  reason: string,
+  timeout: number,
+): Promise<void> {
   if (!(await settlesWithin(session.softquit(reason), timeout))) {
     const error = new TimeoutError(`close timed out after ${timeout} ms`);
     channel.destroy(error);
@@ -87,7 +92,18 @@ export function peerChannelOptions<M extends MessageMap>(options: PeerOptions<M>
     const max = typeof options.packetmq === 'object' ? options.packetmq.maxMessageSize : undefined;
     Object.assign(o, packetmqChannelOptions(max));
   }
-  for (const key of ['framing', 'maxMessageSize', 'highWaterMark', 'sendHighWaterMark', 'handshakeTimeout', 'headerTimeout', 'bodyTimeout', 'idleTimeout', 'maxQueuedBytes', 'auth'] as const) {
+  for (const key of [
+    'framing',
+    'maxMessageSize',
+    'highWaterMark',
+    'sendHighWaterMark',
+    'handshakeTimeout',
+    'headerTimeout',
+    'bodyTimeout',
+    'idleTimeout',
+    'maxQueuedBytes',
+    'auth',
+  ] as const) {
     if (options[key] !== undefined) (o as Record<string, unknown>)[key] = options[key];
   }
   checkChannelOptions(o); // at construction: a bad option throws here, never later from a connection

@@ -165,7 +165,8 @@ export function readError(body: Buffer, at: number): { code: string | undefined;
   const textAt = at + 1 + codeLen;
   if (textAt > body.length) throw envelopeError('truncated error envelope: the code ends early');
   const textLen = body.length - textAt;
-  if (textLen > MAX_ERROR_MESSAGE) throw envelopeError(`error envelope message of ${textLen} bytes, above ${MAX_ERROR_MESSAGE}`);
+  if (textLen > MAX_ERROR_MESSAGE)
+    throw envelopeError(`error envelope message of ${textLen} bytes, above ${MAX_ERROR_MESSAGE}`);
   return {
     code: codeLen === 0 ? undefined : body.toString('utf8', at + 1, textAt),
     message: body.toString('utf8', textAt),
@@ -213,7 +214,8 @@ export function decodeEnvelope(body: Buffer): Envelope {
     }
     case PING:
     case PONG:
-      if (body.length !== 1) throw envelopeError(`${kind === PING ? 'ping' : 'pong'} envelope of ${body.length} bytes, expected 1`);
+      if (body.length !== 1)
+        throw envelopeError(`${kind === PING ? 'ping' : 'pong'} envelope of ${body.length} bytes, expected 1`);
       return kind === PING ? { kind: 'ping' } : { kind: 'pong' };
     case undefined:
       throw envelopeError('empty message: no envelope');

@@ -44,7 +44,8 @@ export class Inbox {
   }
 
   recv(options?: RecvOptions): Promise<Buffer> {
-    if (options === undefined && this.#receivers.length === 0 && this.#items.length > 0) return Promise.resolve(this.#take());
+    if (options === undefined && this.#receivers.length === 0 && this.#items.length > 0)
+      return Promise.resolve(this.#take());
     return this.#recvSlow(options);
   }
 

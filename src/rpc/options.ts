@@ -123,10 +123,12 @@ export function checkRequestSettings(options: Omit<RequestChannelOptions, 'onReq
   const hb = options.heartbeat;
   let heartbeat: { interval: number; timeout: number } | undefined;
   if (hb !== undefined) {
-    if (typeof hb !== 'object' || hb === null) throw new TypeError(`Expected \`heartbeat\` to be { interval, timeout }, got ${describe(hb)}`);
+    if (typeof hb !== 'object' || hb === null)
+      throw new TypeError(`Expected \`heartbeat\` to be { interval, timeout }, got ${describe(hb)}`);
     const interval = checkDelay('heartbeat.interval', hb.interval, 1);
     const timeout = checkDelay('heartbeat.timeout', hb.timeout, 1);
-    if (interval === undefined || timeout === undefined) throw new RangeError('Expected `heartbeat` to have both `interval` and `timeout`');
+    if (interval === undefined || timeout === undefined)
+      throw new RangeError('Expected `heartbeat` to have both `interval` and `timeout`');
     heartbeat = { interval, timeout };
   }
   return {

@@ -74,7 +74,6 @@ const PING_BODY = Buffer.from([PING]);
 const PONG_BODY = Buffer.from([PONG]);
 const DONE: IteratorReturnResult<undefined> = Object.freeze({ value: undefined, done: true });
 
-
 /** An error the peer's handler raised, as its error reply said; no stack (it would only point at the read loop). */
 function remoteError(message: string, code: string | undefined): RemoteError {
   const limit = Error.stackTraceLimit;
@@ -283,7 +282,19 @@ export class RequestChannel implements AsyncIterable<Buffer> {
       if (signal?.aborted) return Promise.reject(signal.reason);
     }
     const promise = new Promise<Buffer>(takeResolvers);
-    const p: Pending = { promise, id: 0, data, resolve: nextResolve, reject: nextReject, deadline: 0, timer: undefined, signal, onAbort: undefined, done: false, queued: false };
+    const p: Pending = {
+      promise,
+      id: 0,
+      data,
+      resolve: nextResolve,
+      reject: nextReject,
+      deadline: 0,
+      timer: undefined,
+      signal,
+      onAbort: undefined,
+      done: false,
+      queued: false,
+    };
     const now = this.#queued === 0 && this.#pending.size < this.#maxPending;
     if (timeout > 0) {
       if (timeout === this.#timeout && now) {
@@ -356,7 +367,9 @@ export class RequestChannel implements AsyncIterable<Buffer> {
       const headLength = writeId(head, 1, id);
       const length = headLength + payload.byteLength;
       if (length > this.#sendLimit) return length;
-      const body = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+      const body = Buffer.isBuffer(payload)
+        ? payload
+        : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
       return this.channel.sendJoined(head, headLength, body);
     }
     const body = encodeMessage(kind, id, payload);
@@ -495,12 +508,18 @@ export class RequestChannel implements AsyncIterable<Buffer> {
   #reply(id: number, value: unknown): void {
     if (this.#ended) return;
     if (typeof value !== 'string' && !(value instanceof Uint8Array)) {
-      this.#replyError(id, { message: `the request handler returned ${describe(value)}, expected a Uint8Array or a string`, code: 'ERR_INVALID_REPLY' });
+      this.#replyError(id, {
+        message: `the request handler returned ${describe(value)}, expected a Uint8Array or a string`,
+        code: 'ERR_INVALID_REPLY',
+      });
       return;
     }
     const sent = this.#sendMessage(REPLY, id, value);
     if (typeof sent === 'number') {
-      this.#replyError(id, { message: new MessageTooLargeError(sent, this.#sendLimit, 'send').message, code: 'ERR_MESSAGE_TOO_LARGE' });
+      this.#replyError(id, {
+        message: new MessageTooLargeError(sent, this.#sendLimit, 'send').message,
+        code: 'ERR_MESSAGE_TOO_LARGE',
+      });
       return;
     }
     // The send is not awaited: the Channel marks a refusal (closed, SendQueueFullError) handled; the requester then times out.
@@ -526,7 +545,9 @@ export class RequestChannel implements AsyncIterable<Buffer> {
     }
     this.stats.oneWaySent++;
     const body = encodeMessage(ONEWAY, -1, data);
-    return options?.signal !== undefined ? this.channel.send(body, { signal: options.signal }) : this.channel.send(body);
+    return options?.signal !== undefined
+      ? this.channel.send(body, { signal: options.signal })
+      : this.channel.send(body);
   }
 
   /**
@@ -689,7 +710,9 @@ export class RequestChannel implements AsyncIterable<Buffer> {
       this.#armHeartbeat(timeout);
       return;
     }
-    this.channel.destroy(new TimeoutError(`heartbeat: nothing received for ${timeout} ms after a ping (interval ${interval} ms)`));
+    this.channel.destroy(
+      new TimeoutError(`heartbeat: nothing received for ${timeout} ms after a ping (interval ${interval} ms)`),
+    );
   };
 
   // ---------------------------------------------------------------- lifecycle

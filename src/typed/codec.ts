@@ -97,42 +97,105 @@ function checkBounds(body: Uint8Array, maxDepth: number): void {
     const head = body[pos++]!;
     let size = -1; // values a container announces (a map's entries count twice); -1: not a container
     if (head < 0x80 || head >= 0xe0) continue; // fixint
-    if (head < 0x90) size = 2 * (head & 0x0f); // fixmap
-    else if (head < 0xa0) size = head & 0x0f; // fixarray
-    else if (head < 0xc0) pos += head & 0x1f; // fixstr
+    if (head < 0x90)
+      size = 2 * (head & 0x0f); // fixmap
+    else if (head < 0xa0)
+      size = head & 0x0f; // fixarray
+    else if (head < 0xc0)
+      pos += head & 0x1f; // fixstr
     else {
       switch (head) {
-        case 0xc0: case 0xc2: case 0xc3: continue; // nil, false, true
-        case 0xcc: case 0xd0: pos += 1; break; // uint8, int8
-        case 0xcd: case 0xd1: case 0xd4: pos += 2; break; // uint16, int16, fixext1
-        case 0xd5: pos += 3; break; // fixext2
-        case 0xca: case 0xce: case 0xd2: pos += 4; break; // float32, uint32, int32
-        case 0xd6: pos += 5; break; // fixext4
-        case 0xcb: case 0xcf: case 0xd3: pos += 8; break; // float64, uint64, int64
-        case 0xd7: pos += 9; break; // fixext8
-        case 0xd8: pos += 17; break; // fixext16
-        case 0xc4: case 0xd9: pos += 1 + lengthAt(body, pos, 1); break; // bin8, str8
-        case 0xc5: case 0xda: pos += 2 + lengthAt(body, pos, 2); break; // bin16, str16
-        case 0xc6: case 0xdb: pos += 4 + lengthAt(body, pos, 4); break; // bin32, str32
-        case 0xc7: pos += 2 + lengthAt(body, pos, 1); break; // ext8: length, type, data
-        case 0xc8: pos += 3 + lengthAt(body, pos, 2); break; // ext16
-        case 0xc9: pos += 5 + lengthAt(body, pos, 4); break; // ext32
-        case 0xdc: size = lengthAt(body, pos, 2); pos += 2; break; // array16
-        case 0xdd: size = lengthAt(body, pos, 4); pos += 4; break; // array32
-        case 0xde: size = 2 * lengthAt(body, pos, 2); pos += 2; break; // map16
-        case 0xdf: size = 2 * lengthAt(body, pos, 4); pos += 4; break; // map32
-        default: throw new RangeError(`msgpack type byte 0xc1 at byte ${at} is never valid`);
+        case 0xc0:
+        case 0xc2:
+        case 0xc3:
+          continue; // nil, false, true
+        case 0xcc:
+        case 0xd0:
+          pos += 1;
+          break; // uint8, int8
+        case 0xcd:
+        case 0xd1:
+        case 0xd4:
+          pos += 2;
+          break; // uint16, int16, fixext1
+        case 0xd5:
+          pos += 3;
+          break; // fixext2
+        case 0xca:
+        case 0xce:
+        case 0xd2:
+          pos += 4;
+          break; // float32, uint32, int32
+        case 0xd6:
+          pos += 5;
+          break; // fixext4
+        case 0xcb:
+        case 0xcf:
+        case 0xd3:
+          pos += 8;
+          break; // float64, uint64, int64
+        case 0xd7:
+          pos += 9;
+          break; // fixext8
+        case 0xd8:
+          pos += 17;
+          break; // fixext16
+        case 0xc4:
+        case 0xd9:
+          pos += 1 + lengthAt(body, pos, 1);
+          break; // bin8, str8
+        case 0xc5:
+        case 0xda:
+          pos += 2 + lengthAt(body, pos, 2);
+          break; // bin16, str16
+        case 0xc6:
+        case 0xdb:
+          pos += 4 + lengthAt(body, pos, 4);
+          break; // bin32, str32
+        case 0xc7:
+          pos += 2 + lengthAt(body, pos, 1);
+          break; // ext8: length, type, data
+        case 0xc8:
+          pos += 3 + lengthAt(body, pos, 2);
+          break; // ext16
+        case 0xc9:
+          pos += 5 + lengthAt(body, pos, 4);
+          break; // ext32
+        case 0xdc:
+          size = lengthAt(body, pos, 2);
+          pos += 2;
+          break; // array16
+        case 0xdd:
+          size = lengthAt(body, pos, 4);
+          pos += 4;
+          break; // array32
+        case 0xde:
+          size = 2 * lengthAt(body, pos, 2);
+          pos += 2;
+          break; // map16
+        case 0xdf:
+          size = 2 * lengthAt(body, pos, 4);
+          pos += 4;
+          break; // map32
+        default:
+          throw new RangeError(`msgpack type byte 0xc1 at byte ${at} is never valid`);
       }
     }
     if (size < 0) {
-      if (pos > n) throw new RangeError(`msgpack value at byte ${at} (0x${head.toString(16)}) is ${pos - at} bytes long, more than the ${n - at} bytes left`);
+      if (pos > n)
+        throw new RangeError(
+          `msgpack value at byte ${at} (0x${head.toString(16)}) is ${pos - at} bytes long, more than the ${n - at} bytes left`,
+        );
       continue;
     }
-    if (depth >= maxDepth) throw new RangeError(`msgpack containers nest deeper than maxDepth ${maxDepth} at byte ${at}`);
+    if (depth >= maxDepth)
+      throw new RangeError(`msgpack containers nest deeper than maxDepth ${maxDepth} at byte ${at}`);
     if (size > 0) {
       awaited += size;
       if (awaited > n - pos) {
-        throw new RangeError(`msgpack container at byte ${at} (0x${head.toString(16)}) announces ${size} values, ${awaited} in all still to come: more than the ${n - pos} bytes left`);
+        throw new RangeError(
+          `msgpack container at byte ${at} (0x${head.toString(16)}) announces ${size} values, ${awaited} in all still to come: more than the ${n - pos} bytes left`,
+        );
       }
       outer[depth++] = current;
       current = size;
@@ -157,7 +220,14 @@ function decoderFor(length: number): Decoder {
   let d = decoders[k];
   if (d === undefined) {
     const max = Math.min(2 ** k, 0xffff_ffff);
-    d = new (msgpackLib().Decoder)({ mapKeyConverter: mapKey, maxStrLength: max, maxBinLength: max, maxArrayLength: max, maxMapLength: max, maxExtLength: max });
+    d = new (msgpackLib().Decoder)({
+      mapKeyConverter: mapKey,
+      maxStrLength: max,
+      maxBinLength: max,
+      maxArrayLength: max,
+      maxMapLength: max,
+      maxExtLength: max,
+    });
     if (k <= KEEP_BELOW) decoders[k] = d;
   }
   return d;

@@ -39,7 +39,12 @@ const FINISH = 3;
 export const DEFAULT_PACKETMQ_HANDSHAKE_TIMEOUT = 10_000;
 
 /** The packetmq wire format: `[u32 BE len of id+payload][u16 BE id][payload]`. */
-export const packetmqFraming: Framing = lengthPrefixed({ name: 'packetmq', lengthSize: 4, typeSize: 2, lengthAdjustment: 2 });
+export const packetmqFraming: Framing = lengthPrefixed({
+  name: 'packetmq',
+  lengthSize: 4,
+  typeSize: 2,
+  lengthAdjustment: 2,
+});
 
 /**
  * Channel options for packetmq: its framing, and a receive limit matching Twisted's MAX_LENGTH
@@ -47,8 +52,11 @@ export const packetmqFraming: Framing = lengthPrefixed({ name: 'packetmq', lengt
  * @example
  * const ch = await Channel.connect('127.0.0.1', 12345, packetmqChannelOptions());
  */
-export function packetmqChannelOptions(maxLength: number = PACKETMQ_MAX_LENGTH): Pick<ChannelOptions, 'framing' | 'maxMessageSize'> {
-  if (!Number.isInteger(maxLength) || maxLength < 2) throw new RangeError(`Expected \`maxLength\` to be an integer >= 2, got ${String(maxLength)}`);
+export function packetmqChannelOptions(
+  maxLength: number = PACKETMQ_MAX_LENGTH,
+): Pick<ChannelOptions, 'framing' | 'maxMessageSize'> {
+  if (!Number.isInteger(maxLength) || maxLength < 2)
+    throw new RangeError(`Expected \`maxLength\` to be an integer >= 2, got ${String(maxLength)}`);
   return { framing: packetmqFraming, maxMessageSize: maxLength - 2 };
 }
 
@@ -95,7 +103,8 @@ type State = 'connMade' | 'idcheck' | 'active' | 'softquitted';
 
 function toText(value: unknown): string | undefined {
   if (typeof value === 'string') return value;
-  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('utf8');
+  if (value instanceof Uint8Array)
+    return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('utf8');
   return undefined;
 }
 
@@ -125,22 +134,31 @@ class PacketmqTransport implements FrameTransport {
   /** Serialises recvFrame() so control packets handled in between do not reorder application packets. */
   #recvTail: Promise<unknown> = Promise.resolve();
 
-  constructor(channel: FrameTransport & { readonly framing: Framing }, protocol: Protocol<MessageMap>, options: PacketmqSessionOptions) {
+  constructor(
+    channel: FrameTransport & { readonly framing: Framing },
+    protocol: Protocol<MessageMap>,
+    options: PacketmqSessionOptions,
+  ) {
     if (typeof options?.adaptive !== 'boolean') {
       throw new TypeError(`Expected \`adaptive\` to be a boolean, got ${String(options?.adaptive)}`);
     }
     const max = options.maxMessageSize ?? PACKETMQ_MAX_LENGTH;
-    if (!Number.isInteger(max) || max < 2) throw new RangeError(`Expected \`maxMessageSize\` to be an integer >= 2, got ${String(max)}`);
+    if (!Number.isInteger(max) || max < 2)
+      throw new RangeError(`Expected \`maxMessageSize\` to be an integer >= 2, got ${String(max)}`);
     const timeout = options.handshakeTimeout ?? DEFAULT_PACKETMQ_HANDSHAKE_TIMEOUT;
     if (typeof timeout !== 'number' || !(timeout >= 0) || !Number.isFinite(timeout)) {
       throw new RangeError(`Expected \`handshakeTimeout\` to be a finite number >= 0, got ${String(timeout)}`);
     }
     if (!channel.framing.hasType || channel.framing.maxType < PACKETMQ_MAX_ID) {
-      throw new TypeError(`Expected the channel to use packetmqFraming (a 2-byte type field), got ${channel.framing.name}`);
+      throw new TypeError(
+        `Expected the channel to use packetmqFraming (a 2-byte type field), got ${channel.framing.name}`,
+      );
     }
     for (const def of protocol) {
       if (def.id < PACKETMQ_MIN_ID || def.id > PACKETMQ_MAX_ID || RESERVED_NAMES.has(def.name)) {
-        throw new RangeError(`Expected packetmq packet '${def.name}' to have an id from ${PACKETMQ_MIN_ID} to ${PACKETMQ_MAX_ID} and a non-reserved name, got ${def.id}`);
+        throw new RangeError(
+          `Expected packetmq packet '${def.name}' to have an id from ${PACKETMQ_MIN_ID} to ${PACKETMQ_MAX_ID} and a non-reserved name, got ${def.id}`,
+        );
       }
       this.#wireByName.set(def.name, def.id);
       this.#defByWire.set(def.id, def);
@@ -233,7 +251,9 @@ class PacketmqTransport implements FrameTransport {
     try {
       return msgpackCodec.unpack(frame.data);
     } catch (error) {
-      const e = new ProtocolError(`bad packetmq control packet ${frame.type}: ${(error as Error).message}`, { cause: error });
+      const e = new ProtocolError(`bad packetmq control packet ${frame.type}: ${(error as Error).message}`, {
+        cause: error,
+      });
       this.#channel.destroy(e);
       throw e;
     }
@@ -305,10 +325,16 @@ class PacketmqTransport implements FrameTransport {
           }
           const version = isRecord(payload) ? payload.version : undefined;
           if (version !== PACKETMQ_VERSION) {
-            await this.#fail('reason.versionmismatch', `packetmq version mismatch: ours ${PACKETMQ_VERSION}, peer's ${String(version)}`);
+            await this.#fail(
+              'reason.versionmismatch',
+              `packetmq version mismatch: ours ${PACKETMQ_VERSION}, peer's ${String(version)}`,
+            );
           }
           this.state = 'idcheck';
-          await this.#sendControl(PUBIDS, { adapt: this.#adaptive, idmap: { ...PACKETMQ_RESERVED, ...Object.fromEntries(this.#wireByName) } });
+          await this.#sendControl(PUBIDS, {
+            adapt: this.#adaptive,
+            idmap: { ...PACKETMQ_RESERVED, ...Object.fromEntries(this.#wireByName) },
+          });
           break;
         }
         case PUBIDS: {
@@ -322,7 +348,10 @@ class PacketmqTransport implements FrameTransport {
             await this.#fail('reason.unknown', `packetmq pubids without a boolean "adapt": ${String(adapt)}`);
           }
           if (adapt === this.#adaptive) {
-            await this.#fail('reason.sameadaptivepolicy', `both sides have adaptive=${String(adapt)}; exactly one must be adaptive`);
+            await this.#fail(
+              'reason.sameadaptivepolicy',
+              `both sides have adaptive=${String(adapt)}; exactly one must be adaptive`,
+            );
           }
           if (this.#adaptive) await this.#adopt((payload as Record<string, unknown>).idmap);
           await this.#sendControl(FINISH, null);
@@ -350,7 +379,14 @@ class PacketmqTransport implements FrameTransport {
     const used = new Set<number>();
     for (const [name, id] of Object.entries(idmap)) {
       if (RESERVED_NAMES.has(name)) continue; // the reserved ids are fixed on the wire
-      if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id > PACKETMQ_MAX_ID || used.has(id) || id <= FINISH) {
+      if (
+        typeof id !== 'number' ||
+        !Number.isInteger(id) ||
+        id < 0 ||
+        id > PACKETMQ_MAX_ID ||
+        used.has(id) ||
+        id <= FINISH
+      ) {
         return this.#fail('reason.nonequalpackets', `packetmq idmap has a bad id for '${name}': ${String(id)}`);
       }
       used.add(id);
@@ -396,7 +432,11 @@ class PacketmqTransport implements FrameTransport {
 export class PacketmqSession<M extends MessageMap> extends TypedChannel<M> {
   readonly #t: PacketmqTransport;
 
-  constructor(protocol: Protocol<M>, channel: FrameTransport & { readonly framing: Framing }, options: PacketmqSessionOptions) {
+  constructor(
+    protocol: Protocol<M>,
+    channel: FrameTransport & { readonly framing: Framing },
+    options: PacketmqSessionOptions,
+  ) {
     const t = new PacketmqTransport(channel, protocol as Protocol<MessageMap>, options);
     super(protocol, t, { ids: t });
     this.#t = t;
@@ -443,7 +483,9 @@ export class PacketmqSession<M extends MessageMap> extends TypedChannel<M> {
    */
   softquit(reason = 'reason.unknown'): Promise<void> {
     if (typeof reason !== 'string' || reason.length === 0) {
-      return handled(Promise.reject(new TypeError(`Expected \`reason\` to be a non-empty string, got ${String(reason)}`)));
+      return handled(
+        Promise.reject(new TypeError(`Expected \`reason\` to be a non-empty string, got ${String(reason)}`)),
+      );
     }
     return handled(this.#t.softquit(reason));
   }

@@ -48,7 +48,12 @@ const MAX_U32 = 0xffff_ffff;
 
 /** Is `codec` usable: an object with pack() and unpack()? */
 function isCodec(codec: unknown): codec is Codec<unknown> {
-  return typeof codec === 'object' && codec !== null && typeof (codec as Codec<unknown>).pack === 'function' && typeof (codec as Codec<unknown>).unpack === 'function';
+  return (
+    typeof codec === 'object' &&
+    codec !== null &&
+    typeof (codec as Codec<unknown>).pack === 'function' &&
+    typeof (codec as Codec<unknown>).unpack === 'function'
+  );
 }
 
 /**
@@ -106,14 +111,18 @@ export class Protocol<M extends MessageMap = {}> implements Iterable<MessageDefi
 
   #add(name: unknown, id: unknown, codec: unknown, reserved: boolean): void {
     if (typeof name !== 'string' || name.length === 0) {
-      throw new TypeError(`Expected the message name to be a non-empty string, got ${typeof name === 'string' ? "''" : String(name)}`);
+      throw new TypeError(
+        `Expected the message name to be a non-empty string, got ${typeof name === 'string' ? "''" : String(name)}`,
+      );
     }
     if (typeof id !== 'number' || !Number.isInteger(id)) {
       throw new TypeError(`Expected the type id of '${name}' to be an integer, got ${String(id)}`);
     }
     const min = reserved ? 0 : this.minId;
     if (id < min || id > this.maxId) {
-      throw new RangeError(`Expected the type id of '${name}' to be an integer from ${min} to ${this.maxId}, got ${id}`);
+      throw new RangeError(
+        `Expected the type id of '${name}' to be an integer from ${min} to ${this.maxId}, got ${id}`,
+      );
     }
     if (codec !== undefined && !isCodec(codec)) {
       throw new TypeError(`Expected the codec of '${name}' to have pack() and unpack(), got ${String(codec)}`);
@@ -122,7 +131,11 @@ export class Protocol<M extends MessageMap = {}> implements Iterable<MessageDefi
     if (byName !== undefined) throw new RangeError(`Message name '${name}' is already defined (type id ${byName.id})`);
     const byId = this.#byId.get(id);
     if (byId !== undefined) throw new RangeError(`Type id ${id} of '${name}' is already used by '${byId.name}'`);
-    const def: MessageDefinition = Object.freeze({ name, id, codec: (codec as Codec<unknown> | undefined) ?? msgpackCodec });
+    const def: MessageDefinition = Object.freeze({
+      name,
+      id,
+      codec: (codec as Codec<unknown> | undefined) ?? msgpackCodec,
+    });
     this.#byName.set(name, def);
     this.#byId.set(id, def);
   }

@@ -123,7 +123,9 @@ export class TypedChannel<M extends MessageMap> implements AsyncIterable<TypedMe
       }
       for (const def of protocol) {
         if (def.id > framing.maxType) {
-          throw new RangeError(`Type id ${def.id} of '${def.name}' does not fit framing ${framing.name} (type ids 0 to ${framing.maxType})`);
+          throw new RangeError(
+            `Type id ${def.id} of '${def.name}' does not fit framing ${framing.name} (type ids 0 to ${framing.maxType})`,
+          );
         }
       }
     }
@@ -142,7 +144,8 @@ export class TypedChannel<M extends MessageMap> implements AsyncIterable<TypedMe
 
   #send(name: string, data: unknown, options: TypedSendOptions | undefined): Promise<void> {
     const def = this.protocol.get(name);
-    if (def === undefined) return Promise.reject(new UnknownMessageTypeError(-1, { message: `unknown message type '${String(name)}'` }));
+    if (def === undefined)
+      return Promise.reject(new UnknownMessageTypeError(-1, { message: `unknown message type '${String(name)}'` }));
     let body: Buffer;
     try {
       body = toBuffer(def.codec.pack(data));
@@ -179,7 +182,9 @@ export class TypedChannel<M extends MessageMap> implements AsyncIterable<TypedMe
       data = def.codec.unpack(frame.data);
     } catch (error) {
       this.stats.decodeErrors++;
-      throw this.#warnings.tag(withoutStack(() => new MessageDecodeError(frame.type, def.name, frame.data, { cause: error })));
+      throw this.#warnings.tag(
+        withoutStack(() => new MessageDecodeError(frame.type, def.name, frame.data, { cause: error })),
+      );
     }
     this.stats.received++;
     return { name: def.name, id: frame.type, data } as TypedMessage<M>;
@@ -212,7 +217,8 @@ export class TypedChannel<M extends MessageMap> implements AsyncIterable<TypedMe
    * returned promise is awaited before the next message. Returns a function that removes the handler.
    */
   on<N extends keyof M & string>(name: N, handler: Handler<M, N>): () => void {
-    if (typeof handler !== 'function') throw new TypeError(`Expected the handler to be a function, got ${typeof handler}`);
+    if (typeof handler !== 'function')
+      throw new TypeError(`Expected the handler to be a function, got ${typeof handler}`);
     this.protocol.definition(name); // throws for a name the protocol does not define
     let set = this.#handlers.get(name);
     if (set === undefined) this.#handlers.set(name, (set = new Set()));

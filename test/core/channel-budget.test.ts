@@ -33,7 +33,10 @@ const patterned = (n: number, seed: number): Buffer => {
  * get each one's accepted channel, and end(), which destroys every peer and channel and closes the
  * listener, so a failing test leaves nothing open.
  */
-async function budgeted(memoryBudget: number, options: { highWaterMark?: number; framing?: Framing; maxMessageSize?: number } = {}) {
+async function budgeted(
+  memoryBudget: number,
+  options: { highWaterMark?: number; framing?: Framing; maxMessageSize?: number } = {},
+) {
   const listener: Listener = Channel.listen('127.0.0.1', 0, { memoryBudget, ...options });
   const { port } = await listener.listening;
   const sockets: net.Socket[] = [];
@@ -325,7 +328,15 @@ test('closing a connection while its body waits for memory is clean, and memory 
     assert.equal(a.ch.tryRecv(), held); // releases memory while b is closing
     await closing;
     assert.is(await b.ch.closed, undefined, 'a clean close');
-    assert.is((await waiting.then(() => undefined, (error: { code?: string }) => error))?.code, 'ERR_CHANNEL_CLOSED');
+    assert.is(
+      (
+        await waiting.then(
+          () => undefined,
+          (error: { code?: string }) => error,
+        )
+      )?.code,
+      'ERR_CHANNEL_CLOSED',
+    );
   } finally {
     await end();
   }

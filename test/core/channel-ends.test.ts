@@ -76,9 +76,19 @@ test('destroy() with sends waiting for drain: each rejects with the same Channel
   const { ch, waiting } = await backedUp(3);
   const recv = ch.recv();
   ch.destroy();
-  const e = await recv.then(() => undefined, (error: Error) => error);
+  const e = await recv.then(
+    () => undefined,
+    (error: Error) => error,
+  );
   assert.is((e as { code?: string }).code, 'ERR_CHANNEL_CLOSED');
-  for (const p of waiting) assert.is(await p.then(() => undefined, (error: Error) => error), e);
+  for (const p of waiting)
+    assert.is(
+      await p.then(
+        () => undefined,
+        (error: Error) => error,
+      ),
+      e,
+    );
   assert.is(await ch.closed, undefined);
 });
 
@@ -102,7 +112,10 @@ test('the peer ends the stream with sends waiting for drain: they reject with Ch
 test('close() that times out with sends waiting for drain: they reject with ChannelClosedError caused by its TimeoutError', async () => {
   const { ch, waiting } = await backedUp(3);
   const closing = ch.close({ timeout: 30 });
-  const timedOut = await closing.then(() => undefined, (error: Error) => error);
+  const timedOut = await closing.then(
+    () => undefined,
+    (error: Error) => error,
+  );
   assert.is((timedOut as { code?: string }).code, 'ERR_TIMEOUT');
   await allClosedBy(waiting, timedOut);
 });
@@ -115,7 +128,13 @@ test('a queued send aborted before the channel fails keeps its abort reason; the
   other.catch(() => {});
   const reason = new Error('not now');
   controller.abort(reason);
-  assert.is(await aborted.then(() => undefined, (error: unknown) => error), reason);
+  assert.is(
+    await aborted.then(
+      () => undefined,
+      (error: unknown) => error,
+    ),
+    reason,
+  );
   const boom = new Error('boom');
   ch.destroy(boom);
   await allClosedBy([other], boom);
@@ -128,7 +147,11 @@ test('tinyproto: the peer fails while our header waits for its answer: that send
   const sends = [ch.send('one'), ch.send('two'), ch.send('three')];
   for (const p of sends) p.catch(() => {});
   await turn();
-  assert.equal(s.wire(), Buffer.concat([Buffer.from([0xff]), Buffer.from([0, 0, 0, 3])]), 'one header, waiting for its answer');
+  assert.equal(
+    s.wire(),
+    Buffer.concat([Buffer.from([0xff]), Buffer.from([0, 0, 0, 3])]),
+    'one header, waiting for its answer',
+  );
   const boom = Object.assign(new Error('reset'), { code: 'ECONNRESET' });
   s.destroy(boom);
   const outcomes = await Promise.all(sends.map((p) => outcome(p)));
@@ -145,7 +168,10 @@ test('tinyproto: a junk answer byte rejects the waiting send with that ProtocolE
   queued.catch(() => {});
   await turn();
   s.feed(Buffer.from([0x42])); // neither FF nor a refusal
-  const e = await sent.then(() => undefined, (error: Error & { code?: string }) => error);
+  const e = await sent.then(
+    () => undefined,
+    (error: Error & { code?: string }) => error,
+  );
   assert.is(e?.code, 'ERR_PROTOCOL');
   assert.match(e!.message, /0x42/);
   assert.is(await ch.closed, e, 'the same error ends the channel');
@@ -205,7 +231,10 @@ test('a peer that dies mid-frame (reset) while our sends wait for drain: the pen
     const outcomes = await Promise.all(sends.map((p) => outcome(p)));
     assert.not.ok(outcomes.includes('pending'), 'no send hangs');
     for (const o of outcomes) assert.ok(o === 'resolved' || CLEAR.has(o), o);
-    assert.ok(outcomes.some((o) => o !== 'resolved'), 'the sends that could not be written fail');
+    assert.ok(
+      outcomes.some((o) => o !== 'resolved'),
+      'the sends that could not be written fail',
+    );
     const closed = (await server.closed) as { code?: string } | undefined;
     assert.ok(closed !== undefined && CLEAR.has(closed.code!), `closed with ${String(closed)}`);
     assert.is(server.queuedBytes, 0);

@@ -133,12 +133,26 @@ test('maxQueuedBytes: a send that would queue more than it is refused (SendQueue
   assert.is(ch.queuedBytes, 1000);
   const empty = ch.send(Buffer.alloc(0)); // adds nothing: taken
   const refused = await rejectsWith(ch.send(Buffer.alloc(1)), 'ERR_SEND_QUEUE_FULL');
-  assert.equal([(refused as { size?: number }).size, (refused as { queued?: number }).queued, (refused as { limit?: number }).limit], [1, 1000, 1000]);
+  assert.equal(
+    [
+      (refused as { size?: number }).size,
+      (refused as { queued?: number }).queued,
+      (refused as { limit?: number }).limit,
+    ],
+    [1, 1000, 1000],
+  );
   assert.ok(ch.isOpen, 'a refused send leaves the channel open');
   for (let i = 0; i < 10 && (await state(Promise.all([first, fill, empty]))) === 'pending'; i++) s.release();
   await within(Promise.all([first, fill, empty]));
   s.release();
-  assert.equal(s.wire(), Buffer.concat([encode(ch.framing, Buffer.alloc(90, 1)), encode(ch.framing, Buffer.alloc(900, 2)), encode(ch.framing, Buffer.alloc(0))]));
+  assert.equal(
+    s.wire(),
+    Buffer.concat([
+      encode(ch.framing, Buffer.alloc(90, 1)),
+      encode(ch.framing, Buffer.alloc(900, 2)),
+      encode(ch.framing, Buffer.alloc(0)),
+    ]),
+  );
   assert.is(ch.queuedBytes, 0);
   ch.destroy();
 });
@@ -179,7 +193,9 @@ test('bodies over 16 KiB are handed to the transport without a copy (a Buffer or
   const asView = backing.subarray(30_000, 50_000);
   for (const body of [asBuffer, asView]) {
     await ch.send(body);
-    const same = s.written.find((c) => c.buffer === body.buffer && c.byteOffset === body.byteOffset && c.length === body.length);
+    const same = s.written.find(
+      (c) => c.buffer === body.buffer && c.byteOffset === body.byteOffset && c.length === body.length,
+    );
     assert.ok(same, 'the body itself was written');
   }
   // A string is sent as its UTF-8 bytes.
@@ -192,7 +208,10 @@ test('bodies over 16 KiB are handed to the transport without a copy (a Buffer or
 // ---------------------------------------------------------------- tinyproto answers
 
 /** A tinyproto channel on a ManualStream, past its handshake, with nothing written or held. */
-async function tinyChannel(options: { sendHighWaterMark: number; highWaterMark?: number }): Promise<{ s: ManualStream; ch: Channel }> {
+async function tinyChannel(options: {
+  sendHighWaterMark: number;
+  highWaterMark?: number;
+}): Promise<{ s: ManualStream; ch: Channel }> {
   const s = new ManualStream({ hold: true, writableHighWaterMark: 1 });
   const ch = await tinyprotoOver(s, options);
   await turn();
@@ -228,7 +247,7 @@ test('tinyproto: reading stops once a send high-water mark of our answers is unr
   ch.destroy();
 });
 
-test('tinyproto: close() while reading is paused for unread answers reads on, so the peer\'s end arrives and close() resolves', async () => {
+test("tinyproto: close() while reading is paused for unread answers reads on, so the peer's end arrives and close() resolves", async () => {
   const { s, ch } = await tinyChannel({ sendHighWaterMark: 3 });
   for (let i = 0; i < 3; i++) {
     s.feed(EMPTY);

@@ -14,7 +14,10 @@ test('send() refuses what it cannot send with a rejected promise, saying why', a
   for (const bad of [5, null, {}, [1, 2]]) {
     let p: Promise<void> | undefined;
     assert.not.throws(() => (p = a.send(bad as never)), 'a rejection, not a throw');
-    const e = await p!.then(() => undefined, (error: unknown) => error as Error);
+    const e = await p!.then(
+      () => undefined,
+      (error: unknown) => error as Error,
+    );
     assert.instance(e, TypeError, String(bad));
     assert.match(e!.message, new RegExp(`^Expected a Uint8Array or a string, got ${typeof bad}$`));
   }
@@ -31,9 +34,15 @@ test('send() refuses what it cannot send with a rejected promise, saying why', a
 test('send({ type }): an integer from 0 to the framing maxType; anything else rejects with RangeError naming the range', async () => {
   const [a, b] = Channel.pair({ framing: ltprotocol('H', 'B') });
   for (const type of [-1, 256, 1.5, Number.NaN]) {
-    const e = await a.send('x', { type }).then(() => undefined, (error: unknown) => error as Error);
+    const e = await a.send('x', { type }).then(
+      () => undefined,
+      (error: unknown) => error as Error,
+    );
     assert.instance(e, RangeError, String(type));
-    assert.is(e!.message, `Expected \`type\` to be an integer from 0 to 255 for framing ltprotocol, got ${String(type)}`);
+    assert.is(
+      e!.message,
+      `Expected \`type\` to be an integer from 0 to 255 for framing ltprotocol, got ${String(type)}`,
+    );
   }
   await a.send('lo', { type: 0 });
   await a.send('hi', { type: 255 });
@@ -58,7 +67,10 @@ test('send({ type }): an integer from 0 to the framing maxType; anything else re
 test('a send with an aborted signal rejects with its reason and sends nothing', async () => {
   const [a, b] = Channel.pair();
   const reason = new Error('never mind');
-  const e = await a.send('no', { signal: AbortSignal.abort(reason) }).then(() => undefined, (error: unknown) => error);
+  const e = await a.send('no', { signal: AbortSignal.abort(reason) }).then(
+    () => undefined,
+    (error: unknown) => error,
+  );
   assert.is(e, reason);
   await a.send('yes');
   assert.is(String(await b.recv()), 'yes');
@@ -71,7 +83,14 @@ test('sends on a closed channel reject with its ChannelClosedError: the one clos
   await a.close();
   const closed = await rejectsWith(a.send('late'), 'ERR_CHANNEL_CLOSED');
   assert.is(closed.message, 'channel was closed');
-  assert.is(await a.recv().then(() => undefined, (error: unknown) => error), closed, 'the same error as recv()');
+  assert.is(
+    await a.recv().then(
+      () => undefined,
+      (error: unknown) => error,
+    ),
+    closed,
+    'the same error as recv()',
+  );
   b.destroy();
   const [c, d] = Channel.pair();
   const boom = new Error('boom');
@@ -115,7 +134,7 @@ test('a recv() with an aborted signal or an invalid timeout rejects even with a 
   b.destroy();
 });
 
-test('sendJoined (RequestChannel\'s envelope path): one message of head then payload; refused as send() refuses', async () => {
+test("sendJoined (RequestChannel's envelope path): one message of head then payload; refused as send() refuses", async () => {
   const [a, b] = Channel.pair({ maxMessageSize: 10 });
   const head = Buffer.from([0x01, 0x2a, 0xff]);
   await a.sendJoined(head, 2, Buffer.from('12345678'));
@@ -138,8 +157,16 @@ test('stats count every message and body byte, on each send path (batched, corke
     }
     const bytes = 100_005;
     const name = framing?.name ?? 'msg';
-    assert.equal(a.stats, { messagesSent: 3, messagesReceived: 0, bytesSent: bytes, bytesReceived: 0, bytesReadDirect: 0 }, name);
-    assert.equal(b.stats, { messagesSent: 0, messagesReceived: 3, bytesSent: 0, bytesReceived: bytes, bytesReadDirect: 0 }, name);
+    assert.equal(
+      a.stats,
+      { messagesSent: 3, messagesReceived: 0, bytesSent: bytes, bytesReceived: 0, bytesReadDirect: 0 },
+      name,
+    );
+    assert.equal(
+      b.stats,
+      { messagesSent: 0, messagesReceived: 3, bytesSent: 0, bytesReceived: bytes, bytesReadDirect: 0 },
+      name,
+    );
     assert.is.not(a.stats, a.stats, 'a new object each read');
     a.destroy();
     b.destroy();

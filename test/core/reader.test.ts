@@ -143,7 +143,9 @@ test('DirectReader: body space is read straight into (filled, counted); without 
 });
 
 /** A listener on 127.0.0.1:0 and one connection to it: [accepted, client]. */
-async function acceptedPair(pauseOnConnect: boolean): Promise<{ accepted: net.Socket; client: net.Socket; close(): Promise<void> }> {
+async function acceptedPair(
+  pauseOnConnect: boolean,
+): Promise<{ accepted: net.Socket; client: net.Socket; close(): Promise<void> }> {
   let take!: (s: net.Socket) => void;
   const got = new Promise<net.Socket>((r) => (take = r));
   const server = net.createServer({ pauseOnConnect }, take);
@@ -215,7 +217,11 @@ test('adoptAccepted leaves a socket it cannot re-wrap soundly as it is', async (
   assert.is(adoptAccepted(fake({ ...sound, readStart: undefined })), undefined, 'no readStart');
   const noUserBuffer: Record<string, unknown> = { ...sound, useUserBuffer: undefined };
   assert.is(adoptAccepted(fake(noUserBuffer)), undefined, 'no useUserBuffer');
-  assert.equal(Object.keys(noUserBuffer).sort(), ['readStart', 'readStop', 'reading', 'useUserBuffer'], 'no new wrapper took that handle');
+  assert.equal(
+    Object.keys(noUserBuffer).sort(),
+    ['readStart', 'readStop', 'reading', 'useUserBuffer'],
+    'no new wrapper took that handle',
+  );
   assert.is(adoptAccepted(fake({ ...sound, reading: true })), undefined, 'reading');
   const failing = fake({
     ...sound,

@@ -34,7 +34,10 @@ async function tcpPair(options: { framing?: Framing; maxMessageSize?: number } =
 
 test('TCP, both ends: a released 1 MiB message holds the next one, every byte intact', async () => {
   const [client, server] = await tcpPair({ maxMessageSize: 8 * MiB });
-  for (const [from, to] of [[client, server], [server, client]] as const) {
+  for (const [from, to] of [
+    [client, server],
+    [server, client],
+  ] as const) {
     const memories = new Set<ArrayBufferLike>();
     for (let i = 0; i < 8; i++) {
       const sent = pattern(i, MiB);
@@ -118,7 +121,7 @@ test('small bodies and bodies that are views of what arrived are never taken', a
   const view = await ch.recv();
   assert.is(view.buffer, chunk.buffer, 'a view of what arrived');
   assert.is(view.length, 100 * KiB);
-  assert.is(ch.release(view), false, 'what arrived is not the channel\'s');
+  assert.is(ch.release(view), false, "what arrived is not the channel's");
   ch.destroy();
   await a.close();
 });
@@ -131,7 +134,9 @@ for (const framing of [msg, int32, ltprotocol('I')]) {
     const raw = net.connect(port, '127.0.0.1');
     const ch = (await accepted)!;
     await listener.close();
-    const sizes = Array.from({ length: 30 }, (_, i) => (i % 3 === 0 ? randomInt(1, 70 * KiB) : randomInt(64 * KiB, 3 * MiB)));
+    const sizes = Array.from({ length: 30 }, (_, i) =>
+      i % 3 === 0 ? randomInt(1, 70 * KiB) : randomInt(64 * KiB, 3 * MiB),
+    );
     const bodies = sizes.map((n) => randomBytes(n));
     const frame = (b: Buffer): Buffer => {
       const header = Buffer.alloc(framing.maxHeaderLength);
@@ -139,7 +144,7 @@ for (const framing of [msg, int32, ltprotocol('I')]) {
     };
     const stream = Buffer.concat(bodies.map(frame));
     void (async () => {
-      for (let at = 0; at < stream.length; ) {
+      for (let at = 0; at < stream.length;) {
         const n = Math.min(stream.length - at, randomInt(1, 400 * KiB));
         if (!raw.write(stream.subarray(at, at + n))) await new Promise((r) => raw.once('drain', r));
         at += n;

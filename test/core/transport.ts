@@ -17,7 +17,10 @@ export class ManualStream extends Duplex {
 
   constructor(options: { hold?: boolean; writableHighWaterMark?: number; allowHalfOpen?: boolean } = {}) {
     // allowHalfOpen false: the peer's end ends our side too, as on a net.Socket by default.
-    super({ writableHighWaterMark: options.writableHighWaterMark ?? 16 * 1024, allowHalfOpen: options.allowHalfOpen ?? true });
+    super({
+      writableHighWaterMark: options.writableHighWaterMark ?? 16 * 1024,
+      allowHalfOpen: options.allowHalfOpen ?? true,
+    });
     this.hold = options.hold ?? false;
   }
 
@@ -52,7 +55,12 @@ export const turn = (): Promise<void> => new Promise((resolve) => setImmediate(r
 export async function within<T>(p: Promise<T>, ms = 2000): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
-    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`still pending after ${ms} ms`)), ms)))]);
+    return await Promise.race([
+      p,
+      new Promise<never>(
+        (_, reject) => (timer = setTimeout(() => reject(new Error(`still pending after ${ms} ms`)), ms)),
+      ),
+    ]);
   } finally {
     clearTimeout(timer);
   }

@@ -107,7 +107,10 @@ test('raw answer bytes keep their place among the frames and are batched with th
   w.writeBytes(Buffer.alloc(70 * 1024, 0));
   w.writeBytes(Buffer.from([0xff]));
   await tick();
-  assert.equal(r.wire().subarray(Buffer.concat(expected).length), Buffer.concat([many, Buffer.alloc(70 * 1024, 0), Buffer.from([0xff])]));
+  assert.equal(
+    r.wire().subarray(Buffer.concat(expected).length),
+    Buffer.concat([many, Buffer.alloc(70 * 1024, 0), Buffer.from([0xff])]),
+  );
 });
 
 test('the slab (64 KiB) is filled to its last byte: a frame that fits exactly joins the batch, one byte more starts a new slab', async () => {
@@ -205,7 +208,10 @@ test('writeJoined: the head bytes then the body as one frame, batched; the head 
   assert.is(w.buffered, encode(msg, Buffer.alloc(10)).length + encode(msg, Buffer.alloc(2)).length);
   await tick();
   assert.is(r.writes.length, 1);
-  assert.equal(r.wire(), Buffer.concat([encode(msg, Buffer.from('\x01\x85\x01payload', 'latin1')), encode(msg, Buffer.from([0x77, 0x77]))]));
+  assert.equal(
+    r.wire(),
+    Buffer.concat([encode(msg, Buffer.from('\x01\x85\x01payload', 'latin1')), encode(msg, Buffer.from([0x77, 0x77]))]),
+  );
   assert.is(w.sent, 2);
   assert.is(w.sentBytes, 12);
 });
@@ -214,7 +220,13 @@ test('writeJoined past 16 KiB (head and body together): header, a copy of the he
   // A stream that keeps what it is given, as a socket's queue does: a head written by reference would change under it.
   const kept: { ref: Uint8Array; corked: boolean }[] = [];
   let corked = 0;
-  const stream = { destroyed: false, writableEnded: false, cork: () => void corked++, uncork: () => void corked--, write: (ref: Uint8Array) => kept.push({ ref, corked: corked > 0 }) > 0 };
+  const stream = {
+    destroyed: false,
+    writableEnded: false,
+    cork: () => void corked++,
+    uncork: () => void corked--,
+    write: (ref: Uint8Array) => kept.push({ ref, corked: corked > 0 }) > 0,
+  };
   const w = new FrameWriter(stream as unknown as Duplex, msg);
   const head = Buffer.from([0x02, 0x07, 0xee]);
   const fits = Buffer.alloc(16 * 1024 - 2, 1); // 2 + 16,382: exactly the copy limit, batched
@@ -228,7 +240,10 @@ test('writeJoined past 16 KiB (head and body together): header, a copy of the he
   assert.equal(Buffer.from(kept[1]!.ref), Buffer.from(`\r\nMSG ${2 + big.length}\r\n`));
   assert.equal(Buffer.from(kept[2]!.ref), Buffer.from([0x02, 0x07]), 'the head as it was when written');
   assert.ok(kept[3]!.ref === big, 'the body itself, not a copy');
-  assert.equal(kept.slice(1).map((k) => k.corked), [true, true, true]);
+  assert.equal(
+    kept.slice(1).map((k) => k.corked),
+    [true, true, true],
+  );
   assert.is(w.sent, 2);
   assert.is(w.sentBytes, 2 + fits.length + 2 + big.length);
 });

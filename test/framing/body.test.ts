@@ -93,7 +93,9 @@ for (const [name, framing] of framings) {
   test(`${name}: reserve is asked for bodies of 64 KiB and up only, with whether the body lies in the chunk`, () => {
     const small = budgeted(framing);
     small.state.allow = true;
-    small.push(Buffer.concat([encode(framing, Buffer.alloc(BUDGET_MIN - 1, 1)), encode(framing, 'x'), encode(framing, '')]));
+    small.push(
+      Buffer.concat([encode(framing, Buffer.alloc(BUDGET_MIN - 1, 1)), encode(framing, 'x'), encode(framing, '')]),
+    );
     assert.equal(small.calls, []);
     assert.is(small.frames.length, 3);
     const exact = budgeted(framing);
@@ -133,12 +135,18 @@ for (const [name, framing] of framings) {
     assert.is(b.d.atBoundary, false);
     b.push(wire.subarray(head + 1000, head + 40_000));
     b.push(wire.subarray(head + 40_000));
-    assert.equal(b.frames.map((f) => f.length), [6, BUDGET_MIN, 5]);
+    assert.equal(
+      b.frames.map((f) => f.length),
+      [6, BUDGET_MIN, 5],
+    );
     assert.equal(b.frames[1], body);
     assert.is(String(b.frames[2]), 'after');
     assert.is(b.d.offset, wire.length);
     assert.is(b.d.atBoundary, true);
-    assert.ok(b.calls.length >= 2 && b.calls.every(([length, within]) => length === BUDGET_MIN && !within), JSON.stringify(b.calls));
+    assert.ok(
+      b.calls.length >= 2 && b.calls.every(([length, within]) => length === BUDGET_MIN && !within),
+      JSON.stringify(b.calls),
+    );
   });
 
   test(`${name}: refused by reserve, then pushed again with the whole body in the chunk: taken at once, as a view (reserve is forced)`, () => {
@@ -153,7 +161,10 @@ for (const [name, framing] of framings) {
     // What the Channel does: the held rest and the chunks after it, pushed again as one.
     const rest = Buffer.from(wire.subarray(head));
     b.push(rest);
-    assert.equal(b.frames.map((f) => f.length), [BUDGET_MIN, 5]);
+    assert.equal(
+      b.frames.map((f) => f.length),
+      [BUDGET_MIN, 5],
+    );
     assert.equal(b.frames[0], body);
     assert.is(b.d.offset, wire.length);
     assert.is(b.d.atBoundary, true);
@@ -229,7 +240,10 @@ for (const [name, framing] of framings) {
     assert.is(b.d.offset, frame.length);
     assert.is(b.d.atBoundary, true);
     assert.equal(b.calls.at(-1), [BUDGET_MIN, true]);
-    assert.ok(b.calls.slice(0, -1).every(([length, within]) => length === BUDGET_MIN && !within), JSON.stringify(b.calls));
+    assert.ok(
+      b.calls.slice(0, -1).every(([length, within]) => length === BUDGET_MIN && !within),
+      JSON.stringify(b.calls),
+    );
     rest[0] = 0x21;
     assert.is(b.frames[0]![0], 0x21, 'a view of the chunk');
   });
@@ -251,7 +265,10 @@ for (const [name, framing] of framings) {
     // Allowed: the held rest and what came after it, pushed again as one.
     b.state.allow = true;
     b.push(Buffer.concat([c1.subarray(head), wire.subarray(frame.length - 1)]));
-    assert.equal(b.frames.map((f) => f.length), [BUDGET_MIN, 5]);
+    assert.equal(
+      b.frames.map((f) => f.length),
+      [BUDGET_MIN, 5],
+    );
     assert.equal(b.frames[0], body);
     assert.is(b.d.offset, wire.length);
     assert.is(b.d.atBoundary, true);

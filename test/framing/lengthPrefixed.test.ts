@@ -1,6 +1,15 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Channel, int32, lengthPrefixed, ltprotocol, MessageTooLargeError, openflow, openflowType, ProtocolError } from '../../channel.js';
+import {
+  Channel,
+  int32,
+  lengthPrefixed,
+  ltprotocol,
+  MessageTooLargeError,
+  openflow,
+  openflowType,
+  ProtocolError,
+} from '../../channel.js';
 import { assertEverySplit, decodeAll, encode, hex, throwsCode } from './codec.js';
 
 const numMsg = (n: number): Buffer => {
@@ -18,7 +27,9 @@ test('ltprotocol: golden vectors of its test program', () => {
 });
 
 test('ltprotocol: decodes its demo stream split at every point', () => {
-  const wire = hex('00 07 01 00 00 00 C8  00 0F 02 68 65 6C 6C 6F 20 77 6F 72 6C 64 21  00 07 01 00 00 00 07  00 03 05');
+  const wire = hex(
+    '00 07 01 00 00 00 C8  00 0F 02 68 65 6C 6C 6F 20 77 6F 72 6C 64 21  00 07 01 00 00 00 07  00 03 05',
+  );
   assertEverySplit(ltprotocol(), wire, [
     { type: 1, data: numMsg(200) },
     { type: 2, data: Buffer.from('hello world!') },
@@ -38,8 +49,14 @@ test('ltprotocol: other struct codes', () => {
   assert.is(ltprotocol().maxEncodableSize, 65535 - 3);
   assert.is(ltprotocol('I', 'I').maxType, 0xffffffff);
   assert.is(ltprotocol('Q', 'Q').maxType, Number.MAX_SAFE_INTEGER);
-  assert.throws(() => ltprotocol('h' as 'H'), (e: unknown) => e instanceof RangeError);
-  assert.throws(() => ltprotocol('H', 'x' as 'B'), (e: unknown) => e instanceof RangeError);
+  assert.throws(
+    () => ltprotocol('h' as 'H'),
+    (e: unknown) => e instanceof RangeError,
+  );
+  assert.throws(
+    () => ltprotocol('H', 'x' as 'B'),
+    (e: unknown) => e instanceof RangeError,
+  );
 });
 
 test('ltprotocol: a length below the header size is a ProtocolError', () => {
@@ -98,7 +115,10 @@ test('openflow: type is version<<8|ofType, body is xid + payload', () => {
     { type: 0x0102, data: hex('00 00 00 07 61 62 63') },
   ]);
   throwsCode(() => decodeAll(openflow, [hex('04 00 00 03')]), 'ERR_PROTOCOL', 'length below the header');
-  assert.throws(() => openflowType(256, 0), (e: unknown) => e instanceof RangeError);
+  assert.throws(
+    () => openflowType(256, 0),
+    (e: unknown) => e instanceof RangeError,
+  );
 });
 
 test('little-endian fields and a length offset', () => {
@@ -121,11 +141,23 @@ test('little-endian fields and a length offset', () => {
 test('8-byte lengths: above MAX_SAFE_INTEGER or maxMessageSize is rejected from the header', () => {
   const f = lengthPrefixed({ lengthSize: 8 });
   assert.is(f.maxEncodableSize, Number.MAX_SAFE_INTEGER);
-  for (const wire of ['FF FF FF FF FF FF FF FF', '00 20 00 00 00 00 00 00', '00 00 00 01 00 00 00 00', '00 00 00 00 00 10 00 01']) {
-    assert.throws(() => decodeAll(f, [hex(wire)], 1 << 20), (e: unknown) => e instanceof MessageTooLargeError, wire);
+  for (const wire of [
+    'FF FF FF FF FF FF FF FF',
+    '00 20 00 00 00 00 00 00',
+    '00 00 00 01 00 00 00 00',
+    '00 00 00 00 00 10 00 01',
+  ]) {
+    assert.throws(
+      () => decodeAll(f, [hex(wire)], 1 << 20),
+      (e: unknown) => e instanceof MessageTooLargeError,
+      wire,
+    );
   }
   const le = lengthPrefixed({ lengthSize: 8, littleEndian: true });
-  assert.throws(() => decodeAll(le, [hex('00 00 00 00 00 00 20 00')]), (e: unknown) => e instanceof MessageTooLargeError);
+  assert.throws(
+    () => decodeAll(le, [hex('00 00 00 00 00 00 20 00')]),
+    (e: unknown) => e instanceof MessageTooLargeError,
+  );
   assert.equal(encode(le, 'a'), hex('01 00 00 00 00 00 00 00 61'));
   assertEverySplit(f, hex('00 00 00 00 00 00 00 01 61'), [{ type: 0, data: Buffer.from('a') }]);
   // Exact header arithmetic at the safe limit.
@@ -154,24 +186,60 @@ test('checks maxMessageSize from the header, before the body arrives', () => {
 test('writeHeader rejects what the fields cannot hold', () => {
   const bb = ltprotocol('B', 'B');
   const h = Buffer.alloc(8);
-  assert.throws(() => bb.writeHeader(h, 0, 254, 0), (e: unknown) => e instanceof RangeError);
-  assert.throws(() => bb.writeHeader(h, 0, 1, 256), (e: unknown) => e instanceof RangeError);
-  assert.throws(() => bb.writeHeader(h, 0, 1, -1), (e: unknown) => e instanceof RangeError);
-  assert.throws(() => int32.writeHeader(h, 0, 2 ** 32, 0), (e: unknown) => e instanceof RangeError);
+  assert.throws(
+    () => bb.writeHeader(h, 0, 254, 0),
+    (e: unknown) => e instanceof RangeError,
+  );
+  assert.throws(
+    () => bb.writeHeader(h, 0, 1, 256),
+    (e: unknown) => e instanceof RangeError,
+  );
+  assert.throws(
+    () => bb.writeHeader(h, 0, 1, -1),
+    (e: unknown) => e instanceof RangeError,
+  );
+  assert.throws(
+    () => int32.writeHeader(h, 0, 2 ** 32, 0),
+    (e: unknown) => e instanceof RangeError,
+  );
   assert.is(bb.writeHeader(h, 0, 253, 255), 2);
   assert.equal(h.subarray(0, 2), hex('FF FF'));
 });
 
 test('bad options throw RangeError/TypeError saying what was expected', () => {
-  assert.throws(() => lengthPrefixed({ lengthSize: 3 as 4 }), (e: unknown) => e instanceof RangeError);
-  assert.throws(() => lengthPrefixed({ typeSize: 3 as 2 }), (e: unknown) => e instanceof RangeError);
-  assert.throws(() => lengthPrefixed({ lengthCounts: 'all' as 'body' }), (e: unknown) => e instanceof RangeError);
-  assert.throws(() => lengthPrefixed({ lengthOffset: -1 }), (e: unknown) => e instanceof RangeError);
-  assert.throws(() => lengthPrefixed({ lengthOffset: 1.5 }), (e: unknown) => e instanceof RangeError);
+  assert.throws(
+    () => lengthPrefixed({ lengthSize: 3 as 4 }),
+    (e: unknown) => e instanceof RangeError,
+  );
+  assert.throws(
+    () => lengthPrefixed({ typeSize: 3 as 2 }),
+    (e: unknown) => e instanceof RangeError,
+  );
+  assert.throws(
+    () => lengthPrefixed({ lengthCounts: 'all' as 'body' }),
+    (e: unknown) => e instanceof RangeError,
+  );
+  assert.throws(
+    () => lengthPrefixed({ lengthOffset: -1 }),
+    (e: unknown) => e instanceof RangeError,
+  );
+  assert.throws(
+    () => lengthPrefixed({ lengthOffset: 1.5 }),
+    (e: unknown) => e instanceof RangeError,
+  );
   assert.throws(() => lengthPrefixed({ typeSize: 2, typeOffset: 3 }), /overlap/);
-  assert.throws(() => lengthPrefixed({ lengthAdjustment: -1 }), (e: unknown) => e instanceof RangeError);
-  assert.throws(() => lengthPrefixed({ lengthSize: 1, lengthAdjustment: 256 }), (e: unknown) => e instanceof RangeError);
-  assert.throws(() => lengthPrefixed({ littleEndian: 'yes' as unknown as boolean }), (e: unknown) => e instanceof TypeError);
+  assert.throws(
+    () => lengthPrefixed({ lengthAdjustment: -1 }),
+    (e: unknown) => e instanceof RangeError,
+  );
+  assert.throws(
+    () => lengthPrefixed({ lengthSize: 1, lengthAdjustment: 256 }),
+    (e: unknown) => e instanceof RangeError,
+  );
+  assert.throws(
+    () => lengthPrefixed({ littleEndian: 'yes' as unknown as boolean }),
+    (e: unknown) => e instanceof TypeError,
+  );
   // A negative adjustment is fine when the frame counting covers it.
   const f = lengthPrefixed({ lengthSize: 2, lengthCounts: 'frame', lengthAdjustment: -2 });
   assert.equal(encode(f, 'ab'), hex('00 02 61 62'));
@@ -230,12 +298,16 @@ test('each bad option is named in its error', () => {
   // The overlap error gives both fields' byte ranges.
   assert.throws(
     () => lengthPrefixed({ lengthSize: 4, typeSize: 2, typeOffset: 3 }),
-    (e: unknown) => e instanceof RangeError && e.message === 'Expected the type field (bytes 3..4) not to overlap the length field (bytes 0..3)',
+    (e: unknown) =>
+      e instanceof RangeError &&
+      e.message === 'Expected the type field (bytes 3..4) not to overlap the length field (bytes 0..3)',
   );
   // A type field that starts before the length field and runs into it overlaps too.
   assert.throws(
     () => lengthPrefixed({ lengthOffset: 1, lengthSize: 2, typeSize: 2, typeOffset: 0 }),
-    (e: unknown) => e instanceof RangeError && e.message === 'Expected the type field (bytes 0..1) not to overlap the length field (bytes 1..2)',
+    (e: unknown) =>
+      e instanceof RangeError &&
+      e.message === 'Expected the type field (bytes 0..1) not to overlap the length field (bytes 1..2)',
   );
   // Without a type field its offset means nothing: no overlap (even inside the length field), and no room for it in the header.
   assert.is(lengthPrefixed({ typeOffset: 0 }).headerSize, 4);
@@ -245,11 +317,14 @@ test('each bad option is named in its error', () => {
 
 test("lengthAdjustment ranges from what makes an empty body's field 0 to what makes it the largest the field holds", () => {
   // The length counts the frame and the header is the 1-byte length field: an empty body's field is 1 + lengthAdjustment.
-  const counted = (lengthAdjustment: number) => lengthPrefixed({ lengthSize: 1, lengthCounts: 'frame', lengthAdjustment });
+  const counted = (lengthAdjustment: number) =>
+    lengthPrefixed({ lengthSize: 1, lengthCounts: 'frame', lengthAdjustment });
   for (const bad of [-2, 255]) {
     assert.throws(
       () => counted(bad),
-      (e: unknown) => e instanceof RangeError && e.message === `Expected \`lengthAdjustment\` to be an integer from -1 to 254, got ${bad}`,
+      (e: unknown) =>
+        e instanceof RangeError &&
+        e.message === `Expected \`lengthAdjustment\` to be an integer from -1 to 254, got ${bad}`,
       String(bad),
     );
   }
@@ -260,7 +335,10 @@ test("lengthAdjustment ranges from what makes an empty body's field 0 to what ma
     { type: 0, data: Buffer.alloc(0) },
     { type: 0, data: Buffer.alloc(0) },
   ]);
-  assert.throws(() => top.writeHeader(Buffer.alloc(1), 0, 1, 0), (e: unknown) => e instanceof RangeError);
+  assert.throws(
+    () => top.writeHeader(Buffer.alloc(1), 0, 1, 0),
+    (e: unknown) => e instanceof RangeError,
+  );
   const bottom = counted(-1);
   assert.is(bottom.maxEncodableSize, 255);
   assert.equal(encode(bottom, 'a'), hex('01 61'));
@@ -271,8 +349,14 @@ test("lengthAdjustment ranges from what makes an empty body's field 0 to what ma
 
 test('writeHeader: a negative length or a bad type is a RangeError saying so; bytes of neither field are zeroed', () => {
   const h = Buffer.alloc(8, 0xee);
-  assert.throws(() => int32.writeHeader(h, 0, -1, 0), (e: unknown) => e instanceof RangeError && /-1-byte body does not fit/.test(e.message));
-  assert.throws(() => ltprotocol().writeHeader(h, 0, 1, 256), (e: unknown) => e instanceof RangeError && /expected a type from 0 to 255, got 256/.test(e.message));
+  assert.throws(
+    () => int32.writeHeader(h, 0, -1, 0),
+    (e: unknown) => e instanceof RangeError && /-1-byte body does not fit/.test(e.message),
+  );
+  assert.throws(
+    () => ltprotocol().writeHeader(h, 0, 1, 256),
+    (e: unknown) => e instanceof RangeError && /expected a type from 0 to 255, got 256/.test(e.message),
+  );
   // [2 spare bytes][u16 length][u8 type][1 spare byte] written over a dirty buffer.
   const f = lengthPrefixed({ lengthOffset: 2, lengthSize: 2, typeSize: 1, typeOffset: 5 });
   assert.is(f.writeHeader(h, 1, 3, 7), 7);

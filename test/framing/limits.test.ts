@@ -52,9 +52,18 @@ const cases: Case[] = [
   { name: "ltprotocol('Q', 'Q')", framing: ltprotocol('Q', 'Q') },
   { name: 'openflow', framing: openflow },
   { name: 'lengthPrefixed 1-byte length', framing: lengthPrefixed({ lengthSize: 1 }) },
-  { name: 'lengthPrefixed packetmq layout', framing: lengthPrefixed({ lengthSize: 4, typeSize: 2, lengthAdjustment: 2 }) },
-  { name: 'lengthPrefixed LE, frame-counted', framing: lengthPrefixed({ lengthSize: 2, littleEndian: true, typeSize: 1, lengthCounts: 'frame' }) },
-  { name: 'lengthPrefixed 8-byte length at an offset', framing: lengthPrefixed({ lengthSize: 8, lengthOffset: 4, typeSize: 4, typeOffset: 0, lengthAdjustment: 5 }) },
+  {
+    name: 'lengthPrefixed packetmq layout',
+    framing: lengthPrefixed({ lengthSize: 4, typeSize: 2, lengthAdjustment: 2 }),
+  },
+  {
+    name: 'lengthPrefixed LE, frame-counted',
+    framing: lengthPrefixed({ lengthSize: 2, littleEndian: true, typeSize: 1, lengthCounts: 'frame' }),
+  },
+  {
+    name: 'lengthPrefixed 8-byte length at an offset',
+    framing: lengthPrefixed({ lengthSize: 8, lengthOffset: 4, typeSize: 4, typeOffset: 0, lengthAdjustment: 5 }),
+  },
   { name: 'pythonConnection', framing: pythonConnection() },
   { name: 'pythonConnection, long-form header', framing: pythonConnection(), header: escapedHeader },
   { name: 'tinyproto', framing: tinyproto },

@@ -16,7 +16,8 @@ function decodeAll(chunks: Buffer[], max = 1 << 20): Buffer[] {
 }
 
 function protocolError(offset?: number) {
-  return (e: unknown) => e instanceof ProtocolError && e.code === 'ERR_PROTOCOL' && (offset === undefined || e.offset === offset);
+  return (e: unknown) =>
+    e instanceof ProtocolError && e.code === 'ERR_PROTOCOL' && (offset === undefined || e.offset === offset);
 }
 
 test('encodes the gist golden vectors', () => {
@@ -38,7 +39,11 @@ test('decodes frames split at every pair of points', () => {
   for (let i = 0; i <= wire.length; i++) {
     for (let j = i; j <= wire.length; j++) {
       const got = decodeAll([wire.subarray(0, i), wire.subarray(i, j), wire.subarray(j)]);
-      assert.equal(got.map((b) => b.toString()), ['Hello World', '', 'x'], `split at ${i},${j}`);
+      assert.equal(
+        got.map((b) => b.toString()),
+        ['Hello World', '', 'x'],
+        `split at ${i},${j}`,
+      );
     }
   }
 });
@@ -109,9 +114,13 @@ function assertRejectedAtEverySplit(wire: Buffer, offset: number, prefix: Buffer
     const d = msg.createDecoder({ maxMessageSize: 1 << 20 });
     const got: Buffer[] = [];
     const where = `chunks of ${chunks.map((c) => c.length).join('+')}`;
-    assert.throws(() => {
-      for (const c of chunks) d.push(c, (b) => got.push(Buffer.from(b)));
-    }, protocolError(head.length + offset), where);
+    assert.throws(
+      () => {
+        for (const c of chunks) d.push(c, (b) => got.push(Buffer.from(b)));
+      },
+      protocolError(head.length + offset),
+      where,
+    );
     assert.equal(got, prefix, `${where}: nothing from the bad frame`);
   }
 }
@@ -134,7 +143,12 @@ test('strict header: any other byte at any place of CR LF M S G SP is refused, w
       wire[at] = other;
       assertRejectedAtEverySplit(wire, at);
       // Also where the header would otherwise be parsed in one go: a long body, more frames after.
-      const long = Buffer.concat([wire.subarray(0, 6), Buffer.from('20\r\n'), Buffer.alloc(20, 1), encode(Buffer.from('next'))]);
+      const long = Buffer.concat([
+        wire.subarray(0, 6),
+        Buffer.from('20\r\n'),
+        Buffer.alloc(20, 1),
+        encode(Buffer.from('next')),
+      ]);
       assertRejectedAtEverySplit(long, at, [Buffer.from('first')]);
     }
   }
@@ -147,7 +161,10 @@ test('reports the stream offset of a bad byte after earlier frames', () => {
 
 test('rejects more digits than a length can have, without buffering the header', () => {
   // 17 zeros: the value is small but no length needs that many digits.
-  assert.throws(() => decodeAll([Buffer.from('\r\nMSG 00000000000000000')], Number.MAX_SAFE_INTEGER), protocolError(22));
+  assert.throws(
+    () => decodeAll([Buffer.from('\r\nMSG 00000000000000000')], Number.MAX_SAFE_INTEGER),
+    protocolError(22),
+  );
   // A header that never ends is cut off at the 17th digit, however it is chunked.
   const d = msg.createDecoder({ maxMessageSize: Number.MAX_SAFE_INTEGER });
   d.push(Buffer.from('\r\nMSG '), () => {});
@@ -159,16 +176,23 @@ test('rejects more digits than a length can have, without buffering the header',
 test('rejects a too-large length from the header, before the body arrives', () => {
   assert.throws(
     () => decodeAll([Buffer.from('\r\nMSG 1025')], 1024),
-    (e: unknown) => e instanceof MessageTooLargeError && e.code === 'ERR_MESSAGE_TOO_LARGE' && e.size === 1025 && e.limit === 1024,
+    (e: unknown) =>
+      e instanceof MessageTooLargeError && e.code === 'ERR_MESSAGE_TOO_LARGE' && e.size === 1025 && e.limit === 1024,
   );
-  assert.throws(() => decodeAll([Buffer.from('\r\nMSG 1000000000000000000\r\n')], 1024), (e: unknown) => e instanceof MessageTooLargeError);
+  assert.throws(
+    () => decodeAll([Buffer.from('\r\nMSG 1000000000000000000\r\n')], 1024),
+    (e: unknown) => e instanceof MessageTooLargeError,
+  );
   // Exactly at the limit is fine.
   assert.equal(decodeAll([encode(Buffer.alloc(1024, 1))], 1024), [Buffer.alloc(1024, 1)]);
 });
 
 test('a limit of zero accepts only empty messages', () => {
   assert.equal(decodeAll([encode(Buffer.alloc(0))], 0), [Buffer.alloc(0)]);
-  assert.throws(() => decodeAll([encode(Buffer.alloc(1))], 0), (e: unknown) => e instanceof MessageTooLargeError);
+  assert.throws(
+    () => decodeAll([encode(Buffer.alloc(1))], 0),
+    (e: unknown) => e instanceof MessageTooLargeError,
+  );
 });
 
 test('error messages name the byte expected and the byte found, printable ones quoted (as the README shows)', () => {
@@ -200,7 +224,11 @@ test('a header is checked byte for byte even where the bytes before it look like
     for (let at = 0; at < 6; at++) {
       const wire = Buffer.from('\r\nMSG 20\r\n' + 'x'.repeat(20), 'latin1');
       wire[at] = 0x21;
-      assert.throws(() => decodeAll([Buffer.concat([first, wire])]), protocolError(first.length + at), `${JSON.stringify(before)}, byte ${at}`);
+      assert.throws(
+        () => decodeAll([Buffer.concat([first, wire])]),
+        protocolError(first.length + at),
+        `${JSON.stringify(before)}, byte ${at}`,
+      );
     }
   }
 });
@@ -247,7 +275,14 @@ test('any mix of frames and header-like bytes decodes the same in one chunk and 
     const wire = Buffer.concat(parts);
     for (const max of [12, Number.MAX_SAFE_INTEGER]) {
       const whole = outcome([wire], max);
-      assert.is(outcome([...wire].map((b) => Buffer.from([b])), max), whole, JSON.stringify(wire.toString('latin1')));
+      assert.is(
+        outcome(
+          [...wire].map((b) => Buffer.from([b])),
+          max,
+        ),
+        whole,
+        JSON.stringify(wire.toString('latin1')),
+      );
     }
   }
 });

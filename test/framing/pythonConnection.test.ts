@@ -23,7 +23,9 @@ test('[i32 BE len][body] golden vectors', () => {
 });
 
 test('decodes short and escaped headers split at every point', () => {
-  const wire = hex('00 00 00 02 68 69  FF FF FF FF 00 00 00 00 00 00 00 03 61 62 63  00 00 00 00  FF FF FF FF 00 00 00 00 00 00 00 00');
+  const wire = hex(
+    '00 00 00 02 68 69  FF FF FF FF 00 00 00 00 00 00 00 03 61 62 63  00 00 00 00  FF FF FF FF 00 00 00 00 00 00 00 00',
+  );
   assertEverySplit(pc, wire, [
     { type: 0, data: Buffer.from('hi') },
     { type: 0, data: Buffer.from('abc') },
@@ -48,25 +50,43 @@ test('checks maxMessageSize from the header (short, escaped, beyond 2^53)', () =
   throwsCode(() => decodeAll(pc, [hex('00 00 04 01')], 1024), 'ERR_MESSAGE_TOO_LARGE');
   throwsCode(() => decodeAll(pc, [hex('FF FF FF FF 00 00 00 00 80 00 00 00')], 1024), 'ERR_MESSAGE_TOO_LARGE');
   throwsCode(() => decodeAll(pc, [hex('FF FF FF FF FF FF FF FF FF FF FF FF')], 1024), 'ERR_MESSAGE_TOO_LARGE');
-  assert.throws(() => decodeAll(pc, [hex('FF FF FF FF 00 20 00 00 00 00 00 01')]), (e: unknown) => e instanceof MessageTooLargeError);
+  assert.throws(
+    () => decodeAll(pc, [hex('FF FF FF FF 00 20 00 00 00 00 00 01')]),
+    (e: unknown) => e instanceof MessageTooLargeError,
+  );
 });
 
 test('HMAC answers match CPython (sha256 with the prefix MACed; legacy raw MD5)', () => {
   const key = Buffer.from('secret');
   const modern = Buffer.concat([Buffer.from('{sha256}'), Buffer.from(Array.from({ length: 40 }, (_, i) => i))]);
   const legacy = Buffer.from(Array.from({ length: 20 }, (_, i) => i));
-  assert.equal(createResponse(key, modern), Buffer.concat([Buffer.from('{sha256}'), hex('fc57fbe650d6124b98215e7b5d197d5807ad69982d275a9735ea2d56f1fa6989')]));
+  assert.equal(
+    createResponse(key, modern),
+    Buffer.concat([Buffer.from('{sha256}'), hex('fc57fbe650d6124b98215e7b5d197d5807ad69982d275a9735ea2d56f1fa6989')]),
+  );
   assert.equal(createResponse(key, legacy), hex('7defa9cc46abc3583325d17ccda75190'));
   // What Python 3.11 answers to a {sha256} challenge: raw HMAC-MD5 of the whole message; accepted.
   verifyResponse(key, modern, hex('8e48d2bb349b4b72b9382999ed5b62eb'));
   verifyResponse(key, modern, createResponse(key, modern));
-  assert.throws(() => verifyResponse(Buffer.from('other'), modern, createResponse(key, modern)), (e: unknown) => e instanceof AuthenticationError);
-  assert.throws(() => verifyResponse(key, modern, Buffer.from('{sha1}0123456789abcdef0123')), (e: unknown) => e instanceof AuthenticationError);
+  assert.throws(
+    () => verifyResponse(Buffer.from('other'), modern, createResponse(key, modern)),
+    (e: unknown) => e instanceof AuthenticationError,
+  );
+  assert.throws(
+    () => verifyResponse(key, modern, Buffer.from('{sha1}0123456789abcdef0123')),
+    (e: unknown) => e instanceof AuthenticationError,
+  );
 });
 
-function pairWithKeys(a: Parameters<typeof pythonConnection>[0], b: Parameters<typeof pythonConnection>[0]): [Channel, Channel] {
+function pairWithKeys(
+  a: Parameters<typeof pythonConnection>[0],
+  b: Parameters<typeof pythonConnection>[0],
+): [Channel, Channel] {
   const [x, y] = memoryPair();
-  return [new Channel(x, { framing: pythonConnection(a), isServer: false }), new Channel(y, { framing: pythonConnection(b), isServer: true })];
+  return [
+    new Channel(x, { framing: pythonConnection(a), isServer: false }),
+    new Channel(y, { framing: pythonConnection(b), isServer: true }),
+  ];
 }
 
 test('authkey: both sides authenticate, in both challenge schemes', async () => {
@@ -141,8 +161,16 @@ test('authkey: the handshake reads lengths in the u64 escape too (multiprocessin
   const toServer = new Pipe();
   const toClient = new Pipe();
   const framing = pythonConnection({ authkey: 'k' });
-  const client = framing.handshake!({ isServer: false, write: (b) => toServer.write(escaped(b)), read: (n) => toClient.read(n) });
-  const server = framing.handshake!({ isServer: true, write: (b) => toClient.write(escaped(b)), read: (n) => toServer.read(n) });
+  const client = framing.handshake!({
+    isServer: false,
+    write: (b) => toServer.write(escaped(b)),
+    read: (n) => toClient.read(n),
+  });
+  const server = framing.handshake!({
+    isServer: true,
+    write: (b) => toClient.write(escaped(b)),
+    read: (n) => toServer.read(n),
+  });
   await Promise.all([client, server]);
   // An escaped length above the limit: refused from the header, with the length it announced.
   const bigger = new Pipe();
@@ -155,13 +183,22 @@ test('authkey: the handshake reads lengths in the u64 escape too (multiprocessin
     assert.unreachable('accepted a 2^40-byte challenge');
   } catch (error) {
     assert.instance(error, ProtocolError);
-    assert.is((error as Error).message, 'bad message length 1099511627776 in the multiprocessing handshake (limit 256)');
+    assert.is(
+      (error as Error).message,
+      'bad message length 1099511627776 in the multiprocessing handshake (limit 256)',
+    );
   }
 });
 
 test('bad options', () => {
-  assert.throws(() => pythonConnection({ challenge: 'md5' as 'legacy' }), (e: unknown) => e instanceof RangeError);
-  assert.throws(() => pythonConnection({ authkey: 5 as unknown as string }), (e: unknown) => e instanceof TypeError);
+  assert.throws(
+    () => pythonConnection({ challenge: 'md5' as 'legacy' }),
+    (e: unknown) => e instanceof RangeError,
+  );
+  assert.throws(
+    () => pythonConnection({ authkey: 5 as unknown as string }),
+    (e: unknown) => e instanceof TypeError,
+  );
 });
 
 test('bad options are named in their errors; no authkey, no handshake', () => {

@@ -1,6 +1,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { type AckIO, Channel, ConnectionRefusedError, MessageRefusedError, ProtocolError, tinyproto } from '../../channel.js';
+import {
+  type AckIO,
+  Channel,
+  ConnectionRefusedError,
+  MessageRefusedError,
+  ProtocolError,
+  tinyproto,
+} from '../../channel.js';
 import { memoryPair } from '../../src/core/memory.js';
 import { encode, hex } from './codec.js';
 
@@ -181,7 +188,10 @@ test('half-duplex: a header from the peer where our answer is due reads as a ref
 
 test('refusals name the status byte and its meaning; an answer is due until it arrives', () => {
   const messages: string[] = [];
-  const decoder = tinyproto.createDecoder({ maxMessageSize: 100 }, { reply: () => {}, acked: (e) => messages.push(e ? e.message : 'ok') });
+  const decoder = tinyproto.createDecoder(
+    { maxMessageSize: 100 },
+    { reply: () => {}, acked: (e) => messages.push(e ? e.message : 'ok') },
+  );
   for (const status of ['00', 'FE', 'FD', 'FF']) {
     decoder.expectAck!(5);
     assert.is(decoder.atBoundary, false, 'an answer is due');
@@ -196,19 +206,32 @@ test('refusals name the status byte and its meaning; an answer is due until it a
   ]);
   assert.is(tinyproto.name, 'tinyproto');
   assert.throws(() => tinyproto.writeHeader(Buffer.alloc(4), 0, 0xf1000000, 0), /above the protocol's maximum/);
-  assert.throws(() => tinyproto.writeHeader(Buffer.alloc(4), 0, -1, 0), (e: unknown) => e instanceof RangeError && e.message === 'tinyproto: a -1-byte body is negative');
+  assert.throws(
+    () => tinyproto.writeHeader(Buffer.alloc(4), 0, -1, 0),
+    (e: unknown) => e instanceof RangeError && e.message === 'tinyproto: a -1-byte body is negative',
+  );
 });
 
 test('the init byte, answered directly: FE and 00 are ConnectionRefusedError (connection limit), anything else a ProtocolError', async () => {
   const init = async (byte: number): Promise<Error | undefined> => {
     const written: string[] = [];
-    const io = { isServer: false, write: (b: Uint8Array) => void written.push(Buffer.from(b).toString('hex')), read: async () => Buffer.from([byte]) };
-    const outcome = await tinyproto.handshake!(io).then(() => undefined, (error: Error) => error);
+    const io = {
+      isServer: false,
+      write: (b: Uint8Array) => void written.push(Buffer.from(b).toString('hex')),
+      read: async () => Buffer.from([byte]),
+    };
+    const outcome = await tinyproto.handshake!(io).then(
+      () => undefined,
+      (error: Error) => error,
+    );
     assert.equal(written, ['ff'], 'our init byte first');
     return outcome;
   };
   assert.is(await init(0xff), undefined);
-  for (const [byte, says] of [[0xfe, /sent 0xfe instead of FF \(connection limit\)/], [0x00, /sent 0x00 instead of FF.*254 zero bytes/]] as const) {
+  for (const [byte, says] of [
+    [0xfe, /sent 0xfe instead of FF \(connection limit\)/],
+    [0x00, /sent 0x00 instead of FF.*254 zero bytes/],
+  ] as const) {
     const e = await init(byte);
     assert.instance(e, ConnectionRefusedError);
     assert.is((e as ConnectionRefusedError).code, 'ERR_CONNECTION_LIMIT');
@@ -263,7 +286,11 @@ test('a bad answer byte: ProtocolError at its stream offset, naming the byte and
 test('the refusal a listener at its connection limit writes (tinyproto.refusal, FE) fails the connecting handshake with ConnectionRefusedError', async () => {
   assert.equal(Buffer.from(tinyproto.refusal!), hex('FE'));
   const refusal = Buffer.from(tinyproto.refusal!);
-  const e = await tinyproto.handshake!({ isServer: false, write: () => {}, read: async (n) => refusal.subarray(0, n) }).then(
+  const e = await tinyproto.handshake!({
+    isServer: false,
+    write: () => {},
+    read: async (n) => refusal.subarray(0, n),
+  }).then(
     () => undefined,
     (error: Error) => error,
   );

@@ -35,10 +35,13 @@ const framings: Framing[] = [
   pythonConnection(),
   pythonConnection({ authkey: 'framing-level key' }),
 ];
-const label = (f: Framing): string => (f.handshake && f.name === 'pythonConnection' ? 'pythonConnection({ authkey })' : f.name);
+const label = (f: Framing): string =>
+  f.handshake && f.name === 'pythonConnection' ? 'pythonConnection({ authkey })' : f.name;
 
 /** A server-side Channel over a raw accepted socket, so the test sees the server's own handshake result. */
-async function serverChannel(options: ChannelOptions): Promise<{ port: number; accepted: Promise<Channel>; close(): Promise<void> }> {
+async function serverChannel(
+  options: ChannelOptions,
+): Promise<{ port: number; accepted: Promise<Channel>; close(): Promise<void> }> {
   let resolve!: (ch: Channel) => void;
   const accepted = new Promise<Channel>((r) => (resolve = r));
   const sockets: net.Socket[] = [];
@@ -146,11 +149,17 @@ test('auth: a peer that never answers meets handshakeTimeout (ERR_TIMEOUT); a pe
     (m) => `message ${String(m)}`,
     (e: { code?: string }) => e.code,
   );
-  assert.ok(r === 'ERR_PROTOCOL' || r === 'ERR_MESSAGE_TOO_LARGE' || r === 'ERR_UNEXPECTED_EOF' || r === 'ECONNRESET', String(r));
+  assert.ok(
+    r === 'ERR_PROTOCOL' || r === 'ERR_MESSAGE_TOO_LARGE' || r === 'ERR_UNEXPECTED_EOF' || r === 'ECONNRESET',
+    String(r),
+  );
   await listener.close();
   // A client with auth against a server without: it waits for a challenge that never comes.
   const plainServer = await echoServer({});
-  await rejectsWith(Channel.connect('127.0.0.1', plainServer.port, { auth: { key: 'k' }, handshakeTimeout: 200 }), 'ERR_TIMEOUT');
+  await rejectsWith(
+    Channel.connect('127.0.0.1', plainServer.port, { auth: { key: 'k' }, handshakeTimeout: 200 }),
+    'ERR_TIMEOUT',
+  );
   await plainServer.listener.close();
 });
 
@@ -325,15 +334,57 @@ function makePki(): Pki {
   const run = (...args: string[]): void => void execFileSync('openssl', args, { stdio: 'ignore' });
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
   try {
-    run('req', '-x509', ...ec, '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '1', '-subj', '/CN=msgchannel test CA');
+    run(
+      'req',
+      '-x509',
+      ...ec,
+      '-keyout',
+      f('ca.key'),
+      '-out',
+      f('ca.pem'),
+      '-days',
+      '1',
+      '-subj',
+      '/CN=msgchannel test CA',
+    );
     writeFileSync(f('server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
     writeFileSync(f('client.ext'), 'extendedKeyUsage=clientAuth\n');
-    for (const [name, cn] of [['server', 'localhost'], ['client', 'client-1']] as const) {
+    for (const [name, cn] of [
+      ['server', 'localhost'],
+      ['client', 'client-1'],
+    ] as const) {
       run('req', ...ec, '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`), '-subj', `/CN=${cn}`);
-      run('x509', '-req', '-in', f(`${name}.csr`), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial',
-        '-out', f(`${name}.pem`), '-days', '1', '-extfile', f(`${name}.ext`));
+      run(
+        'x509',
+        '-req',
+        '-in',
+        f(`${name}.csr`),
+        '-CA',
+        f('ca.pem'),
+        '-CAkey',
+        f('ca.key'),
+        '-CAcreateserial',
+        '-out',
+        f(`${name}.pem`),
+        '-days',
+        '1',
+        '-extfile',
+        f(`${name}.ext`),
+      );
     }
-    run('req', '-x509', ...ec, '-keyout', f('rogue.key'), '-out', f('rogue.pem'), '-days', '1', '-subj', '/CN=client-1');
+    run(
+      'req',
+      '-x509',
+      ...ec,
+      '-keyout',
+      f('rogue.key'),
+      '-out',
+      f('rogue.pem'),
+      '-days',
+      '1',
+      '-subj',
+      '/CN=client-1',
+    );
     const pair = (name: string) => ({ key: readFileSync(f(`${name}.key`)), cert: readFileSync(f(`${name}.pem`)) });
     return { ca: readFileSync(f('ca.pem')), server: pair('server'), client: pair('client'), rogue: pair('rogue') };
   } finally {
@@ -346,47 +397,54 @@ const withOpenssl = tlsTest('auth: mutual TLS');
 // Made only where openssl is: without it the tests below are skipped (or fail) before using it.
 const pki = (opensslMissing() === undefined ? makePki() : undefined)!;
 
-withOpenssl('mutual TLS: a client certificate signed by the CA is accepted and visible as peerCertificate', async () => {
-  const listener = Channel.listen('127.0.0.1', 0, {
-    tls: { ...pki.server, ca: pki.ca, requestCert: true, rejectUnauthorized: true },
-  });
-  const { port } = await listener.listening;
-  const client = await Channel.connect('127.0.0.1', port, { tls: { ...pki.client, ca: pki.ca } });
-  const server = (await listener.accept())!;
-  assert.is(server.peerCertificate?.subject.CN, 'client-1');
-  assert.is(client.peerCertificate?.subject.CN, 'localhost');
-  await client.send('over mTLS');
-  assert.is(String(await server.recv()), 'over mTLS');
-  await client.close();
-  await server.closed;
-  await listener.close();
-  const [plainA, plainB] = Channel.pair();
-  assert.is(plainA.peerCertificate, undefined);
-  plainA.destroy();
-  plainB.destroy();
-});
+withOpenssl(
+  'mutual TLS: a client certificate signed by the CA is accepted and visible as peerCertificate',
+  async () => {
+    const listener = Channel.listen('127.0.0.1', 0, {
+      tls: { ...pki.server, ca: pki.ca, requestCert: true, rejectUnauthorized: true },
+    });
+    const { port } = await listener.listening;
+    const client = await Channel.connect('127.0.0.1', port, { tls: { ...pki.client, ca: pki.ca } });
+    const server = (await listener.accept())!;
+    assert.is(server.peerCertificate?.subject.CN, 'client-1');
+    assert.is(client.peerCertificate?.subject.CN, 'localhost');
+    await client.send('over mTLS');
+    assert.is(String(await server.recv()), 'over mTLS');
+    await client.close();
+    await server.closed;
+    await listener.close();
+    const [plainA, plainB] = Channel.pair();
+    assert.is(plainA.peerCertificate, undefined);
+    plainA.destroy();
+    plainB.destroy();
+  },
+);
 
-withOpenssl('mutual TLS: no client certificate, or one the CA did not sign, gets no channel and an error on the client', async () => {
-  const listener = Channel.listen('127.0.0.1', 0, {
-    tls: { ...pki.server, ca: pki.ca, requestCert: true, rejectUnauthorized: true },
-  });
-  const { port } = await listener.listening;
-  for (const creds of [{}, pki.rogue]) {
-    // With TLS 1.3 the client's handshake completes before the server checks its certificate:
-    // the refusal arrives as the connection's first read.
-    const outcome = await Channel.connect('127.0.0.1', port, { tls: { ...creds, ca: pki.ca }, timeout: 3000 }).then(
-      async (ch) => ch.recv({ timeout: 3000 }).then(
-        () => 'message',
+withOpenssl(
+  'mutual TLS: no client certificate, or one the CA did not sign, gets no channel and an error on the client',
+  async () => {
+    const listener = Channel.listen('127.0.0.1', 0, {
+      tls: { ...pki.server, ca: pki.ca, requestCert: true, rejectUnauthorized: true },
+    });
+    const { port } = await listener.listening;
+    for (const creds of [{}, pki.rogue]) {
+      // With TLS 1.3 the client's handshake completes before the server checks its certificate:
+      // the refusal arrives as the connection's first read.
+      const outcome = await Channel.connect('127.0.0.1', port, { tls: { ...creds, ca: pki.ca }, timeout: 3000 }).then(
+        async (ch) =>
+          ch.recv({ timeout: 3000 }).then(
+            () => 'message',
+            (e: { code?: string }) => e.code ?? 'error',
+          ),
         (e: { code?: string }) => e.code ?? 'error',
-      ),
-      (e: { code?: string }) => e.code ?? 'error',
-    );
-    assert.ok(outcome !== 'message' && outcome !== 'ERR_TIMEOUT', `refused: ${outcome}`);
-  }
-  await sleep(20);
-  assert.is(listener.pending, 0, 'no channel was handed out');
-  await listener.close();
-});
+      );
+      assert.ok(outcome !== 'message' && outcome !== 'ERR_TIMEOUT', `refused: ${outcome}`);
+    }
+    await sleep(20);
+    assert.is(listener.pending, 0, 'no channel was handed out');
+    await listener.close();
+  },
+);
 
 withOpenssl('auth and TLS together: authenticated and encrypted', async () => {
   const { listener, port } = await echoServer({ tls: pki.server, auth: { key: 'k' } });

@@ -39,7 +39,8 @@ if (childKind === undefined) {
       const { port } = await child.next();
       const base = await firstRss(child);
       const chunk = Buffer.alloc(MiB, 0x61);
-      for (let i = 0; i < 64; i++) attackers.push(await partial(port, [header(64 * MiB), ...Array.from({ length: 16 }, () => chunk)]));
+      for (let i = 0; i < 64; i++)
+        attackers.push(await partial(port, [header(64 * MiB), ...Array.from({ length: 16 }, () => chunk)]));
       // A good client: served while the attackers hold their connections.
       const good = await Channel.connect('127.0.0.1', port, { timeout: 5000 });
       for (let i = 0; i < 10; i++) {

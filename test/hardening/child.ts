@@ -52,7 +52,9 @@ export function spawnChild(url: string, kind: string, execArgv: string[] = []): 
     stderrBytes += b.length;
     if (stderr.length < 65536) stderr += b.toString('utf8', 0, Math.min(b.length, 65536 - stderr.length));
   });
-  const exited = new Promise<number | string>((resolve) => proc.once('close', (code, signal) => resolve(code ?? signal ?? 'unknown')));
+  const exited = new Promise<number | string>((resolve) =>
+    proc.once('close', (code, signal) => resolve(code ?? signal ?? 'unknown')),
+  );
   let exitCode: number | string | undefined;
   void exited.then((c) => {
     exitCode = c;
@@ -78,7 +80,8 @@ export function spawnChild(url: string, kind: string, execArgv: string[] = []): 
         for (;;) {
           const line = lines.shift();
           if (line !== undefined) return JSON.parse(line);
-          if (exitCode !== undefined) throw new Error(`child ${kind} exited (${exitCode}) before answering; stderr:\n${stderr.slice(-4000)}`);
+          if (exitCode !== undefined)
+            throw new Error(`child ${kind} exited (${exitCode}) before answering; stderr:\n${stderr.slice(-4000)}`);
           if (timedOut) throw new Error(`child ${kind} said nothing within ${ms} ms; stderr:\n${stderr.slice(-4000)}`);
           await new Promise<void>((resolve) => (wake = resolve));
         }

@@ -125,7 +125,9 @@ const line = (c: ChildProcess): Promise<string> =>
     c.once('exit', () => done(''));
   });
 const exited = (c: ChildProcess): Promise<void> =>
-  c.exitCode !== null || c.signalCode !== null ? Promise.resolve() : new Promise((resolve) => c.once('exit', () => resolve()));
+  c.exitCode !== null || c.signalCode !== null
+    ? Promise.resolve()
+    : new Promise((resolve) => c.once('exit', () => resolve()));
 
 async function listen(): Promise<{ listener: Listener; port: number }> {
   const listener = Channel.listen('127.0.0.1', 0, { framing: msg });
@@ -156,9 +158,15 @@ if (child === undefined) {
       const outcomes = await Promise.all(sends.map((s) => outcome(s)));
       assert.not.ok(outcomes.includes('pending'), 'no send hangs');
       for (const o of outcomes) assert.ok(o === 'resolved' || CLEAR.has(o), `send: ${o}`);
-      assert.ok(outcomes.some((o) => o !== 'resolved'), 'sends that could not be written fail');
+      assert.ok(
+        outcomes.some((o) => o !== 'resolved'),
+        'sends that could not be written fail',
+      );
       const closed = await server.closed;
-      assert.ok(closed !== undefined && CLEAR.has((closed as { code?: string }).code!), `closed with ${String(closed)}`);
+      assert.ok(
+        closed !== undefined && CLEAR.has((closed as { code?: string }).code!),
+        `closed with ${String(closed)}`,
+      );
     } finally {
       await reap(proc);
       await listener.close();
@@ -213,7 +221,8 @@ if (child === undefined) {
     const reply = server.send('after the half-close');
     const replyOutcome = await outcome(reply);
     const clientGot = await outcome(client.recv({ timeout: 2000 }));
-    if (replyOutcome === 'resolved') assert.ok(clientGot === 'resolved' || CLEAR.has(clientGot), `client: ${clientGot}`);
+    if (replyOutcome === 'resolved')
+      assert.ok(clientGot === 'resolved' || CLEAR.has(clientGot), `client: ${clientGot}`);
     else assert.ok(CLEAR.has(replyOutcome), `reply: ${replyOutcome}`);
     await Promise.all([server.closed, client.closed]);
     await listener.close();
@@ -234,8 +243,14 @@ if (child === undefined) {
         15_000,
       );
       await exited(proc);
-      assert.ok(end === 'ERR_CHANNEL_CLOSED' || end === 'ERR_UNEXPECTED_EOF' || end === 'ECONNRESET', `ended with ${end}`);
-      assert.ok(got.length >= EXIT_ACKED, `received ${got.length} messages, expected at least the ${EXIT_ACKED} sent before the exit`);
+      assert.ok(
+        end === 'ERR_CHANNEL_CLOSED' || end === 'ERR_UNEXPECTED_EOF' || end === 'ECONNRESET',
+        `ended with ${end}`,
+      );
+      assert.ok(
+        got.length >= EXIT_ACKED,
+        `received ${got.length} messages, expected at least the ${EXIT_ACKED} sent before the exit`,
+      );
       assert.ok(got.length <= EXIT_TOTAL, `received ${got.length} of ${EXIT_TOTAL}`);
       got.forEach((b, i) => checkNumbered(b, i)); // a prefix: in order from the first, whole, intact
       await server.closed;

@@ -111,7 +111,10 @@ async function raw(port: number): Promise<net.Socket & { gone: Promise<void>; go
 /** Resolves true if `p` settles within `ms`. */
 async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
-  const r = await Promise.race([p.then(() => true), new Promise<boolean>((res) => (timer = setTimeout(res, ms, false)))]);
+  const r = await Promise.race([
+    p.then(() => true),
+    new Promise<boolean>((res) => (timer = setTimeout(res, ms, false))),
+  ]);
   clearTimeout(timer);
   return r;
 }
@@ -130,12 +133,17 @@ for (const kind of ['listen', 'server'] as const) {
       '\r\nMSG 0x10\r\n',
       '\x00\x01\x02\x03\xff\xfe',
     ];
-    const sockets = await Promise.all(garbage.flatMap((g) => [g, g, g].map(async () => {
-      const s = await raw(t.port);
-      s.write(g);
-      return s;
-    })));
-    for (const s of sockets) assert.ok(await within(s.gone, 3000), 'the server closes a connection that sent a malformed header');
+    const sockets = await Promise.all(
+      garbage.flatMap((g) =>
+        [g, g, g].map(async () => {
+          const s = await raw(t.port);
+          s.write(g);
+          return s;
+        }),
+      ),
+    );
+    for (const s of sockets)
+      assert.ok(await within(s.gone, 3000), 'the server closes a connection that sent a malformed header');
     assert.ok((await good.stop()) > 0);
     await t.close();
   });
@@ -193,7 +201,8 @@ for (const kind of ['listen', 'server'] as const) {
     const sockets = await Promise.all(Array.from({ length: 20 }, () => raw(t.port)));
     let sent = 0;
     const drip = setInterval(() => {
-      for (const s of sockets) if (!s.destroyed) s.write(header.subarray(sent % header.length, (sent % header.length) + 1));
+      for (const s of sockets)
+        if (!s.destroyed) s.write(header.subarray(sent % header.length, (sent % header.length) + 1));
       sent++;
     }, 1000);
     try {
@@ -256,7 +265,9 @@ test(`${IDLE.toLocaleString('en-US')} connections opened and left idle: a good c
     assert.ok(grown < N * 32 * 1024, `RSS grew by ${(grown / MiB).toFixed(1)} MiB for ${N} idle connections`);
     assert.ok((await good.stop()) > 0, 'the good client was served');
     // Left idle, they are closed by the server's idleTimeout (between 1.5 and ~1.9 s).
-    const closed = await Promise.all(sockets.map((s) => within((s as net.Socket & { gone: Promise<void> }).gone, 5000)));
+    const closed = await Promise.all(
+      sockets.map((s) => within((s as net.Socket & { gone: Promise<void> }).gone, 5000)),
+    );
     assert.is(closed.filter(Boolean).length, N);
   } finally {
     for (const s of sockets) s.destroy();
@@ -292,7 +303,11 @@ for (const kind of ['listen', 'server'] as const) {
     let stop: () => Promise<void>;
     let port: number;
     if (kind === 'server') {
-      const server = new Server({ maxQueuedBytes, onConnection: (c) => void (serverSide ??= c.channel), onMessage: (c, m) => c.send(m) });
+      const server = new Server({
+        maxQueuedBytes,
+        onConnection: (c) => void (serverSide ??= c.channel),
+        onMessage: (c, m) => c.send(m),
+      });
       ({ port } = await server.listen(0, '127.0.0.1'));
       stop = () => server.close({ timeout: 2000 }).catch(() => {});
     } else {
@@ -323,14 +338,20 @@ for (const kind of ['listen', 'server'] as const) {
     const pending: Promise<unknown>[] = [];
     for (let i = 0; i < 4000 && refused === undefined; i++) {
       const p = serverSide.send(Buffer.alloc(64 * 1024, i)); // not awaited: the memory would grow without the cap
-      p.then(() => accepted++, (error: unknown) => void (refused ??= error));
+      p.then(
+        () => accepted++,
+        (error: unknown) => void (refused ??= error),
+      );
       pending.push(p.catch(() => {}));
       if (i % 16 === 15) await sleep(1);
     }
     await sleep(1);
     assert.is((refused as { code?: string })?.code, 'ERR_SEND_QUEUE_FULL', `refused: ${String(refused)}`);
     // What was accepted is at most the cap plus what the kernel's socket buffers took.
-    assert.ok(pending.length * 64 * 1024 < maxQueuedBytes + 64 * MiB, `${pending.length} sends before the first refusal`);
+    assert.ok(
+      pending.length * 64 * 1024 < maxQueuedBytes + 64 * MiB,
+      `${pending.length} sends before the first refusal`,
+    );
     assert.ok(rss() - before < 128 * MiB, `RSS grew by ${((rss() - before) / MiB).toFixed(1)} MiB`);
     assert.ok(serverSide.isOpen, 'a full queue refuses the send, not the channel');
     assert.ok((await good.stop()) > 0, 'the good client was served meanwhile');

@@ -35,11 +35,22 @@ const LT = new Protocol({ maxId: 255 }).define('echo', 1);
 // ------------------------------------------------------------------ child processes
 
 if (childKind === 'packetmq-server' || childKind === 'lt-server') {
-  const report = (e: Error & { code?: string }): void => tell({ code: e.code ?? e.name, cause: String((e.cause as Error | undefined)?.message) });
+  const report = (e: Error & { code?: string }): void =>
+    tell({ code: e.code ?? e.name, cause: String((e.cause as Error | undefined)?.message) });
   const server =
     childKind === 'packetmq-server'
-      ? new Server({ protocol: PM, packetmq: true, onMessage: (conn, m) => conn.send('app:echo', m.data), onError: report })
-      : new Server({ framing: ltprotocol(), protocol: LT, onMessage: (conn, m) => conn.send('echo', m.data), onError: report });
+      ? new Server({
+          protocol: PM,
+          packetmq: true,
+          onMessage: (conn, m) => conn.send('app:echo', m.data),
+          onError: report,
+        })
+      : new Server({
+          framing: ltprotocol(),
+          protocol: LT,
+          onMessage: (conn, m) => conn.send('echo', m.data),
+          onError: report,
+        });
   const { port } = await server.listen(0, '127.0.0.1');
   tell({ port });
 }
@@ -99,7 +110,15 @@ if (childKind === undefined) {
   });
 
   test('msgpack codec: truncated values and headers, trailing bytes and 0xc1 are ERR_DECODE', async () => {
-    for (const body of [hex(''), hex('dd 00 00'), hex('cb 00 00'), hex('92 01'), hex('01 02'), hex('c1'), hex('a5 61 62')]) {
+    for (const body of [
+      hex(''),
+      hex('dd 00 00'),
+      hex('cb 00 00'),
+      hex('92 01'),
+      hex('01 02'),
+      hex('c1'),
+      hex('a5 61 62'),
+    ]) {
       assert.is((await decodeError(body)).code, 'ERR_DECODE', body.toString('hex'));
     }
   });
@@ -153,7 +172,10 @@ if (childKind === undefined) {
     );
     // Bytes biased toward headers and small lengths, so the structure is often almost valid. Only
     // short claims: the reference has no bounds.
-    const byte = fc.oneof(fc.integer({ min: 0, max: 255 }), fc.constantFrom(0x00, 0x01, 0x02, 0x91, 0x92, 0x81, 0xa1, 0xc4, 0xc7, 0xd4, 0xdc, 0xde, 0xd9));
+    const byte = fc.oneof(
+      fc.integer({ min: 0, max: 255 }),
+      fc.constantFrom(0x00, 0x01, 0x02, 0x91, 0x92, 0x81, 0xa1, 0xc4, 0xc7, 0xd4, 0xdc, 0xde, 0xd9),
+    );
     fc.assert(
       fc.property(fc.array(byte, { maxLength: 40 }), (bytes) => {
         const b = Buffer.from(bytes);
@@ -177,7 +199,9 @@ if (childKind === undefined) {
       assert.is.not(await settledWithin(bad.closed, 5000), 'pending', 'the server drops the connection');
       const elapsed = performance.now() - started;
       assert.ok(elapsed < 2000, `refused in ${elapsed.toFixed(0)} ms`);
-      const good = new PacketmqSession(PM, await Channel.connect('127.0.0.1', port, packetmqChannelOptions()), { adaptive: true });
+      const good = new PacketmqSession(PM, await Channel.connect('127.0.0.1', port, packetmqChannelOptions()), {
+        adaptive: true,
+      });
       await good.ready;
       await good.send('app:echo', { after: 'the bomb' });
       assert.equal((await good.recv({ timeout: 5000 })).data, { after: 'the bomb' });

@@ -5,7 +5,14 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Channel, PACKETMQ_RESERVED, PacketmqSession, packetmqChannelOptions, packetmqProtocol, uint32 } from '../../channel.js';
+import {
+  Channel,
+  PACKETMQ_RESERVED,
+  PacketmqSession,
+  packetmqChannelOptions,
+  packetmqProtocol,
+  uint32,
+} from '../../channel.js';
 import { openHandles, sleep, unhandled } from '../helpers.js';
 
 const NAMES = ['constructor', 'toString', 'valueOf', 'hasOwnProperty', 'isPrototypeOf'] as const;
@@ -40,7 +47,11 @@ test('packets named constructor, toString, valueOf...: defined, handshaken (ids 
 test('only packetmq’s own names are reserved', () => {
   const [a] = Channel.pair(packetmqChannelOptions());
   for (const name of Object.keys(PACKETMQ_RESERVED)) {
-    assert.throws(() => new PacketmqSession(packetmqProtocol().define(name, 16), a, { adaptive: true }), RangeError, name);
+    assert.throws(
+      () => new PacketmqSession(packetmqProtocol().define(name, 16), a, { adaptive: true }),
+      RangeError,
+      name,
+    );
   }
   a.destroy();
 });

@@ -114,7 +114,12 @@ if (child !== undefined) {
     let conn: Connection<any> | undefined;
     let left!: () => void;
     const gone = new Promise<void>((r) => (left = r));
-    const server = new Server({ protocol: proto, packetmq: true, onConnection: (c) => void (conn = c), onClose: () => left() });
+    const server = new Server({
+      protocol: proto,
+      packetmq: true,
+      onConnection: (c) => void (conn = c),
+      onClose: () => left(),
+    });
     await server.listen({ memory: 'peer-child' });
     const client = new Client({ protocol: proto, packetmq: true, reconnect: false });
     await client.connect({ memory: 'peer-child' });
@@ -233,7 +238,8 @@ if (child === undefined) {
     assert.ok(client.connected, 'the connection stays open');
     await client.close({ timeout: 50 });
     await Promise.allSettled(sends);
-    for (const o of outcomes) assert.ok(o === 'resolved' || o instanceof MessageNotSentError, `settled as ${String(o)}`);
+    for (const o of outcomes)
+      assert.ok(o === 'resolved' || o instanceof MessageNotSentError, `settled as ${String(o)}`);
     await closeServer(server, sockets);
   });
 
@@ -253,7 +259,8 @@ if (child === undefined) {
     }
     await client.close({ timeout: 50 });
     await Promise.allSettled(sends);
-    for (const o of outcomes) assert.ok(o === 'resolved' || o instanceof MessageNotSentError, `settled as ${String(o)}`);
+    for (const o of outcomes)
+      assert.ok(o === 'resolved' || o instanceof MessageNotSentError, `settled as ${String(o)}`);
     release();
     await server.close({ timeout: 1000 }).catch(() => {});
   });
@@ -271,7 +278,9 @@ if (child === undefined) {
     assert.ok(client.queued > 0, 'what was not written is queued again');
     await client.close();
     const results = await Promise.allSettled(sends);
-    const rejected = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as MessageNotSentError);
+    const rejected = results
+      .filter((r): r is PromiseRejectedResult => r.status === 'rejected')
+      .map((r) => r.reason as MessageNotSentError);
     assert.ok(rejected.length > 0);
     for (const e of rejected) {
       assert.instance(e, MessageNotSentError);
@@ -285,10 +294,20 @@ if (child === undefined) {
       let conn: Connection<any> | undefined;
       let left = false;
       const server = packetmq
-        ? new Server({ protocol: proto, packetmq: true, onConnection: (c) => void (conn = c), onClose: () => void (left = true) })
-        : new Server({ onConnection: (c) => void (conn = c as unknown as Connection<any>), onClose: () => void (left = true) });
+        ? new Server({
+            protocol: proto,
+            packetmq: true,
+            onConnection: (c) => void (conn = c),
+            onClose: () => void (left = true),
+          })
+        : new Server({
+            onConnection: (c) => void (conn = c as unknown as Connection<any>),
+            onClose: () => void (left = true),
+          });
       await server.listen({ memory: `peer-left-${packetmq}` });
-      const client: Client<any> = packetmq ? new Client({ protocol: proto, packetmq: true, reconnect: false }) : new Client({ reconnect: false });
+      const client: Client<any> = packetmq
+        ? new Client({ protocol: proto, packetmq: true, reconnect: false })
+        : new Client({ reconnect: false });
       await client.connect({ memory: `peer-left-${packetmq}` });
       await client.close();
       assert.ok(await until(() => left));
@@ -359,7 +378,9 @@ if (child === undefined) {
   test('broadcast, default policy (close): a non-reader is closed with SlowConsumerError; the healthy client keeps >= 0.5x its rate', async () => {
     const r = await broadcastRates({}, 700, 1300);
     try {
-      console.log(`  close: healthy ${Math.round(r.rateAlone)} msg/s alone, ${Math.round(r.rateWith)} msg/s with a non-reader; slowest broadcast ${Math.round(r.slowest)} ms`);
+      console.log(
+        `  close: healthy ${Math.round(r.rateAlone)} msg/s alone, ${Math.round(r.rateWith)} msg/s with a non-reader; slowest broadcast ${Math.round(r.slowest)} ms`,
+      );
       assert.not.ok(r.stalled, 'no broadcast stayed pending');
       assert.ok(r.slowest < 1000, `slowest broadcast ${r.slowest} ms`);
       assert.ok(r.rateWith >= 0.5 * r.rateAlone, `with a non-reader ${r.rateWith} msg/s, alone ${r.rateAlone} msg/s`);
@@ -378,7 +399,9 @@ if (child === undefined) {
   test('broadcast, slowConsumer: drop: the non-reader misses messages and stays; the healthy client keeps >= 0.5x its rate', async () => {
     const r = await broadcastRates({ slowConsumer: 'drop' }, 700, 1300);
     try {
-      console.log(`  drop: healthy ${Math.round(r.rateAlone)} msg/s alone, ${Math.round(r.rateWith)} msg/s with a non-reader; slowest broadcast ${Math.round(r.slowest)} ms`);
+      console.log(
+        `  drop: healthy ${Math.round(r.rateAlone)} msg/s alone, ${Math.round(r.rateWith)} msg/s with a non-reader; slowest broadcast ${Math.round(r.slowest)} ms`,
+      );
       assert.not.ok(r.stalled, 'no broadcast stayed pending');
       assert.ok(r.slowest < 1000, `slowest broadcast ${r.slowest} ms`);
       assert.ok(r.rateWith >= 0.5 * r.rateAlone, `with a non-reader ${r.rateWith} msg/s, alone ${r.rateAlone} msg/s`);
@@ -396,7 +419,9 @@ if (child === undefined) {
   test('broadcast, slowConsumer: wait: bounded by broadcastTimeout, then the non-reader is closed with SlowConsumerError', async () => {
     const r = await broadcastRates({ slowConsumer: 'wait', broadcastTimeout: 300 }, 300, 1500);
     try {
-      console.log(`  wait: healthy ${Math.round(r.rateAlone)} msg/s alone, ${Math.round(r.rateWith)} msg/s with a non-reader; slowest broadcast ${Math.round(r.slowest)} ms`);
+      console.log(
+        `  wait: healthy ${Math.round(r.rateAlone)} msg/s alone, ${Math.round(r.rateWith)} msg/s with a non-reader; slowest broadcast ${Math.round(r.slowest)} ms`,
+      );
       assert.not.ok(r.stalled, 'no broadcast stayed pending');
       assert.ok(r.slowest >= 250, `it waited for the non-reader (${r.slowest} ms)`);
       assert.ok(r.slowest < 1300, `slowest broadcast ${r.slowest} ms`);
@@ -432,7 +457,12 @@ if (child === undefined) {
     const port = (raw.address() as net.AddressInfo).port;
     const errors: Error[] = [];
     const lost: unknown[] = [];
-    const client = new Client({ initialDelay: 50, jitter: 0, onError: (e) => void errors.push(e), onDisconnect: (reason) => void lost.push(reason) });
+    const client = new Client({
+      initialDelay: 50,
+      jitter: 0,
+      onError: (e) => void errors.push(e),
+      onDisconnect: (reason) => void lost.push(reason),
+    });
     await client.connect('127.0.0.1', port);
     let sent = 0;
     while (accepted === 1 && client.connected) {
@@ -444,7 +474,11 @@ if (child === undefined) {
     await client.send('after the reset');
     assert.ok(await until(() => got.includes('after the reset')), 'a later send reaches the second connection');
     assert.is(client.state, 'connected');
-    assert.equal(errors.filter((e) => (e as { code?: string }).code === 'ERR_CONNECTION_LIMIT'), [], 'not reported as a refusal');
+    assert.equal(
+      errors.filter((e) => (e as { code?: string }).code === 'ERR_CONNECTION_LIMIT'),
+      [],
+      'not reported as a refusal',
+    );
     assert.is((lost[0] as { code?: string }).code, 'ECONNRESET');
     assert.not.instance(lost[0], ConnectionRefusedError);
     await client.close();
@@ -474,7 +508,11 @@ if (child === undefined) {
   test('TLS, refused right after connect: sends are not resolved but queued again, the backoff grows, they arrive once there is room', async () => {
     const { key, cert } = makeCertificate();
     const got: string[] = [];
-    const server = new Server({ tls: { key, cert }, maxConnections: 1, onMessage: (_c, m) => void got.push(String(m)) });
+    const server = new Server({
+      tls: { key, cert },
+      maxConnections: 1,
+      onMessage: (_c, m) => void got.push(String(m)),
+    });
     const { port } = await server.listen(0, '127.0.0.1');
     const first = new Client({ tls: { ca: cert } });
     await first.connect('127.0.0.1', port);

@@ -52,7 +52,10 @@ async function flood(port: number, unit: Buffer, ms: number): Promise<{ sent: nu
     if (socket.write(block)) sent += block.length;
     else {
       sent += block.length;
-      const drained = await Promise.race([new Promise<boolean>((r) => socket.once('drain', () => r(true))), sleep(200).then(() => false)]);
+      const drained = await Promise.race([
+        new Promise<boolean>((r) => socket.once('drain', () => r(true))),
+        sleep(200).then(() => false),
+      ]);
       if (!drained && socket.writableLength > 4 * block.length) break; // the victim stopped reading: as intended
     }
   }
@@ -78,8 +81,13 @@ if (childKind === undefined) {
         const until = Date.now() + 500;
         const peak = await peakRss(child, until);
         const grown = (peak - base) / 2 ** 20;
-        console.log(`  tinyproto flood (${name}): ${(attack.sent / 2 ** 20).toFixed(1)} MiB of headers pushed in 2.5 s, victim RSS +${grown.toFixed(1)} MiB`);
-        assert.ok(grown < 64, `the victim grew by ${grown.toFixed(1)} MiB after the attacker pushed ${(attack.sent / 2 ** 20).toFixed(1)} MiB`);
+        console.log(
+          `  tinyproto flood (${name}): ${(attack.sent / 2 ** 20).toFixed(1)} MiB of headers pushed in 2.5 s, victim RSS +${grown.toFixed(1)} MiB`,
+        );
+        assert.ok(
+          grown < 64,
+          `the victim grew by ${grown.toFixed(1)} MiB after the attacker pushed ${(attack.sent / 2 ** 20).toFixed(1)} MiB`,
+        );
         assert.is(child.proc.exitCode, null, `the victim is alive (stderr: ${child.stderr.slice(0, 500)})`);
         attack.socket.destroy();
         await good.close();
@@ -100,14 +108,20 @@ if (childKind === undefined) {
       const more = attacker.write(headers);
       written += headers.length;
       if (!more) {
-        const drained = await Promise.race([new Promise<boolean>((r) => attacker.once('drain', () => r(true))), sleep(300).then(() => false)]);
+        const drained = await Promise.race([
+          new Promise<boolean>((r) => attacker.once('drain', () => r(true))),
+          sleep(300).then(() => false),
+        ]);
         if (!drained) break; // the victim stopped reading: as intended
       }
     }
     await sleep(50);
     const consumed = written - attacker.writableLength;
     // It reads until a send high-water mark (1 MiB) of answers waits (4 MiB of headers), plus a chunk or two.
-    assert.ok(consumed <= 5 * 2 ** 20, `the victim consumed ${(consumed / 2 ** 20).toFixed(1)} MiB of headers without its answers being read`);
+    assert.ok(
+      consumed <= 5 * 2 ** 20,
+      `the victim consumed ${(consumed / 2 ** 20).toFixed(1)} MiB of headers without its answers being read`,
+    );
     assert.ok(victim.isOpen);
     // Reading the answers lets it go on: everything is answered in the end.
     let answers = 0;
@@ -119,7 +133,11 @@ if (childKind === undefined) {
   });
 
   test('answers past maxQueuedBytes fail that connection with SendQueueFullError', async () => {
-    const listener = Channel.listen('127.0.0.1', 0, { framing: tinyproto, maxQueuedBytes: 1024, sendHighWaterMark: 64 * 1024 });
+    const listener = Channel.listen('127.0.0.1', 0, {
+      framing: tinyproto,
+      maxQueuedBytes: 1024,
+      sendHighWaterMark: 64 * 1024,
+    });
     const { port } = await listener.listening;
     const accepted = listener.accept();
     const attack = await flood(port, Buffer.from([0xff, 0xff, 0xff, 0xff]), 300);

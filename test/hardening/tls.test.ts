@@ -52,7 +52,11 @@ withOpenssl('stalled TLS handshakes count against maxConnections from accept and
   if (!Array.isArray(settled)) assert.unreachable('a stalled socket was never closed by the server');
   const outcomes = settled as string[];
   const elapsed = Date.now() - started;
-  assert.is(outcomes.filter((c) => c === 'ECONNRESET').length >= 90, true, `the extra sockets were reset (${outcomes.join(',')})`);
+  assert.is(
+    outcomes.filter((c) => c === 'ECONNRESET').length >= 90,
+    true,
+    `the extra sockets were reset (${outcomes.join(',')})`,
+  );
   assert.ok(elapsed < 5000, `all closed in ${elapsed} ms`);
   for (let i = 0; i < 100 && listener.connections > 0; i++) await sleep(5);
   assert.is(listener.connections, 0);
@@ -71,48 +75,63 @@ withOpenssl('stalled TLS handshakes count against maxConnections from accept and
   await listener.close();
 });
 
-withOpenssl('a TLS server at its limit refuses with a reset: ConnectionRefusedError for a Client, never "connected"', async () => {
-  const server = new Server({ tls: cert, maxConnections: 1, onMessage: (conn, m) => conn.send(m) });
-  const { port } = await server.listen(0, '127.0.0.1');
-  const a = new Client({ tls: { ca: cert.cert } });
-  await a.connect('127.0.0.1', port);
-  await a.send('one');
+withOpenssl(
+  'a TLS server at its limit refuses with a reset: ConnectionRefusedError for a Client, never "connected"',
+  async () => {
+    const server = new Server({ tls: cert, maxConnections: 1, onMessage: (conn, m) => conn.send(m) });
+    const { port } = await server.listen(0, '127.0.0.1');
+    const a = new Client({ tls: { ca: cert.cert } });
+    await a.connect('127.0.0.1', port);
+    await a.send('one');
 
-  // A plain Channel sees the reset, never an open channel.
-  try {
-    const ch = await Channel.connect('127.0.0.1', port, { tls: { ca: cert.cert } });
-    assert.unreachable(`connected over the limit (isOpen ${ch.isOpen})`);
-  } catch (error) {
-    assert.is((error as { code?: string }).code, 'ECONNRESET');
-  }
+    // A plain Channel sees the reset, never an open channel.
+    try {
+      const ch = await Channel.connect('127.0.0.1', port, { tls: { ca: cert.cert } });
+      assert.unreachable(`connected over the limit (isOpen ${ch.isOpen})`);
+    } catch (error) {
+      assert.is((error as { code?: string }).code, 'ECONNRESET');
+    }
 
-  // A Client: refused at connect, stops with ConnectionRefusedError, and no send resolves for a lost message.
-  const connects: number[] = [];
-  const b = new Client({ tls: { ca: cert.cert }, onConnect: () => void connects.push(Date.now()), onError: () => {} });
-  const first = b.connect('127.0.0.1', port).then(
-    () => 'connected',
-    (e: { code?: string }) => e.code,
-  );
-  const sent = b.send('lost?').then(
-    () => 'resolved',
-    (e: { code?: string }) => e.code,
-  );
-  assert.is(await first, 'ERR_CONNECTION_LIMIT');
-  assert.instance(await b.stopped, ConnectionRefusedError);
-  assert.is(await sent, 'ERR_NOT_SENT');
-  assert.equal(connects, []);
+    // A Client: refused at connect, stops with ConnectionRefusedError, and no send resolves for a lost message.
+    const connects: number[] = [];
+    const b = new Client({
+      tls: { ca: cert.cert },
+      onConnect: () => void connects.push(Date.now()),
+      onError: () => {},
+    });
+    const first = b.connect('127.0.0.1', port).then(
+      () => 'connected',
+      (e: { code?: string }) => e.code,
+    );
+    const sent = b.send('lost?').then(
+      () => 'resolved',
+      (e: { code?: string }) => e.code,
+    );
+    assert.is(await first, 'ERR_CONNECTION_LIMIT');
+    assert.instance(await b.stopped, ConnectionRefusedError);
+    assert.is(await sent, 'ERR_NOT_SENT');
+    assert.equal(connects, []);
 
-  // With retryRefused it backs off: the waits grow.
-  const delays: number[] = [];
-  const c = new Client({ tls: { ca: cert.cert }, retryRefused: true, initialDelay: 20, factor: 2, jitter: 0, onRetry: (_n, d) => void delays.push(d), onError: () => {} });
-  void c.connect('127.0.0.1', port).catch(() => {});
-  for (let i = 0; i < 200 && delays.length < 3; i++) await sleep(10);
-  assert.ok(delays.length >= 3, `retried (${delays.length})`);
-  assert.ok(delays[1]! > delays[0]! && delays[2]! > delays[1]!, `growing backoff ${delays.join(', ')}`);
-  await c.close();
-  await a.close();
-  await server.close();
-});
+    // With retryRefused it backs off: the waits grow.
+    const delays: number[] = [];
+    const c = new Client({
+      tls: { ca: cert.cert },
+      retryRefused: true,
+      initialDelay: 20,
+      factor: 2,
+      jitter: 0,
+      onRetry: (_n, d) => void delays.push(d),
+      onError: () => {},
+    });
+    void c.connect('127.0.0.1', port).catch(() => {});
+    for (let i = 0; i < 200 && delays.length < 3; i++) await sleep(10);
+    assert.ok(delays.length >= 3, `retried (${delays.length})`);
+    assert.ok(delays[1]! > delays[0]! && delays[2]! > delays[1]!, `growing backoff ${delays.join(', ')}`);
+    await c.close();
+    await a.close();
+    await server.close();
+  },
+);
 
 test('no unhandled rejection, socket or timer left', async () => {
   await sleep(20);

@@ -100,7 +100,8 @@ if (childKind === undefined) {
         socket.end();
         await new Promise((resolve) => socket.once('close', resolve));
         // The connection's last count comes when its reading ends.
-        for (let i = 0; i < 100 && accounted(child.stderr).shown + accounted(child.stderr).counted < FRAMES; i++) await sleep(50);
+        for (let i = 0; i < 100 && accounted(child.stderr).shown + accounted(child.stderr).counted < FRAMES; i++)
+          await sleep(50);
         assert.ok(child.stderrBytes < MiB, `stderr: ${child.stderrBytes} bytes`);
         const { shown, counted } = accounted(child.stderr);
         assert.is(shown, 1, 'the first one is shown');
@@ -117,7 +118,8 @@ if (childKind === undefined) {
     const realEmit = process.emitWarning;
     const realNow = Date.now;
     let now = 1_000_000;
-    process.emitWarning = ((w: string | Error) => void emitted.push(typeof w === 'string' ? w : w.message)) as typeof process.emitWarning;
+    process.emitWarning = ((w: string | Error) =>
+      void emitted.push(typeof w === 'string' ? w : w.message)) as typeof process.emitWarning;
     Date.now = () => now;
     try {
       const limiter = new WarningLimiter();
@@ -130,7 +132,10 @@ if (childKind === undefined) {
       now += 1;
       reportError(undefined, refused(3));
       assert.is(emitted.length, 2);
-      assert.is(emitted[1], '12 more errors like this from the same connection (latest: received a message of unknown type id 3)');
+      assert.is(
+        emitted[1],
+        '12 more errors like this from the same connection (latest: received a message of unknown type id 3)',
+      );
       reportError(undefined, refused(4));
       now += 1000;
       reportError(undefined, refused(5));
@@ -141,7 +146,10 @@ if (childKind === undefined) {
       reportError(undefined, refused(6));
       now += WarningLimiter.interval;
       limiter.flush();
-      assert.is(emitted[3], '1 more error like this from the same connection (latest: received a message of unknown type id 6)');
+      assert.is(
+        emitted[3],
+        '1 more error like this from the same connection (latest: received a message of unknown type id 6)',
+      );
       assert.is(emitted.length, 4, 'nothing more to flush');
       const handled: Error[] = [];
       for (let i = 0; i < 5; i++) reportError((e) => void handled.push(e), refused(7));

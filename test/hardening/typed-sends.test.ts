@@ -87,7 +87,9 @@ if (childKind === 'unawaited-sends') {
   let conn: Connection<{ 'pm:num': number; 'pm:blob': Uint8Array }> | undefined;
   const server = new Server({ protocol: PM, packetmq: true, onConnection: (c) => void (conn = c), onError: () => {} });
   const { port } = await server.listen(0, '127.0.0.1');
-  const client = new PacketmqSession(PM, await Channel.connect('127.0.0.1', port, packetmqChannelOptions()), { adaptive: true });
+  const client = new PacketmqSession(PM, await Channel.connect('127.0.0.1', port, packetmqChannelOptions()), {
+    adaptive: true,
+  });
   await client.ready;
   while (conn === undefined) await sleep(5);
   client.destroy();

@@ -30,7 +30,8 @@ peerTest('msgchannel client <-> Python gist-format server', () =>
     } finally {
       await peer.stop();
     }
-  }));
+  }),
+);
 
 peerTest('Python gist-format client <-> msgchannel server', () =>
   within(20_000, async () => {
@@ -47,13 +48,19 @@ peerTest('Python gist-format client <-> msgchannel server', () =>
       }
       assert.is(count, SIZES.length);
       assert.is(await peer.exited, 0);
-      const expected = SIZES.map((n) => `${n + 1} ${createHash('sha256').update(Buffer.concat([pattern(n), Buffer.from('!')])).digest('hex')}`);
+      const expected = SIZES.map(
+        (n) =>
+          `${n + 1} ${createHash('sha256')
+            .update(Buffer.concat([pattern(n), Buffer.from('!')]))
+            .digest('hex')}`,
+      );
       assert.equal(peer.lines, expected);
       await ch.close();
     } finally {
       await peer.stop();
       await listener.close();
     }
-  }));
+  }),
+);
 
 test.run();

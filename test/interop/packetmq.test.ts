@@ -105,7 +105,9 @@ peerTest('we softquit a python peer: it gets our reason', async () => {
   const peer = startPeer(['server', '0', '0', '20']);
   try {
     const port = Number((await peer.waitLine(/^PORT \d+$/)).slice(5));
-    const session = new PacketmqSession(chat(), await Channel.connect('127.0.0.1', port, packetmqChannelOptions()), { adaptive: true });
+    const session = new PacketmqSession(chat(), await Channel.connect('127.0.0.1', port, packetmqChannelOptions()), {
+      adaptive: true,
+    });
     await session.ready;
     await session.softquit('reason.clientdone');
     await peer.waitLine(/^SOFTQUIT reason.clientdone$/);

@@ -26,7 +26,9 @@ export function pythonMissing(modules: PythonModule[] = []): string | undefined 
   }
   for (const m of modules) {
     if (spawnSync('python3', ['-c', `import ${m.module}`], { stdio: 'ignore' }).status !== 0) {
-      const which = spawnSync('python3', ['-c', 'import sys; print(sys.executable, sys.version.split()[0])'], { encoding: 'utf8' }).stdout.trim();
+      const which = spawnSync('python3', ['-c', 'import sys; print(sys.executable, sys.version.split()[0])'], {
+        encoding: 'utf8',
+      }).stdout.trim();
       return `python3 on PATH (${which}) cannot import ${m.module}: apt-get install ${m.apt} (for Debian's /usr/bin/python3) or pip install ${m.pip}`;
     }
   }
@@ -58,7 +60,9 @@ export interface Peer {
 
 /** Run `python3 test/interop/peers/<script> ...args` (or another interpreter: `python`). */
 export function startPeer(script: string, args: string[], python = 'python3'): Peer {
-  const proc = spawn(python, ['-u', join(process.cwd(), 'test/interop/peers', script), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(python, ['-u', join(process.cwd(), 'test/interop/peers', script), ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const lines: string[] = [];
   let stderr = '';
   const watchers = new Set<() => void>();
@@ -86,7 +90,15 @@ export function startPeer(script: string, args: string[], python = 'python3'): P
     exited,
     waitLine(pattern, ms = 5000) {
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => finish(new Error(`python peer ${script}: no line matching ${pattern} within ${ms} ms; stdout ${JSON.stringify(lines)}; stderr ${stderr}`)), ms);
+        const timer = setTimeout(
+          () =>
+            finish(
+              new Error(
+                `python peer ${script}: no line matching ${pattern} within ${ms} ms; stdout ${JSON.stringify(lines)}; stderr ${stderr}`,
+              ),
+            ),
+          ms,
+        );
         const finish = (error?: Error, line?: string) => {
           clearTimeout(timer);
           watchers.delete(check);
@@ -96,7 +108,12 @@ export function startPeer(script: string, args: string[], python = 'python3'): P
         const check = () => {
           const line = lines.find((l) => pattern.test(l));
           if (line !== undefined) finish(undefined, line);
-          else if (done) finish(new Error(`python peer ${script} exited without a line matching ${pattern}; stdout ${JSON.stringify(lines)}; stderr ${stderr}`));
+          else if (done)
+            finish(
+              new Error(
+                `python peer ${script} exited without a line matching ${pattern}; stdout ${JSON.stringify(lines)}; stderr ${stderr}`,
+              ),
+            );
         };
         watchers.add(check);
         check();
@@ -127,7 +144,12 @@ export async function startServerPeer(script: string, args: string[]): Promise<P
 export async function within<T>(ms: number, fn: () => Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
-    return await Promise.race([fn(), new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`test timed out after ${ms} ms`)), ms)))]);
+    return await Promise.race([
+      fn(),
+      new Promise<never>(
+        (_, reject) => (timer = setTimeout(() => reject(new Error(`test timed out after ${ms} ms`)), ms)),
+      ),
+    ]);
   } finally {
     clearTimeout(timer);
   }

@@ -62,7 +62,11 @@ peerTest('we refuse a message above our maxMessageSize; the Python peer sees 00'
   try {
     await within(10_000, async () => {
       // Our limit is below the peer's greeting: we answer its header with 00 and it gives up.
-      const ch = await Channel.connect('127.0.0.1', peer.port, { framing: tinyproto, maxMessageSize: 8, timeout: 5000 });
+      const ch = await Channel.connect('127.0.0.1', peer.port, {
+        framing: tinyproto,
+        maxMessageSize: 8,
+        timeout: 5000,
+      });
       assert.not.equal(await peer.exited, 0);
       await ch.closed;
     });

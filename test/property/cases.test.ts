@@ -7,7 +7,14 @@ import fc from 'fast-check';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { chunkAt } from '../helpers.js';
-import { type AckIO, MessageRefusedError, MessageTooLargeError, ProtocolError, pythonConnection, tinyproto } from '../../channel.js';
+import {
+  type AckIO,
+  MessageRefusedError,
+  MessageTooLargeError,
+  ProtocolError,
+  pythonConnection,
+  tinyproto,
+} from '../../channel.js';
 
 const LIMIT = 512;
 
@@ -45,29 +52,40 @@ test('pythonConnection: frames with the u64 escape header, mixed with short ones
 
 test('pythonConnection: any u64 escaped length above the limit (up to 2^64 - 1) is MessageTooLargeError from the header', () => {
   fc.assert(
-    fc.property(fc.bigInt({ min: BigInt(LIMIT + 1), max: 2n ** 64n - 1n }), fc.array(fc.nat(), { maxLength: 6 }), (len, cuts) => {
-      const h = Buffer.alloc(12);
-      h.writeUInt32BE(0xffffffff, 0);
-      h.writeBigUInt64BE(len, 4);
-      const decoder = pythonConnection().createDecoder({ maxMessageSize: LIMIT });
-      try {
-        for (const c of chunkAt(h, cuts)) decoder.push(c, () => assert.unreachable('no frame'));
-        assert.unreachable('expected an error');
-      } catch (error) {
-        assert.ok(error instanceof MessageTooLargeError, String(error));
-      }
-    }),
+    fc.property(
+      fc.bigInt({ min: BigInt(LIMIT + 1), max: 2n ** 64n - 1n }),
+      fc.array(fc.nat(), { maxLength: 6 }),
+      (len, cuts) => {
+        const h = Buffer.alloc(12);
+        h.writeUInt32BE(0xffffffff, 0);
+        h.writeBigUInt64BE(len, 4);
+        const decoder = pythonConnection().createDecoder({ maxMessageSize: LIMIT });
+        try {
+          for (const c of chunkAt(h, cuts)) decoder.push(c, () => assert.unreachable('no frame'));
+          assert.unreachable('expected an error');
+        } catch (error) {
+          assert.ok(error instanceof MessageTooLargeError, String(error));
+        }
+      },
+    ),
     { numRuns: 300 },
   );
 });
 
-type Event = { kind: 'frame'; body: Uint8Array } | { kind: 'oversize'; size: number } | { kind: 'answer'; status: number; size: number };
+type Event =
+  | { kind: 'frame'; body: Uint8Array }
+  | { kind: 'oversize'; size: number }
+  | { kind: 'answer'; status: number; size: number };
 
 test("tinyproto: the peer's answers to our headers, interleaved with its frames, are reported in order under any chunking", () => {
   const event: fc.Arbitrary<Event> = fc.oneof(
     fc.record({ kind: fc.constant('frame' as const), body: fc.uint8Array({ maxLength: 200 }) }),
     fc.record({ kind: fc.constant('oversize' as const), size: fc.integer({ min: LIMIT + 1, max: 0xf0ffffff }) }),
-    fc.record({ kind: fc.constant('answer' as const), status: fc.constantFrom(0xff, 0x00, 0xfe, 0xfd), size: fc.nat(1000) }),
+    fc.record({
+      kind: fc.constant('answer' as const),
+      status: fc.constantFrom(0xff, 0x00, 0xfe, 0xfd),
+      size: fc.nat(1000),
+    }),
   );
   fc.assert(
     fc.property(fc.array(event, { maxLength: 12 }), fc.array(fc.nat(), { maxLength: 20 }), (events, cuts) => {
@@ -111,8 +129,14 @@ test("tinyproto: the peer's answers to our headers, interleaved with its frames,
       assert.is(got.length, frames.length);
       got.forEach((g, i) => assert.ok(g.equals(frames[i]!.body)));
       // One answer of ours per header of the peer's: FF for a frame, 00 for one above the limit.
-      assert.equal(replies, events.filter((e) => e.kind !== 'answer').map((e) => (e.kind === 'frame' ? 0xff : 0x00)));
-      assert.equal(acks, answers.map((a) => (a.status === 0xff ? undefined : a.status)));
+      assert.equal(
+        replies,
+        events.filter((e) => e.kind !== 'answer').map((e) => (e.kind === 'frame' ? 0xff : 0x00)),
+      );
+      assert.equal(
+        acks,
+        answers.map((a) => (a.status === 0xff ? undefined : a.status)),
+      );
       assert.ok(decoder.atBoundary);
     }),
     { numRuns: 400 },
@@ -124,7 +148,10 @@ test('tinyproto: an answer byte that is not FF, 00, FE or FD is a ProtocolError'
     fc.property(fc.integer({ min: 1, max: 0xfc }), (status) => {
       const decoder = tinyproto.createDecoder({ maxMessageSize: LIMIT }, { reply: () => {}, acked: () => {} });
       decoder.expectAck!(10);
-      assert.throws(() => decoder.push(Buffer.from([status]), () => {}), (e: unknown) => e instanceof ProtocolError);
+      assert.throws(
+        () => decoder.push(Buffer.from([status]), () => {}),
+        (e: unknown) => e instanceof ProtocolError,
+      );
     }),
     { numRuns: 100 },
   );

@@ -86,13 +86,16 @@ for (const f of framings) {
     const maxType = Math.min(f.maxType, 2 ** 31);
     fc.assert(
       fc.property(
-        fc.array(fc.record({ body: fc.uint8Array({ maxLength: 300 }), type: fc.integer({ min: 0, max: maxType }) }), { maxLength: 12 }),
+        fc.array(fc.record({ body: fc.uint8Array({ maxLength: 300 }), type: fc.integer({ min: 0, max: maxType }) }), {
+          maxLength: 12,
+        }),
         fc.array(fc.nat(), { maxLength: 20 }),
         (messages, cuts) => {
           const wire = Buffer.concat(messages.map((m) => frame(f, m.body, m.type)));
           const decoder = f.createDecoder({ maxMessageSize: LIMIT }, f.acknowledged ? ackIO : undefined);
           const got: { body: Buffer; type: number }[] = [];
-          for (const c of chunkAt(wire, cuts)) decoder.push(c, (body, type) => got.push({ body: Buffer.from(body), type }));
+          for (const c of chunkAt(wire, cuts))
+            decoder.push(c, (body, type) => got.push({ body: Buffer.from(body), type }));
           assert.is(got.length, messages.length);
           got.forEach((g, i) => {
             assert.ok(g.body.equals(messages[i]!.body));
@@ -111,14 +114,17 @@ for (const f of framings) {
         // Hostile input: random bytes, or a valid frame followed by random bytes.
         fc.oneof(
           fc.uint8Array({ maxLength: 200 }),
-          fc.tuple(fc.uint8Array({ maxLength: 50 }), fc.uint8Array({ maxLength: 100 })).map(([b, tail]) => Buffer.concat([frame(f, b, 0), tail])),
+          fc
+            .tuple(fc.uint8Array({ maxLength: 50 }), fc.uint8Array({ maxLength: 100 }))
+            .map(([b, tail]) => Buffer.concat([frame(f, b, 0), tail])),
         ),
         fc.array(fc.nat(), { maxLength: 10 }),
         (bytes, cuts) => {
           const decoder = f.createDecoder({ maxMessageSize: LIMIT }, f.acknowledged ? ackIO : undefined);
           const largest = largestAllocation(() => {
             try {
-              for (const c of chunkAt(Buffer.from(bytes), cuts)) decoder.push(c, (body) => assert.ok(body.length <= LIMIT));
+              for (const c of chunkAt(Buffer.from(bytes), cuts))
+                decoder.push(c, (body) => assert.ok(body.length <= LIMIT));
             } catch (error) {
               if (!(error instanceof ProtocolError || error instanceof MessageTooLargeError)) throw error;
             }

@@ -22,7 +22,11 @@ const GOLDEN: [string, EnvelopeInput, string][] = [
   ['request id 128, bytes 00 ff', { kind: 'request', id: 128, payload: Buffer.from([0, 255]) }, '01 80 01 00 ff'],
   ['reply id 300, empty', { kind: 'reply', id: 300, payload: '' }, '02 ac 02'],
   ['request id 2^53 - 1', { kind: 'request', id: MAX_ID, payload: '' }, '01 ff ff ff ff ff ff ff 0f'],
-  ['error id 2, code EBOOM, "kaboom"', { kind: 'error', id: 2, code: 'EBOOM', message: 'kaboom' }, '03 02 05 45 42 4f 4f 4d 6b 61 62 6f 6f 6d'],
+  [
+    'error id 2, code EBOOM, "kaboom"',
+    { kind: 'error', id: 2, code: 'EBOOM', message: 'kaboom' },
+    '03 02 05 45 42 4f 4f 4d 6b 61 62 6f 6f 6d',
+  ],
   ['error id 3, no code, "no"', { kind: 'error', id: 3, message: 'no' }, '03 03 00 6e 6f'],
   ['ping', { kind: 'ping' }, '04'],
   ['pong', { kind: 'pong' }, '05'],
@@ -53,7 +57,8 @@ for (const [name, input, bytes] of GOLDEN) {
     const decoded = decodeEnvelope(wire);
     assert.is(decoded.kind, input.kind);
     if ('id' in input) assert.is((decoded as { id: number }).id, input.id);
-    if ('payload' in input) assert.equal((decoded as { payload: Buffer }).payload, Buffer.from(input.payload as string | Uint8Array));
+    if ('payload' in input)
+      assert.equal((decoded as { payload: Buffer }).payload, Buffer.from(input.payload as string | Uint8Array));
     if (input.kind === 'error') {
       const e = decoded as Extract<Envelope, { kind: 'error' }>;
       assert.is(e.code, input.code);
@@ -77,7 +82,8 @@ for (const [name, bytes, message] of HOSTILE) {
 
 test('the golden vectors in docs/request-reply.md are the ones tested here', () => {
   const doc = readFileSync('docs/request-reply.md', 'utf8');
-  for (const [name, , bytes] of GOLDEN) assert.ok(doc.includes(`| ${name} | \`${bytes}\``), `docs/request-reply.md lacks the row for ${name}: ${bytes}`);
+  for (const [name, , bytes] of GOLDEN)
+    assert.ok(doc.includes(`| ${name} | \`${bytes}\``), `docs/request-reply.md lacks the row for ${name}: ${bytes}`);
   for (const [name, bytes] of HOSTILE) {
     const shown = bytes === '' ? '(0 bytes)' : `\`${bytes.length > 40 ? bytes.slice(0, 8) : bytes}`;
     assert.ok(doc.includes(`| ${name} | ${shown}`), `docs/request-reply.md lacks the malformed row for ${name}`);
@@ -120,7 +126,12 @@ test('property: any envelope round-trips', () => {
   const input: fc.Arbitrary<EnvelopeInput> = fc.oneof(
     fc.record({ kind: fc.constant('oneway' as const), payload }),
     fc.record({ kind: fc.constantFrom('request' as const, 'reply' as const), id, payload }),
-    fc.record({ kind: fc.constant('error' as const), id, code: fc.option(fc.string({ maxLength: 64 }), { nil: undefined }), message: fc.string({ maxLength: 100 }) }),
+    fc.record({
+      kind: fc.constant('error' as const),
+      id,
+      code: fc.option(fc.string({ maxLength: 64 }), { nil: undefined }),
+      message: fc.string({ maxLength: 100 }),
+    }),
     fc.record({ kind: fc.constantFrom('ping' as const, 'pong' as const) }),
   );
   fc.assert(
@@ -128,7 +139,8 @@ test('property: any envelope round-trips', () => {
       const wire = encodeEnvelope(e);
       const d = decodeEnvelope(wire);
       assert.is(d.kind, e.kind);
-      if ('payload' in e) assert.equal((d as { payload: Buffer }).payload, Buffer.from(e.payload as string | Uint8Array));
+      if ('payload' in e)
+        assert.equal((d as { payload: Buffer }).payload, Buffer.from(e.payload as string | Uint8Array));
       if ('id' in e) assert.is((d as { id: number }).id, e.id);
       if (e.kind === 'error') {
         const de = d as Extract<Envelope, { kind: 'error' }>;

@@ -2,7 +2,10 @@
 import { Channel, type ChannelOptions } from '../../channel.js';
 
 /** Two channels joined over a real TCP connection on 127.0.0.1 (port 0); `server` is the accepted end. */
-export async function tcpPair(options: ChannelOptions = {}, serverOptions: ChannelOptions = options): Promise<{ client: Channel; server: Channel }> {
+export async function tcpPair(
+  options: ChannelOptions = {},
+  serverOptions: ChannelOptions = options,
+): Promise<{ client: Channel; server: Channel }> {
   const listener = Channel.listen('127.0.0.1', 0, serverOptions);
   try {
     const { port } = await listener.listening;

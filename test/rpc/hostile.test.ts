@@ -43,8 +43,15 @@ test('property: random message bodies never crash a RequestChannel, give only Pr
   const body = fc.oneof(
     fc.uint8Array({ maxLength: 48 }),
     // Mostly well-formed kinds with random rest, so the deeper checks are reached too.
-    fc.tuple(fc.integer({ min: 0, max: 7 }), fc.uint8Array({ maxLength: 24 })).map(([k, rest]) => Uint8Array.from([k, ...rest])),
-    fc.tuple(fc.constantFrom(2, 3), fc.uint8Array({ minLength: 1, maxLength: 9 }).map((b) => b.map((x, i, a) => (i < a.length - 1 ? x | 0x80 : x)))).map(([k, rest]) => Uint8Array.from([k, ...rest])),
+    fc
+      .tuple(fc.integer({ min: 0, max: 7 }), fc.uint8Array({ maxLength: 24 }))
+      .map(([k, rest]) => Uint8Array.from([k, ...rest])),
+    fc
+      .tuple(
+        fc.constantFrom(2, 3),
+        fc.uint8Array({ minLength: 1, maxLength: 9 }).map((b) => b.map((x, i, a) => (i < a.length - 1 ? x | 0x80 : x))),
+      )
+      .map(([k, rest]) => Uint8Array.from([k, ...rest])),
   );
   try {
     await fc.assert(

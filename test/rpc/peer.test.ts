@@ -61,16 +61,22 @@ test('in process too ({ memory }); a Server with `requests` but no onRequest ans
 
 test('Client.request: TypeError without requests, ChannelClosedError while not connected; a Server rejects protocol + onRequest', async () => {
   const plain = new Client();
-  await rejectsWith(plain.request('x').catch((e: Error) => Promise.reject(Object.assign(e, { code: e.name }))), 'TypeError');
+  await rejectsWith(
+    plain.request('x').catch((e: Error) => Promise.reject(Object.assign(e, { code: e.name }))),
+    'TypeError',
+  );
   const idle = new Client({ requests: true });
   const e = await rejectsWith(idle.request('x'), 'ERR_CHANNEL_CLOSED');
   assert.match(e.message, /not connected \(state idle\)/);
-  assert.throws(() => new Server({ protocol: new Protocol().define('a', 1), onRequest: () => 'x' }), /no `protocol` with `requests`/);
+  assert.throws(
+    () => new Server({ protocol: new Protocol().define('a', 1), onRequest: () => 'x' }),
+    /no `protocol` with `requests`/,
+  );
   assert.throws(() => new Client({ requests: { maxPending: 0 } }), /maxPending/);
   assert.throws(() => new Server({ requests: 'yes' as never }), /`requests` to be a boolean/);
 });
 
-test('Server.close aborts running request handlers (their signal) and the client\'s pending requests reject', async () => {
+test("Server.close aborts running request handlers (their signal) and the client's pending requests reject", async () => {
   const aborted = gate<unknown>();
   const started = gate();
   const server = new Server({

@@ -65,7 +65,9 @@ test('PendingTable: many entries at once, ids past 2^32, entries() and clear()',
 test('a request left outstanding while thousands of later ones come and go still gets its own reply', async () => {
   const { client, server } = await tcpPair();
   const hold = gate<RequestReply>();
-  const srv = new RequestChannel(server, { onRequest: (body) => (String(body) === 'slow' ? hold.promise : `re ${body}`) });
+  const srv = new RequestChannel(server, {
+    onRequest: (body) => (String(body) === 'slow' ? hold.promise : `re ${body}`),
+  });
   const rc = new RequestChannel(client, { maxPending: 8 }); // a ring of 16 slots at most
   const slow = rc.request('slow');
   for (let i = 0; i < 2000; i += 4) {
@@ -102,7 +104,10 @@ test('payloads of every kind and size arrive as sent: strings, Buffers, other Ui
     const want = typeof p === 'string' ? Buffer.from(p) : Buffer.from(p.buffer, p.byteOffset, p.byteLength);
     assert.ok((await rc.request(p)).equals(want), `payload of ${want.length}`);
   }
-  assert.is(client.stats.bytesSent, rc.stats.requestsSent * 2 + payloads.reduce((n, p) => n + Buffer.byteLength(p as string), 0));
+  assert.is(
+    client.stats.bytesSent,
+    rc.stats.requestsSent * 2 + payloads.reduce((n, p) => n + Buffer.byteLength(p as string), 0),
+  );
   await rc.close();
   await srv.closed;
 });
@@ -124,7 +129,10 @@ test('the wire bytes of a request are its envelope, also when the channel is con
   const sent = [rc.request(Buffer.from('queued-1')), rc.request(new Uint8Array([0xab, 0xcd])), rc.request('queued-3')];
   // The first request at least found the channel contended (the queue may then empty at once).
   assert.equal(viaSend.map((b) => b.length).slice(0, 3), [10_001, 10_001, 10]);
-  assert.ok(viaSend[2]!.equals(encodeEnvelope({ kind: 'request', id: 1, payload: 'queued-1' })), 'joined before queueing');
+  assert.ok(
+    viaSend[2]!.equals(encodeEnvelope({ kind: 'request', id: 1, payload: 'queued-1' })),
+    'joined before queueing',
+  );
   assert.equal(decodeEnvelope(await server.recv()), { kind: 'oneway', payload: Buffer.alloc(10_000, 1) });
   assert.equal(decodeEnvelope(await server.recv()), { kind: 'oneway', payload: Buffer.alloc(10_000, 2) });
   const bodies = [await server.recv(), await server.recv(), await server.recv()];

@@ -251,7 +251,7 @@ test('close rejects every pending request with ChannelClosedError and aborts the
   await rejectsWith(rc.send('after'), 'ERR_CHANNEL_CLOSED');
 });
 
-test('the responder closing or failing rejects the requester\'s pending requests with ChannelClosedError or the cause', async () => {
+test("the responder closing or failing rejects the requester's pending requests with ChannelClosedError or the cause", async () => {
   {
     const { client, server } = await tcpPair();
     const srv = new RequestChannel(server, { onRequest: () => new Promise<string>(() => {}) });
@@ -365,12 +365,18 @@ test('one-way messages keep wire order among themselves, interleaved with reques
     got.push(String(m));
     if (got.length === N) break;
   }
-  assert.equal(got, Array.from({ length: N }, (_, i) => `one-way ${i}`));
+  assert.equal(
+    got,
+    Array.from({ length: N }, (_, i) => `one-way ${i}`),
+  );
   const replies = await Promise.all(requests);
   replies.forEach((r, k) => assert.is(String(r), `re r${k * 5}`));
   const back: string[] = [];
   for (let k = 0; k < requests.length; k++) back.push(String(rc.tryRecv() ?? (await rc.recv())));
-  assert.equal(back, requests.map((_, k) => `srv one-way during r${k * 5}`));
+  assert.equal(
+    back,
+    requests.map((_, k) => `srv one-way during r${k * 5}`),
+  );
   assert.is(rc.stats.oneWaySent, N);
   assert.is(srv.stats.oneWayReceived, N);
   await rc.close();
@@ -386,7 +392,10 @@ test('recv() with a timeout or a signal takes no message; after close, buffered 
   const aborted = srv.recv({ signal: ac.signal });
   const next = srv.recv();
   ac.abort(new Error('stop'));
-  await rejectsWith(aborted.catch((e: Error) => Promise.reject(Object.assign(e, { code: 'STOP' }))), 'STOP');
+  await rejectsWith(
+    aborted.catch((e: Error) => Promise.reject(Object.assign(e, { code: 'STOP' }))),
+    'STOP',
+  );
   await rc.send('first');
   assert.is(String(await next), 'first');
   await rc.send('unread');
@@ -429,7 +438,13 @@ test('a request the channel refuses to queue (SendQueueFullError, the peer not r
 
 test('stats: Channel counts messages and body bytes each way; RequestChannel counts what it did', async () => {
   const { client, server } = await tcpPair();
-  assert.equal(client.stats, { messagesSent: 0, messagesReceived: 0, bytesSent: 0, bytesReceived: 0, bytesReadDirect: 0 });
+  assert.equal(client.stats, {
+    messagesSent: 0,
+    messagesReceived: 0,
+    bytesSent: 0,
+    bytesReceived: 0,
+    bytesReadDirect: 0,
+  });
   const srv = new RequestChannel(server, { onRequest: (body) => Buffer.concat([body, body]) });
   const rc = new RequestChannel(client);
   await rc.request('abc'); // 01 01 61 62 63 -> 02 01 61 62 63 61 62 63
@@ -438,8 +453,20 @@ test('stats: Channel counts messages and body bytes each way; RequestChannel cou
   const big = Buffer.alloc(20_000, 7); // above the writer's copy limit: the uncopied path counts too
   await srv.send(big);
   assert.equal(await rc.recv(), big);
-  assert.equal(client.stats, { messagesSent: 2, messagesReceived: 2, bytesSent: 5 + 3, bytesReceived: 8 + 20_001, bytesReadDirect: 0 });
-  assert.equal(server.stats, { messagesSent: 2, messagesReceived: 2, bytesSent: 8 + 20_001, bytesReceived: 5 + 3, bytesReadDirect: 0 });
+  assert.equal(client.stats, {
+    messagesSent: 2,
+    messagesReceived: 2,
+    bytesSent: 5 + 3,
+    bytesReceived: 8 + 20_001,
+    bytesReadDirect: 0,
+  });
+  assert.equal(server.stats, {
+    messagesSent: 2,
+    messagesReceived: 2,
+    bytesSent: 8 + 20_001,
+    bytesReceived: 5 + 3,
+    bytesReadDirect: 0,
+  });
   assert.is(rc.stats.requestsSent, 1);
   assert.is(rc.stats.repliesReceived, 1);
   assert.is(rc.stats.oneWaySent, 1);
@@ -482,7 +509,11 @@ test('heartbeat closes a dead peer (a raw Channel that never reads) with Timeout
 test('heartbeat does not blame the peer while this side paused reading (its handlers are all busy)', async () => {
   const { client, server } = await tcpPair();
   const release = gate();
-  const srv = new RequestChannel(server, { maxPending: 1, heartbeat: { interval: 10, timeout: 20 }, onRequest: () => release.promise.then(() => 'done') });
+  const srv = new RequestChannel(server, {
+    maxPending: 1,
+    heartbeat: { interval: 10, timeout: 20 },
+    onRequest: () => release.promise.then(() => 'done'),
+  });
   const rc = new RequestChannel(client, { heartbeat: { interval: 10, timeout: 20 } });
   const a = rc.request('a');
   const b = rc.request('b');
@@ -497,7 +528,13 @@ test('heartbeat does not blame the peer while this side paused reading (its hand
 test('options are checked: bad values throw RangeError/TypeError saying what was expected', () => {
   const [a] = [{} as never];
   assert.throws(() => new RequestChannel(a), /Expected a Channel/);
-  const ch = { recv() {}, send() {}, maxMessageSize: 1, framing: { maxEncodableSize: 1 }, closed: new Promise(() => {}) } as never;
+  const ch = {
+    recv() {},
+    send() {},
+    maxMessageSize: 1,
+    framing: { maxEncodableSize: 1 },
+    closed: new Promise(() => {}),
+  } as never;
   assert.throws(() => new RequestChannel(ch, { timeout: -1 }), /`timeout` to be a number of milliseconds from 0/);
   assert.throws(() => new RequestChannel(ch, { timeout: 2 ** 31 }), /2147483647/);
   assert.throws(() => new RequestChannel(ch, { maxPending: 0 }), /`maxPending` to be an integer >= 1/);

@@ -44,12 +44,15 @@ function py2Pubids(adapt: boolean, idmap: Record<string, number>): Buffer {
     ...entries.map(([k, v]) => Buffer.concat([bin(k), Buffer.from([v])])),
   ]);
 }
-const RESERVED = { 'packetmq:handshake_init': 0, 'packetmq:softquit': 1, 'packetmq:handshake_pubids': 2, 'packetmq:handshake_finish': 3 };
+const RESERVED = {
+  'packetmq:handshake_init': 0,
+  'packetmq:softquit': 1,
+  'packetmq:handshake_pubids': 2,
+  'packetmq:handshake_finish': 3,
+};
 
 const chat = () =>
-  packetmqProtocol()
-    .define('chat:say', 16, msgpack<{ text: string }>())
-    .define('chat:join', 17, msgpack<string>());
+  packetmqProtocol().define('chat:say', 16, msgpack<{ text: string }>()).define('chat:join', 17, msgpack<string>());
 
 test('packetmq golden bytes: a Python 2 peer (bin keys) handshakes with us; we send init, pubids and the golden finish', async () => {
   const listener = Channel.listen('127.0.0.1', 0, packetmqChannelOptions());
@@ -83,12 +86,17 @@ test('packetmq golden bytes: a Python 2 peer (bin keys) handshakes with us; we s
 
 function sessions(adaptiveA: boolean, adaptiveB: boolean, protoB = chat()) {
   const [a, b] = Channel.pair(packetmqChannelOptions());
-  return { a: new PacketmqSession(chat(), a, { adaptive: adaptiveA }), b: new PacketmqSession(protoB, b, { adaptive: adaptiveB }) };
+  return {
+    a: new PacketmqSession(chat(), a, { adaptive: adaptiveA }),
+    b: new PacketmqSession(protoB, b, { adaptive: adaptiveB }),
+  };
 }
 
 test('handshake with us as the adaptive side and as the non-adaptive side: ids adapt to the non-adaptive peer', async () => {
   // B numbers the same packets differently; A (adaptive) takes B's ids
-  const protoB = packetmqProtocol().define('chat:say', 300, msgpack<{ text: string }>()).define('chat:join', 16, msgpack<string>());
+  const protoB = packetmqProtocol()
+    .define('chat:say', 300, msgpack<{ text: string }>())
+    .define('chat:join', 16, msgpack<string>());
   const { a, b } = sessions(true, false, protoB);
   await Promise.all([a.ready, b.ready]);
   assert.is(a.state, 'active');
@@ -188,7 +196,9 @@ test('application packets before finish are dropped per the protocol, but counte
   const { session, theirs } = await rawPeer(true, { onDropped: (f) => dropped.push(f.type) });
   await theirs.send(msgpackCodec.pack({ version: 1 }), { type: 0 });
   await theirs.send(msgpackCodec.pack('too early'), { type: 17 });
-  await theirs.send(msgpackCodec.pack({ adapt: false, idmap: { ...RESERVED, 'chat:say': 16, 'chat:join': 17 } }), { type: 2 });
+  await theirs.send(msgpackCodec.pack({ adapt: false, idmap: { ...RESERVED, 'chat:say': 16, 'chat:join': 17 } }), {
+    type: 2,
+  });
   await session.ready;
   await theirs.send(msgpackCodec.pack(null), { type: 3 });
   await theirs.send(msgpackCodec.pack('on time'), { type: 17 });
@@ -230,7 +240,9 @@ test('sides built from one shared base protocol handshake: define() on the base 
 test('adaptive side with a peer that defines other packets: softquit reason.nonequalpackets', async () => {
   const { session, theirs } = await rawPeer(true);
   await theirs.send(msgpackCodec.pack({ version: 1 }), { type: 0 });
-  await theirs.send(msgpackCodec.pack({ adapt: false, idmap: { ...RESERVED, 'chat:say': 16, 'other:x': 20 } }), { type: 2 });
+  await theirs.send(msgpackCodec.pack({ adapt: false, idmap: { ...RESERVED, 'chat:say': 16, 'other:x': 20 } }), {
+    type: 2,
+  });
   const e = (await session.ready.catch((x: unknown) => x)) as HandshakeError;
   assert.is(e.reason, 'reason.nonequalpackets');
   assert.match(e.message, /other:x/);
@@ -263,10 +275,19 @@ test('a peer that never answers: ready rejects with TimeoutError and the channel
 
 test('options are validated', () => {
   const [a, b] = Channel.pair(packetmqChannelOptions());
-  assert.throws(() => new PacketmqSession(chat(), a, {} as never), (e: unknown) => e instanceof TypeError && /adaptive/.test(e.message));
-  assert.throws(() => new PacketmqSession(chat(), a, { adaptive: true, maxMessageSize: 1 }), (e: unknown) => e instanceof RangeError);
+  assert.throws(
+    () => new PacketmqSession(chat(), a, {} as never),
+    (e: unknown) => e instanceof TypeError && /adaptive/.test(e.message),
+  );
+  assert.throws(
+    () => new PacketmqSession(chat(), a, { adaptive: true, maxMessageSize: 1 }),
+    (e: unknown) => e instanceof RangeError,
+  );
   const [c, d] = Channel.pair(); // msg framing: no type field
-  assert.throws(() => new PacketmqSession(chat(), c, { adaptive: true }), (e: unknown) => e instanceof TypeError && /packetmqFraming/.test(e.message));
+  assert.throws(
+    () => new PacketmqSession(chat(), c, { adaptive: true }),
+    (e: unknown) => e instanceof TypeError && /packetmqFraming/.test(e.message),
+  );
   assert.is(packetmqFraming.maxType, 65535);
   for (const ch of [a, b, c, d]) ch.destroy();
 });

@@ -1,6 +1,15 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Protocol, UnknownMessageTypeError, msgpack, msgpackCodec, raw, uint, uint32, utf8String } from '../../channel.js';
+import {
+  Protocol,
+  UnknownMessageTypeError,
+  msgpack,
+  msgpackCodec,
+  raw,
+  uint,
+  uint32,
+  utf8String,
+} from '../../channel.js';
 
 test('define() then lookups in every direction (auto-types)', () => {
   const proto = new Protocol().define('num', 1, uint32).define('str', 2, raw).define('obj', 3);
@@ -19,13 +28,22 @@ test('define() then lookups in every direction (auto-types)', () => {
   assert.not.ok(proto.has('nope') || proto.has(9));
   assert.is(proto.get(9), undefined);
   assert.equal(proto.idMap(), { num: 1, str: 2, obj: 3 });
-  assert.equal([...proto].map((d) => d.name), ['num', 'str', 'obj']);
+  assert.equal(
+    [...proto].map((d) => d.name),
+    ['num', 'str', 'obj'],
+  );
 });
 
 test('lookups of undefined types throw UnknownMessageTypeError', () => {
   const proto = new Protocol().define('a', 1);
-  assert.throws(() => proto.id(7), (e: unknown) => e instanceof UnknownMessageTypeError && e.code === 'ERR_UNKNOWN_TYPE' && e.id === 7);
-  assert.throws(() => proto.name('zz' as 'a'), (e: unknown) => e instanceof UnknownMessageTypeError && /'zz'/.test(e.message));
+  assert.throws(
+    () => proto.id(7),
+    (e: unknown) => e instanceof UnknownMessageTypeError && e.code === 'ERR_UNKNOWN_TYPE' && e.id === 7,
+  );
+  assert.throws(
+    () => proto.name('zz' as 'a'),
+    (e: unknown) => e instanceof UnknownMessageTypeError && /'zz'/.test(e.message),
+  );
   // a definition of another protocol with the same name but another id is not this one's
   const other = new Protocol().define('a', 2).definition('a');
   assert.not.ok(proto.has(other));
@@ -33,19 +51,55 @@ test('lookups of undefined types throw UnknownMessageTypeError', () => {
 
 test('ids are validated for type, range and uniqueness', () => {
   const proto = new Protocol({ minId: 16, maxId: 65535 }).define('app:a', 16);
-  assert.throws(() => proto.define('app:b', 15), (e: unknown) => e instanceof RangeError && /from 16 to 65535, got 15/.test(e.message));
-  assert.throws(() => proto.define('app:b', 65536), (e: unknown) => e instanceof RangeError && /got 65536/.test(e.message));
-  assert.throws(() => proto.define('app:b', 1.5), (e: unknown) => e instanceof TypeError && /integer, got 1.5/.test(e.message));
-  assert.throws(() => proto.define('app:b', '17' as unknown as number), (e: unknown) => e instanceof TypeError);
-  assert.throws(() => proto.define('app:b', 16), (e: unknown) => e instanceof RangeError && /already used by 'app:a'/.test(e.message));
-  assert.throws(() => proto.define('app:a', 17), (e: unknown) => e instanceof RangeError && /'app:a' is already defined/.test(e.message));
-  assert.throws(() => proto.define('', 17), (e: unknown) => e instanceof TypeError && /non-empty string/.test(e.message));
-  assert.throws(() => proto.define(42 as unknown as string, 17), (e: unknown) => e instanceof TypeError);
-  assert.throws(() => proto.define('app:c', 17, { pack: () => new Uint8Array() } as never), (e: unknown) => e instanceof TypeError && /pack\(\) and unpack\(\)/.test(e.message));
+  assert.throws(
+    () => proto.define('app:b', 15),
+    (e: unknown) => e instanceof RangeError && /from 16 to 65535, got 15/.test(e.message),
+  );
+  assert.throws(
+    () => proto.define('app:b', 65536),
+    (e: unknown) => e instanceof RangeError && /got 65536/.test(e.message),
+  );
+  assert.throws(
+    () => proto.define('app:b', 1.5),
+    (e: unknown) => e instanceof TypeError && /integer, got 1.5/.test(e.message),
+  );
+  assert.throws(
+    () => proto.define('app:b', '17' as unknown as number),
+    (e: unknown) => e instanceof TypeError,
+  );
+  assert.throws(
+    () => proto.define('app:b', 16),
+    (e: unknown) => e instanceof RangeError && /already used by 'app:a'/.test(e.message),
+  );
+  assert.throws(
+    () => proto.define('app:a', 17),
+    (e: unknown) => e instanceof RangeError && /'app:a' is already defined/.test(e.message),
+  );
+  assert.throws(
+    () => proto.define('', 17),
+    (e: unknown) => e instanceof TypeError && /non-empty string/.test(e.message),
+  );
+  assert.throws(
+    () => proto.define(42 as unknown as string, 17),
+    (e: unknown) => e instanceof TypeError,
+  );
+  assert.throws(
+    () => proto.define('app:c', 17, { pack: () => new Uint8Array() } as never),
+    (e: unknown) => e instanceof TypeError && /pack\(\) and unpack\(\)/.test(e.message),
+  );
   assert.is(proto.size, 1, 'failed define() calls add nothing');
-  assert.throws(() => new Protocol({ minId: 10, maxId: 5 }), (e: unknown) => e instanceof RangeError);
-  assert.throws(() => new Protocol({ maxId: -1 }), (e: unknown) => e instanceof RangeError);
-  assert.throws(() => new Protocol({ maxId: 2 ** 32 }), (e: unknown) => e instanceof RangeError);
+  assert.throws(
+    () => new Protocol({ minId: 10, maxId: 5 }),
+    (e: unknown) => e instanceof RangeError,
+  );
+  assert.throws(
+    () => new Protocol({ maxId: -1 }),
+    (e: unknown) => e instanceof RangeError,
+  );
+  assert.throws(
+    () => new Protocol({ maxId: 2 ** 32 }),
+    (e: unknown) => e instanceof RangeError,
+  );
 });
 
 test('define() returns a new protocol: the receiver is unchanged, two protocols from one base are independent', () => {
@@ -70,9 +124,18 @@ test('NumMsg and StrMsg in a few lines, like ltprotocol', () => {
   const lt = new Protocol({ maxId: 255 }).define('NumMsg', 1, uint32).define('StrMsg', 2, raw);
   assert.equal([...lt.definition('NumMsg').codec.pack(200 as never)], [0, 0, 0, 0xc8]);
   assert.is(lt.definition('NumMsg').codec.unpack(Buffer.from([0, 0, 0, 7])), 7);
-  assert.throws(() => uint32.pack(-1), (e: unknown) => e instanceof RangeError);
-  assert.throws(() => uint32.pack(2 ** 32), (e: unknown) => e instanceof RangeError);
-  assert.throws(() => uint32.unpack(Buffer.from([1, 2, 3])), (e: unknown) => e instanceof RangeError && /4-byte/.test(e.message));
+  assert.throws(
+    () => uint32.pack(-1),
+    (e: unknown) => e instanceof RangeError,
+  );
+  assert.throws(
+    () => uint32.pack(2 ** 32),
+    (e: unknown) => e instanceof RangeError,
+  );
+  assert.throws(
+    () => uint32.unpack(Buffer.from([1, 2, 3])),
+    (e: unknown) => e instanceof RangeError && /4-byte/.test(e.message),
+  );
   assert.is(uint(2).unpack(Buffer.from([1, 2])), 0x102);
   assert.is(utf8String.unpack(Buffer.from(utf8String.pack('héllo'))), 'héllo');
 });

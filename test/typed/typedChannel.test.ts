@@ -33,7 +33,11 @@ function pair<M extends Record<string, unknown>>(proto: Protocol<M>, framing = p
 }
 
 /** Everything written to a channel's peer, as bytes: a plain pair with the msg framing would re-frame, so read a raw Duplex. */
-async function wireBytesOf(proto: Protocol<any>, framing: typeof packetmqFraming, send: (t: TypedChannel<any>) => Promise<void>): Promise<Buffer> {
+async function wireBytesOf(
+  proto: Protocol<any>,
+  framing: typeof packetmqFraming,
+  send: (t: TypedChannel<any>) => Promise<void>,
+): Promise<Buffer> {
   const listener = Channel.listen('127.0.0.1', 0, { framing });
   const { port } = await listener.listening;
   const net = await import('node:net');
@@ -67,7 +71,14 @@ test('ltprotocol golden vectors decode to typed messages', async () => {
   await a.send(Buffer.from('hello world!'), { type: 2 });
   await a.send(Buffer.from([0, 0, 0, 7]), { type: 1 });
   const got = [await typed.recv(), await typed.recv(), await typed.recv()];
-  assert.equal(got.map((m) => [m.name, m.id]), [['num', 1], ['str', 2], ['num', 1]]);
+  assert.equal(
+    got.map((m) => [m.name, m.id]),
+    [
+      ['num', 1],
+      ['str', 2],
+      ['num', 1],
+    ],
+  );
   assert.is(got[0]!.data, 200);
   assert.is(Buffer.from(got[1]!.data as Uint8Array).toString(), 'hello world!');
   assert.is(got[2]!.data, 7);
@@ -125,7 +136,10 @@ test('on(name, handler) dispatches in wire order; unsubscribe; unhandled counted
   assert.equal(got, ['18:ann', 'count:1', '18:bob']);
   assert.is(b.stats.unhandled, 1);
   off();
-  assert.throws(() => b.on('nope' as 'chat:name', () => {}), (e: unknown) => e instanceof UnknownMessageTypeError);
+  assert.throws(
+    () => b.on('nope' as 'chat:name', () => {}),
+    (e: unknown) => e instanceof UnknownMessageTypeError,
+  );
 });
 
 test('an unknown type id: recv() rejects with ERR_UNKNOWN_TYPE for that frame and the channel goes on', async () => {
@@ -215,10 +229,16 @@ test('send() rejects bad data before writing and unknown names; the channel stay
 
 test('construction checks the framing: a type field that holds every id', () => {
   const [a, b] = Channel.pair({ framing: msg });
-  assert.throws(() => new TypedChannel(APP, a), (e: unknown) => e instanceof TypeError && /type field/.test(e.message));
+  assert.throws(
+    () => new TypedChannel(APP, a),
+    (e: unknown) => e instanceof TypeError && /type field/.test(e.message),
+  );
   const [c, d] = Channel.pair({ framing: ltprotocol() }); // u8 type field
   const wide = new Protocol().define('big', 300);
-  assert.throws(() => new TypedChannel(wide, c), (e: unknown) => e instanceof RangeError && /300/.test(e.message));
+  assert.throws(
+    () => new TypedChannel(wide, c),
+    (e: unknown) => e instanceof RangeError && /300/.test(e.message),
+  );
   for (const ch of [a, b, c, d]) ch.destroy();
 });
 
@@ -241,7 +261,7 @@ test('typed send/recv/on over TCP on 127.0.0.1', async () => {
   assert.equal(await client.recv(), { name: 'chat:say', id: 16, data: { text: 'HELLO', n: 1 } });
   assert.equal(await client.recv(), { name: 'chat:count', id: 17, data: 42 });
   await client.close();
-  assert.is(await (await server), undefined);
+  assert.is(await await server, undefined);
   await listener.close();
 });
 

@@ -2,7 +2,17 @@
 // a type error (tsc fails if one is not). At run time it only checks that the values are right.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Channel, Protocol, TypedChannel, lengthPrefixed, msgpack, raw, uint32, type MessagesOf, type TypedMessage } from '../../channel.js';
+import {
+  Channel,
+  Protocol,
+  TypedChannel,
+  lengthPrefixed,
+  msgpack,
+  raw,
+  uint32,
+  type MessagesOf,
+  type TypedMessage,
+} from '../../channel.js';
 
 const proto = new Protocol({ maxId: 255 })
   .define('num', 1, uint32)

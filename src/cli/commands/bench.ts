@@ -27,7 +27,11 @@ export interface BenchResult {
  * Echo round trips: `concurrency` connections, each keeping `window` messages in flight, until
  * `count` messages in all have come back or `duration` seconds have passed.
  */
-async function runBench(address: Address, flags: BenchFlags, onProgress: (done: number, elapsed: number) => void): Promise<BenchResult> {
+async function runBench(
+  address: Address,
+  flags: BenchFlags,
+  onProgress: (done: number, elapsed: number) => void,
+): Promise<BenchResult> {
   const channels = await Promise.all(Array.from({ length: flags.concurrency }, () => open(address, flags.framing, 10)));
   const body = Buffer.alloc(flags.size, 'x');
   const limit = flags.count ?? Infinity;
@@ -68,14 +72,21 @@ async function runBench(address: Address, flags: BenchFlags, onProgress: (done: 
     // Connected, then lost: not a connect failure.
     const where = showAddress(address);
     if (peerEnded(e) && exchange.endedRightAfterFirst()) throw framingMismatch(where, flags.framing, e);
-    throw new CliError(`connection to ${where} lost during the benchmark after ${done} round trips: ${describeError(e, { address: where })}`);
+    throw new CliError(
+      `connection to ${where} lost during the benchmark after ${done} round trips: ${describeError(e, { address: where })}`,
+    );
   } finally {
     clearInterval(timer);
   }
   const secs = (performance.now() - start) / 1000;
   onProgress(done, secs);
   await Promise.all(channels.map((ch) => ch.close({ timeout: 2000 }).catch(() => ch.destroy())));
-  return { messages: done, bytes: done * flags.size * 2, seconds: secs, latencies: Float64Array.from(latencies).sort() };
+  return {
+    messages: done,
+    bytes: done * flags.size * 2,
+    seconds: secs,
+    latencies: Float64Array.from(latencies).sort(),
+  };
 }
 
 function percentile(sorted: Float64Array, p: number): number {
@@ -84,7 +95,8 @@ function percentile(sorted: Float64Array, p: number): number {
 }
 
 export function resultTable(r: BenchResult, flags: BenchFlags, target: string): string {
-  const fmt = (n: number, digits = 0): string => n.toLocaleString('en', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+  const fmt = (n: number, digits = 0): string =>
+    n.toLocaleString('en', { maximumFractionDigits: digits, minimumFractionDigits: digits });
   const rows: [string, string][] = [
     ['target', target],
     ['framing', flags.framing.name],
@@ -136,7 +148,9 @@ export async function benchCommand(addressText: string | undefined, flags: Bench
     const width = 30;
     const filled = Math.round(Math.min(1, fraction) * width);
     const rate = elapsed > 0 ? Math.round(done / elapsed).toLocaleString('en') : '0';
-    process.stderr.write(`\r${err.cyan('█'.repeat(filled))}${err.dim('░'.repeat(width - filled))} ${Math.round(Math.min(1, fraction) * 100)}%  ${done.toLocaleString('en')} round trips, ${rate}/s `);
+    process.stderr.write(
+      `\r${err.cyan('█'.repeat(filled))}${err.dim('░'.repeat(width - filled))} ${Math.round(Math.min(1, fraction) * 100)}%  ${done.toLocaleString('en')} round trips, ${rate}/s `,
+    );
   };
   let result: BenchResult;
   try {

@@ -21,7 +21,13 @@ export async function open(address: Address, framing: Framing, timeoutS: number)
   try {
     return await Channel.connect(address.host, address.port, { framing, timeout: timeoutS * 1000 });
   } catch (e) {
-    if (codeOf(e) === 'ERR_TIMEOUT') fail(new CliError(`cannot connect to ${showAddress(address)}: no answer within ${timeoutS} s (ERR_TIMEOUT)`, EXIT_TIMEOUT));
+    if (codeOf(e) === 'ERR_TIMEOUT')
+      fail(
+        new CliError(
+          `cannot connect to ${showAddress(address)}: no answer within ${timeoutS} s (ERR_TIMEOUT)`,
+          EXIT_TIMEOUT,
+        ),
+      );
     fail(e, { action: 'connect', address: showAddress(address) });
   }
 }
@@ -41,7 +47,9 @@ export class Exchange {
 
   /** True when nothing came back and it is still right after our first message. */
   endedRightAfterFirst(): boolean {
-    return this.received === 0 && this.#firstSentAt !== undefined && performance.now() - this.#firstSentAt < EARLY_CLOSE_MS;
+    return (
+      this.received === 0 && this.#firstSentAt !== undefined && performance.now() - this.#firstSentAt < EARLY_CLOSE_MS
+    );
   }
 }
 

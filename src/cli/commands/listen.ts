@@ -32,15 +32,25 @@ function showFailedHandshakes(): void {
     seen.add(ch);
     ch.ready.catch((e: unknown) => {
       const text = e instanceof Error ? e.message : String(e);
-      print(`${out.red('x')} ${peerOf(ch)} handshake failed: ${text}${codeOf(e) === undefined ? '' : ` (${codeOf(e)})`}`);
+      print(
+        `${out.red('x')} ${peerOf(ch)} handshake failed: ${text}${codeOf(e) === undefined ? '' : ` (${codeOf(e)})`}`,
+      );
     });
   });
 }
 
 /** Runs CMD with the message on stdin; resolves with its stdout. */
-function runExec(command: string, input: Buffer, peer: string): Promise<{ stdout: Buffer; status: number | null; stderr: string }> {
+function runExec(
+  command: string,
+  input: Buffer,
+  peer: string,
+): Promise<{ stdout: Buffer; status: number | null; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, { shell: true, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, MSGCHANNEL_PEER: peer } });
+    const child = spawn(command, {
+      shell: true,
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...process.env, MSGCHANNEL_PEER: peer },
+    });
     const chunks: Buffer[] = [];
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => chunks.push(c));
@@ -65,7 +75,10 @@ async function serveClient(ch: Channel, flags: ListenFlags): Promise<void> {
       if (flags.echo) await ch.send(data, { type });
       else if (flags.exec !== undefined) {
         const r = await runExec(flags.exec, data, peer);
-        if (r.status !== 0) process.stderr.write(`${err.yellow('msgchannel:')} --exec command exited with ${r.status ?? 'a signal'} for a message from ${peer}${r.stderr ? `: ${r.stderr.trim().split('\n')[0]}` : ''}\n`);
+        if (r.status !== 0)
+          process.stderr.write(
+            `${err.yellow('msgchannel:')} --exec command exited with ${r.status ?? 'a signal'} for a message from ${peer}${r.stderr ? `: ${r.stderr.trim().split('\n')[0]}` : ''}\n`,
+          );
         await ch.send(r.stdout, { type });
       }
     }
@@ -76,7 +89,9 @@ async function serveClient(ch: Channel, flags: ListenFlags): Promise<void> {
   }
   const why = await ch.closed;
   const plural = count === 1 ? '' : 's';
-  print(`${out.yellow('-')} ${peer} disconnected after ${count} message${plural}${why ? out.dim(` (${codeOf(why) ?? why.message})`) : ''}`);
+  print(
+    `${out.yellow('-')} ${peer} disconnected after ${count} message${plural}${why ? out.dim(` (${codeOf(why) ?? why.message})`) : ''}`,
+  );
 }
 
 export async function listenCommand(addressText: string, flags: ListenFlags): Promise<void> {
@@ -91,7 +106,9 @@ export async function listenCommand(addressText: string, flags: ListenFlags): Pr
   } catch (e) {
     fail(e, { action: 'listen', address: showAddress(address) });
   }
-  const mode = (flags.echo ? ', echoing' : flags.exec !== undefined ? `, replying with: ${flags.exec}` : '') + (flags.quiet ? ', quiet' : '');
+  const mode =
+    (flags.echo ? ', echoing' : flags.exec !== undefined ? `, replying with: ${flags.exec}` : '') +
+    (flags.quiet ? ', quiet' : '');
   print(`listening on ${out.bold(showAddress(bound))} (framing ${flags.framing.name}${mode})`);
   const stop = (): void => {
     void listener.close().then(() => process.exit(0));

@@ -33,11 +33,17 @@ export async function sendCommand(addressText: string, messages: string[], flags
         data = await ch.recv({ timeout: Math.max(1, left) });
       } catch (e) {
         if (codeOf(e) === 'ERR_TIMEOUT') {
-          throw new CliError(`timed out after ${flags.timeout} s waiting for reply ${i} of ${flags.expect} from ${where} (ERR_TIMEOUT)`, EXIT_TIMEOUT);
+          throw new CliError(
+            `timed out after ${flags.timeout} s waiting for reply ${i} of ${flags.expect} from ${where} (ERR_TIMEOUT)`,
+            EXIT_TIMEOUT,
+          );
         }
-        if (peerEnded(e) && exchange.endedRightAfterFirst()) throw framingMismatch(where, flags.framing, (await ch.closed) ?? e);
+        if (peerEnded(e) && exchange.endedRightAfterFirst())
+          throw framingMismatch(where, flags.framing, (await ch.closed) ?? e);
         if (codeOf(e) === 'ERR_CHANNEL_CLOSED') {
-          throw new CliError(`${where} closed the connection after ${i - 1} of ${flags.expect} replies (ERR_CHANNEL_CLOSED)`);
+          throw new CliError(
+            `${where} closed the connection after ${i - 1} of ${flags.expect} replies (ERR_CHANNEL_CLOSED)`,
+          );
         }
         throw e;
       }
@@ -47,7 +53,9 @@ export async function sendCommand(addressText: string, messages: string[], flags
     await ch.close({ timeout: Math.max(1000, deadline - Date.now()) });
   } catch (e) {
     ch.destroy();
-    fail(peerEnded(e) && exchange.endedRightAfterFirst() ? framingMismatch(where, flags.framing, e) : e, { address: where });
+    fail(peerEnded(e) && exchange.endedRightAfterFirst() ? framingMismatch(where, flags.framing, e) : e, {
+      address: where,
+    });
   }
   process.exit(0);
 }
