@@ -59,9 +59,12 @@ export class BudgetShare {
     return true;
   };
 
+  /** Give back `length` bytes; never more than this connection still holds (after releaseAll(), nothing). */
   release(length: number): void {
-    this.#held -= length;
-    this.#budget.release(length);
+    const n = Math.min(length, this.#held);
+    if (n <= 0) return;
+    this.#held -= n;
+    this.#budget.release(n);
   }
 
   /** The connection closed: release what it still holds (unread and unfinished bodies). */

@@ -664,6 +664,24 @@ export class Channel implements AsyncIterable<Buffer> {
     return this.#bodies.release(message);
   }
 
+  /**
+   * @internal A layer above keeps a message after recv() took it (a request body its handler
+   * holds): count its bytes against the memory budget again until the returned function is called,
+   * so a full budget still pauses reading. Bodies under BODY_BUDGET_MIN, and channels without a
+   * budget, count nothing. The returned function releases once, however often it is called.
+   */
+  holdMemory(bytes: number): () => void {
+    const budget = this.#budget;
+    if (budget === undefined || bytes < BODY_BUDGET_MIN || this.#state === CLOSED) return noop;
+    budget.reserve(bytes, true);
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      budget.release(bytes);
+    };
+  }
+
   /** Messages received but not yet taken by recv(). */
   get bufferedMessages(): number {
     return this.#inbox.length;
