@@ -70,10 +70,9 @@ if (cluster.isPrimary) {
   const server = new Server({ onMessage: (conn, msg) => conn.send(`${process.pid}: ${msg}`) });
   const { port } = await server.listen(Number(process.env.CLUSTER_PORT), '127.0.0.1');
   process.send!({ listening: port });
-  process.on('message', async (m) => {
+  process.on('message', (m) => {
     if (m !== 'stop') return;
-    await server.close();
-    process.disconnect(); // lets the worker exit
+    void server.close().then(() => process.disconnect()); // disconnecting lets the worker exit
   });
   process.on('SIGINT', () => {}); // the primary coordinates the shutdown
 }

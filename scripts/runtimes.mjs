@@ -72,6 +72,7 @@ for (const [name, command] of Object.entries(RUNTIMES)) {
       timeout: 300_000,
       env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' },
     });
+    // eslint-disable-next-line no-control-regex -- strips ANSI color sequences, which start with ESC
     const out = `${r.stdout}${r.stderr}`.replace(/\x1b\[[0-9;]*m/g, '');
     const total = Number(/Total:\s+(\d+)/.exec(out)?.[1] ?? 0);
     const ok = Number(/Passed:\s+(\d+)/.exec(out)?.[1] ?? 0);

@@ -43,6 +43,7 @@ const timer = setTimeout(() => {
 child.on('close', (status) => {
   clearTimeout(timer);
   clearTimeout(grace);
+  // eslint-disable-next-line no-control-regex -- strips ANSI color sequences, which start with ESC
   const plain = out.replace(/\x1b\[[0-9;]*m/g, '');
   const total = Number(/Total:\s+(\d+)/.exec(plain)?.[1] ?? 0);
   const passed = Number(/Passed:\s+(\d+)/.exec(plain)?.[1] ?? 0);

@@ -133,7 +133,7 @@ test('mutual authentication with one key: the accepting side challenges first, i
 });
 
 test('different keys: each side refuses the other with ERR_AUTH and says #FAILURE#', async () => {
-  const { a: server, b: client, run } = pipe();
+  const { a: server, run } = pipe();
   const [s, c] = await run(
     (io) => authenticate(io, key, true),
     (io) => authenticate(io, Buffer.from('another key'), false),

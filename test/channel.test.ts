@@ -31,7 +31,7 @@ test('the README example: an echo server serving every client at once', async ()
   const listener = Channel.listen('127.0.0.1', 0, { reuse: true });
   const { port } = await listener.listening;
   const served = (async () => {
-    for await (const ch of listener) serve(ch); // not awaited
+    for await (const ch of listener) void serve(ch); // not awaited
   })();
   async function serve(ch: Channel) {
     for await (const msg of ch) await ch.send(msg); // echo until the client closes

@@ -209,12 +209,12 @@ if (child === undefined) {
   /** Outcomes of `sends` so far: 'resolved', the rejection, or 'pending'. */
   function watch(sends: Promise<void>[]): unknown[] {
     const outcomes: unknown[] = sends.map(() => 'pending');
-    sends.forEach((p, i) =>
-      p.then(
+    sends.forEach((p, i) => {
+      void p.then(
         () => void (outcomes[i] = 'resolved'),
         (error: unknown) => void (outcomes[i] = error),
-      ),
-    );
+      );
+    });
     return outcomes;
   }
 
