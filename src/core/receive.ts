@@ -54,6 +54,11 @@ export class ReceiveQueue {
     return this.#bytes;
   }
 
+  /** Waiter records held, aborted ones not yet dropped included (bounded: see #compact). */
+  get records(): number {
+    return this.#waiters.length;
+  }
+
   /** Why the queue ended (recv() rejects with it once the buffer is empty), or undefined. */
   get endError(): Error | undefined {
     return this.#endError;
