@@ -120,6 +120,8 @@ export class Channel implements AsyncIterable<Buffer> {
   /** Chunks read while decoding is held, in order, and their bytes (the transport pauses at READ_AHEAD). */
   readonly #readAhead = new Deque<Buffer>();
   #readAheadBytes = 0;
+  /** True while a chunk is in the decoder, which is not reentrant. */
+  #decoding = false;
   /** Set once the peer's end has been read: bodies not wholly received are passed over, not allocated. */
   #atEof = false;
   /** The listener's memory budget for bodies of BODY_BUDGET_MIN and up (server side), and what this channel holds of it. */
@@ -156,7 +158,10 @@ export class Channel implements AsyncIterable<Buffer> {
   /** The direct receive path (reader.ts): large bodies in progress are read straight into. */
   readonly #readTarget: ReadTarget = {
     data: (chunk) => this.#onData(chunk),
-    space: (min) => (this.#holds === 0 && this.#undecoded === null ? (this.#decoder.bodySpace?.(min) ?? null) : null),
+    space: (min) =>
+      this.#holds === 0 && this.#undecoded === null && this.#readAhead.length === 0
+        ? (this.#decoder.bodySpace?.(min) ?? null)
+        : null,
     filled: (n) => {
       this.#bytesRead += n;
       this.#decoder.bodyFilled!(n, this.#onFrame);
@@ -543,6 +548,7 @@ export class Channel implements AsyncIterable<Buffer> {
    * order, and read on.
    */
   #readOn(): void {
+    if (this.#decoding) return; // a hold cleared from inside the decoder: the loop around it reads on
     while (this.#holds === 0 && !this.#failed && this.#state !== CLOSED) {
       let chunk = this.#undecoded;
       if (chunk !== null) this.#undecoded = null;
@@ -573,6 +579,7 @@ export class Channel implements AsyncIterable<Buffer> {
   /** Push one chunk through the decoder; if its next body waits for memory, keep the rest and hold. */
   #decode(chunk: Buffer): void {
     const decoder = this.#decoder;
+    this.#decoding = true;
     try {
       if (this.#budget === undefined) decoder.push(chunk, this.#onFrame);
       else {
@@ -589,6 +596,8 @@ export class Channel implements AsyncIterable<Buffer> {
       // Bad bytes from the peer; a malformed answer to our tinyproto header fails the send waiting for it with that error.
       if (this.#ackWaiter !== null && error instanceof ProtocolError) this.#ackIO.acked(error);
       this.#fail(error as Error);
+    } finally {
+      this.#decoding = false;
     }
   }
 
