@@ -112,7 +112,7 @@ export class Channel implements AsyncIterable<Buffer> {
 
   // Receive side.
   /** Messages received and not yet taken, and the recv() calls waiting for one. */
-  readonly #received: ReceiveQueue;
+  readonly #receiveQueue: ReceiveQueue;
   /** Why decoding is held: HOLD_* bits, 0 = decode as bytes arrive. */
   #holds = 0;
   /** The rest of a chunk the decoder stopped in (its next body waits for memory), or the handshake's leftover: decoded first. */
@@ -222,7 +222,7 @@ export class Channel implements AsyncIterable<Buffer> {
       },
       this.framing.acknowledged ? this.#ackIO : undefined,
     );
-    this.#received = new ReceiveQueue(this.framing.hasType, this.#onTake);
+    this.#receiveQueue = new ReceiveQueue(this.framing.hasType, this.#onTake);
     this.#watchdog = new Watchdog(
       {
         decoder: this.#decoder,
@@ -487,7 +487,7 @@ export class Channel implements AsyncIterable<Buffer> {
    * with the error that ended the channel.
    */
   recv(options?: RecvOptions): Promise<Buffer> {
-    return this.#received.recv(options, false) as Promise<Buffer>;
+    return this.#receiveQueue.recv(options, false) as Promise<Buffer>;
   }
 
   /**
@@ -496,18 +496,18 @@ export class Channel implements AsyncIterable<Buffer> {
    * `const msg = ch.tryRecv() ?? (await ch.recv())`.
    */
   tryRecv(): Buffer | undefined {
-    return this.#received.tryRecv();
+    return this.#receiveQueue.tryRecv();
   }
 
   /** Like recv(), with the frame's type field: `{ type, data }`. */
   recvFrame(options?: RecvOptions): Promise<Frame> {
-    return this.#received.recv(options, true) as Promise<Frame>;
+    return this.#receiveQueue.recv(options, true) as Promise<Frame>;
   }
 
   /** A message left the receive queue (taken, or handed straight to a waiting recv()): it is no longer held. */
   readonly #onTake = (body: Buffer): void => {
     this.#releaseBody(body);
-    if ((this.#holds & HOLD_UNREAD) !== 0 && this.#received.bytes <= this.#recvHWM >>> 1) this.#unhold(HOLD_UNREAD);
+    if ((this.#holds & HOLD_UNREAD) !== 0 && this.#receiveQueue.bytes <= this.#recvHWM >>> 1) this.#unhold(HOLD_UNREAD);
   };
 
   /** A body no longer held by this channel gives its bytes back to the memory budget. */
@@ -523,7 +523,7 @@ export class Channel implements AsyncIterable<Buffer> {
     }
     this.#framesReceived++;
     this.#framesReceivedBytes += body.length;
-    if (!this.#received.push(body, type) && this.#received.bytes > this.#recvHWM) this.#hold(HOLD_UNREAD);
+    if (!this.#receiveQueue.push(body, type) && this.#receiveQueue.bytes > this.#recvHWM) this.#hold(HOLD_UNREAD);
   };
 
   // ---------------------------------------------------------------- flow control
@@ -672,7 +672,7 @@ export class Channel implements AsyncIterable<Buffer> {
 
   /** Messages received but not yet taken by recv(). */
   get bufferedMessages(): number {
-    return this.#received.length;
+    return this.#receiveQueue.length;
   }
 
   /**
@@ -740,8 +740,8 @@ export class Channel implements AsyncIterable<Buffer> {
       this.#error = new ChannelClosedError('channel was closed', this.#error ? { cause: this.#error } : undefined);
     }
     // Discard unread messages and fail waiting recvs: the user asked for no more.
-    for (const body of this.#received.clear()) this.#releaseBody(body);
-    this.#received.end(this.#error);
+    for (const body of this.#receiveQueue.clear()) this.#releaseBody(body);
+    this.#receiveQueue.end(this.#error);
     // Keep reading (and discarding, without allocating a body) so the peer's end arrives.
     this.#holds = 0;
     this.#readOn();
@@ -795,7 +795,7 @@ export class Channel implements AsyncIterable<Buffer> {
   /** Receiving has ended: the waiting recv (if the inbox is empty) rejects; queued ones follow. */
   #endReceive(): void {
     this.#handshakeReader?.fail(this.#error!);
-    this.#received.end(this.#error!);
+    this.#receiveQueue.end(this.#error!);
   }
 
   readonly #onEnd = (): void => {
