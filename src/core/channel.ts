@@ -22,7 +22,7 @@ import { checkTimeout } from '../validate.js';
 import { handledRejection, noop, settlesWithin } from '../util.js';
 import { connectChannel, peerCertificateOf } from './connect.js';
 import { Deque } from './deque.js';
-import { ReceiveQueue } from './receive.js';
+import { MESSAGE_OVERHEAD, ReceiveQueue } from './receive.js';
 import { RawReader, handshakeOf, runHandshake } from './handshake.js';
 import { Listener } from './listener.js';
 import { publishClose, publishConnect, publishError } from './diagnostics.js';
@@ -117,7 +117,7 @@ export class Channel implements AsyncIterable<Buffer> {
   #holds = 0;
   /** The rest of a chunk the decoder stopped in (its next body waits for memory), or the handshake's leftover: decoded first. */
   #undecoded: Buffer | null = null;
-  /** Chunks read while decoding is held, in order, and their bytes (the transport pauses at READ_AHEAD). */
+  /** Chunks read while decoding is held, in order, and their bytes plus MESSAGE_OVERHEAD each (the transport pauses at READ_AHEAD). */
   readonly #readAhead = new Deque<Buffer>();
   #readAheadBytes = 0;
   /** True while a chunk is in the decoder, which is not reentrant. */
@@ -558,7 +558,7 @@ export class Channel implements AsyncIterable<Buffer> {
           if (this.#stream.isPaused()) this.#stream.resume();
           return;
         }
-        this.#readAheadBytes -= chunk.length;
+        this.#readAheadBytes -= chunk.length + MESSAGE_OVERHEAD;
       }
       this.#decode(chunk);
     }
@@ -571,7 +571,7 @@ export class Channel implements AsyncIterable<Buffer> {
     else {
       // Held: read ahead, in order, without decoding; pause the transport once that is full.
       this.#readAhead.push(chunk);
-      this.#readAheadBytes += chunk.length;
+      this.#readAheadBytes += chunk.length + MESSAGE_OVERHEAD; // its object counts too: a trickle of 1-byte reads
       if (this.#readAheadBytes >= READ_AHEAD && !this.#stream.isPaused()) this.#stream.pause();
     }
   };

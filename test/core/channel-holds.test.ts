@@ -116,6 +116,23 @@ test('bytesRead moves as bytes arrive, read-ahead included (what a heartbeat abo
   ch.destroy();
 });
 
+test('a trickle of tiny reads while decoding is held counts each read: the read-ahead pauses after about 1,000 of them, not 64 Ki', async () => {
+  const s = new ManualStream();
+  const ch = new Channel(s, { highWaterMark: 100 });
+  s.feed(numbered(2, 100).wire);
+  await turn();
+  assert.ok(ch.holdsReading);
+  let fed = 0;
+  for (; fed < 64 * 1024 && !s.isPaused(); fed++) {
+    s.feed(Buffer.from([0x0d])); // one byte per read
+    if (fed % 256 === 0) await turn();
+  }
+  await turn();
+  assert.ok(s.isPaused(), 'paused');
+  assert.ok(fed <= READ_AHEAD / 64 + 256, `paused after ${fed} one-byte reads`);
+  ch.destroy();
+});
+
 test('no unhandled rejection, socket or timer left', async () => {
   for (let i = 0; i < 100 && openHandles().length > 0; i++) await sleep(10);
   assert.equal(unhandled, []);
