@@ -22,11 +22,12 @@ import { checkTimeout } from '../validate.js';
 import { handledRejection, noop, settlesWithin } from '../util.js';
 import { connectChannel, peerCertificateOf } from './connect.js';
 import { Deque } from './deque.js';
+import { MESSAGE_OVERHEAD, ReceiveQueue } from './receive.js';
 import { RawReader, handshakeOf, runHandshake } from './handshake.js';
 import { Listener } from './listener.js';
 import { publishClose, publishConnect, publishError } from './diagnostics.js';
 import { messages } from './iterator.js';
-import type { PendingSend, Waiter } from './pending.js';
+import type { PendingSend } from './pending.js';
 import { Watchdog } from './watchdog.js';
 import type { DirectReader, ReadTarget } from './reader.js';
 import { BudgetShare } from './budget.js';
@@ -37,7 +38,6 @@ import {
   DEFAULT_CLOSE_TIMEOUT,
   checkChannelOptions,
   checkSendType,
-  recvDeadline,
   type ChannelInternals,
   type ChannelOptions,
   type ChannelStats,
@@ -49,9 +49,6 @@ import {
   type SendOptions,
 } from './options.js';
 
-/** Bookkeeping bytes counted per queued inbound message on top of its body, so empty messages count too. */
-const MESSAGE_OVERHEAD = 64;
-
 const RESOLVED: Promise<void> = Promise.resolve();
 
 // Lifecycle states, in order.
@@ -59,6 +56,24 @@ const HANDSHAKE = 0;
 const OPEN = 1;
 const CLOSING = 2;
 const CLOSED = 3;
+
+// Why decoding is held, as bits of Channel.#holds. #readOn() is the one place that decides whether
+// to read on; a new reason is a new bit here, set with #hold() and cleared with #unhold().
+/** Unread messages passed the high-water mark (cleared once recv() drains them to half of it). */
+const HOLD_UNREAD = 1;
+/** The peer does not read our tinyproto answers (cleared when the transport drains). */
+const HOLD_ANSWERS = 2;
+/** The next body waits for the listener's memory budget (cleared when some is released). */
+const HOLD_MEMORY = 4;
+/** The framing's handshake reads the bytes (cleared once it is done). */
+const HOLD_HANDSHAKE = 8;
+/** Holds the peer brought on itself (announcing a body that must wait): its timeouts still run. */
+const HOLDS_OF_THE_PEER = HOLD_MEMORY;
+/**
+ * While decoding is held the channel still reads, undecoded, this many bytes ahead before it
+ * pauses the transport, so a peer's end (FIN or reset) just behind what it sent is seen.
+ */
+export const READ_AHEAD = 64 * 1024;
 
 /**
  * One connection carrying framed messages. send() and recv() may be called concurrently: sends
@@ -96,35 +111,32 @@ export class Channel implements AsyncIterable<Buffer> {
   #resolveClosed!: (error: Error | undefined) => void;
 
   // Receive side.
-  readonly #inbox = new Deque<Buffer>();
-  /** Type fields of the inbox, for framings that have them. */
-  readonly #inboxTypes: Deque<number> | null;
-  #inboxBytes = 0;
-  /** Reading paused because unread messages passed the high-water mark (resumes as recv() drains them). */
-  #paused = false;
-  /** Reading paused because the peer does not read our tinyproto answers (resumes on drain). */
-  #answersPaused = false;
+  /** Messages received and not yet taken, and the recv() calls waiting for one. */
+  readonly #receiveQueue: ReceiveQueue;
+  /** Why decoding is held: HOLD_* bits, 0 = decode as bytes arrive. */
+  #holds = 0;
+  /** The rest of a chunk the decoder stopped in (its next body waits for memory), or the handshake's leftover: decoded first. */
+  #undecoded: Buffer | null = null;
+  /** Chunks read while decoding is held, in order, and their bytes plus MESSAGE_OVERHEAD each (the transport pauses at READ_AHEAD). */
+  readonly #readAhead = new Deque<Buffer>();
+  #readAheadBytes = 0;
+  /** True while a chunk is in the decoder, which is not reentrant. */
+  #decoding = false;
+  /** Set once the peer's end has been read: bodies not wholly received are passed over, not allocated. */
+  #atEof = false;
   /** The listener's memory budget for bodies of BODY_BUDGET_MIN and up (server side), and what this channel holds of it. */
   readonly #budget: BudgetShare | undefined;
-  /** Bytes read but not decoded because the next body waits for memory (reading is paused meanwhile). */
-  #stashed: Buffer | null = null;
-  /** The one recv() waiting for the next frame, when the inbox is empty. */
-  #waiter: Waiter | null = null;
-  /** Queued recv() tasks waiting for the current waiter to settle. */
-  #waiterIdle: (() => void)[] = [];
-  /** The receive mutex: only recv() calls that must wait behind another go through it. */
-  readonly #recvQueue = new PQueue({ concurrency: 1 });
-  /** recv() calls not yet settled that took the slow path (the waiter, or queued): 0 = uncontended. */
-  #recvBusy = 0;
   /** Frames decoded and their body bytes, for stats (the writer counts the sent ones). */
-  #received = 0;
-  #receivedBytes = 0;
+  #framesReceived = 0;
+  #framesReceivedBytes = 0;
+  /** Raw bytes read from the transport, read-ahead included (idleTimeout, and the heartbeat of a layer above). */
+  #bytesRead = 0;
   /** The socket's direct reader (reader.ts), when it reads through one. */
   readonly #reader: DirectReader | undefined;
   /** Released messages' memory, reused for large bodies (release()). */
   readonly #bodies = new BodyPool();
-  /** Raw bytes read during the handshake. */
-  #raw: RawReader | null = null;
+  /** Reads the raw bytes while the framing's handshake runs; null once it is done. */
+  #handshakeReader: RawReader | null = null;
 
   // Send side.
   /** The send mutex: only sends that must wait (backpressure, handshake) go through it. */
@@ -146,8 +158,14 @@ export class Channel implements AsyncIterable<Buffer> {
   /** The direct receive path (reader.ts): large bodies in progress are read straight into. */
   readonly #readTarget: ReadTarget = {
     data: (chunk) => this.#onData(chunk),
-    space: (min) => (this.#raw === null && this.#stashed === null ? (this.#decoder.bodySpace?.(min) ?? null) : null),
-    filled: (n) => this.#decoder.bodyFilled!(n, this.#onFrame),
+    space: (min) =>
+      this.#holds === 0 && this.#undecoded === null && this.#readAhead.length === 0
+        ? (this.#decoder.bodySpace?.(min) ?? null)
+        : null,
+    filled: (n) => {
+      this.#bytesRead += n;
+      this.#decoder.bodyFilled!(n, this.#onFrame);
+    },
   };
 
   readonly #ackIO: AckIO = {
@@ -167,10 +185,9 @@ export class Channel implements AsyncIterable<Buffer> {
             'a tinyproto answer (the peer does not read its answers)',
           ),
         );
-      } else if (queued >= this.#sendHWM && !this.#answersPaused) {
-        this.#answersPaused = true;
+      } else if (queued >= this.#sendHWM && (this.#holds & HOLD_ANSWERS) === 0) {
+        this.#hold(HOLD_ANSWERS);
         this.#writer.flush();
-        stream.pause();
       }
     },
     acked: (error) => {
@@ -195,16 +212,26 @@ export class Channel implements AsyncIterable<Buffer> {
     this.#sendLimit = Math.min(this.maxMessageSize, this.framing.maxEncodableSize);
     this.#budget = options.budget === undefined ? undefined : new BudgetShare(options.budget);
     this.#decoder = this.framing.createDecoder(
-      { maxMessageSize: this.maxMessageSize, reserve: this.#budget?.reserve, alloc: this.#bodies.alloc },
+      {
+        maxMessageSize: this.maxMessageSize,
+        reserve: this.#budget?.reserve,
+        alloc: this.#bodies.alloc,
+        // Closing (what still arrives is discarded) or at the peer's end (nothing more will come):
+        // a body not wholly in hand is passed over, never allocated.
+        discard: () => this.#state >= CLOSING || this.#atEof,
+      },
       this.framing.acknowledged ? this.#ackIO : undefined,
     );
-    this.#inboxTypes = this.framing.hasType ? new Deque<number>() : null;
+    this.#receiveQueue = new ReceiveQueue(this.framing.hasType, this.#onTake);
     this.#watchdog = new Watchdog(
       {
         decoder: this.#decoder,
         maxHeaderLength: this.framing.maxHeaderLength,
         active: () => this.#state === OPEN,
-        paused: () => this.#paused || this.#stashed !== null,
+        bytesRead: () => this.#bytesRead,
+        holding: () => this.#heldByUs(),
+        blocking: () => this.peerBlocked,
+        contended: () => this.#budget?.contended === true && (this.#holds & HOLD_MEMORY) === 0,
         fail: (error) => this.#fail(error),
       },
       o.headerTimeout,
@@ -228,7 +255,8 @@ export class Channel implements AsyncIterable<Buffer> {
     const run = handshakeOf(this.framing, o.auth);
     if (run !== undefined) {
       this.#state = HANDSHAKE;
-      this.#raw = new RawReader(stream, this.#recvHWM);
+      this.#holds = HOLD_HANDSHAKE;
+      this.#handshakeReader = new RawReader(stream, this.#recvHWM);
       this.ready = this.#handshake(run, options.isServer ?? false, handshakeTimeout);
       this.ready.catch(noop);
     } else {
@@ -442,10 +470,7 @@ export class Channel implements AsyncIterable<Buffer> {
   }
 
   readonly #onDrain = (): void => {
-    if (this.#answersPaused) {
-      this.#answersPaused = false;
-      if (!this.#paused && this.#stashed === null) this.#stream.resume(); // closing too: the peer's end must arrive
-    }
+    if ((this.#holds & HOLD_ANSWERS) !== 0) this.#unhold(HOLD_ANSWERS); // closing too: the peer's end must arrive
     const wake = this.#drainWaiter;
     if (wake) {
       this.#drainWaiter = null;
@@ -462,10 +487,7 @@ export class Channel implements AsyncIterable<Buffer> {
    * with the error that ended the channel.
    */
   recv(options?: RecvOptions): Promise<Buffer> {
-    // Uncontended with a message buffered: no queue, one resolved promise.
-    if (this.#recvBusy === 0 && this.#inbox.length > 0 && options === undefined)
-      return Promise.resolve(this.#takeBody());
-    return this.#recv(options, false) as Promise<Buffer>;
+    return this.#receiveQueue.recv(options, false) as Promise<Buffer>;
   }
 
   /**
@@ -474,145 +496,90 @@ export class Channel implements AsyncIterable<Buffer> {
    * `const msg = ch.tryRecv() ?? (await ch.recv())`.
    */
   tryRecv(): Buffer | undefined {
-    return this.#recvBusy === 0 && this.#inbox.length > 0 ? this.#takeBody() : undefined;
+    return this.#receiveQueue.tryRecv();
   }
 
   /** Like recv(), with the frame's type field: `{ type, data }`. */
   recvFrame(options?: RecvOptions): Promise<Frame> {
-    return this.#recv(options, true) as Promise<Frame>;
+    return this.#receiveQueue.recv(options, true) as Promise<Frame>;
   }
 
-  #recv(options: RecvOptions | undefined, frame: boolean): Promise<Buffer | Frame> {
-    if (this.#recvBusy === 0 && options === undefined) {
-      // Uncontended, no signal or timeout to check first: an already-buffered message takes no queue.
-      if (this.#inbox.length > 0) return Promise.resolve(this.#take(frame));
-      if (this.#error !== undefined) return Promise.reject(this.#error);
-      return this.#wait(undefined, frame);
-    }
-    return this.#recvSlow(options ?? {}, frame);
-  }
-
-  #recvSlow(options: RecvOptions, frame: boolean): Promise<Buffer | Frame> {
-    const limit = recvDeadline(options);
-    if ('error' in limit) return Promise.reject(limit.error);
-    const cancel = limit.signal;
-    let p: Promise<Buffer | Frame>;
-    if (this.#recvBusy === 0) {
-      p =
-        this.#inbox.length > 0
-          ? Promise.resolve(this.#take(frame))
-          : this.#error
-            ? Promise.reject(this.#error)
-            : this.#wait(cancel, frame);
-    } else {
-      this.#recvBusy++;
-      p = this.#recvQueue.add(() => this.#queuedRecv(cancel, frame), { signal: cancel }) as Promise<Buffer | Frame>;
-      p.then(this.#recvDone, this.#recvDone);
-    }
-    if (limit.dispose !== noop) p.then(limit.dispose, limit.dispose);
-    return p;
-  }
-
-  readonly #recvDone = (): void => {
-    this.#recvBusy--;
+  /** A message left the receive queue (taken, or handed straight to a waiting recv()): it is no longer held. */
+  readonly #onTake = (body: Buffer): void => {
+    this.#releaseBody(body);
+    if ((this.#holds & HOLD_UNREAD) !== 0 && this.#receiveQueue.bytes <= this.#recvHWM >>> 1) this.#unhold(HOLD_UNREAD);
   };
 
-  /** A recv that had to queue behind others: runs under the receive mutex. */
-  async #queuedRecv(cancel: AbortSignal | undefined, frame: boolean): Promise<Buffer | Frame> {
-    while (this.#waiter !== null) await new Promise<void>((resolve) => this.#waiterIdle.push(resolve));
-    // p-queue has already rejected an aborted task; make sure it takes nothing.
-    cancel?.throwIfAborted();
-    if (this.#inbox.length > 0) return this.#take(frame);
-    if (this.#error !== undefined) throw this.#error;
-    return this.#wait(cancel, frame);
-  }
-
-  #wait(cancel: AbortSignal | undefined, frame: boolean): Promise<Buffer | Frame> {
-    return new Promise((resolve, reject) => {
-      const waiter: Waiter = { resolve, reject, frame, cancel, onAbort: undefined };
-      if (cancel) {
-        waiter.onAbort = () => {
-          if (this.#waiter !== waiter) return;
-          this.#waiter = null;
-          this.#recvBusy--;
-          reject(cancel.reason);
-          this.#wakeQueued();
-        };
-        cancel.addEventListener('abort', waiter.onAbort, { once: true });
-      }
-      this.#waiter = waiter;
-      this.#recvBusy++;
-    });
-  }
-
-  #wakeQueued(): void {
-    if (this.#waiterIdle.length === 0) return;
-    const wake = this.#waiterIdle;
-    this.#waiterIdle = [];
-    for (const fn of wake) fn();
-  }
-
-  /** Settle the waiting recv with a frame or an error. */
-  #settleWaiter(waiter: Waiter, body: Buffer | undefined, type: number, error?: unknown): void {
-    this.#waiter = null;
-    this.#recvBusy--;
-    if (waiter.onAbort) waiter.cancel!.removeEventListener('abort', waiter.onAbort);
-    if (body === undefined) waiter.reject(error);
-    else waiter.resolve(waiter.frame ? { type, data: body } : body);
-    this.#wakeQueued();
-  }
-
-  #take(frame: boolean): Buffer | Frame {
-    if (!frame) return this.#takeBody();
-    const type = this.#inboxTypes === null ? 0 : this.#inboxTypes.peek()!;
-    return { type, data: this.#takeBody() };
-  }
-
-  /** Take the next buffered message (the inbox is not empty). */
-  #takeBody(): Buffer {
-    const body = this.#inbox.shift()!;
-    if (this.#inboxTypes !== null) this.#inboxTypes.shift();
-    this.#inboxBytes -= body.length + MESSAGE_OVERHEAD;
+  /** A body no longer held by this channel gives its bytes back to the memory budget. */
+  #releaseBody(body: Buffer): void {
     if (body.length >= BODY_BUDGET_MIN && this.#budget !== undefined) this.#budget.release(body.length);
-    if (this.#paused && this.#inboxBytes <= this.#recvHWM >>> 1) {
-      this.#paused = false;
-      if (this.#state < CLOSING && !this.#answersPaused && this.#stashed === null) this.#stream.resume();
-    }
-    return body;
   }
 
   readonly #onFrame = (body: Buffer, type: number): void => {
-    const waiter = this.#waiter;
-    if (this.#state >= CLOSING || waiter !== null) {
-      // Closed locally (the user asked for no more: discarded), or taken at once: no longer held.
-      if (body.length >= BODY_BUDGET_MIN && this.#budget !== undefined) this.#budget.release(body.length);
-      if (this.#state >= CLOSING) return;
-    }
-    this.#received++;
-    this.#receivedBytes += body.length;
-    if (waiter !== null) {
-      this.#settleWaiter(waiter, body, type);
+    if (this.#state >= CLOSING) {
+      // Closed locally (the peer's end decodes what came before it first): the user asked for no more.
+      this.#releaseBody(body);
       return;
     }
-    this.#inbox.push(body);
-    if (this.#inboxTypes !== null) this.#inboxTypes.push(type);
-    this.#inboxBytes += body.length + MESSAGE_OVERHEAD;
-    if (!this.#paused && this.#inboxBytes > this.#recvHWM) {
-      this.#paused = true;
-      this.#stream.pause();
+    this.#framesReceived++;
+    this.#framesReceivedBytes += body.length;
+    if (!this.#receiveQueue.push(body, type) && this.#receiveQueue.bytes > this.#recvHWM) this.#hold(HOLD_UNREAD);
+  };
+
+  // ---------------------------------------------------------------- flow control
+
+  #hold(reason: number): void {
+    this.#holds |= reason;
+  }
+
+  #unhold(reason: number): void {
+    this.#holds &= ~reason;
+    if (this.#holds === 0) this.#readOn();
+  }
+
+  /** True while decoding is held for a reason of ours, not the peer's: its timeouts wait. */
+  #heldByUs(): boolean {
+    return (this.#holds & ~HOLDS_OF_THE_PEER) !== 0;
+  }
+
+  /**
+   * The one decision about reading: while any hold remains, what arrives is read ahead (up to
+   * READ_AHEAD bytes, then the transport pauses); once none does, decode what was read ahead, in
+   * order, and read on.
+   */
+  #readOn(): void {
+    if (this.#decoding) return; // a hold cleared from inside the decoder: the loop around it reads on
+    while (this.#holds === 0 && !this.#failed && this.#state !== CLOSED) {
+      let chunk = this.#undecoded;
+      if (chunk !== null) this.#undecoded = null;
+      else {
+        chunk = this.#readAhead.shift() ?? null;
+        if (chunk === null) {
+          if (this.#stream.isPaused()) this.#stream.resume();
+          return;
+        }
+        this.#readAheadBytes -= chunk.length + MESSAGE_OVERHEAD;
+      }
+      this.#decode(chunk);
+    }
+  }
+
+  readonly #onData = (chunk: Buffer): void => {
+    this.#bytesRead += chunk.length;
+    if (this.#handshakeReader !== null) this.#handshakeReader.feed(chunk);
+    else if (this.#holds === 0 && this.#undecoded === null && this.#readAhead.length === 0) this.#decode(chunk);
+    else {
+      // Held: read ahead, in order, without decoding; pause the transport once that is full.
+      this.#readAhead.push(chunk);
+      this.#readAheadBytes += chunk.length + MESSAGE_OVERHEAD; // its object counts too: a trickle of 1-byte reads
+      if (this.#readAheadBytes >= READ_AHEAD && !this.#stream.isPaused()) this.#stream.pause();
     }
   };
 
-  readonly #onData = (chunk: Buffer): void => {
-    if (this.#raw !== null) {
-      this.#raw.feed(chunk);
-      return;
-    }
-    if (this.#stashed !== null) {
-      this.#stashed = Buffer.concat([this.#stashed, chunk]); // arrived while pausing: keep it in order
-      return;
-    }
+  /** Push one chunk through the decoder; if its next body waits for memory, keep the rest and hold. */
+  #decode(chunk: Buffer): void {
     const decoder = this.#decoder;
+    this.#decoding = true;
     try {
       if (this.#budget === undefined) decoder.push(chunk, this.#onFrame);
       else {
@@ -620,9 +587,8 @@ export class Channel implements AsyncIterable<Buffer> {
         decoder.push(chunk, this.#onFrame);
         const used = decoder.offset - start;
         if (used < chunk.length) {
-          // The next body waits for memory: hold the rest, stop reading, go on once some is released.
-          this.#stashed = chunk.subarray(used);
-          this.#stream.pause();
+          this.#undecoded = chunk.subarray(used);
+          this.#hold(HOLD_MEMORY);
           this.#budget.wait(this.#memoryReleased);
         }
       }
@@ -630,17 +596,39 @@ export class Channel implements AsyncIterable<Buffer> {
       // Bad bytes from the peer; a malformed answer to our tinyproto header fails the send waiting for it with that error.
       if (this.#ackWaiter !== null && error instanceof ProtocolError) this.#ackIO.acked(error);
       this.#fail(error as Error);
+    } finally {
+      this.#decoding = false;
     }
+  }
+
+  /** Memory was released somewhere: try the body that waits for it again. */
+  readonly #memoryReleased = (): void => {
+    if ((this.#holds & HOLD_MEMORY) !== 0) this.#unhold(HOLD_MEMORY);
   };
 
-  /** Memory was released somewhere: push what was held back, and read again if it all went in. */
-  readonly #memoryReleased = (): void => {
-    const rest = this.#stashed;
-    if (rest === null || this.#state === CLOSED) return;
-    this.#stashed = null;
-    this.#onData(rest);
-    if (this.#stashed === null && !this.#paused && !this.#answersPaused && this.#state < CLOSING) this.#stream.resume();
-  };
+  /**
+   * The peer's end has been read: decode everything read before it, whatever holds reading (the
+   * bytes are in memory already, and recv() delivers them before it reports the end). A body not
+   * wholly among them can never complete, so it is passed over rather than allocated.
+   */
+  #decodeToEnd(): void {
+    this.#atEof = true;
+    const parts: Buffer[] = [];
+    if (this.#undecoded !== null) parts.push(this.#undecoded);
+    for (let c = this.#readAhead.shift(); c !== undefined; c = this.#readAhead.shift()) parts.push(c);
+    this.#undecoded = null;
+    this.#readAheadBytes = 0;
+    // One chunk, so a body that lies within what was read is seen whole (a view, no allocation).
+    if (parts.length > 0) this.#decode(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
+    this.#undecoded = null; // the rest of a body that can never complete
+  }
+
+  /** The transport closed or failed: what was read ahead is not decoded. */
+  #dropReadAhead(): void {
+    this.#undecoded = null;
+    this.#readAhead.drain();
+    this.#readAheadBytes = 0;
+  }
 
   /**
    * Messages until the peer closes at a frame boundary. Breaking out does not close the channel:
@@ -684,7 +672,34 @@ export class Channel implements AsyncIterable<Buffer> {
 
   /** Messages received but not yet taken by recv(). */
   get bufferedMessages(): number {
-    return this.#inbox.length;
+    return this.#receiveQueue.length;
+  }
+
+  /**
+   * @internal Raw bytes read from the transport so far, bytes read ahead included. A layer above
+   * (RequestChannel's heartbeat) compares it between ticks: it moves whenever the peer reached us.
+   */
+  get bytesRead(): number {
+    return this.#bytesRead;
+  }
+
+  /**
+   * @internal True while the channel, for reasons of its own (unread messages, unread tinyproto
+   * answers), has stopped reading with its read-ahead full: the peer cannot reach us now, so its
+   * silence is not its fault. Waiting for the memory budget is the peer's doing and does not count.
+   */
+  get peerBlocked(): boolean {
+    return this.#heldByUs() && this.#stream.isPaused();
+  }
+
+  /** @internal True while decoding is held for any reason (what arrives is read ahead, undecoded): for tests. */
+  get holdsReading(): boolean {
+    return this.#holds !== 0;
+  }
+
+  /** @internal Undecoded bytes read ahead while decoding is held (at most about READ_AHEAD): for tests. */
+  get readAheadBytes(): number {
+    return this.#readAheadBytes + (this.#undecoded?.length ?? 0);
   }
 
   /** Messages and body bytes sent and received so far (see ChannelStats); a new object each read. */
@@ -693,9 +708,9 @@ export class Channel implements AsyncIterable<Buffer> {
     const bytesReadDirect = this.#reader?.directBytes ?? 0;
     return {
       messagesSent: w.sent,
-      messagesReceived: this.#received,
+      messagesReceived: this.#framesReceived,
       bytesSent: w.sentBytes,
-      bytesReceived: this.#receivedBytes,
+      bytesReceived: this.#framesReceivedBytes,
       bytesReadDirect,
     };
   }
@@ -721,22 +736,15 @@ export class Channel implements AsyncIterable<Buffer> {
     const timeout = checkTimeout('timeout', options?.timeout) ?? DEFAULT_CLOSE_TIMEOUT;
     const wasOpen = this.#state <= OPEN;
     if (this.#state < CLOSING) this.#state = CLOSING;
-    if (this.#budget !== undefined) this.#budget.closing = true; // what still arrives is discarded: it never waits
     if (!(this.#error instanceof ChannelClosedError) || wasOpen) {
       this.#error = new ChannelClosedError('channel was closed', this.#error ? { cause: this.#error } : undefined);
     }
     // Discard unread messages and fail waiting recvs: the user asked for no more.
-    this.#inbox.drain();
-    this.#inboxTypes?.drain();
-    this.#inboxBytes = 0;
-    if (this.#waiter) this.#settleWaiter(this.#waiter, undefined, 0, this.#error);
-    if (this.#paused || this.#answersPaused || this.#stashed !== null) {
-      this.#paused = this.#answersPaused = false;
-      const rest = this.#stashed;
-      this.#stashed = null;
-      if (rest !== null) this.#onData(rest); // closing: bodies need no memory now, they are discarded
-      this.#stream.resume(); // keep reading (and discarding) so the peer's end arrives
-    }
+    for (const body of this.#receiveQueue.clear()) this.#releaseBody(body);
+    this.#receiveQueue.end(this.#error);
+    // Keep reading (and discarding, without allocating a body) so the peer's end arrives.
+    this.#holds = 0;
+    this.#readOn();
     (this.#closing = this.#closeGracefully(timeout)).catch(noop);
     return this.#closing;
   }
@@ -786,15 +794,18 @@ export class Channel implements AsyncIterable<Buffer> {
 
   /** Receiving has ended: the waiting recv (if the inbox is empty) rejects; queued ones follow. */
   #endReceive(): void {
-    this.#raw?.fail(this.#error!);
-    const waiter = this.#waiter;
-    if (waiter !== null) this.#settleWaiter(waiter, undefined, 0, this.#error);
+    this.#handshakeReader?.fail(this.#error!);
+    this.#receiveQueue.end(this.#error!);
   }
 
   readonly #onEnd = (): void => {
-    if (this.#raw !== null || !this.#decoder.atBoundary) {
+    if (this.#handshakeReader === null) this.#decodeToEnd();
+    if (this.#failed) return;
+    if (this.#handshakeReader !== null || !this.#decoder.atBoundary) {
       const what =
-        this.#raw !== null ? 'connection closed during the handshake' : 'connection closed in the middle of a frame';
+        this.#handshakeReader !== null
+          ? 'connection closed during the handshake'
+          : 'connection closed in the middle of a frame';
       this.#fail(new UnexpectedEofError(what, { offset: this.#decoder.offset }));
       return;
     }
@@ -815,14 +826,14 @@ export class Channel implements AsyncIterable<Buffer> {
     this.#onDrain();
     this.#writer.release();
     this.#bodies.clear();
-    this.#stashed = null;
+    this.#dropReadAhead();
     this.#budget?.releaseAll(); // unread and unfinished bodies: nobody will take them now
     this.#resolveClosed(this.#failed ? this.#error : undefined);
     publishClose(this, this.#failed ? this.#error : undefined);
   };
 
   async #handshake(run: (io: HandshakeIO) => Promise<void>, isServer: boolean, timeout: number): Promise<void> {
-    const raw = this.#raw!;
+    const raw = this.#handshakeReader!;
     const stream = this.#stream;
     try {
       await runHandshake(stream, raw, run, isServer, timeout, this.framing.name);
@@ -832,13 +843,12 @@ export class Channel implements AsyncIterable<Buffer> {
     }
     if (this.#state !== HANDSHAKE) throw this.#closedError();
     this.#state = OPEN;
-    this.#raw = null;
+    this.#handshakeReader = null;
     this.#watchdog.start();
     publishConnect(this, isServer);
     const rest = raw.leftover();
-    if (rest.length > 0) this.#onData(rest);
-    if (this.#state === OPEN && stream.isPaused() && !this.#paused && !this.#answersPaused && this.#stashed === null)
-      stream.resume();
+    if (rest.length > 0) this.#undecoded = rest; // before anything read after it
+    this.#unhold(HOLD_HANDSHAKE);
   }
 }
 

@@ -8,8 +8,8 @@
  * Only what this channel allocated is taken back, and only the exact Buffer it handed out (not a
  * view, not a copy, not twice): anything else is refused, so a release can never hand out memory
  * the user (or the peer of a Channel.pair) still owns through another object. Bodies carry that
- * mark in a private field of their class, not in a WeakMap: a WeakMap entry per body kept bodies
- * alive until a full collection (receiver RSS 91 -> 310 MiB and half the speed on 1 MiB messages).
+ * mark in a private field of their class, not in a WeakMap: a WeakMap entry per body keeps the
+ * body alive until a full collection (bench/README.md, "The receive path", has the figures).
  */
 import { BodyView } from '../framing/body.js';
 

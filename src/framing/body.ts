@@ -42,7 +42,10 @@ export const BODY_BUDGET_MIN = 64 * 1024;
 export class BodyAssembler {
   readonly #reserve: DecoderLimits['reserve'];
   readonly #alloc: (length: number) => Buffer;
+  readonly #discard: (() => boolean) | undefined;
   #body: Buffer = EMPTY;
+  /** Bytes of a discarded body still to pass over (0: none). */
+  #skip = 0;
   #filled = 0;
   #type = 0;
   /** Length of the body waiting for `reserve` to allow it (0: none). */
@@ -55,6 +58,7 @@ export class BodyAssembler {
   constructor(limits: DecoderLimits) {
     this.#reserve = limits.reserve;
     this.#alloc = limits.alloc ?? allocBody;
+    this.#discard = limits.discard;
   }
 
   /**
@@ -68,6 +72,11 @@ export class BodyAssembler {
       return i;
     }
     const within = chunk.length - i >= length;
+    if (!within && this.#discard?.() === true) {
+      this.active = true;
+      this.#skip = length;
+      return this.fill(chunk, i, sink);
+    }
     if (length >= BODY_BUDGET_MIN && this.#reserve !== undefined && !this.#reserve(length, within)) {
       // No memory for it now: allocate nothing, consume nothing more; fill() asks again.
       this.#waitLength = length;
@@ -89,7 +98,7 @@ export class BodyAssembler {
 
   /** The unfilled rest of the body being filled when at least `min` bytes of it are due (to read straight into), else null. */
   space(min: number): Buffer | null {
-    if (!this.active || this.waiting) return null;
+    if (!this.active || this.waiting || this.#skip > 0) return null;
     const due = this.#body.length - this.#filled;
     return due >= min ? view(this.#body, this.#filled, due) : null;
   }
@@ -110,16 +119,29 @@ export class BodyAssembler {
     if (this.waiting) {
       const length = this.#waitLength;
       const within = chunk.length - i >= length;
-      if (!this.#reserve!(length, within)) return i;
+      if (!within && this.#discard?.() === true) {
+        this.#skip = length;
+      } else {
+        if (!this.#reserve!(length, within)) return i;
+        if (within) {
+          this.waiting = false;
+          this.#waitLength = 0;
+          this.active = false;
+          sink(view(chunk, i, length), this.#type);
+          return i + length;
+        }
+        this.#body = this.#alloc(length);
+        this.#filled = 0;
+      }
       this.waiting = false;
       this.#waitLength = 0;
-      if (within) {
-        this.active = false;
-        sink(view(chunk, i, length), this.#type);
-        return i + length;
-      }
-      this.#body = this.#alloc(length);
-      this.#filled = 0;
+    }
+    if (this.#skip > 0) {
+      // A discarded body: pass over its bytes, allocate and emit nothing.
+      const take = chunk.length - i < this.#skip ? chunk.length - i : this.#skip;
+      this.#skip -= take;
+      if (this.#skip === 0) this.active = false;
+      return i + take;
     }
     const body = this.#body;
     const want = body.length - this.#filled;

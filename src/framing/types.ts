@@ -27,6 +27,12 @@ export interface DecoderLimits {
    * the one emitted. The Channel reuses released messages through it (Channel.release()).
    */
   readonly alloc?: (length: number) => Buffer;
+  /**
+   * True when what still arrives is thrown away (the Channel is closing, or has read the peer's
+   * end): a body not wholly within the chunk is then passed over without being allocated or
+   * reserved, and never emitted.
+   */
+  readonly discard?: () => boolean;
 }
 
 /** An incremental, synchronous decoder for one connection's inbound byte stream. */

@@ -32,19 +32,19 @@ test('highWaterMark: reading pauses once more than it is unread, and resumes onc
   for (const m of messages.slice(0, 3)) s.feed(msgFrame(m));
   await turn();
   assert.is(ch.bufferedMessages, 3);
-  assert.not.ok(s.isPaused(), 'exactly highWaterMark unread (1000): still reading');
+  assert.not.ok(ch.holdsReading, 'exactly highWaterMark unread (1000): still reading');
   s.feed(msgFrame(messages[3]!)); // 1064 unread
   await turn();
-  assert.ok(s.isPaused(), 'more than highWaterMark unread: reading paused');
+  assert.ok(ch.holdsReading, 'more than highWaterMark unread: reading paused');
   s.feed(msgFrame(messages[4]!)); // arrives, but is not read while paused
   await turn();
   assert.is(ch.bufferedMessages, 4, 'nothing read while paused');
   assert.equal(await ch.recv(), messages[0]); // 1000 unread
   await turn();
-  assert.ok(s.isPaused(), 'still above half of highWaterMark');
+  assert.ok(ch.holdsReading, 'still above half of highWaterMark');
   assert.equal(await ch.recv(), messages[1]); // 500 unread: half
   await turn();
-  assert.not.ok(s.isPaused(), 'drained to half: reading again');
+  assert.not.ok(ch.holdsReading, 'drained to half: reading again');
   assert.is(ch.bufferedMessages, 3, 'what waited in the stream is read now');
   for (const m of messages.slice(2)) assert.equal(await ch.recv(), m);
   ch.destroy();
@@ -58,15 +58,15 @@ test('highWaterMark: a message taken by a waiting recv() is never counted as unr
   s.feed(msgFrame(big));
   assert.equal(await waiting, big);
   await turn();
-  assert.not.ok(s.isPaused());
+  assert.not.ok(ch.holdsReading);
   assert.is(ch.bufferedMessages, 0);
   // Unread, the same message pauses reading; taken, reading resumes.
   s.feed(msgFrame(big));
   await turn();
-  assert.ok(s.isPaused());
+  assert.ok(ch.holdsReading);
   assert.equal(await ch.recv(), big);
   await turn();
-  assert.not.ok(s.isPaused());
+  assert.not.ok(ch.holdsReading);
   ch.destroy();
 });
 
@@ -230,17 +230,17 @@ test('tinyproto: reading stops once a send high-water mark of our answers is unr
   await turn();
   s.feed(EMPTY);
   await turn();
-  assert.not.ok(s.isPaused(), 'two answers unread: under the mark');
+  assert.not.ok(ch.holdsReading, 'two answers unread: under the mark');
   s.feed(EMPTY); // the third answer reaches the mark
   await turn();
-  assert.ok(s.isPaused(), 'three answers unread: reading stops');
+  assert.ok(ch.holdsReading, 'three answers unread: reading stops');
   assert.is(ch.queuedBytes, 3);
   s.feed(EMPTY);
   await turn();
   assert.is(ch.bufferedMessages, 3, 'the fourth header waits unread');
   s.release(); // the peer reads its answers: 'drain'
   await turn();
-  assert.not.ok(s.isPaused(), 'reading again');
+  assert.not.ok(ch.holdsReading, 'reading again');
   assert.is(ch.bufferedMessages, 4);
   s.release();
   assert.equal(s.wire(), Buffer.alloc(4, 0xff), 'one FF answer per header');
@@ -253,7 +253,7 @@ test("tinyproto: close() while reading is paused for unread answers reads on, so
     s.feed(EMPTY);
     await turn();
   }
-  assert.ok(s.isPaused(), 'three answers unread: reading stops');
+  assert.ok(ch.holdsReading, 'three answers unread: reading stops');
   const closing = ch.close({ timeout: 1000 });
   await turn();
   s.release(); // the peer reads its answers...
@@ -272,16 +272,16 @@ test('tinyproto: with unread messages above highWaterMark too, drain alone does 
       s.feed(EMPTY);
       await turn();
     }
-    assert.ok(s.isPaused());
+    assert.ok(ch.holdsReading);
     s.release(); // answers read, messages still unread
     await turn();
-    assert.ok(s.isPaused(), 'drain does not resume while messages are unread');
+    assert.ok(ch.holdsReading, 'drain does not resume while messages are unread');
     await ch.recv();
     await turn();
-    assert.ok(s.isPaused(), '128 bytes unread: above half of highWaterMark');
+    assert.ok(ch.holdsReading, '128 bytes unread: above half of highWaterMark');
     await ch.recv();
     await turn();
-    assert.not.ok(s.isPaused(), 'drained to half, answers read: reading again');
+    assert.not.ok(ch.holdsReading, 'drained to half, answers read: reading again');
     ch.destroy();
   }
   {
@@ -293,10 +293,10 @@ test('tinyproto: with unread messages above highWaterMark too, drain alone does 
     await ch.recv();
     await ch.recv();
     await turn();
-    assert.ok(s.isPaused(), 'messages drained, but our answers are still unread');
+    assert.ok(ch.holdsReading, 'messages drained, but our answers are still unread');
     s.release();
     await turn();
-    assert.not.ok(s.isPaused(), 'answers read too: reading again');
+    assert.not.ok(ch.holdsReading, 'answers read too: reading again');
     ch.destroy();
   }
 });
