@@ -60,9 +60,12 @@ export function describeError(e: unknown, where: { action?: 'listen' | 'connect'
       return `connection to ${at} reset by the peer (ECONNRESET)`;
     case 'ETIMEDOUT':
       return `connection to ${at} timed out (ETIMEDOUT)`;
+    case 'ERR_MESSAGE_TOO_LARGE':
+      // Ours to send (MessageTooLargeError's 'send' direction), or announced by the peer.
+      if (message.startsWith('cannot send')) return `${message} (${code})`;
+      return `malformed frame from ${at}: ${message} (${code})`;
     case 'ERR_PROTOCOL':
     case 'ERR_UNEXPECTED_EOF':
-    case 'ERR_MESSAGE_TOO_LARGE':
       return `malformed frame from ${at}: ${message} (${code})`;
     case undefined:
       return message;
@@ -87,6 +90,7 @@ export function printable(data: Uint8Array): string | undefined {
     return undefined;
   }
   // C0 controls other than \t \n \r, DEL, and C1 controls make it binary.
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point
   return /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/.test(text) ? undefined : text;
 }
 

@@ -166,6 +166,14 @@ export function program(): Command {
         .default(16)
         .argParser(positiveInt('--window')),
     )
+    .addOption(
+      new Option(
+        '-t, --timeout <seconds>',
+        'to connect, and the longest wait for an echo while messages are in flight; then exit 124',
+      )
+        .default(10)
+        .argParser(seconds),
+    )
     .addOption(framingOption())
     .addHelpText(
       'after',

@@ -121,7 +121,8 @@ export async function connectCommand(addressText: string, flags: ConnectFlags): 
     }
   } catch (e) {
     if (e instanceof CliError) fail(e);
-    ended((await ch.closed) ?? e);
+    // A send refused here (too large for the framing) leaves the channel open: `closed` would never come.
+    ended(ch.isOpen ? e : ((await ch.closed) ?? e));
     process.exit(0);
   }
   // End of stdin: wait for a reply to every message, or until the peer is quiet for --wait seconds.
