@@ -373,6 +373,44 @@ test('a server of another framing: connect, send and bench fail in one line with
   }
 });
 
+test('a lax server of another framing (it waits for the rest of a frame it misread): connect and send say so', async () => {
+  // ltprotocol reads our MSG frame's "\r\n" as a 3,338-byte length and waits for that body.
+  const lax = await listen(['--framing', 'ltprotocol']);
+  const hint = 'does it use the same framing? (--framing; this side uses msg)';
+  try {
+    const s = await run(['send', String(lax.port), 'hi', '--expect', '1', '--timeout', '0.5']);
+    oneLine(s.stderr);
+    assert.is(s.stderr, `msgchannel: no reply from 127.0.0.1:${lax.port} within 0.5 s (ERR_TIMEOUT): ${hint}\n`);
+    assert.is(s.status, 124);
+    const c = await run(['connect', String(lax.port), '--wait', '0.3'], { input: 'one\ntwo\n' });
+    assert.is(c.stdout, '');
+    assert.is(
+      c.stderr,
+      `msgchannel: no reply from 127.0.0.1:${lax.port} to 2 messages (--wait 0.3 s after the end of input); if one was due: ${hint}\n`,
+    );
+    assert.is(c.status, 0, 'no reply is not a failure for connect (a server may have nothing to say), as with netcat');
+    // Nothing was expected: send says so, and that it sent.
+    const quiet = await run(['send', String(lax.port), 'a', 'b']);
+    assert.is(quiet.stdout, '');
+    assert.is(
+      quiet.stderr,
+      `msgchannel: sent 2 messages to 127.0.0.1:${lax.port}; no reply expected (--expect 0; --expect N waits for N replies and prints them)\n`,
+    );
+    assert.is(quiet.status, 0);
+  } finally {
+    await lax.stop();
+  }
+  // Some reply came: no question.
+  const { listener, port } = await echoServer();
+  try {
+    const answered = await run(['connect', String(port), '--wait', '0.3'], { input: 'one\n' });
+    assert.is(answered.stderr, '');
+    assert.is(answered.stdout, 'one\n');
+  } finally {
+    await listener.close();
+  }
+});
+
 test('listen shows clients that fail the handshake on their own line (authkey, tinyproto init)', async () => {
   const auth = await listen(['--framing', 'pythonConnection:authkey=secret']);
   const tiny = await listen(['--framing', 'tinyproto']);
@@ -520,7 +558,7 @@ test('bench: no echo within --timeout is one line and exit 124, whatever --count
     oneLine(r.stderr);
     assert.match(
       r.stderr,
-      /^msgchannel: no echo from 127\.0\.0\.1:\d+ for 0\.5 s after 0 round trips, with 10 messages in flight: is it an echo server\? \(--timeout; ERR_TIMEOUT\)\n$/,
+      /^msgchannel: no echo from 127\.0\.0\.1:\d+ for 0\.5 s after 0 round trips, with 10 messages in flight \(--timeout; ERR_TIMEOUT\): is it an echo server\? does it use the same framing\? \(--framing; this side uses msg\)\n$/,
     );
     assert.is(r.status, 124);
   } finally {

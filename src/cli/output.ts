@@ -74,6 +74,11 @@ export function describeError(e: unknown, where: { action?: 'listen' | 'connect'
   }
 }
 
+/** A line on stderr about something that is not a failure (the exit code stays 0). */
+export function note(line: string): void {
+  process.stderr.write(`${err.yellow('msgchannel:')} ${line}\n`);
+}
+
 export function fail(e: unknown, where: Parameters<typeof describeError>[1] = {}): never {
   process.stderr.write(`${err.red('msgchannel:')} ${describeError(e, where)}\n`);
   process.exit(e instanceof CliError ? e.exitCode : codeOf(e) === 'ERR_TIMEOUT' ? EXIT_TIMEOUT : EXIT_ERROR);

@@ -5,7 +5,7 @@
 import { Channel, type Framing } from '../../../channel.js';
 import { parseAddress, showAddress, type Address } from '../args.js';
 import { CliError, EXIT_TIMEOUT, describeError, err, fail, out, print, size } from '../output.js';
-import { Exchange, framingMismatch, open, peerEnded } from './connect.js';
+import { Exchange, framingMismatch, open, peerEnded, sameFraming } from './connect.js';
 
 export interface BenchFlags {
   framing: Framing;
@@ -77,7 +77,7 @@ async function runBench(
       finish({
         ok: false,
         error: new CliError(
-          `no echo from ${where} for ${flags.timeout} s after ${done} round trips, with ${started - done} messages in flight: is it an echo server? (--timeout; ERR_TIMEOUT)`,
+          `no echo from ${where} for ${flags.timeout} s after ${done} round trips, with ${started - done} messages in flight (--timeout; ERR_TIMEOUT): is it an echo server?${done === 0 ? ` ${sameFraming(flags.framing)}` : ''}`,
           EXIT_TIMEOUT,
         ),
       });

@@ -5,7 +5,7 @@
 import { createInterface } from 'node:readline';
 import { Channel, type Framing } from '../../../channel.js';
 import { parseAddress, parseHex, showAddress, type Address } from '../args.js';
-import { CliError, EXIT_TIMEOUT, codeOf, fail, writeReceived } from '../output.js';
+import { CliError, EXIT_TIMEOUT, codeOf, fail, note, writeReceived } from '../output.js';
 
 export interface ConnectFlags {
   framing: Framing;
@@ -59,10 +59,15 @@ export function peerEnded(e: unknown): boolean {
   return code === 'ERR_CHANNEL_CLOSED' || code === 'ECONNRESET' || code === 'EPIPE' || code === 'ERR_UNEXPECTED_EOF';
 }
 
+/** The question to ask when no reply came at all: a peer of another framing may close, or wait for ever. */
+export function sameFraming(framing: Framing): string {
+  return `does it use the same framing? (--framing; this side uses ${framing.name})`;
+}
+
 /** The one line for a peer that closed right after our first message without a reply. */
 export function framingMismatch(where: string, framing: Framing, e: unknown): CliError {
   return new CliError(
-    `no reply from ${where} (${codeOf(e) ?? 'ERR_CHANNEL_CLOSED'}): the peer closed right after our first message: does it use the same framing? (--framing; this side uses ${framing.name})`,
+    `no reply from ${where} (${codeOf(e) ?? 'ERR_CHANNEL_CLOSED'}): the peer closed right after our first message: ${sameFraming(framing)}`,
   );
 }
 
@@ -133,6 +138,14 @@ export async function connectCommand(addressText: string, flags: ConnectFlags): 
       setTimeout(resolve, flags.wait * 1000).unref();
     });
     if (exchange.received === before) break;
+  }
+  if (sent > 0 && exchange.received === 0 && ch.isOpen) {
+    // A server of another framing that does not close (it waits for the rest of a frame it misread)
+    // looks like a server with nothing to say: ask, and still end as netcat would.
+    const messages = sent === 1 ? '1 message' : `${sent} messages`;
+    note(
+      `no reply from ${where} to ${messages} (--wait ${flags.wait} s after the end of input); if one was due: ${sameFraming(flags.framing)}`,
+    );
   }
   closing = ch.isOpen;
   if (!closing) {
