@@ -118,7 +118,7 @@ export function hexLine(data: Uint8Array): string {
 }
 
 /** `n B` / `n KiB` / ... */
-export function size(n: number): string {
+export function showSize(n: number): string {
   if (n < 1024) return `${n} B`;
   const units = ['KiB', 'MiB', 'GiB'];
   let v = n / 1024;

@@ -39,7 +39,7 @@ export abstract class FrameDecoder implements Decoder {
   protected abstract betweenHeaders(): boolean;
 
   get atBoundary(): boolean {
-    return !this.body.active && this.betweenHeaders();
+    return !this.body.inProgress && this.betweenHeaders();
   }
 
   get offset(): number {
@@ -52,9 +52,9 @@ export abstract class FrameDecoder implements Decoder {
     let i = 0;
     try {
       while (i < n) {
-        i = body.active ? body.fill(chunk, i, sink) : this.readHeader(chunk, i, sink);
+        i = body.inProgress ? body.fill(chunk, i, sink) : this.readHeader(chunk, i, sink);
         // No memory for the body yet: stop before it. The Channel holds the rest and pushes it again.
-        if (body.waiting) break;
+        if (body.awaitingMemory) break;
       }
     } finally {
       this.base += i;

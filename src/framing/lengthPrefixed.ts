@@ -132,7 +132,7 @@ function writeField(buf: Buffer, at: number, size: number, le: boolean, value: n
 }
 
 class LengthPrefixedDecoder extends FrameDecoder {
-  readonly #f: LengthPrefixedFraming;
+  readonly #framing: LengthPrefixedFraming;
   /** Header bytes gathered when the header spans chunks. */
   readonly #header: Buffer;
   #headerFilled = 0;
@@ -142,7 +142,7 @@ class LengthPrefixedDecoder extends FrameDecoder {
 
   constructor(framing: LengthPrefixedFraming, limits: DecoderLimits) {
     super(limits);
-    this.#f = framing;
+    this.#framing = framing;
     this.#header = Buffer.alloc(framing.headerSize);
   }
 
@@ -151,7 +151,7 @@ class LengthPrefixedDecoder extends FrameDecoder {
   }
 
   protected readHeader(chunk: Buffer, i: number, sink: FrameSink): number {
-    const hsize = this.#f.headerSize;
+    const hsize = this.#framing.headerSize;
     const n = chunk.length;
     let h: Buffer;
     let at: number;
@@ -178,7 +178,7 @@ class LengthPrefixedDecoder extends FrameDecoder {
 
   /** Validate a complete header; sets #type and returns the body length. Allocates nothing. */
   #parseHeader(h: Buffer, at: number): number {
-    const f = this.#f;
+    const f = this.#framing;
     const field = readField(h, at + f.lengthOffset, f.lengthSize, f.littleEndian);
     if (field > Number.MAX_SAFE_INTEGER) throw new MessageTooLargeError(field, this.max, 'recv');
     const overhead = f.lengthAdjustment + (f.lengthCounts === 'frame' ? f.headerSize : 0);

@@ -16,7 +16,7 @@ const MAX_DIGITS = 16;
 const S_DIGITS = 6; // reading the length; at least one digit seen once `digits` > 0
 const S_LF = 7; // saw the CR after the digits
 
-function describe(byte: number): string {
+function showByte(byte: number): string {
   return byte >= 0x20 && byte < 0x7f
     ? `'${String.fromCharCode(byte)}' (0x${byte.toString(16).padStart(2, '0')})`
     : `0x${byte.toString(16).padStart(2, '0')}`;
@@ -27,7 +27,7 @@ class MsgDecoder extends FrameDecoder {
   #digits = 0;
   #length = 0;
   /** Where the header parsed by #fastHeader ends (the first body byte). */
-  #fastEnd = 0;
+  #fastHeaderEnd = 0;
 
   protected betweenHeaders(): boolean {
     return this.#state === 0;
@@ -54,7 +54,7 @@ class MsgDecoder extends FrameDecoder {
       len = len * 10 + d;
     }
     if (j === i + 6 || j + 1 >= n || chunk[j] !== CR || chunk[j + 1] !== LF || len > this.max) return -1;
-    this.#fastEnd = j + 2;
+    this.#fastHeaderEnd = j + 2;
     return len;
   }
 
@@ -64,7 +64,7 @@ class MsgDecoder extends FrameDecoder {
       // unusual (malformed, too long, cut by the chunk's end) falls through to the byte-wise
       // state machine below, which produces the exact errors.
       const len = this.#fastHeader(chunk, i, chunk.length);
-      if (len >= 0) return this.body.start(chunk, this.#fastEnd, len, 0, sink);
+      if (len >= 0) return this.body.start(chunk, this.#fastHeaderEnd, len, 0, sink);
     }
     return this.#bytewiseHeader(chunk, i, sink);
   }
@@ -78,7 +78,7 @@ class MsgDecoder extends FrameDecoder {
       if (state < S_DIGITS) {
         if (b !== PREFIX[state]) {
           throw new ProtocolError(
-            `bad frame header: expected ${describe(PREFIX[state]!)} at header byte ${state}, got ${describe(b)}`,
+            `bad frame header: expected ${showByte(PREFIX[state]!)} at header byte ${state}, got ${showByte(b)}`,
             { offset: this.base + i },
           );
         }
@@ -109,14 +109,14 @@ class MsgDecoder extends FrameDecoder {
         }
         throw new ProtocolError(
           this.#digits === 0
-            ? `bad frame header: expected a decimal length, got ${describe(b)}`
-            : `bad frame header: expected a digit or CR after the length, got ${describe(b)}`,
+            ? `bad frame header: expected a decimal length, got ${showByte(b)}`
+            : `bad frame header: expected a digit or CR after the length, got ${showByte(b)}`,
           { offset: this.base + i },
         );
       }
       // state === S_LF
       if (b !== LF) {
-        throw new ProtocolError(`bad frame header: expected LF after the length, got ${describe(b)}`, {
+        throw new ProtocolError(`bad frame header: expected LF after the length, got ${showByte(b)}`, {
           offset: this.base + i,
         });
       }
@@ -145,7 +145,7 @@ export const msg: Framing = {
   maxType: 0,
   maxEncodableSize: Number.MAX_SAFE_INTEGER,
   writeHeader(target: Buffer, offset: number, bodyLength: number): number {
-    // Byte stores, not PREFIX.copy(): a 6-byte Buffer copy costs more than the frame it heads.
+    // Byte stores, not PREFIX.copy(): a Buffer copy's fixed cost is large next to 6 bytes (bench/README.md).
     target[offset] = CR;
     target[offset + 1] = LF;
     target[offset + 2] = 0x4d; // M

@@ -38,7 +38,7 @@ class TinyprotoDecoder extends FrameDecoder {
   readonly #size = Buffer.alloc(4);
   #sizeFilled = 0;
   /** Body lengths of our headers whose answer has not arrived (at most one with the Channel). */
-  readonly #awaiting: number[] = [];
+  readonly #unanswered: number[] = [];
 
   constructor(limits: DecoderLimits, ack: AckIO | undefined) {
     super(limits, Math.min(limits.maxMessageSize, TINYPROTO_MAX_SIZE));
@@ -46,15 +46,15 @@ class TinyprotoDecoder extends FrameDecoder {
   }
 
   protected betweenHeaders(): boolean {
-    return this.#sizeFilled === 0 && this.#awaiting.length === 0;
+    return this.#sizeFilled === 0 && this.#unanswered.length === 0;
   }
 
   expectAck(bodyLength: number): void {
-    this.#awaiting.push(bodyLength);
+    this.#unanswered.push(bodyLength);
   }
 
   protected readHeader(chunk: Buffer, i: number, sink: FrameSink): number {
-    if (this.#sizeFilled === 0 && this.#awaiting.length > 0) return this.#answer(chunk[i]!, i);
+    if (this.#sizeFilled === 0 && this.#unanswered.length > 0) return this.#answer(chunk[i]!, i);
     const take = Math.min(4 - this.#sizeFilled, chunk.length - i);
     chunk.copy(this.#size, this.#sizeFilled, i, i + take);
     this.#sizeFilled += take;
@@ -74,7 +74,7 @@ class TinyprotoDecoder extends FrameDecoder {
 
   /** At a boundary with a header of ours unanswered, the byte `status` at `i` is the answer. */
   #answer(status: number, i: number): number {
-    const size = this.#awaiting.shift()!;
+    const size = this.#unanswered.shift()!;
     if (status === OK) this.#ack?.acked(undefined);
     else if (status in STATUS) {
       this.#ack?.acked(

@@ -4,8 +4,8 @@
  */
 import { Channel, type Framing } from '../../../channel.js';
 import { parseAddress, showAddress, type Address } from '../args.js';
-import { CliError, EXIT_TIMEOUT, describeError, err, fail, out, print, size } from '../output.js';
-import { Exchange, framingMismatch, open, peerEnded, sameFraming } from './connect.js';
+import { CliError, EXIT_TIMEOUT, describeError, err, fail, out, print, showSize } from '../output.js';
+import { Exchange, connectOrExit, framingMismatch, peerEnded, sameFraming } from './connect.js';
 
 export interface BenchFlags {
   framing: Framing;
@@ -30,7 +30,7 @@ export interface BenchResult {
 type Outcome = { ok: true } | { ok: false; error: unknown };
 
 /** Resolves with `p`'s value, or with undefined after `ms` if `p` is still pending then. */
-function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+function resultWithin<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)));
   return Promise.race([p, late]).finally(() => clearTimeout(timer));
@@ -51,7 +51,7 @@ async function runBench(
   onProgress: (done: number, elapsed: number) => void,
 ): Promise<BenchResult> {
   const channels = await Promise.all(
-    Array.from({ length: flags.concurrency }, () => open(address, flags.framing, flags.timeout)),
+    Array.from({ length: flags.concurrency }, () => connectOrExit(address, flags.framing, flags.timeout)),
   );
   const where = showAddress(address);
   const body = Buffer.alloc(flags.size, 'x');
@@ -96,7 +96,7 @@ async function runBench(
       );
       return finish({ ok: false, error });
     }
-    const reason = ch.isOpen ? e : ((await within(ch.closed, 1000)) ?? e);
+    const reason = ch.isOpen ? e : ((await resultWithin(ch.closed, 1000)) ?? e);
     finish({ ok: false, error: reason });
   };
 
@@ -178,7 +178,7 @@ export function resultTable(r: BenchResult, flags: BenchFlags, target: string): 
   const rows: [string, string][] = [
     ['target', target],
     ['framing', flags.framing.name],
-    ['message size', size(flags.size)],
+    ['message size', showSize(flags.size)],
     ['connections', `${flags.concurrency} x window ${flags.window}`],
     ['round trips', fmt(r.messages)],
     ['time', `${fmt(r.seconds, 2)} s`],

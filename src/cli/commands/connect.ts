@@ -1,6 +1,6 @@
 /**
  * `msgchannel connect`: stdin lines (or hex, or raw delimited bytes) become messages and every
- * message received is printed. Also holds open(), the connect-or-fail step send and bench share.
+ * message received is printed. Also holds connectOrExit(), the connect-or-fail step send and bench share.
  */
 import { createInterface } from 'node:readline';
 import { Channel, type Framing } from '../../../channel.js';
@@ -17,7 +17,7 @@ export interface ConnectFlags {
 }
 
 /** Connects to `address`, or reports the failure in one line and exits (124 on timeout). */
-export async function open(address: Address, framing: Framing, timeoutS: number): Promise<Channel> {
+export async function connectOrExit(address: Address, framing: Framing, timeoutS: number): Promise<Channel> {
   try {
     return await Channel.connect(address.host, address.port, { framing, timeout: timeoutS * 1000 });
   } catch (e) {
@@ -93,7 +93,7 @@ async function* stdinMessages(flags: ConnectFlags): AsyncGenerator<Buffer> {
 export async function connectCommand(addressText: string, flags: ConnectFlags): Promise<void> {
   const address = parseAddress(addressText);
   const where = showAddress(address);
-  const ch = await open(address, flags.framing, flags.timeout);
+  const ch = await connectOrExit(address, flags.framing, flags.timeout);
   const exchange = new Exchange();
   let sent = 0;
   let closing = false;

@@ -5,7 +5,7 @@
 import type { Framing } from '../../../channel.js';
 import { parseAddress, parseHex, showAddress } from '../args.js';
 import { CliError, EXIT_TIMEOUT, codeOf, fail, note, writeReceived } from '../output.js';
-import { Exchange, framingMismatch, open, peerEnded, sameFraming } from './connect.js';
+import { Exchange, connectOrExit, framingMismatch, peerEnded, sameFraming } from './connect.js';
 
 export interface SendFlags {
   framing: Framing;
@@ -19,7 +19,7 @@ export async function sendCommand(addressText: string, messages: string[], flags
   const where = showAddress(address);
   const bodies = messages.map((m) => (flags.hex ? parseHex(m) : Buffer.from(m, 'utf8')));
   const deadline = Date.now() + flags.timeout * 1000;
-  const ch = await open(address, flags.framing, flags.timeout);
+  const ch = await connectOrExit(address, flags.framing, flags.timeout);
   const exchange = new Exchange();
   try {
     for (const body of bodies) {
