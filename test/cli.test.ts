@@ -523,6 +523,14 @@ test('bench: 1 MiB messages, 16 in flight, finish (the sender and the reader of 
   }
 });
 
+test('bench: messages over maxQueuedBytes (16 MiB) with several in flight go one by one instead of failing', async () => {
+  const r = await run(['bench', '--size', String(17 * 1024 * 1024), '--count', '3', '--window', '3'], {
+    timeout: 30_000,
+  });
+  assert.is(r.status, 0, `status ${r.status}: ${r.stderr}`);
+  assert.match(r.stdout, /\| round trips +\| 3 +\|/);
+});
+
 test('bench: a size over maxMessageSize is one line, ERR_MESSAGE_TOO_LARGE, exit 1', async () => {
   const r = await run(['bench', '--size', '67108865', '--count', '1'], { timeout: 15_000 });
   oneLine(r.stderr);

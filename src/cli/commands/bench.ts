@@ -4,7 +4,7 @@
  */
 import { Channel, type Framing } from '../../../channel.js';
 import { parseAddress, showAddress, type Address } from '../args.js';
-import { CliError, EXIT_TIMEOUT, describeError, err, fail, out, print, showSize } from '../output.js';
+import { CliError, EXIT_TIMEOUT, codeOf, describeError, err, fail, out, print, showSize } from '../output.js';
 import { Exchange, connectOrExit, framingMismatch, peerEnded, sameFraming } from './connect.js';
 
 export interface BenchFlags {
@@ -104,16 +104,26 @@ async function runBench(
     /** When each message in flight on this connection was sent, oldest first. */
     const sentAt: number[] = [];
     let slotFree: (() => void) | undefined;
+    const nextEcho = (): Promise<void> => new Promise<void>((resolve) => (slotFree = resolve));
     const sender = async (): Promise<void> => {
       while (!finished && started < limit) {
         if (sentAt.length >= flags.window) {
-          await new Promise<void>((resolve) => (slotFree = resolve));
+          await nextEcho();
           continue;
         }
         started++;
         sentAt.push(performance.now());
         exchange.sending();
-        await ch.send(body);
+        try {
+          await ch.send(body);
+        } catch (e) {
+          // Messages over maxQueuedBytes (16 MiB) are refused while the socket still holds earlier
+          // ones: the window is too wide for them, so send this one again once an echo is back.
+          if (codeOf(e) !== 'ERR_SEND_QUEUE_FULL' || sentAt.length < 2) throw e;
+          sentAt.pop();
+          started--;
+          await nextEcho();
+        }
       }
     };
     const reader = async (): Promise<void> => {
