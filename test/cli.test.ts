@@ -531,6 +531,13 @@ test('bench: messages over maxQueuedBytes (16 MiB) with several in flight go one
   assert.match(r.stdout, /\| round trips +\| 3 +\|/);
 });
 
+test('bench over tinyproto, a half-duplex framing: one message in flight per connection, so echoes never cross sends', async () => {
+  const r = await run(['bench', '--framing', 'tinyproto', '--count', '100', '--concurrency', '2'], { timeout: 30_000 });
+  assert.is(r.status, 0, `status ${r.status}: ${r.stderr}`);
+  assert.match(r.stdout, /\| round trips +\| 100 +\|/);
+  assert.match(r.stdout, /\| connections +\| 2 x window 1 \(tinyproto is half-duplex\) +\|/);
+});
+
 test('bench: a size over maxMessageSize is one line, ERR_MESSAGE_TOO_LARGE, exit 1', async () => {
   const r = await run(['bench', '--size', '67108865', '--count', '1'], { timeout: 15_000 });
   oneLine(r.stderr);

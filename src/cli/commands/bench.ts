@@ -189,7 +189,10 @@ export function resultTable(r: BenchResult, flags: BenchFlags, target: string): 
     ['target', target],
     ['framing', flags.framing.name],
     ['message size', showSize(flags.size)],
-    ['connections', `${flags.concurrency} x window ${flags.window}`],
+    [
+      'connections',
+      `${flags.concurrency} x window ${flags.window}${flags.framing.acknowledged === true ? ` (${flags.framing.name} is half-duplex)` : ''}`,
+    ],
     ['round trips', fmt(r.messages)],
     ['time', `${fmt(r.seconds, 2)} s`],
     ['round trips/s', fmt(r.messages / r.seconds)],
@@ -207,6 +210,9 @@ export function resultTable(r: BenchResult, flags: BenchFlags, target: string): 
 
 export async function benchCommand(addressText: string | undefined, flags: BenchFlags): Promise<void> {
   if (flags.count === undefined && flags.duration === undefined) flags.duration = 5;
+  // A half-duplex framing (tinyproto) must not have both sides start a message at once: the echo
+  // of one message would cross the header of the next. One message in flight per connection.
+  if (flags.framing.acknowledged === true) flags.window = 1;
   let address: Address;
   let listener: ReturnType<typeof Channel.listen> | undefined;
   if (addressText === undefined) {
