@@ -157,7 +157,7 @@ export function program(): Command {
     .addOption(
       new Option(
         '-d, --duration <seconds>',
-        'run this long (5 s when neither --count nor --duration is given)',
+        'run this long, then stop: what is still in flight is abandoned and counted (5 s when neither --count nor --duration is given)',
       ).argParser(seconds),
     )
     .addOption(new Option('-C, --concurrency <n>', 'connections').default(1).argParser(positiveInt('--concurrency')))
