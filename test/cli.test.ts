@@ -559,6 +559,7 @@ test('bench: --duration is a hard deadline; what is in flight then is abandoned 
     assert.ok(Date.now() - started < 10_000, 'ended near its deadline, long before the echo timeout');
     assert.match(r.stdout, /\| round trips +\| 0 +\|/);
     assert.match(r.stdout, /\| abandoned +\| 16 in flight at the --duration deadline +\|/);
+    assert.match(r.stdout, /\| latency p50 +\| - ms +\|/, 'no latency without a round trip');
   } finally {
     await server.stop();
   }

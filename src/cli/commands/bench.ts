@@ -183,8 +183,9 @@ function percentile(sorted: Float64Array, p: number): number {
 }
 
 export function resultTable(r: BenchResult, flags: BenchFlags, target: string): string {
+  // No round trip done (a deadline before the first echo): no latency to show.
   const fmt = (n: number, digits = 0): string =>
-    n.toLocaleString('en', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+    Number.isNaN(n) ? '-' : n.toLocaleString('en', { maximumFractionDigits: digits, minimumFractionDigits: digits });
   const rows: [string, string][] = [
     ['target', target],
     ['framing', flags.framing.name],
