@@ -130,7 +130,7 @@ async function runBench(
       while (!finished) {
         await ch.recv();
         if (sentAt.length === 0) {
-          throw new CliError(`${where} sent more messages than it was sent: is it an echo server?`);
+          throw new CliError(`${where} sent a message with none of ours in flight: is it an echo server?`);
         }
         const now = performance.now();
         // Echoes come back in order: the oldest message in flight is the one answered.
