@@ -411,6 +411,31 @@ test('a lax server of another framing (it waits for the rest of a frame it misre
   }
 });
 
+test('send: --timeout bounds the sending too (a tinyproto peer that never answers our header)', async () => {
+  // Does tinyproto's init (FF), then reads and never answers: a send waits for the answer for ever.
+  const sockets = new Set<net.Socket>();
+  const mute = net.createServer((s) => {
+    sockets.add(s);
+    s.on('error', () => {});
+    s.on('data', () => {});
+    s.write(Buffer.from([0xff]));
+  });
+  await new Promise<void>((r) => mute.listen(0, '127.0.0.1', r));
+  const { port } = mute.address() as net.AddressInfo;
+  try {
+    const r = await run(['send', String(port), 'hi', '--framing', 'tinyproto', '--timeout', '0.5']);
+    oneLine(r.stderr);
+    assert.is(
+      r.stderr,
+      `msgchannel: timed out after 0.5 s sending message 1 of 1 to 127.0.0.1:${port}: the peer did not take it (ERR_TIMEOUT)\n`,
+    );
+    assert.is(r.status, 124);
+  } finally {
+    for (const s of sockets) s.destroy();
+    await new Promise((r) => mute.close(r));
+  }
+});
+
 test('listen shows clients that fail the handshake on their own line (authkey, tinyproto init)', async () => {
   const auth = await listen(['--framing', 'pythonConnection:authkey=secret']);
   const tiny = await listen(['--framing', 'tinyproto']);

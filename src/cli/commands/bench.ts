@@ -5,7 +5,7 @@
 import { Channel, type Framing } from '../../../channel.js';
 import { parseAddress, showAddress, type Address } from '../args.js';
 import { CliError, EXIT_TIMEOUT, codeOf, describeError, err, fail, out, print, showSize } from '../output.js';
-import { Exchange, connectOrExit, framingMismatch, peerEnded, sameFraming } from './connect.js';
+import { Exchange, connectOrExit, framingMismatch, peerEnded, sameFraming, settleWithin } from './connect.js';
 
 export interface BenchFlags {
   framing: Framing;
@@ -28,13 +28,6 @@ export interface BenchResult {
 
 /** How the run ended: the round trips asked for are done, the deadline passed, or a failure. */
 type Outcome = { ok: true } | { ok: false; error: unknown };
-
-/** Resolves with `p`'s value, or with undefined after `ms` if `p` is still pending then. */
-function resultWithin<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)));
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
-}
 
 /**
  * Echo round trips: `concurrency` connections, each keeping up to `window` messages in flight,
@@ -96,7 +89,7 @@ async function runBench(
       );
       return finish({ ok: false, error });
     }
-    const reason = ch.isOpen ? e : ((await resultWithin(ch.closed, 1000)) ?? e);
+    const reason = ch.isOpen ? e : ((await settleWithin(ch.closed, 1000, undefined)) ?? e);
     finish({ ok: false, error: reason });
   };
 

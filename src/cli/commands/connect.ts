@@ -32,6 +32,16 @@ export async function connectOrExit(address: Address, framing: Framing, timeoutS
   }
 }
 
+/** What settleWithin() gives for a promise that did not settle in time, when undefined is a value. */
+export const TIMED_OUT = Symbol('timed out');
+
+/** Resolves (or rejects) as `p` does, or with `late` after `ms` if `p` is still pending then. */
+export function settleWithin<T, L>(p: Promise<T>, ms: number, late: L): Promise<T | L> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeUp = new Promise<L>((resolve) => (timer = setTimeout(() => resolve(late), Math.max(1, ms))));
+  return Promise.race([p, timeUp]).finally(() => clearTimeout(timer));
+}
+
 /** Within this many ms of our first message, a close before any reply points at a framing mismatch. */
 const EARLY_CLOSE_MS = 1000;
 

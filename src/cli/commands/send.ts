@@ -5,7 +5,15 @@
 import type { Framing } from '../../../channel.js';
 import { parseAddress, parseHex, showAddress } from '../args.js';
 import { CliError, EXIT_TIMEOUT, codeOf, fail, note, writeReceived } from '../output.js';
-import { Exchange, connectOrExit, framingMismatch, peerEnded, sameFraming } from './connect.js';
+import {
+  Exchange,
+  TIMED_OUT,
+  connectOrExit,
+  framingMismatch,
+  peerEnded,
+  sameFraming,
+  settleWithin,
+} from './connect.js';
 
 export interface SendFlags {
   framing: Framing;
@@ -22,9 +30,16 @@ export async function sendCommand(addressText: string, messages: string[], flags
   const ch = await connectOrExit(address, flags.framing, flags.timeout);
   const exchange = new Exchange();
   try {
-    for (const body of bodies) {
+    for (const [i, body] of bodies.entries()) {
       exchange.sending();
-      await ch.send(body);
+      // A send can wait for ever (a tinyproto peer that never answers our header, a peer that
+      // stops reading): --timeout bounds it too.
+      if ((await settleWithin(ch.send(body), deadline - Date.now(), TIMED_OUT)) === TIMED_OUT) {
+        throw new CliError(
+          `timed out after ${flags.timeout} s sending message ${i + 1} of ${bodies.length} to ${where}: the peer did not take it (ERR_TIMEOUT)`,
+          EXIT_TIMEOUT,
+        );
+      }
     }
     for (let i = 1; i <= flags.expect; i++) {
       const left = deadline - Date.now();
