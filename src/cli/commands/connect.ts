@@ -1,6 +1,8 @@
 /**
  * `msgchannel connect`: stdin lines (or hex, or raw delimited bytes) become messages and every
- * message received is printed. Also holds connectOrExit(), the connect-or-fail step send and bench share.
+ * message received is printed. Also holds what send and bench share with it: connectOrExit() (the
+ * connect-or-fail step), Exchange and the framing question (how a silent or closing peer is
+ * explained), and settleWithin() (a bounded wait).
  */
 import { createInterface } from 'node:readline';
 import { Channel, type Framing } from '../../../channel.js';
