@@ -125,6 +125,9 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
+/** The escape character that starts an ANSI color sequence. */
+const ESC = '\x1b';
+
 const oneLine = (s: string): void => assert.is(s.trimEnd().split('\n').length, 1, `expected one line, got: ${s}`);
 
 // ---------------------------------------------------------------- pure helpers
@@ -169,8 +172,8 @@ test('listen --echo prints arrival, each message with its length, departure; sen
     const out = server.output();
     assert.match(out, /listening on 127\.0\.0\.1:\d+ \(framing msg, echoing\)/);
     assert.match(out, /\+ 127\.0\.0\.1:\d+ connected/);
-    assert.match(out, /< 127\.0\.0\.1:\d+ 5 B  hello\n/);
-    assert.match(out, /< 127\.0\.0\.1:\d+ 9 B  two words\n/);
+    assert.match(out, /< 127\.0\.0\.1:\d+ 5 B {2}hello\n/);
+    assert.match(out, /< 127\.0\.0\.1:\d+ 9 B {2}two words\n/);
     assert.match(out, /- 127\.0\.0\.1:\d+ disconnected after 2 messages/);
   } finally {
     const s = await server.stop();
@@ -185,7 +188,7 @@ test('listen prints binary messages as a hexdump; send --hex sends and prints he
     assert.is(r.stdout, '00 01 ff 41\n');
     assert.is(r.status, 0);
     await server.waitFor('disconnected');
-    assert.match(server.output(), /4 B\n  00000000  00 01 ff 41 +\|\.\.\.A\|\n/);
+    assert.match(server.output(), /4 B\n {2}00000000 {2}00 01 ff 41 +\|\.\.\.A\|\n/);
   } finally {
     await server.stop();
   }
@@ -370,6 +373,69 @@ test('a server of another framing: connect, send and bench fail in one line with
   }
 });
 
+test('a lax server of another framing (it waits for the rest of a frame it misread): connect and send say so', async () => {
+  // ltprotocol reads our MSG frame's "\r\n" as a 3,338-byte length and waits for that body.
+  const lax = await listen(['--framing', 'ltprotocol']);
+  const hint = 'does it use the same framing? (--framing; this side uses msg)';
+  try {
+    const s = await run(['send', String(lax.port), 'hi', '--expect', '1', '--timeout', '0.5']);
+    oneLine(s.stderr);
+    assert.is(s.stderr, `msgchannel: no reply from 127.0.0.1:${lax.port} within 0.5 s (ERR_TIMEOUT): ${hint}\n`);
+    assert.is(s.status, 124);
+    const c = await run(['connect', String(lax.port), '--wait', '0.3'], { input: 'one\ntwo\n' });
+    assert.is(c.stdout, '');
+    assert.is(
+      c.stderr,
+      `msgchannel: no reply from 127.0.0.1:${lax.port} to 2 messages (--wait 0.3 s after the end of input); if one was due: ${hint}\n`,
+    );
+    assert.is(c.status, 0, 'no reply is not a failure for connect (a server may have nothing to say), as with netcat');
+    // Nothing was expected: send says so, and that it sent.
+    const quiet = await run(['send', String(lax.port), 'a', 'b']);
+    assert.is(quiet.stdout, '');
+    assert.is(
+      quiet.stderr,
+      `msgchannel: sent 2 messages to 127.0.0.1:${lax.port}; no reply expected (--expect 0; --expect N waits for N replies and prints them)\n`,
+    );
+    assert.is(quiet.status, 0);
+  } finally {
+    await lax.stop();
+  }
+  // Some reply came: no question.
+  const { listener, port } = await echoServer();
+  try {
+    const answered = await run(['connect', String(port), '--wait', '0.3'], { input: 'one\n' });
+    assert.is(answered.stderr, '');
+    assert.is(answered.stdout, 'one\n');
+  } finally {
+    await listener.close();
+  }
+});
+
+test('send: --timeout bounds the sending too (a tinyproto peer that never answers our header)', async () => {
+  // Does tinyproto's init (FF), then reads and never answers: a send waits for the answer for ever.
+  const sockets = new Set<net.Socket>();
+  const mute = net.createServer((s) => {
+    sockets.add(s);
+    s.on('error', () => {});
+    s.on('data', () => {});
+    s.write(Buffer.from([0xff]));
+  });
+  await new Promise<void>((r) => mute.listen(0, '127.0.0.1', r));
+  const { port } = mute.address() as net.AddressInfo;
+  try {
+    const r = await run(['send', String(port), 'hi', '--framing', 'tinyproto', '--timeout', '0.5']);
+    oneLine(r.stderr);
+    assert.is(
+      r.stderr,
+      `msgchannel: timed out after 0.5 s sending message 1 of 1 to 127.0.0.1:${port}: the peer did not take it (ERR_TIMEOUT)\n`,
+    );
+    assert.is(r.status, 124);
+  } finally {
+    for (const s of sockets) s.destroy();
+    await new Promise((r) => mute.close(r));
+  }
+});
+
 test('listen shows clients that fail the handshake on their own line (authkey, tinyproto init)', async () => {
   const auth = await listen(['--framing', 'pythonConnection:authkey=secret']);
   const tiny = await listen(['--framing', 'tinyproto']);
@@ -438,11 +504,11 @@ test('--help on every command shows examples', async () => {
 test('colors only when asked for off a TTY, and never with NO_COLOR', async () => {
   const port = await closedPort();
   const forced = await run(['send', String(port), 'x'], { env: { FORCE_COLOR: '1', NO_COLOR: '' } });
-  assert.match(forced.stderr, /\x1b\[31mmsgchannel:/);
+  assert.match(forced.stderr, new RegExp(`${ESC}\\[31mmsgchannel:`));
   const plain = await run(['send', String(port), 'x']); // a pipe, not a TTY
-  assert.not.match(plain.stderr, /\x1b\[/);
+  assert.not.match(plain.stderr, new RegExp(`${ESC}\\[`));
   const noColor = await run(['send', String(port), 'x'], { env: { FORCE_COLOR: '1', NO_COLOR: '1' } });
-  assert.not.match(noColor.stderr, /\x1b\[/);
+  assert.not.match(noColor.stderr, new RegExp(`${ESC}\\[`));
 });
 
 test('bench: a self-contained run and one against a server print the result table', async () => {
@@ -459,6 +525,120 @@ test('bench: a self-contained run and one against a server print the result tabl
     assert.match(r.stdout, /round trips\/s/);
   } finally {
     await listener.close();
+  }
+});
+
+// ---------------------------------------------------------------- bench and connect never hang
+
+test('bench: 1 MiB messages, 16 in flight, finish (the sender and the reader of a connection are independent)', async () => {
+  // Each in-flight slot used to await its send before reading: the echo server stopped reading while
+  // its echoes waited for us, and both waited forever.
+  const r = await run(['bench', '--size', '1048576', '--count', '40'], { timeout: 30_000 });
+  assert.is(r.status, 0, `status ${r.status}: ${r.stderr}`);
+  assert.match(r.stdout, /\| round trips +\| 40 +\|/);
+  const server = await listen(['--echo', '--quiet']);
+  try {
+    const e = await run(['bench', `127.0.0.1:${server.port}`, '--size', '1048576', '--count', '40', '--window', '32'], {
+      timeout: 30_000,
+    });
+    assert.is(e.status, 0, `status ${e.status}: ${e.stderr}`);
+    assert.match(e.stdout, /\| round trips +\| 40 +\|/);
+  } finally {
+    await server.stop();
+  }
+});
+
+test('bench: messages over maxQueuedBytes (16 MiB) with several in flight go one by one instead of failing', async () => {
+  const r = await run(['bench', '--size', String(17 * 1024 * 1024), '--count', '3', '--window', '3'], {
+    timeout: 30_000,
+  });
+  assert.is(r.status, 0, `status ${r.status}: ${r.stderr}`);
+  assert.match(r.stdout, /\| round trips +\| 3 +\|/);
+});
+
+test('bench over tinyproto, a half-duplex framing: one message in flight per connection, so echoes never cross sends', async () => {
+  const r = await run(['bench', '--framing', 'tinyproto', '--count', '100', '--concurrency', '2'], { timeout: 30_000 });
+  assert.is(r.status, 0, `status ${r.status}: ${r.stderr}`);
+  assert.match(r.stdout, /\| round trips +\| 100 +\|/);
+  assert.match(r.stdout, /\| connections +\| 2 x window 1 \(tinyproto is half-duplex\) +\|/);
+});
+
+test('bench: a size over maxMessageSize is one line, ERR_MESSAGE_TOO_LARGE, exit 1', async () => {
+  const r = await run(['bench', '--size', '67108865', '--count', '1'], { timeout: 15_000 });
+  oneLine(r.stderr);
+  assert.match(
+    r.stderr,
+    /^msgchannel: cannot send to 127\.0\.0\.1:\d+ \(--size 67108865\) after 0 round trips: cannot send a 67108865-byte message, above maxMessageSize 67108864 \(ERR_MESSAGE_TOO_LARGE\)\n$/,
+  );
+  assert.is(r.status, 1);
+  assert.is(r.stdout, '');
+});
+
+test('bench: --duration is a hard deadline; what is in flight then is abandoned and reported', async () => {
+  // A server that reads every message and never answers.
+  const server = await listen(['--quiet']);
+  try {
+    const started = Date.now();
+    const r = await run(['bench', `127.0.0.1:${server.port}`, '--duration', '0.5'], { timeout: 15_000 });
+    assert.is(r.status, 0, `status ${r.status}: ${r.stderr}`);
+    assert.ok(Date.now() - started < 10_000, 'ended near its deadline, long before the echo timeout');
+    assert.match(r.stdout, /\| round trips +\| 0 +\|/);
+    assert.match(r.stdout, /\| abandoned +\| 16 in flight at the --duration deadline +\|/);
+    assert.match(r.stdout, /\| latency p50 +\| - ms +\|/, 'no latency without a round trip');
+  } finally {
+    await server.stop();
+  }
+});
+
+test('bench: no echo within --timeout is one line and exit 124, whatever --count asks', async () => {
+  const server = await listen(['--quiet']);
+  try {
+    const r = await run(['bench', `127.0.0.1:${server.port}`, '--count', '10', '--timeout', '0.5'], {
+      timeout: 15_000,
+    });
+    oneLine(r.stderr);
+    assert.match(
+      r.stderr,
+      /^msgchannel: no echo from 127\.0\.0\.1:\d+ for 0\.5 s after 0 round trips, with 10 messages in flight \(--timeout; ERR_TIMEOUT\): is it an echo server\? does it use the same framing\? \(--framing; this side uses msg\)\n$/,
+    );
+    assert.is(r.status, 124);
+  } finally {
+    await server.stop();
+  }
+});
+
+test('connect and send: a message too large for the framing is one line, exit 1 (connect used to wait forever)', async () => {
+  const server = await listen(['--echo', '--framing', 'ltprotocol:B,B']);
+  try {
+    const long = 'x'.repeat(300);
+    const tooLarge =
+      /^msgchannel: cannot send a 300-byte message, above maxMessageSize 253 \(ERR_MESSAGE_TOO_LARGE\)\n$/;
+    const c = await run(['connect', String(server.port), '--framing', 'ltprotocol:B,B'], {
+      input: `${long}\n`,
+      timeout: 15_000,
+    });
+    assert.is(c.status, 1, `status ${c.status}: ${c.stderr}`);
+    assert.match(c.stderr, tooLarge);
+    const s = await run(['send', String(server.port), '--framing', 'ltprotocol:B,B', long]);
+    assert.is(s.status, 1);
+    assert.match(s.stderr, tooLarge);
+  } finally {
+    await server.stop();
+  }
+});
+
+test("listen --exec: a reply too large for the framing is reported on the client's line, and the client is let go", async () => {
+  const server = await listen(['--exec', 'head -c 300 /dev/zero', '--framing', 'ltprotocol:B,B']);
+  try {
+    const r = await run(['send', String(server.port), '--framing', 'ltprotocol:B,B', 'hi', '-n', '1', '-t', '10']);
+    assert.is(r.status, 1, `status ${r.status}: ${r.stderr}`);
+    await server.waitFor('disconnected');
+    assert.match(
+      server.output(),
+      /! 127\.0\.0\.1:\d+ cannot send a 300-byte message, above maxMessageSize 253 \(ERR_MESSAGE_TOO_LARGE\)/,
+    );
+  } finally {
+    await server.stop();
   }
 });
 

@@ -60,15 +60,23 @@ export function describeError(e: unknown, where: { action?: 'listen' | 'connect'
       return `connection to ${at} reset by the peer (ECONNRESET)`;
     case 'ETIMEDOUT':
       return `connection to ${at} timed out (ETIMEDOUT)`;
+    case 'ERR_MESSAGE_TOO_LARGE':
+      // Ours to send (MessageTooLargeError's 'send' direction), or announced by the peer.
+      if (message.startsWith('cannot send')) return `${message} (${code})`;
+      return `malformed frame from ${at}: ${message} (${code})`;
     case 'ERR_PROTOCOL':
     case 'ERR_UNEXPECTED_EOF':
-    case 'ERR_MESSAGE_TOO_LARGE':
       return `malformed frame from ${at}: ${message} (${code})`;
     case undefined:
       return message;
     default:
       return where.action === 'connect' ? `cannot connect to ${at}: ${message} (${code})` : `${message} (${code})`;
   }
+}
+
+/** A line on stderr about something that is not a failure (the exit code stays 0). */
+export function note(line: string): void {
+  process.stderr.write(`${err.yellow('msgchannel:')} ${line}\n`);
 }
 
 export function fail(e: unknown, where: Parameters<typeof describeError>[1] = {}): never {
@@ -87,6 +95,7 @@ export function printable(data: Uint8Array): string | undefined {
     return undefined;
   }
   // C0 controls other than \t \n \r, DEL, and C1 controls make it binary.
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point
   return /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/.test(text) ? undefined : text;
 }
 
@@ -109,7 +118,7 @@ export function hexLine(data: Uint8Array): string {
 }
 
 /** `n B` / `n KiB` / ... */
-export function size(n: number): string {
+export function showSize(n: number): string {
   if (n < 1024) return `${n} B`;
   const units = ['KiB', 'MiB', 'GiB'];
   let v = n / 1024;

@@ -157,7 +157,7 @@ export function program(): Command {
     .addOption(
       new Option(
         '-d, --duration <seconds>',
-        'run this long (5 s when neither --count nor --duration is given)',
+        'run this long, then stop: what is still in flight is abandoned and counted (5 s when neither --count nor --duration is given)',
       ).argParser(seconds),
     )
     .addOption(new Option('-C, --concurrency <n>', 'connections').default(1).argParser(positiveInt('--concurrency')))
@@ -165,6 +165,14 @@ export function program(): Command {
       new Option('-W, --window <n>', 'messages in flight per connection')
         .default(16)
         .argParser(positiveInt('--window')),
+    )
+    .addOption(
+      new Option(
+        '-t, --timeout <seconds>',
+        'to connect, and the longest wait for an echo while messages are in flight; then exit 124',
+      )
+        .default(10)
+        .argParser(seconds),
     )
     .addOption(framingOption())
     .addHelpText(

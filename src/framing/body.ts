@@ -10,12 +10,13 @@ export const EMPTY: Buffer = Buffer.alloc(0);
 
 /**
  * Views are made as Node's own Buffers are (its internal FastBuffer is a plain Uint8Array subclass
- * whose prototype is Buffer.prototype): `new BodyView(...)` costs a third of `buf.subarray()`,
- * which goes through the species lookup. The result is a Buffer in every observable way
- * (`Buffer.isBuffer`, `instanceof Buffer`, every Buffer method, `constructor === Buffer`).
+ * whose prototype is Buffer.prototype): `new BodyView(...)` skips the species lookup that
+ * `buf.subarray()` goes through, on the hottest path there is (bench/README.md has the figures).
+ * The result is a Buffer in every observable way (`Buffer.isBuffer`, `instanceof Buffer`, every
+ * Buffer method, `constructor === Buffer`).
  */
 export class BodyView extends Uint8Array {
-  // Spelled out: V8 runs an implicit derived constructor as `super(...args)`, about 40 ns a view more.
+  // Spelled out: V8 runs an implicit derived constructor as `super(...args)`, a spread per view.
   constructor(buffer: ArrayBuffer, byteOffset: number, length: number) {
     super(buffer, byteOffset, length);
   }
@@ -23,9 +24,9 @@ export class BodyView extends Uint8Array {
 Object.setPrototypeOf(BodyView.prototype, Buffer.prototype);
 Object.defineProperty(BodyView.prototype, 'constructor', { value: Buffer, writable: true, configurable: true });
 // recv() resolves a promise with each body, and resolving looks up `then` on it (is it a
-// thenable?). On a Buffer that lookup walks into Buffer.prototype, a dictionary-mode object, and
-// costs about as much as the rest of recv(): an own, non-enumerable `then: undefined` answers it at
-// the first prototype. A body is still not a thenable (`typeof body.then !== 'function'`).
+// thenable?). On a Buffer that lookup walks into Buffer.prototype, a dictionary-mode object, a slow
+// lookup per message: an own, non-enumerable `then: undefined` answers it at the first prototype.
+// A body is still not a thenable (`typeof body.then !== 'function'`).
 Object.defineProperty(BodyView.prototype, 'then', { value: undefined, writable: true, configurable: true });
 
 /** A Buffer viewing `chunk[start, start + length)`, sharing its memory. */
@@ -48,12 +49,12 @@ export class BodyAssembler {
   #skip = 0;
   #filled = 0;
   #type = 0;
-  /** Length of the body waiting for `reserve` to allow it (0: none). */
-  #waitLength = 0;
+  /** Length of the body `reserve` refused, asked for again at the next fill() (0: none). */
+  #refusedLength = 0;
   /** True while a body that spans chunks is being filled (or waits for memory): the next bytes belong to it. */
-  active = false;
+  inProgress = false;
   /** True while the body in progress waits for memory: nothing of it is allocated, no byte consumed. */
-  waiting = false;
+  awaitingMemory = false;
 
   constructor(limits: DecoderLimits) {
     this.#reserve = limits.reserve;
@@ -73,16 +74,16 @@ export class BodyAssembler {
     }
     const within = chunk.length - i >= length;
     if (!within && this.#discard?.() === true) {
-      this.active = true;
+      this.inProgress = true;
       this.#skip = length;
       return this.fill(chunk, i, sink);
     }
     if (length >= BODY_BUDGET_MIN && this.#reserve !== undefined && !this.#reserve(length, within)) {
       // No memory for it now: allocate nothing, consume nothing more; fill() asks again.
-      this.#waitLength = length;
+      this.#refusedLength = length;
       this.#type = type;
-      this.active = true;
-      this.waiting = true;
+      this.inProgress = true;
+      this.awaitingMemory = true;
       return i;
     }
     if (within) {
@@ -92,13 +93,13 @@ export class BodyAssembler {
     this.#body = this.#alloc(length);
     this.#filled = 0;
     this.#type = type;
-    this.active = true;
+    this.inProgress = true;
     return this.fill(chunk, i, sink);
   }
 
   /** The unfilled rest of the body being filled when at least `min` bytes of it are due (to read straight into), else null. */
   space(min: number): Buffer | null {
-    if (!this.active || this.waiting || this.#skip > 0) return null;
+    if (!this.inProgress || this.awaitingMemory || this.#skip > 0) return null;
     const due = this.#body.length - this.#filled;
     return due >= min ? view(this.#body, this.#filled, due) : null;
   }
@@ -109,38 +110,38 @@ export class BodyAssembler {
     if (this.#filled === this.#body.length) {
       const body = this.#body;
       this.#body = EMPTY;
-      this.active = false;
+      this.inProgress = false;
       sink(body, this.#type);
     }
   }
 
   /** Copy from `chunk[i]` into the body under construction, emitting it once complete. Returns the index after what it consumed. */
   fill(chunk: Buffer, i: number, sink: FrameSink): number {
-    if (this.waiting) {
-      const length = this.#waitLength;
+    if (this.awaitingMemory) {
+      const length = this.#refusedLength;
       const within = chunk.length - i >= length;
       if (!within && this.#discard?.() === true) {
         this.#skip = length;
       } else {
         if (!this.#reserve!(length, within)) return i;
         if (within) {
-          this.waiting = false;
-          this.#waitLength = 0;
-          this.active = false;
+          this.awaitingMemory = false;
+          this.#refusedLength = 0;
+          this.inProgress = false;
           sink(view(chunk, i, length), this.#type);
           return i + length;
         }
         this.#body = this.#alloc(length);
         this.#filled = 0;
       }
-      this.waiting = false;
-      this.#waitLength = 0;
+      this.awaitingMemory = false;
+      this.#refusedLength = 0;
     }
     if (this.#skip > 0) {
       // A discarded body: pass over its bytes, allocate and emit nothing.
       const take = chunk.length - i < this.#skip ? chunk.length - i : this.#skip;
       this.#skip -= take;
-      if (this.#skip === 0) this.active = false;
+      if (this.#skip === 0) this.inProgress = false;
       return i + take;
     }
     const body = this.#body;
@@ -150,7 +151,7 @@ export class BodyAssembler {
     this.#filled += take;
     if (this.#filled === body.length) {
       this.#body = EMPTY;
-      this.active = false;
+      this.inProgress = false;
       sink(body, this.#type);
     }
     return i + take;

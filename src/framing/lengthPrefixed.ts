@@ -12,7 +12,7 @@
  */
 import { MessageTooLargeError, ProtocolError } from '../errors.js';
 import { checkInt, checkOneOf } from '../validate.js';
-import { BodyAssembler } from './body.js';
+import { FrameDecoder } from './decoder.js';
 import type { Decoder, DecoderLimits, FrameSink, Framing } from './types.js';
 
 /** Options of lengthPrefixed(). */
@@ -131,87 +131,56 @@ function writeField(buf: Buffer, at: number, size: number, le: boolean, value: n
   }
 }
 
-class LengthPrefixedDecoder implements Decoder {
-  readonly #f: LengthPrefixedFraming;
-  readonly #max: number;
+class LengthPrefixedDecoder extends FrameDecoder {
+  readonly #framing: LengthPrefixedFraming;
   /** Header bytes gathered when the header spans chunks. */
   readonly #header: Buffer;
   #headerFilled = 0;
-  readonly #body: BodyAssembler;
   #type = 0;
-  /** Stream offset of the first byte of the current chunk, and of the current frame. */
-  #base = 0;
+  /** Stream offset of the current frame. */
   #frameStart = 0;
 
   constructor(framing: LengthPrefixedFraming, limits: DecoderLimits) {
-    this.#body = new BodyAssembler(limits);
-    this.#f = framing;
-    this.#max = limits.maxMessageSize;
+    super(limits);
+    this.#framing = framing;
     this.#header = Buffer.alloc(framing.headerSize);
   }
 
-  get atBoundary(): boolean {
-    return !this.#body.active && this.#headerFilled === 0;
+  protected betweenHeaders(): boolean {
+    return this.#headerFilled === 0;
   }
 
-  get offset(): number {
-    return this.#base;
-  }
-
-  bodySpace(min: number): Buffer | null {
-    return this.#body.space(min);
-  }
-
-  bodyFilled(n: number, sink: FrameSink): void {
-    this.#base += n;
-    this.#body.filled(n, sink);
-  }
-
-  push(chunk: Buffer, sink: FrameSink): void {
-    const f = this.#f;
-    const hsize = f.headerSize;
+  protected readHeader(chunk: Buffer, i: number, sink: FrameSink): number {
+    const hsize = this.#framing.headerSize;
     const n = chunk.length;
-    let i = 0;
-    try {
-      while (i < n) {
-        if (this.#body.active) {
-          i = this.#body.fill(chunk, i, sink);
-          if (this.#body.waiting) break; // no memory for it yet: the Channel holds the rest and pushes it again
-          continue;
-        }
-        let h: Buffer;
-        let at: number;
-        if (this.#headerFilled === 0 && n - i >= hsize) {
-          // Whole header in this chunk: parse it in place.
-          this.#frameStart = this.#base + i;
-          h = chunk;
-          at = i;
-          i += hsize;
-        } else {
-          if (this.#headerFilled === 0) this.#frameStart = this.#base + i;
-          const take = Math.min(hsize - this.#headerFilled, n - i);
-          chunk.copy(this.#header, this.#headerFilled, i, i + take);
-          this.#headerFilled += take;
-          i += take;
-          if (this.#headerFilled < hsize) break;
-          this.#headerFilled = 0;
-          h = this.#header;
-          at = 0;
-        }
-        const len = this.#parseHeader(h, at);
-        const type = this.#type;
-        i = this.#body.start(chunk, i, len, type, sink);
-      }
-    } finally {
-      this.#base += i;
+    let h: Buffer;
+    let at: number;
+    if (this.#headerFilled === 0 && n - i >= hsize) {
+      // Whole header in this chunk: parse it in place.
+      this.#frameStart = this.base + i;
+      h = chunk;
+      at = i;
+      i += hsize;
+    } else {
+      if (this.#headerFilled === 0) this.#frameStart = this.base + i;
+      const take = Math.min(hsize - this.#headerFilled, n - i);
+      chunk.copy(this.#header, this.#headerFilled, i, i + take);
+      this.#headerFilled += take;
+      i += take;
+      if (this.#headerFilled < hsize) return i;
+      this.#headerFilled = 0;
+      h = this.#header;
+      at = 0;
     }
+    const len = this.#parseHeader(h, at);
+    return this.body.start(chunk, i, len, this.#type, sink);
   }
 
   /** Validate a complete header; sets #type and returns the body length. Allocates nothing. */
   #parseHeader(h: Buffer, at: number): number {
-    const f = this.#f;
+    const f = this.#framing;
     const field = readField(h, at + f.lengthOffset, f.lengthSize, f.littleEndian);
-    if (field > Number.MAX_SAFE_INTEGER) throw new MessageTooLargeError(field, this.#max, 'recv');
+    if (field > Number.MAX_SAFE_INTEGER) throw new MessageTooLargeError(field, this.max, 'recv');
     const overhead = f.lengthAdjustment + (f.lengthCounts === 'frame' ? f.headerSize : 0);
     const len = field - overhead;
     if (len < 0) {
@@ -220,7 +189,7 @@ class LengthPrefixedDecoder implements Decoder {
       });
     }
     // Decided from the header: nothing has been allocated for this frame.
-    if (len > this.#max) throw new MessageTooLargeError(len, this.#max, 'recv');
+    if (len > this.max) throw new MessageTooLargeError(len, this.max, 'recv');
     if (f.typeSize > 0) {
       const type = readField(h, at + f.typeOffset, f.typeSize, f.littleEndian);
       if (type > Number.MAX_SAFE_INTEGER) {

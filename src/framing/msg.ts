@@ -3,7 +3,7 @@
  * Strict on input: exactly CR LF 'M' 'S' 'G' SP, 1 to 16 ASCII digits, CR LF.
  */
 import { MessageTooLargeError, ProtocolError } from '../errors.js';
-import { BodyAssembler } from './body.js';
+import { FrameDecoder } from './decoder.js';
 import type { Decoder, DecoderLimits, FrameSink, Framing } from './types.js';
 
 const CR = 0x0d;
@@ -16,43 +16,21 @@ const MAX_DIGITS = 16;
 const S_DIGITS = 6; // reading the length; at least one digit seen once `digits` > 0
 const S_LF = 7; // saw the CR after the digits
 
-function describe(byte: number): string {
+function showByte(byte: number): string {
   return byte >= 0x20 && byte < 0x7f
     ? `'${String.fromCharCode(byte)}' (0x${byte.toString(16).padStart(2, '0')})`
     : `0x${byte.toString(16).padStart(2, '0')}`;
 }
 
-class MsgDecoder implements Decoder {
-  readonly #max: number;
+class MsgDecoder extends FrameDecoder {
   #state = 0;
   #digits = 0;
   #length = 0;
   /** Where the header parsed by #fastHeader ends (the first body byte). */
-  #fastEnd = 0;
-  readonly #body: BodyAssembler;
-  /** Stream offset of the first byte of the current chunk. */
-  #base = 0;
+  #fastHeaderEnd = 0;
 
-  constructor(limits: DecoderLimits) {
-    this.#body = new BodyAssembler(limits);
-    this.#max = limits.maxMessageSize;
-  }
-
-  get atBoundary(): boolean {
-    return this.#state === 0 && !this.#body.active;
-  }
-
-  get offset(): number {
-    return this.#base;
-  }
-
-  bodySpace(min: number): Buffer | null {
-    return this.#body.space(min);
-  }
-
-  bodyFilled(n: number, sink: FrameSink): void {
-    this.#base += n;
-    this.#body.filled(n, sink);
+  protected betweenHeaders(): boolean {
+    return this.#state === 0;
   }
 
   /** The body length of a complete, valid header at `i` within `max`, or -1 to take the slow path. */
@@ -75,89 +53,78 @@ class MsgDecoder implements Decoder {
       if (d < 0 || d > 9) break;
       len = len * 10 + d;
     }
-    if (j === i + 6 || j + 1 >= n || chunk[j] !== CR || chunk[j + 1] !== LF || len > this.#max) return -1;
-    this.#fastEnd = j + 2;
+    if (j === i + 6 || j + 1 >= n || chunk[j] !== CR || chunk[j + 1] !== LF || len > this.max) return -1;
+    this.#fastHeaderEnd = j + 2;
     return len;
   }
 
-  push(chunk: Buffer, sink: FrameSink): void {
+  protected readHeader(chunk: Buffer, i: number, sink: FrameSink): number {
+    if (this.#state === 0 && chunk.length - i >= 9) {
+      // Fast path: a whole, well-formed header inside this chunk is parsed in one go. Anything
+      // unusual (malformed, too long, cut by the chunk's end) falls through to the byte-wise
+      // state machine below, which produces the exact errors.
+      const len = this.#fastHeader(chunk, i, chunk.length);
+      if (len >= 0) return this.body.start(chunk, this.#fastHeaderEnd, len, 0, sink);
+    }
+    return this.#bytewiseHeader(chunk, i, sink);
+  }
+
+  /** The header byte by byte, across chunks, with the exact error for each malformed byte. */
+  #bytewiseHeader(chunk: Buffer, i: number, sink: FrameSink): number {
     const n = chunk.length;
-    let i = 0;
     let state = this.#state;
-    try {
-      while (i < n) {
-        if (this.#body.active) {
-          i = this.#body.fill(chunk, i, sink);
-          if (this.#body.waiting) break; // no memory for it yet: the Channel holds the rest and pushes it again
-          continue;
-        }
-        if (state === 0 && n - i >= 9) {
-          // Fast path: a whole, well-formed header inside this chunk is parsed in one go. Anything
-          // unusual (malformed, too long, cut by the chunk's end) falls through to the byte-wise
-          // state machine below, which produces the exact errors.
-          const len = this.#fastHeader(chunk, i, n);
-          if (len >= 0) {
-            i = this.#body.start(chunk, this.#fastEnd, len, 0, sink);
-            continue;
-          }
-        }
-        const b = chunk[i]!;
-        if (state < S_DIGITS) {
-          if (b !== PREFIX[state]) {
-            throw new ProtocolError(
-              `bad frame header: expected ${describe(PREFIX[state]!)} at header byte ${state}, got ${describe(b)}`,
-              { offset: this.#base + i },
-            );
-          }
-          state++;
-          if (state === S_DIGITS) {
-            this.#digits = 0;
-            this.#length = 0;
-          }
-          i++;
-          continue;
-        }
-        if (state === S_DIGITS) {
-          if (b >= 0x30 && b <= 0x39) {
-            if (++this.#digits > MAX_DIGITS) {
-              throw new ProtocolError(`bad frame header: length has more than ${MAX_DIGITS} digits`, {
-                offset: this.#base + i,
-              });
-            }
-            this.#length = this.#length * 10 + (b - 0x30);
-            if (this.#length > this.#max) {
-              // Decided from the header: nothing has been allocated for this frame.
-              throw new MessageTooLargeError(this.#length, this.#max, 'recv');
-            }
-            i++;
-            continue;
-          }
-          if (b === CR && this.#digits > 0) {
-            state = S_LF;
-            i++;
-            continue;
-          }
+    for (; i < n; i++) {
+      const b = chunk[i]!;
+      if (state < S_DIGITS) {
+        if (b !== PREFIX[state]) {
           throw new ProtocolError(
-            this.#digits === 0
-              ? `bad frame header: expected a decimal length, got ${describe(b)}`
-              : `bad frame header: expected a digit or CR after the length, got ${describe(b)}`,
-            { offset: this.#base + i },
+            `bad frame header: expected ${showByte(PREFIX[state]!)} at header byte ${state}, got ${showByte(b)}`,
+            { offset: this.base + i },
           );
         }
-        // state === S_LF
-        if (b !== LF) {
-          throw new ProtocolError(`bad frame header: expected LF after the length, got ${describe(b)}`, {
-            offset: this.#base + i,
-          });
+        state++;
+        if (state === S_DIGITS) {
+          this.#digits = 0;
+          this.#length = 0;
         }
-        state = 0;
-        this.#state = 0;
-        i = this.#body.start(chunk, i + 1, this.#length, 0, sink);
+        continue;
       }
-      this.#state = state;
-    } finally {
-      this.#base += i;
+      if (state === S_DIGITS) {
+        if (b >= 0x30 && b <= 0x39) {
+          if (++this.#digits > MAX_DIGITS) {
+            throw new ProtocolError(`bad frame header: length has more than ${MAX_DIGITS} digits`, {
+              offset: this.base + i,
+            });
+          }
+          this.#length = this.#length * 10 + (b - 0x30);
+          if (this.#length > this.max) {
+            // Decided from the header: nothing has been allocated for this frame.
+            throw new MessageTooLargeError(this.#length, this.max, 'recv');
+          }
+          continue;
+        }
+        if (b === CR && this.#digits > 0) {
+          state = S_LF;
+          continue;
+        }
+        throw new ProtocolError(
+          this.#digits === 0
+            ? `bad frame header: expected a decimal length, got ${showByte(b)}`
+            : `bad frame header: expected a digit or CR after the length, got ${showByte(b)}`,
+          { offset: this.base + i },
+        );
+      }
+      // state === S_LF
+      if (b !== LF) {
+        throw new ProtocolError(`bad frame header: expected LF after the length, got ${showByte(b)}`, {
+          offset: this.base + i,
+        });
+      }
+      this.#state = 0;
+      return this.body.start(chunk, i + 1, this.#length, 0, sink);
     }
+    this.#state = state;
+    return n;
   }
 }
 
@@ -178,7 +145,7 @@ export const msg: Framing = {
   maxType: 0,
   maxEncodableSize: Number.MAX_SAFE_INTEGER,
   writeHeader(target: Buffer, offset: number, bodyLength: number): number {
-    // Byte stores, not PREFIX.copy(): a 6-byte Buffer copy costs more than the frame it heads.
+    // Byte stores, not PREFIX.copy(): a Buffer copy's fixed cost is large next to 6 bytes (bench/README.md).
     target[offset] = CR;
     target[offset + 1] = LF;
     target[offset + 2] = 0x4d; // M

@@ -9,7 +9,7 @@
  */
 import { authenticate, rawMessageIO, type ChallengeKind, type RawMessageOptions } from '../auth.js';
 import { MessageTooLargeError, ProtocolError } from '../errors.js';
-import { BodyAssembler, EMPTY } from './body.js';
+import { FrameDecoder } from './decoder.js';
 import type { Decoder, DecoderLimits, FrameSink, Framing, HandshakeIO } from './types.js';
 
 /** Options of pythonConnection(). */
@@ -39,82 +39,49 @@ const MULTIPROCESSING_MESSAGES: RawMessageOptions = {
   tooLong: (len, max) => new ProtocolError(`bad message length ${len} in the multiprocessing handshake (limit ${max})`),
 };
 
-class PythonConnectionDecoder implements Decoder {
-  readonly #max: number;
+class PythonConnectionDecoder extends FrameDecoder {
   /** Header bytes gathered when the header spans chunks (4, or 12 with the escape). */
   readonly #header = Buffer.alloc(12);
   #headerFilled = 0;
-  readonly #body: BodyAssembler;
-  #base = 0;
   #frameStart = 0;
 
-  constructor(limits: DecoderLimits) {
-    this.#body = new BodyAssembler(limits);
-    this.#max = limits.maxMessageSize;
+  protected betweenHeaders(): boolean {
+    return this.#headerFilled === 0;
   }
 
-  get atBoundary(): boolean {
-    return !this.#body.active && this.#headerFilled === 0;
-  }
-
-  get offset(): number {
-    return this.#base;
-  }
-
-  bodySpace(min: number): Buffer | null {
-    return this.#body.space(min);
-  }
-
-  bodyFilled(n: number, sink: FrameSink): void {
-    this.#base += n;
-    this.#body.filled(n, sink);
-  }
-
-  push(chunk: Buffer, sink: FrameSink): void {
+  protected readHeader(chunk: Buffer, i: number, sink: FrameSink): number {
     const n = chunk.length;
-    let i = 0;
-    try {
-      while (i < n) {
-        if (this.#body.active) {
-          i = this.#body.fill(chunk, i, sink);
-          if (this.#body.waiting) break; // no memory for it yet: the Channel holds the rest and pushes it again
-          continue;
-        }
-        let len: number;
-        let escaped = false;
-        if (this.#headerFilled === 0 && n - i >= 4 && chunk.readUInt32BE(i) !== ESCAPE) {
-          // Common case: a short header wholly in this chunk.
-          this.#frameStart = this.#base + i;
-          len = chunk.readUInt32BE(i);
-          i += 4;
-        } else {
-          if (this.#headerFilled === 0) this.#frameStart = this.#base + i;
-          const need = this.#headerFilled < 4 || this.#header.readUInt32BE(0) !== ESCAPE ? 4 : 12;
-          const take = Math.min(need - this.#headerFilled, n - i);
-          chunk.copy(this.#header, this.#headerFilled, i, i + take);
-          this.#headerFilled += take;
-          i += take;
-          if (this.#headerFilled < need) continue;
-          const first = this.#header.readUInt32BE(0);
-          if (need === 4 && first === ESCAPE) continue; // the u64 length follows
-          this.#headerFilled = 0;
-          escaped = need === 12;
-          // Above 2^53 this is inexact but still above any maxMessageSize, which is all that matters.
-          len = escaped ? this.#header.readUInt32BE(4) * TWO_32 + this.#header.readUInt32BE(8) : first;
-        }
-        if (!escaped && len > SHORT_MAX) {
-          // A negative i32 other than -1 (the escape): Python itself cannot make one.
-          throw new ProtocolError(`bad multiprocessing header: negative length ${len - TWO_32}`, {
-            offset: this.#frameStart,
-          });
-        }
-        // Decided from the header: nothing has been allocated for this frame.
-        if (len > this.#max) throw new MessageTooLargeError(len, this.#max, 'recv');
-        i = this.#body.start(chunk, i, len, 0, sink);
-      }
-    } finally {
-      this.#base += i;
+    let len: number;
+    let escaped = false;
+    if (this.#headerFilled === 0 && n - i >= 4 && chunk.readUInt32BE(i) !== ESCAPE) {
+      // Common case: a short header wholly in this chunk.
+      this.#frameStart = this.base + i;
+      len = chunk.readUInt32BE(i);
+      i += 4;
+    } else {
+      if (this.#headerFilled === 0) this.#frameStart = this.base + i;
+      const need = this.#headerFilled < 4 || this.#header.readUInt32BE(0) !== ESCAPE ? 4 : 12;
+      const take = Math.min(need - this.#headerFilled, n - i);
+      chunk.copy(this.#header, this.#headerFilled, i, i + take);
+      this.#headerFilled += take;
+      i += take;
+      if (this.#headerFilled < need) return i;
+      const first = this.#header.readUInt32BE(0);
+      if (need === 4 && first === ESCAPE) return i; // the u64 length follows
+      this.#headerFilled = 0;
+      escaped = need === 12;
+      // Above 2^53 this is inexact but still above any maxMessageSize, which is all that matters.
+      len = escaped ? this.#header.readUInt32BE(4) * TWO_32 + this.#header.readUInt32BE(8) : first;
     }
+    if (!escaped && len > SHORT_MAX) {
+      // A negative i32 other than -1 (the escape): Python itself cannot make one.
+      throw new ProtocolError(`bad multiprocessing header: negative length ${len - TWO_32}`, {
+        offset: this.#frameStart,
+      });
+    }
+    // Decided from the header: nothing has been allocated for this frame.
+    if (len > this.max) throw new MessageTooLargeError(len, this.max, 'recv');
+    return this.body.start(chunk, i, len, 0, sink);
   }
 }
 

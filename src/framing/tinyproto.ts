@@ -21,7 +21,7 @@
  * use a request/response discipline (or let one side speak at a time), as tinyproto itself does.
  */
 import { ConnectionRefusedError, MessageRefusedError, MessageTooLargeError, ProtocolError } from '../errors.js';
-import { BodyAssembler } from './body.js';
+import { FrameDecoder } from './decoder.js';
 import type { AckIO, Decoder, DecoderLimits, FrameSink, Framing, HandshakeIO } from './types.js';
 
 /** Largest message the protocol carries (a tinyproto receiver refuses bigger ones). */
@@ -33,94 +33,64 @@ const STATUS: Record<number, string> = { 0x00: 'error', 0xfe: 'connection limit'
 
 const hex = (b: number): string => `0x${b.toString(16).padStart(2, '0')}`;
 
-class TinyprotoDecoder implements Decoder {
-  readonly #max: number;
+class TinyprotoDecoder extends FrameDecoder {
   readonly #ack: AckIO | undefined;
   readonly #size = Buffer.alloc(4);
   #sizeFilled = 0;
-  readonly #body: BodyAssembler;
   /** Body lengths of our headers whose answer has not arrived (at most one with the Channel). */
-  readonly #awaiting: number[] = [];
-  #base = 0;
+  readonly #unanswered: number[] = [];
 
   constructor(limits: DecoderLimits, ack: AckIO | undefined) {
-    this.#body = new BodyAssembler(limits);
-    this.#max = Math.min(limits.maxMessageSize, TINYPROTO_MAX_SIZE);
+    super(limits, Math.min(limits.maxMessageSize, TINYPROTO_MAX_SIZE));
     this.#ack = ack;
   }
 
-  get atBoundary(): boolean {
-    return !this.#body.active && this.#sizeFilled === 0 && this.#awaiting.length === 0;
-  }
-
-  get offset(): number {
-    return this.#base;
-  }
-
-  bodySpace(min: number): Buffer | null {
-    return this.#body.space(min);
-  }
-
-  bodyFilled(n: number, sink: FrameSink): void {
-    this.#base += n;
-    this.#body.filled(n, sink);
+  protected betweenHeaders(): boolean {
+    return this.#sizeFilled === 0 && this.#unanswered.length === 0;
   }
 
   expectAck(bodyLength: number): void {
-    this.#awaiting.push(bodyLength);
+    this.#unanswered.push(bodyLength);
   }
 
-  push(chunk: Buffer, sink: FrameSink): void {
-    const n = chunk.length;
-    let i = 0;
-    try {
-      while (i < n) {
-        if (this.#body.active) {
-          i = this.#body.fill(chunk, i, sink);
-          if (this.#body.waiting) break; // no memory for it yet: the Channel holds the rest and pushes it again
-          continue;
-        }
-        if (this.#sizeFilled === 0 && this.#awaiting.length > 0) {
-          // At a boundary with a header of ours unanswered: this byte is the answer.
-          const status = chunk[i]!;
-          const size = this.#awaiting.shift()!;
-          i++;
-          if (status === OK) this.#ack?.acked(undefined);
-          else if (status in STATUS) {
-            this.#ack?.acked(
-              new MessageRefusedError(
-                size,
-                status,
-                `peer refused a ${size}-byte message (${hex(status)}: ${STATUS[status]})`,
-              ),
-            );
-          } else {
-            throw new ProtocolError(
-              `tinyproto: expected FF or 00 answering our message header, got ${hex(status)} (did both sides send at once? tinyproto is half-duplex)`,
-              { offset: this.#base + i - 1 },
-            );
-          }
-          continue;
-        }
-        const take = Math.min(4 - this.#sizeFilled, n - i);
-        chunk.copy(this.#size, this.#sizeFilled, i, i + take);
-        this.#sizeFilled += take;
-        i += take;
-        if (this.#sizeFilled < 4) continue;
-        this.#sizeFilled = 0;
-        const len = this.#size.readUInt32BE(0);
-        if (len > this.#max) {
-          // Refused from the header: the sender will not write the body, the stream stays in step.
-          if (this.#ack === undefined) throw new MessageTooLargeError(len, this.#max, 'recv');
-          this.#ack.reply(REFUSE);
-          continue;
-        }
-        this.#ack?.reply(ACCEPT);
-        i = this.#body.start(chunk, i, len, 0, sink);
-      }
-    } finally {
-      this.#base += i;
+  protected readHeader(chunk: Buffer, i: number, sink: FrameSink): number {
+    if (this.#sizeFilled === 0 && this.#unanswered.length > 0) return this.#answer(chunk[i]!, i);
+    const take = Math.min(4 - this.#sizeFilled, chunk.length - i);
+    chunk.copy(this.#size, this.#sizeFilled, i, i + take);
+    this.#sizeFilled += take;
+    i += take;
+    if (this.#sizeFilled < 4) return i;
+    this.#sizeFilled = 0;
+    const len = this.#size.readUInt32BE(0);
+    if (len > this.max) {
+      // Refused from the header: the sender will not write the body, the stream stays in step.
+      if (this.#ack === undefined) throw new MessageTooLargeError(len, this.max, 'recv');
+      this.#ack.reply(REFUSE);
+      return i;
     }
+    this.#ack?.reply(ACCEPT);
+    return this.body.start(chunk, i, len, 0, sink);
+  }
+
+  /** At a boundary with a header of ours unanswered, the byte `status` at `i` is the answer. */
+  #answer(status: number, i: number): number {
+    const size = this.#unanswered.shift()!;
+    if (status === OK) this.#ack?.acked(undefined);
+    else if (status in STATUS) {
+      this.#ack?.acked(
+        new MessageRefusedError(
+          size,
+          status,
+          `peer refused a ${size}-byte message (${hex(status)}: ${STATUS[status]})`,
+        ),
+      );
+    } else {
+      throw new ProtocolError(
+        `tinyproto: expected FF or 00 answering our message header, got ${hex(status)} (did both sides send at once? tinyproto is half-duplex)`,
+        { offset: this.base + i },
+      );
+    }
+    return i + 1;
   }
 }
 

@@ -149,6 +149,30 @@ for (const [name, framing] of framings) {
     );
   });
 
+  test(`${name}: a refused body is asked for once per push: its header is remembered, not parsed or asked again`, () => {
+    const body = big(5);
+    const frame = encode(framing, body);
+    const head = frame.length - body.length;
+    const b = budgeted(framing);
+    b.push(frame.subarray(0, head + 1000));
+    assert.equal(b.calls, [[BUDGET_MIN, false]], 'one refusal, one question');
+    // The Channel pushes the rest again each time memory is released: one question each time.
+    b.push(frame.subarray(head, head + 1000));
+    b.push(frame.subarray(head, head + 2000));
+    assert.equal(b.calls, [
+      [BUDGET_MIN, false],
+      [BUDGET_MIN, false],
+      [BUDGET_MIN, false],
+    ]);
+    assert.is(b.d.offset, head);
+    b.state.allow = true;
+    b.push(frame.subarray(head, head + 2000));
+    b.push(frame.subarray(head + 2000));
+    assert.is(b.calls.length, 4, 'allowed once, then filled without asking');
+    assert.equal(b.frames, [body]);
+    assert.is(b.d.atBoundary, true);
+  });
+
   test(`${name}: refused by reserve, then pushed again with the whole body in the chunk: taken at once, as a view (reserve is forced)`, () => {
     const body = big(4);
     const frame = encode(framing, body);

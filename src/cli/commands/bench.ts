@@ -4,8 +4,8 @@
  */
 import { Channel, type Framing } from '../../../channel.js';
 import { parseAddress, showAddress, type Address } from '../args.js';
-import { CliError, describeError, err, fail, out, print, size } from '../output.js';
-import { Exchange, framingMismatch, open, peerEnded } from './connect.js';
+import { CliError, EXIT_TIMEOUT, codeOf, describeError, err, fail, out, print, showSize } from '../output.js';
+import { Exchange, connectOrExit, framingMismatch, peerEnded, sameFraming, settleWithin } from './connect.js';
 
 export interface BenchFlags {
   framing: Framing;
@@ -14,6 +14,7 @@ export interface BenchFlags {
   duration?: number;
   concurrency: number;
   window: number;
+  timeout: number;
 }
 
 export interface BenchResult {
@@ -21,71 +22,151 @@ export interface BenchResult {
   bytes: number;
   seconds: number;
   latencies: Float64Array;
+  /** Messages sent whose echo had not come back when the --duration deadline ended the run. */
+  abandoned: number;
 }
 
+/** How the run ended: the round trips asked for are done, the deadline passed, or a failure. */
+type Outcome = { ok: true } | { ok: false; error: unknown };
+
 /**
- * Echo round trips: `concurrency` connections, each keeping `window` messages in flight, until
- * `count` messages in all have come back or `duration` seconds have passed.
+ * Echo round trips: `concurrency` connections, each keeping up to `window` messages in flight,
+ * until `count` messages in all have come back or `duration` seconds have passed (a hard deadline:
+ * what is still in flight then is abandoned and counted). Each connection sends and receives
+ * independently, a sender that waits only for a free slot in the window and a reader that takes
+ * every echo as it arrives: a sender that awaited its own echo before the next read would stop
+ * reading while its sends wait for the server, and the server, which stops reading while its
+ * echoes wait for us, would wait forever too. No echo for `timeout` seconds fails the run.
  */
 async function runBench(
   address: Address,
   flags: BenchFlags,
   onProgress: (done: number, elapsed: number) => void,
 ): Promise<BenchResult> {
-  const channels = await Promise.all(Array.from({ length: flags.concurrency }, () => open(address, flags.framing, 10)));
+  const channels = await Promise.all(
+    Array.from({ length: flags.concurrency }, () => connectOrExit(address, flags.framing, flags.timeout)),
+  );
+  const where = showAddress(address);
   const body = Buffer.alloc(flags.size, 'x');
   const limit = flags.count ?? Infinity;
-  const until = flags.duration === undefined ? Infinity : performance.now() + flags.duration * 1000;
   const latencies: number[] = [];
+  const exchange = new Exchange();
   let started = 0;
   let done = 0;
+  let finished = false;
+  let end!: (outcome: Outcome) => void;
+  const outcome = new Promise<Outcome>((resolve) => (end = resolve));
+  const finish = (o: Outcome): void => {
+    if (finished) return;
+    finished = true;
+    end(o);
+  };
   const start = performance.now();
-  const timer = setInterval(() => onProgress(done, (performance.now() - start) / 1000), 100);
-  const more = (): boolean => started < limit && performance.now() < until;
-  const exchange = new Exchange();
-  try {
-    await Promise.all(
-      channels.map(async (ch) => {
-        const sentAt: number[] = [];
-        const inFlight = async (): Promise<void> => {
-          while (more()) {
-            started++;
-            sentAt.push(performance.now());
-            exchange.sending();
-            await ch.send(body);
-            await ch.recv();
-            // Echoes come back in order: the oldest send is the one answered.
-            latencies.push(performance.now() - sentAt.shift()!);
-            done++;
-            exchange.received++;
-          }
-        };
-        try {
-          await Promise.all(Array.from({ length: flags.window }, inFlight));
-        } catch (e) {
-          throw (await ch.closed) ?? e;
+  let lastEchoAt = start;
+  const ticker = setInterval(() => {
+    const now = performance.now();
+    onProgress(done, (now - start) / 1000);
+    if (started > done && now - lastEchoAt > flags.timeout * 1000) {
+      finish({
+        ok: false,
+        error: new CliError(
+          `no echo from ${where} for ${flags.timeout} s after ${done} round trips, with ${started - done} messages in flight (--timeout; ERR_TIMEOUT): is it an echo server?${done === 0 ? ` ${sameFraming(flags.framing)}` : ''}`,
+          EXIT_TIMEOUT,
+        ),
+      });
+    }
+  }, 100);
+  const deadline =
+    flags.duration === undefined ? undefined : setTimeout(() => finish({ ok: true }), flags.duration * 1000);
+  /** A send or recv failed: report why the connection ended, or the local failure itself. */
+  const failed = async (ch: Channel, e: unknown, sending: boolean): Promise<void> => {
+    if (finished) return; // the run is over: the channels were closed under their loops
+    if (e instanceof CliError) return finish({ ok: false, error: e });
+    if (sending && ch.isOpen) {
+      // Refused here (too large for the framing or maxMessageSize, the send queue full): not a lost connection.
+      const error = new CliError(
+        `cannot send to ${where} (--size ${flags.size}) after ${done} round trips: ${describeError(e)}`,
+      );
+      return finish({ ok: false, error });
+    }
+    const reason = ch.isOpen ? e : ((await settleWithin(ch.closed, 1000, undefined)) ?? e);
+    finish({ ok: false, error: reason });
+  };
+
+  for (const ch of channels) {
+    /** When each message in flight on this connection was sent, oldest first. */
+    const sentAt: number[] = [];
+    let slotFree: (() => void) | undefined;
+    const nextEcho = (): Promise<void> => new Promise<void>((resolve) => (slotFree = resolve));
+    const sender = async (): Promise<void> => {
+      while (!finished && started < limit) {
+        if (sentAt.length >= flags.window) {
+          await nextEcho();
+          continue;
         }
-      }),
-    );
-  } catch (e) {
+        started++;
+        sentAt.push(performance.now());
+        exchange.sending();
+        try {
+          await ch.send(body);
+        } catch (e) {
+          // Messages over maxQueuedBytes (16 MiB) are refused while the socket still holds earlier
+          // ones: the window is too wide for them, so send this one again once an echo is back.
+          if (codeOf(e) !== 'ERR_SEND_QUEUE_FULL' || sentAt.length < 2) throw e;
+          sentAt.pop();
+          started--;
+          await nextEcho();
+        }
+      }
+    };
+    const reader = async (): Promise<void> => {
+      while (!finished) {
+        await ch.recv();
+        if (sentAt.length === 0) {
+          throw new CliError(`${where} sent a message with none of ours in flight: is it an echo server?`);
+        }
+        const now = performance.now();
+        // Echoes come back in order: the oldest message in flight is the one answered.
+        latencies.push(now - sentAt.shift()!);
+        lastEchoAt = now;
+        done++;
+        exchange.received++;
+        slotFree?.();
+        slotFree = undefined;
+        if (done >= limit) finish({ ok: true });
+      }
+    };
+    sender().catch((e: unknown) => failed(ch, e, true));
+    reader().catch((e: unknown) => failed(ch, e, false));
+  }
+
+  const result = await outcome;
+  const seconds = (performance.now() - start) / 1000;
+  clearInterval(ticker);
+  clearTimeout(deadline);
+  onProgress(done, seconds);
+  const abandoned = started - done;
+  if (!result.ok || abandoned > 0) {
+    // Messages still in flight: close without waiting for their echoes, or for a server that stalls.
     for (const ch of channels) ch.destroy();
+  } else {
+    await Promise.all(channels.map((ch) => ch.close({ timeout: 2000 }).catch(() => ch.destroy())));
+  }
+  if (!result.ok) {
+    const e = result.error;
+    if (e instanceof CliError) throw e;
     // Connected, then lost: not a connect failure.
-    const where = showAddress(address);
     if (peerEnded(e) && exchange.endedRightAfterFirst()) throw framingMismatch(where, flags.framing, e);
     throw new CliError(
       `connection to ${where} lost during the benchmark after ${done} round trips: ${describeError(e, { address: where })}`,
     );
-  } finally {
-    clearInterval(timer);
   }
-  const secs = (performance.now() - start) / 1000;
-  onProgress(done, secs);
-  await Promise.all(channels.map((ch) => ch.close({ timeout: 2000 }).catch(() => ch.destroy())));
   return {
     messages: done,
     bytes: done * flags.size * 2,
-    seconds: secs,
+    seconds,
     latencies: Float64Array.from(latencies).sort(),
+    abandoned,
   };
 }
 
@@ -95,13 +176,17 @@ function percentile(sorted: Float64Array, p: number): number {
 }
 
 export function resultTable(r: BenchResult, flags: BenchFlags, target: string): string {
+  // No round trip done (a deadline before the first echo): no latency to show.
   const fmt = (n: number, digits = 0): string =>
-    n.toLocaleString('en', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+    Number.isNaN(n) ? '-' : n.toLocaleString('en', { maximumFractionDigits: digits, minimumFractionDigits: digits });
   const rows: [string, string][] = [
     ['target', target],
     ['framing', flags.framing.name],
-    ['message size', size(flags.size)],
-    ['connections', `${flags.concurrency} x window ${flags.window}`],
+    ['message size', showSize(flags.size)],
+    [
+      'connections',
+      `${flags.concurrency} x window ${flags.window}${flags.framing.acknowledged === true ? ` (${flags.framing.name} is half-duplex)` : ''}`,
+    ],
     ['round trips', fmt(r.messages)],
     ['time', `${fmt(r.seconds, 2)} s`],
     ['round trips/s', fmt(r.messages / r.seconds)],
@@ -110,6 +195,7 @@ export function resultTable(r: BenchResult, flags: BenchFlags, target: string): 
     ['latency p99', `${fmt(percentile(r.latencies, 99), 3)} ms`],
     ['latency max', `${fmt(r.latencies[r.latencies.length - 1] ?? NaN, 3)} ms`],
   ];
+  if (r.abandoned > 0) rows.push(['abandoned', `${fmt(r.abandoned)} in flight at the --duration deadline`]);
   const w = Math.max(...rows.map(([k]) => k.length));
   const line = `+${'-'.repeat(w + 2)}+${'-'.repeat(Math.max(...rows.map(([, v]) => v.length)) + 2)}+`;
   const vw = line.length - w - 7;
@@ -118,6 +204,9 @@ export function resultTable(r: BenchResult, flags: BenchFlags, target: string): 
 
 export async function benchCommand(addressText: string | undefined, flags: BenchFlags): Promise<void> {
   if (flags.count === undefined && flags.duration === undefined) flags.duration = 5;
+  // A half-duplex framing (tinyproto) must not have both sides start a message at once: the echo
+  // of one message would cross the header of the next. One message in flight per connection.
+  if (flags.framing.acknowledged === true) flags.window = 1;
   let address: Address;
   let listener: ReturnType<typeof Channel.listen> | undefined;
   if (addressText === undefined) {

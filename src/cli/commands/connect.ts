@@ -1,11 +1,13 @@
 /**
  * `msgchannel connect`: stdin lines (or hex, or raw delimited bytes) become messages and every
- * message received is printed. Also holds open(), the connect-or-fail step send and bench share.
+ * message received is printed. Also holds what send and bench share with it: connectOrExit() (the
+ * connect-or-fail step), Exchange and the framing question (how a silent or closing peer is
+ * explained), and settleWithin() (a bounded wait).
  */
 import { createInterface } from 'node:readline';
 import { Channel, type Framing } from '../../../channel.js';
 import { parseAddress, parseHex, showAddress, type Address } from '../args.js';
-import { CliError, EXIT_TIMEOUT, codeOf, fail, writeReceived } from '../output.js';
+import { CliError, EXIT_TIMEOUT, codeOf, fail, note, writeReceived } from '../output.js';
 
 export interface ConnectFlags {
   framing: Framing;
@@ -17,7 +19,7 @@ export interface ConnectFlags {
 }
 
 /** Connects to `address`, or reports the failure in one line and exits (124 on timeout). */
-export async function open(address: Address, framing: Framing, timeoutS: number): Promise<Channel> {
+export async function connectOrExit(address: Address, framing: Framing, timeoutS: number): Promise<Channel> {
   try {
     return await Channel.connect(address.host, address.port, { framing, timeout: timeoutS * 1000 });
   } catch (e) {
@@ -30,6 +32,16 @@ export async function open(address: Address, framing: Framing, timeoutS: number)
       );
     fail(e, { action: 'connect', address: showAddress(address) });
   }
+}
+
+/** What settleWithin() gives for a promise that did not settle in time, when undefined is a value. */
+export const TIMED_OUT = Symbol('timed out');
+
+/** Resolves (or rejects) as `p` does, or with `late` after `ms` if `p` is still pending then. */
+export function settleWithin<T, L>(p: Promise<T>, ms: number, late: L): Promise<T | L> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeUp = new Promise<L>((resolve) => (timer = setTimeout(() => resolve(late), Math.max(1, ms))));
+  return Promise.race([p, timeUp]).finally(() => clearTimeout(timer));
 }
 
 /** Within this many ms of our first message, a close before any reply points at a framing mismatch. */
@@ -59,10 +71,15 @@ export function peerEnded(e: unknown): boolean {
   return code === 'ERR_CHANNEL_CLOSED' || code === 'ECONNRESET' || code === 'EPIPE' || code === 'ERR_UNEXPECTED_EOF';
 }
 
+/** The question to ask when no reply came at all: a peer of another framing may close, or wait for ever. */
+export function sameFraming(framing: Framing): string {
+  return `does it use the same framing? (--framing; this side uses ${framing.name})`;
+}
+
 /** The one line for a peer that closed right after our first message without a reply. */
 export function framingMismatch(where: string, framing: Framing, e: unknown): CliError {
   return new CliError(
-    `no reply from ${where} (${codeOf(e) ?? 'ERR_CHANNEL_CLOSED'}): the peer closed right after our first message: does it use the same framing? (--framing; this side uses ${framing.name})`,
+    `no reply from ${where} (${codeOf(e) ?? 'ERR_CHANNEL_CLOSED'}): the peer closed right after our first message: ${sameFraming(framing)}`,
   );
 }
 
@@ -88,7 +105,7 @@ async function* stdinMessages(flags: ConnectFlags): AsyncGenerator<Buffer> {
 export async function connectCommand(addressText: string, flags: ConnectFlags): Promise<void> {
   const address = parseAddress(addressText);
   const where = showAddress(address);
-  const ch = await open(address, flags.framing, flags.timeout);
+  const ch = await connectOrExit(address, flags.framing, flags.timeout);
   const exchange = new Exchange();
   let sent = 0;
   let closing = false;
@@ -121,7 +138,8 @@ export async function connectCommand(addressText: string, flags: ConnectFlags): 
     }
   } catch (e) {
     if (e instanceof CliError) fail(e);
-    ended((await ch.closed) ?? e);
+    // A send refused here (too large for the framing) leaves the channel open: `closed` would never come.
+    ended(ch.isOpen ? e : ((await ch.closed) ?? e));
     process.exit(0);
   }
   // End of stdin: wait for a reply to every message, or until the peer is quiet for --wait seconds.
@@ -132,6 +150,14 @@ export async function connectCommand(addressText: string, flags: ConnectFlags): 
       setTimeout(resolve, flags.wait * 1000).unref();
     });
     if (exchange.received === before) break;
+  }
+  if (sent > 0 && exchange.received === 0 && ch.isOpen) {
+    // A server of another framing that does not close (it waits for the rest of a frame it misread)
+    // looks like a server with nothing to say: ask, and still end as netcat would.
+    const messages = sent === 1 ? '1 message' : `${sent} messages`;
+    note(
+      `no reply from ${where} to ${messages} (--wait ${flags.wait} s after the end of input); if one was due: ${sameFraming(flags.framing)}`,
+    );
   }
   closing = ch.isOpen;
   if (!closing) {

@@ -86,6 +86,8 @@ async function serveClient(ch: Channel, flags: ListenFlags): Promise<void> {
     if (codeOf(e) !== 'ERR_CHANNEL_CLOSED') {
       print(`${out.red('!')} ${peer} ${describeError(e, { address: peer })}`);
     }
+    // A reply we could not send (--exec output too large for the framing) leaves the channel open.
+    if (ch.isOpen) ch.destroy(e instanceof Error ? e : undefined);
   }
   const why = await ch.closed;
   const plural = count === 1 ? '' : 's';

@@ -4,8 +4,16 @@
  */
 import type { Framing } from '../../../channel.js';
 import { parseAddress, parseHex, showAddress } from '../args.js';
-import { CliError, EXIT_TIMEOUT, codeOf, fail, writeReceived } from '../output.js';
-import { Exchange, framingMismatch, open, peerEnded } from './connect.js';
+import { CliError, EXIT_TIMEOUT, codeOf, fail, note, writeReceived } from '../output.js';
+import {
+  Exchange,
+  TIMED_OUT,
+  connectOrExit,
+  framingMismatch,
+  peerEnded,
+  sameFraming,
+  settleWithin,
+} from './connect.js';
 
 export interface SendFlags {
   framing: Framing;
@@ -19,12 +27,19 @@ export async function sendCommand(addressText: string, messages: string[], flags
   const where = showAddress(address);
   const bodies = messages.map((m) => (flags.hex ? parseHex(m) : Buffer.from(m, 'utf8')));
   const deadline = Date.now() + flags.timeout * 1000;
-  const ch = await open(address, flags.framing, flags.timeout);
+  const ch = await connectOrExit(address, flags.framing, flags.timeout);
   const exchange = new Exchange();
   try {
-    for (const body of bodies) {
+    for (const [i, body] of bodies.entries()) {
       exchange.sending();
-      await ch.send(body);
+      // A send can wait for ever (a tinyproto peer that never answers our header, a peer that
+      // stops reading): --timeout bounds it too.
+      if ((await settleWithin(ch.send(body), deadline - Date.now(), TIMED_OUT)) === TIMED_OUT) {
+        throw new CliError(
+          `timed out after ${flags.timeout} s sending message ${i + 1} of ${bodies.length} to ${where}: the peer did not take it (ERR_TIMEOUT)`,
+          EXIT_TIMEOUT,
+        );
+      }
     }
     for (let i = 1; i <= flags.expect; i++) {
       const left = deadline - Date.now();
@@ -33,6 +48,12 @@ export async function sendCommand(addressText: string, messages: string[], flags
         data = await ch.recv({ timeout: Math.max(1, left) });
       } catch (e) {
         if (codeOf(e) === 'ERR_TIMEOUT') {
+          if (i === 1) {
+            throw new CliError(
+              `no reply from ${where} within ${flags.timeout} s (ERR_TIMEOUT): ${sameFraming(flags.framing)}`,
+              EXIT_TIMEOUT,
+            );
+          }
           throw new CliError(
             `timed out after ${flags.timeout} s waiting for reply ${i} of ${flags.expect} from ${where} (ERR_TIMEOUT)`,
             EXIT_TIMEOUT,
@@ -51,6 +72,11 @@ export async function sendCommand(addressText: string, messages: string[], flags
       writeReceived(data, flags);
     }
     await ch.close({ timeout: Math.max(1000, deadline - Date.now()) });
+    if (flags.expect === 0) {
+      // Exit 0 and nothing printed would look the same as a server that never answers.
+      const sent = bodies.length === 1 ? '1 message' : `${bodies.length} messages`;
+      note(`sent ${sent} to ${where}; no reply expected (--expect 0; --expect N waits for N replies and prints them)`);
+    }
   } catch (e) {
     ch.destroy();
     fail(peerEnded(e) && exchange.endedRightAfterFirst() ? framingMismatch(where, flags.framing, e) : e, {
