@@ -329,3 +329,12 @@ export const ErrorCode = {
   SLOW_CONSUMER: 'ERR_SLOW_CONSUMER',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/**
+ * What a call on an ended channel rejects with: the ChannelClosedError that ended it, or a new one
+ * whose cause is the error that did (undefined: a plain 'channel is closed').
+ */
+export function closedError(ended: Error | undefined): ChannelClosedError {
+  if (ended instanceof ChannelClosedError) return ended;
+  return new ChannelClosedError('channel is closed', ended ? { cause: ended } : undefined);
+}
