@@ -18,11 +18,11 @@ import type { Channel } from '../core/channel.js';
 import type { CloseOptions, RecvOptions } from '../core/options.js';
 import { Deque } from '../core/deque.js';
 import { messages } from '../core/iterator.js';
-import { ChannelClosedError, MessageTooLargeError, RemoteError, TimeoutError, closedError } from '../errors.js';
+import { ChannelClosedError, MessageTooLargeError, closedError } from '../errors.js';
 import { BODY_BUDGET_MIN, view } from '../framing/body.js';
 import { WarningLimiter, reportError } from '../report.js';
-import { handledRejection, noop } from '../util.js';
-import { checkDelay, describe } from '../validate.js';
+import { handledRejection } from '../util.js';
+import { describe } from '../validate.js';
 import {
   ERROR,
   ONEWAY,
@@ -33,16 +33,14 @@ import {
   decodeEnvelope,
   encodeError,
   encodeMessage,
-  envelopeError,
   idLength,
-  readError,
   readId,
   writeId,
 } from './envelope.js';
 import { adopt, describeThrown, invalidReply, mustAdopt, replyBody, type ErrorReply } from './handler.js';
 import { Heartbeat } from './heartbeat.js';
 import { Inbox } from './inbox.js';
-import { OutstandingRequests } from './outstanding.js';
+import { Requester } from './requester.js';
 import {
   checkRequestSettings,
   type OneWaySendOptions,
@@ -53,26 +51,6 @@ import {
   type RequestOptions,
 } from './options.js';
 
-/** One request() call, from the call until it settles (waiting for a slot, then outstanding). */
-interface OutgoingRequest {
-  /** What request() returned; marked handled when it is rejected. */
-  readonly promise: Promise<Buffer>;
-  readonly resolve: (body: Buffer) => void;
-  readonly reject: (error: unknown) => void;
-  /** 0 until written. */
-  id: number;
-  /** The data, kept only while it waits for a `maxPending` slot. */
-  data: Uint8Array | string | undefined;
-  /** The shared clock's tick at which it expires; 0 when the request has its own timer or none. */
-  deadline: number;
-  timer: NodeJS.Timeout | undefined;
-  signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
-  settled: boolean;
-  /** In #waiting and not settled. */
-  queued: boolean;
-}
-
 /** A request from the peer read while every slot was taken: it starts when one frees. */
 interface HeldRequest {
   id: number;
@@ -81,27 +59,9 @@ interface HeldRequest {
   release: (() => void) | undefined;
 }
 
-/**
- * The shared timeout clock ticks every `timeout / TICKS` ms while requests with the default
- * timeout are outstanding, so such a request expires between `timeout` and (1 + 1/TICKS) x
- * `timeout` after the call, with no clock read or timer per request.
- */
-const TICKS = 8;
-
 const PING_BODY = Buffer.from([PING]);
 const PONG_BODY = Buffer.from([PONG]);
 const NO_HANDLER: ErrorReply = { message: 'no request handler on this side (onRequest)', code: 'ERR_NO_HANDLER' };
-
-/** An error the peer's handler raised, as its error reply said; no stack (it would only point at the read loop). */
-function remoteError(message: string, code: string | undefined): RemoteError {
-  const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 0;
-  try {
-    return new RemoteError(message, code === undefined ? undefined : { remoteCode: code });
-  } finally {
-    Error.stackTraceLimit = limit;
-  }
-}
 
 /**
  * Requests and replies, matched by id, and ordered one-way messages over one Channel.
@@ -138,7 +98,6 @@ export class RequestChannel implements AsyncIterable<Buffer> {
   readonly closed: Promise<Error | undefined>;
 
   readonly #handler: RequestHandler | undefined;
-  readonly #timeout: number;
   readonly #maxPending: number;
   readonly #highWaterMark: number;
   readonly #sendLimit: number;
@@ -151,18 +110,7 @@ export class RequestChannel implements AsyncIterable<Buffer> {
   readonly #onError: ((error: Error) => unknown) | undefined;
   readonly #warnings = new WarningLimiter();
 
-  // Requester.
-  /** The next request id: ids count up from 1 and are never reused (2^53 of them). */
-  #nextId = 1;
-  /** Requests written and not settled, by id. */
-  readonly #outstanding: OutstandingRequests<OutgoingRequest>;
-  /** Requests waiting for a `maxPending` slot, in call order (settled ones are skipped). */
-  readonly #waiting = new Deque<OutgoingRequest>();
-  /** Entries of #waiting not settled yet. */
-  #queued = 0;
-  /** One interval for every request with the default timeout (see TICKS): their deadlines come in call order. */
-  #ticker: NodeJS.Timeout | undefined;
-  #tick = 0;
+  readonly #requester: Requester;
 
   // Responder.
   /** Handlers called and not settled. */
@@ -208,11 +156,19 @@ export class RequestChannel implements AsyncIterable<Buffer> {
     this.#handler = options.onRequest;
     this.#onError = options.onError;
     const o = checkRequestSettings(options);
-    this.#timeout = o.timeout;
     this.#maxPending = o.maxPending;
     this.#highWaterMark = o.highWaterMark;
-    this.#outstanding = new OutstandingRequests(Math.min(4096, 2 * o.maxPending));
     this.#sendLimit = Math.min(channel.maxMessageSize, channel.framing.maxEncodableSize);
+    this.#requester = new Requester(
+      {
+        send: (kind, id, payload) => this.#sendMessage(kind, id, payload),
+        sendLimit: this.#sendLimit,
+        stats: this.stats,
+        protocolError: (error) => this.#protocolError(error),
+      },
+      o.timeout,
+      o.maxPending,
+    );
     this.#joined = typeof channel.sendJoined === 'function';
     this.#budgeted = typeof channel.holdMemory === 'function';
     this.#inbox = new Inbox(o.highWaterMark, () => this.#wakeIfRoom());
@@ -240,17 +196,17 @@ export class RequestChannel implements AsyncIterable<Buffer> {
 
   /** Requests outstanding (written, not yet answered). */
   get outstanding(): number {
-    return this.#outstanding.size;
+    return this.#requester.outstanding;
   }
 
   /** @deprecated The old name of `outstanding`. */
   get pending(): number {
-    return this.#outstanding.size;
+    return this.#requester.outstanding;
   }
 
   /** request() calls waiting for a `maxPending` slot. */
   get waiting(): number {
-    return this.#queued;
+    return this.#requester.waiting;
   }
 
   /** Request handlers running. */
@@ -285,91 +241,7 @@ export class RequestChannel implements AsyncIterable<Buffer> {
    */
   request(data: Uint8Array | string, options?: RequestOptions): Promise<Buffer> {
     if (this.#ended) return handledRejection(closedError(this.#endError));
-    if (typeof data !== 'string' && !(data instanceof Uint8Array)) {
-      return Promise.reject(new TypeError(`Expected a Uint8Array or a string, got ${describe(data)}`));
-    }
-    let timeout = this.#timeout;
-    let signal: AbortSignal | undefined;
-    if (options !== undefined) {
-      try {
-        timeout = checkDelay('timeout', options.timeout, 0) ?? timeout;
-      } catch (error) {
-        return Promise.reject(error);
-      }
-      signal = options.signal;
-      if (signal?.aborted) return Promise.reject(signal.reason);
-    }
-    let resolve!: (body: Buffer) => void;
-    let reject!: (error: unknown) => void;
-    const promise = new Promise<Buffer>((res, rej) => {
-      resolve = res;
-      reject = rej;
-    });
-    const r: OutgoingRequest = {
-      promise,
-      resolve,
-      reject,
-      id: 0,
-      data,
-      deadline: 0,
-      timer: undefined,
-      signal,
-      onAbort: undefined,
-      settled: false,
-      queued: false,
-    };
-    const now = this.#queued === 0 && this.#outstanding.size < this.#maxPending;
-    if (timeout > 0) {
-      if (timeout === this.#timeout && now) {
-        // Default timeout, written at once: the shared clock (deadlines come in call order).
-        r.deadline = this.#tick + TICKS + 1;
-        if (this.#ticker === undefined) {
-          this.#ticker = setInterval(this.#onTick, Math.max(1, timeout / TICKS));
-          this.#ticker.unref();
-        }
-      } else {
-        r.timer = setTimeout(() => this.#expire(r, timeout), timeout);
-        r.timer.unref();
-      }
-    }
-    if (signal !== undefined) {
-      r.onAbort = () => this.#cancel(r, signal.reason, 'aborted');
-      signal.addEventListener('abort', r.onAbort, { once: true });
-    }
-    if (now) this.#write(r);
-    else {
-      r.queued = true;
-      this.#queued++;
-      this.#waiting.push(r);
-    }
-    return promise;
-  }
-
-  /**
-   * Reject a request, marking its promise handled (as Channel.send() does): a peer closing the
-   * channel rejects every outstanding request, and one the caller has not reached yet must not
-   * crash the process. Marked here rather than at creation, which would cost a reaction per request.
-   */
-  static #reject(r: OutgoingRequest, error: unknown): void {
-    r.reject(error);
-    r.promise.catch(noop);
-  }
-
-  /** Write a request now: it gets its id and joins the outstanding table. */
-  #write(r: OutgoingRequest): void {
-    const id = this.#nextId++;
-    const sent = this.#sendMessage(REQUEST, id, r.data!);
-    r.data = undefined;
-    if (typeof sent === 'number') {
-      this.#finish(r);
-      RequestChannel.#reject(r, new MessageTooLargeError(sent, this.#sendLimit, 'send'));
-      return;
-    }
-    r.id = id;
-    this.#outstanding.put(r);
-    this.stats.requestsSent++;
-    // A refusal (SendQueueFullError, or the channel closing) rejects this request at once.
-    sent.then(undefined, (error: unknown) => this.#cancel(r, error, undefined));
+    return this.#requester.request(data, options);
   }
 
   /**
@@ -391,97 +263,6 @@ export class RequestChannel implements AsyncIterable<Buffer> {
     }
     const body = encodeMessage(kind, id, payload);
     return body.length > this.#sendLimit ? body.length : this.channel.send(body);
-  }
-
-  /** Write waiting requests while there is room. */
-  #startWaiting(): void {
-    while (this.#outstanding.size < this.#maxPending) {
-      const r = this.#waiting.shift();
-      if (r === undefined) return;
-      if (!r.queued) continue; // settled while it waited
-      r.queued = false;
-      this.#queued--;
-      this.#write(r);
-    }
-  }
-
-  /** Mark a request settled and stop its timer and abort listener; the caller resolves or rejects it. */
-  #finish(r: OutgoingRequest): void {
-    r.settled = true;
-    if (r.queued) {
-      r.queued = false;
-      this.#queued--;
-    }
-    if (r.timer !== undefined) clearTimeout(r.timer);
-    if (r.onAbort !== undefined) r.signal!.removeEventListener('abort', r.onAbort);
-  }
-
-  /** Reject a request that has not settled (timeout, abort, refused write); a reply that comes later is late. */
-  #cancel(r: OutgoingRequest, error: unknown, counter: 'timeouts' | 'aborted' | undefined): void {
-    if (r.settled) return;
-    this.#finish(r);
-    if (counter !== undefined) this.stats[counter]++;
-    RequestChannel.#reject(r, error);
-    if (r.id !== 0 && this.#outstanding.take(r.id) !== undefined && this.#queued > 0) this.#startWaiting();
-  }
-
-  #expire(r: OutgoingRequest, timeout: number): void {
-    this.#cancel(r, new TimeoutError(`request timed out after ${timeout} ms`), 'timeouts');
-  }
-
-  /** The shared clock: expire the default-timeout requests whose tick has come, in call order; stop when none is left. */
-  readonly #onTick = (): void => {
-    const tick = ++this.#tick;
-    const due: OutgoingRequest[] = [];
-    let left = false;
-    for (const r of this.#outstanding.entries()) {
-      if (r.deadline === 0) continue; // its own timer, or none
-      if (r.deadline > tick) left = true;
-      else due.push(r);
-    }
-    due.sort((a, b) => a.id - b.id);
-    for (const r of due) this.#expire(r, this.#timeout);
-    if (left) return;
-    clearInterval(this.#ticker);
-    this.#ticker = undefined;
-  };
-
-  #onReply(id: number, payload: Buffer): void {
-    const r = this.#outstanding.take(id);
-    if (r === undefined) {
-      this.#unmatched(id);
-      return;
-    }
-    this.#finish(r);
-    this.stats.repliesReceived++;
-    r.resolve(payload);
-    if (this.#queued > 0) this.#startWaiting();
-  }
-
-  #onErrorReply(id: number, body: Buffer, at: number): void {
-    const r = this.#outstanding.take(id);
-    if (r === undefined) {
-      this.#unmatched(id);
-      return;
-    }
-    let error: Error;
-    try {
-      const { code, message } = readError(body, at);
-      error = remoteError(message, code);
-      this.stats.remoteErrors++;
-    } catch (e) {
-      error = e as Error; // over its limits: the request learns why, as a ProtocolError
-      this.stats.protocolErrors++;
-    }
-    this.#finish(r);
-    RequestChannel.#reject(r, error);
-    if (this.#queued > 0) this.#startWaiting();
-  }
-
-  /** A reply with no outstanding request: late (an id we sent) or made up (one we never sent). */
-  #unmatched(id: number): void {
-    if (id >= 1 && id < this.#nextId) this.stats.lateReplies++;
-    else this.#protocolError(envelopeError(`reply to request id ${id}, which this side never sent`));
   }
 
   // ---------------------------------------------------------------- answering
@@ -695,12 +476,12 @@ export class RequestChannel implements AsyncIterable<Buffer> {
         case REPLY: {
           const id = readId(body, 1);
           const at = 1 + idLength(id);
-          this.#onReply(id, view(body, at, body.length - at));
+          this.#requester.onReply(id, view(body, at, body.length - at));
           return;
         }
         case ERROR: {
           const id = readId(body, 1);
-          this.#onErrorReply(id, body, 1 + idLength(id));
+          this.#requester.onErrorReply(id, body, 1 + idLength(id));
           return;
         }
         case undefined:
@@ -747,20 +528,9 @@ export class RequestChannel implements AsyncIterable<Buffer> {
     if (this.#ended) return;
     this.#ended = true;
     this.#endError = error;
-    clearInterval(this.#ticker);
-    this.#ticker = undefined;
     this.#heartbeat?.stop();
     this.#abort.abort(error);
-    for (const r of this.#outstanding.entries().sort((a, b) => a.id - b.id)) {
-      this.#finish(r);
-      RequestChannel.#reject(r, error);
-    }
-    this.#outstanding.clear();
-    for (let r = this.#waiting.shift(); r !== undefined; r = this.#waiting.shift()) {
-      if (r.settled) continue;
-      this.#finish(r);
-      RequestChannel.#reject(r, error);
-    }
+    this.#requester.end(error);
     for (let h = this.#held.shift(); h !== undefined; h = this.#held.shift()) h.release?.();
     this.#heldBytes = 0;
     this.#inbox.end(error);
