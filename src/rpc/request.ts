@@ -117,6 +117,12 @@ export class RequestChannel implements AsyncIterable<Buffer> {
   #running = 0;
   /** Replies (and error replies) handed to the channel whose send has not settled: they hold their slot. */
   #unsentReplies = 0;
+  /**
+   * A send() promise seen fulfilled. A settled promise never changes, so a later send that returns
+   * this same promise needs no watching (the Channel's uncontended path returns one shared,
+   * resolved promise). A record of what was observed, so it holds for any send().
+   */
+  #fulfilled: Promise<void> | undefined;
   /** Requests read while every slot was taken, in wire order, and their body bytes. */
   readonly #held = new Deque<HeldRequest>();
   #heldBytes = 0;
@@ -165,6 +171,10 @@ export class RequestChannel implements AsyncIterable<Buffer> {
         sendLimit: this.#sendLimit,
         stats: this.stats,
         protocolError: (error) => this.#protocolError(error),
+        knownSent: (sent) => sent === this.#fulfilled,
+        sawSent: (sent) => {
+          this.#fulfilled = sent;
+        },
       },
       o.timeout,
       o.maxPending,
@@ -345,26 +355,29 @@ export class RequestChannel implements AsyncIterable<Buffer> {
    * requester times out.
    */
   #freeSlotWhenSent(sent: Promise<void> | undefined, release: (() => void) | undefined): void {
-    if (sent === undefined) {
+    if (sent === undefined || sent === this.#fulfilled) {
       release?.();
       this.#slotFreed();
       return;
     }
     this.#unsentReplies++;
-    if (release === undefined) sent.then(this.#onReplySent, this.#onReplySent);
-    else {
-      const done = (): void => {
-        release();
+    sent.then(
+      () => {
+        this.#fulfilled = sent;
+        release?.();
         this.#onReplySent();
-      };
-      sent.then(done, done);
-    }
+      },
+      () => {
+        release?.();
+        this.#onReplySent();
+      },
+    );
   }
 
-  readonly #onReplySent = (): void => {
+  #onReplySent(): void {
     this.#unsentReplies--;
     this.#slotFreed();
-  };
+  }
 
   /** Start held requests while slots are free (in wire order), then read again if there is room. */
   #slotFreed(): void {

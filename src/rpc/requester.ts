@@ -46,6 +46,10 @@ export interface RequesterHost {
   readonly stats: RequestChannelStats;
   /** A reply the peer got wrong. */
   protocolError(error: Error): void;
+  /** Whether this send() promise was seen fulfilled already (then it needs no watching). */
+  knownSent(sent: Promise<void>): boolean;
+  /** This send() promise was seen fulfilled. */
+  sawSent(sent: Promise<void>): void;
 }
 
 /** An error the peer's handler raised, as its error reply said; no stack (it would only point at the read loop). */
@@ -188,7 +192,11 @@ export class Requester {
     this.#outstanding.put(r);
     this.#stats.requestsSent++;
     // A refusal (SendQueueFullError, or the channel closing) rejects this request at once.
-    sent.then(undefined, (error: unknown) => this.#cancel(r, error, undefined));
+    if (this.#host.knownSent(sent)) return;
+    sent.then(
+      () => this.#host.sawSent(sent),
+      (error: unknown) => this.#cancel(r, error, undefined),
+    );
   }
 
   /** Write waiting requests while there is room. */
