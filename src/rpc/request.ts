@@ -126,6 +126,8 @@ export class RequestChannel implements AsyncIterable<Buffer> {
   /** Requests read while every slot was taken, in wire order, and their body bytes. */
   readonly #held = new Deque<HeldRequest>();
   #heldBytes = 0;
+  /** #slotFreed is starting held requests. */
+  #startingHeld = false;
   readonly #abort = new AbortController();
   /** One context for every handler: its signal aborts when the channel closes. */
   readonly #ctx: RequestContext;
@@ -379,14 +381,23 @@ export class RequestChannel implements AsyncIterable<Buffer> {
     this.#slotFreed();
   }
 
-  /** Start held requests while slots are free (in wire order), then read again if there is room. */
+  /**
+   * Start held requests while slots are free (in wire order), then read again if there is room.
+   * A request started here may free its slot at once (a reply known sent): the loop that is
+   * already running takes the next one, rather than a call nested in it.
+   */
   #slotFreed(): void {
-    while (this.#running + this.#unsentReplies < this.#maxPending) {
-      const h = this.#held.shift();
-      if (h === undefined) break;
-      this.#heldBytes -= h.payload.length;
-      if (this.#ended) h.release?.();
-      else this.#answer(h.id, h.payload, h.release);
+    if (this.#startingHeld) return;
+    this.#startingHeld = true;
+    try {
+      while (this.#held.length > 0 && this.#running + this.#unsentReplies < this.#maxPending) {
+        const h = this.#held.shift()!;
+        this.#heldBytes -= h.payload.length;
+        if (this.#ended) h.release?.();
+        else this.#answer(h.id, h.payload, h.release);
+      }
+    } finally {
+      this.#startingHeld = false;
     }
     this.#wakeIfRoom();
   }
