@@ -338,3 +338,17 @@ export function closedError(ended: Error | undefined): ChannelClosedError {
   if (ended instanceof ChannelClosedError) return ended;
   return new ChannelClosedError('channel is closed', ended ? { cause: ended } : undefined);
 }
+
+/**
+ * What a RequestChannel answers a request with when this side has no `onRequest` handler: the
+ * requester gets RemoteError with `remoteCode` ERR_NO_HANDLER.
+ */
+export class NoHandlerError extends MsgChannelError {
+  static {
+    brand(this, 'NoHandlerError');
+  }
+
+  constructor() {
+    super('ERR_NO_HANDLER', 'no request handler on this side (onRequest)');
+  }
+}

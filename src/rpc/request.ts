@@ -18,7 +18,7 @@ import type { Channel } from '../core/channel.js';
 import type { CloseOptions, RecvOptions } from '../core/options.js';
 import { Deque } from '../core/deque.js';
 import { messages } from '../core/iterator.js';
-import { ChannelClosedError, MessageTooLargeError, closedError } from '../errors.js';
+import { ChannelClosedError, MessageTooLargeError, NoHandlerError, closedError } from '../errors.js';
 import { BODY_BUDGET_MIN, view } from '../framing/body.js';
 import { WarningLimiter, reportError } from '../report.js';
 import { handledRejection } from '../util.js';
@@ -61,7 +61,7 @@ interface HeldRequest {
 
 const PING_BODY = Buffer.from([PING]);
 const PONG_BODY = Buffer.from([PONG]);
-const NO_HANDLER: ErrorReply = { message: 'no request handler on this side (onRequest)', code: 'ERR_NO_HANDLER' };
+const NO_HANDLER: ErrorReply = describeThrown(new NoHandlerError());
 
 /**
  * Requests and replies, matched by id, and ordered one-way messages over one Channel.
@@ -109,6 +109,12 @@ export class RequestChannel implements AsyncIterable<Buffer> {
   readonly #head = Buffer.alloc(16);
   readonly #onError: ((error: Error) => unknown) | undefined;
   readonly #warnings = new WarningLimiter();
+  /**
+   * A send() promise seen fulfilled. A settled promise never changes, so a later send that returns
+   * this same promise needs no watching (the Channel's uncontended path returns one shared,
+   * resolved promise). A record of what was observed, so it holds for any send().
+   */
+  #fulfilled: Promise<void> | undefined;
 
   readonly #requester: Requester;
 
@@ -117,12 +123,6 @@ export class RequestChannel implements AsyncIterable<Buffer> {
   #running = 0;
   /** Replies (and error replies) handed to the channel whose send has not settled: they hold their slot. */
   #unsentReplies = 0;
-  /**
-   * A send() promise seen fulfilled. A settled promise never changes, so a later send that returns
-   * this same promise needs no watching (the Channel's uncontended path returns one shared,
-   * resolved promise). A record of what was observed, so it holds for any send().
-   */
-  #fulfilled: Promise<void> | undefined;
   /** Requests read while every slot was taken, in wire order, and their body bytes. */
   readonly #held = new Deque<HeldRequest>();
   #heldBytes = 0;

@@ -75,7 +75,7 @@ test('property: random message bodies never crash a RequestChannel, give only Pr
       assert.is(e.stack?.split('\n').length, 1, 'made without a stack trace');
     }
     assert.ok(errors.length > 50, `${errors.length} protocol errors seen`);
-    assert.is(rc.pending, 1);
+    assert.is(rc.outstanding, 1);
     await raw.send(encodeEnvelope({ kind: 'reply', id, payload: 'at last' }));
     assert.is(String(await pending), 'at last');
     await raw.close();

@@ -74,10 +74,10 @@ test('a request left outstanding while thousands of later ones come and go still
     const got = await Promise.all([0, 1, 2, 3].map((k) => rc.request(String(i + k))));
     got.forEach((b, k) => assert.is(String(b), `re ${i + k}`));
   }
-  assert.is(rc.pending, 1);
+  assert.is(rc.outstanding, 1);
   hold.open('the slow one');
   assert.is(String(await slow), 'the slow one');
-  assert.is(rc.pending, 0);
+  assert.is(rc.outstanding, 0);
   assert.is(rc.stats.lateReplies, 0);
   await rc.close();
   await srv.closed;

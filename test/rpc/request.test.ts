@@ -52,12 +52,13 @@ test('many outstanding requests, answered in reverse order, each get their own r
   const rc = new RequestChannel(client);
   const replies = Array.from({ length: N }, (_, i) => rc.request(`req ${i}`));
   await all.promise;
-  assert.is(rc.pending, N);
+  assert.is(rc.outstanding, N);
+  assert.is(rc.pending, N, 'pending: the deprecated name of outstanding');
   assert.is(srv.running, N);
   for (const h of held.reverse()) h.open(`reply to ${h.body}`);
   const got = await Promise.all(replies);
   got.forEach((b, i) => assert.is(String(b), `reply to req ${i}`));
-  assert.is(rc.pending, 0);
+  assert.is(rc.outstanding, 0);
   assert.is(rc.stats.requestsSent, N);
   assert.is(rc.stats.repliesReceived, N);
   assert.is(srv.stats.requestsReceived, N);
@@ -209,7 +210,7 @@ test('abort: rejects with the signal reason, the late reply is counted; an abort
     assert.is(error, reason);
   }
   assert.is(rc.stats.aborted, 1);
-  assert.is(rc.pending, 0);
+  assert.is(rc.outstanding, 0);
   const gone = new AbortController();
   gone.abort(new Error('already'));
   try {
@@ -294,11 +295,11 @@ test('maxPending on the requester: further requests wait their turn (in call ord
   await until(() => srv.stats.requestsReceived === 4);
   await sleep(20);
   assert.is(srv.stats.requestsReceived, 4);
-  assert.is(rc.pending, 4);
+  assert.is(rc.outstanding, 4);
   assert.is(rc.waiting, 7);
   assert.instance(await late, TimeoutError);
   assert.is(rc.waiting, 6);
-  while (held.length > 0 || rc.pending > 0) {
+  while (held.length > 0 || rc.outstanding > 0) {
     await until(() => held.length > 0);
     held.shift()!();
     await sleep(1);
@@ -412,7 +413,7 @@ test('sizes: a request or reply above maxMessageSize is refused before anything 
   const rc = new RequestChannel(client);
   const e = await rejectsWith(rc.request(Buffer.alloc(99)), 'ERR_MESSAGE_TOO_LARGE');
   assert.instance(e, MessageTooLargeError);
-  assert.is(rc.pending, 0);
+  assert.is(rc.outstanding, 0);
   const r = (await rejectsWith(rc.request('200'), 'ERR_REMOTE')) as RemoteError;
   assert.is(r.remoteCode, 'ERR_MESSAGE_TOO_LARGE');
   assert.is((await rc.request('90')).length, 90);
@@ -429,7 +430,7 @@ test('a request the channel refuses to queue (SendQueueFullError, the peer not r
   await until(() => settled.length > 0, 5000, 'a refused request');
   const refused = settled[0] as Error & { code?: string };
   assert.is(refused.code, 'ERR_SEND_QUEUE_FULL');
-  assert.ok(rc.pending < 200, `${rc.pending} pending`);
+  assert.ok(rc.outstanding < 200, `${rc.outstanding} pending`);
   assert.ok(rc.isOpen);
   server.destroy(); // never read: the rest reject with the close
   await Promise.all(ps);
