@@ -7,7 +7,7 @@
 import * as net from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Client, RequestChannel, Server, TimeoutError, encodeEnvelope } from '../../channel.js';
+import { Client, RequestChannel, Server, TimeoutError, decodeEnvelope, encodeEnvelope } from '../../channel.js';
 import { openHandles, settledWithin, sleep, unhandled } from '../helpers.js';
 import { gate, tcpPair, until } from './helpers.js';
 
@@ -97,6 +97,50 @@ test('a peer that resets while every handler is busy aborts each handler’s sig
   assert.is(started, 4, 'held requests are dropped, not started, once the peer is gone');
   await withSlots.close();
   await server.close();
+});
+
+test('requests held while every slot is taken are bounded by highWaterMark bytes too, then reading pauses', async () => {
+  const { client: raw, server } = await tcpPair();
+  const release = gate<string>();
+  const srv = new RequestChannel(server, { maxPending: 4, highWaterMark: 4096, onRequest: () => release.promise });
+  const body = Buffer.alloc(3000, 0x61);
+  for (let id = 1; id <= 10; id++) await raw.send(encodeEnvelope({ kind: 'request', id, payload: body }));
+  await until(() => srv.running === 4 && srv.heldRequests === 2, 2000, '4 running, 2 held');
+  await sleep(50);
+  // 2 x 3000 bytes passed the 4096-byte mark: no more are read, although 4 could be held by count.
+  assert.is(srv.heldRequests, 2);
+  assert.is(srv.stats.requestsReceived, 6);
+  release.open('ok');
+  for (let i = 0; i < 10; i++) assert.is(decodeEnvelope(await raw.recv()).kind, 'reply');
+  assert.is(srv.stats.repliesSent, 10);
+  raw.destroy();
+  await srv.closed;
+});
+
+test('a burst of pings is answered by fewer pongs, the last of them after the last ping', async () => {
+  const { client: raw, server } = await tcpPair();
+  const srv = new RequestChannel(server);
+  const ping = encodeEnvelope({ kind: 'ping' });
+  for (let i = 0; i < 2000; i++) void raw.send(ping);
+  await until(() => srv.stats.pingsReceived === 2000, 5000, 'every ping read');
+  let pongs = 0;
+  for (;;) {
+    try {
+      assert.is(decodeEnvelope(await raw.recv({ timeout: 200 })).kind, 'pong');
+    } catch (error) {
+      assert.instance(error, TimeoutError); // a recv that times out takes no message
+      break;
+    }
+    pongs++;
+  }
+  assert.ok(pongs >= 1 && pongs <= 2000, `${pongs} pongs`);
+  assert.is(pongs, srv.stats.pongsSent);
+  // Nothing is owed: one more ping, one more pong.
+  await raw.send(ping);
+  assert.is(decodeEnvelope(await raw.recv({ timeout: 2000 })).kind, 'pong');
+  assert.is(srv.stats.pongsSent, pongs + 1);
+  raw.destroy();
+  await srv.closed;
 });
 
 test('nothing left behind: no unhandled rejection, socket or timer', async () => {
