@@ -352,3 +352,17 @@ export class NoHandlerError extends MsgChannelError {
     super('ERR_NO_HANDLER', 'no request handler on this side (onRequest)');
   }
 }
+
+/**
+ * An error made without capturing a stack trace: for errors a peer can cause by the million (a
+ * malformed envelope, a remote error reply), where the stack would only point at the read loop.
+ */
+export function withoutStack<E extends Error>(make: () => E): E {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return make();
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}

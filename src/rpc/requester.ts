@@ -4,7 +4,7 @@
  * the end of the channel settles them. Timeouts share one clock where they can (see TICKS).
  */
 import { Deque } from '../core/deque.js';
-import { MessageTooLargeError, RemoteError, TimeoutError } from '../errors.js';
+import { MessageTooLargeError, RemoteError, TimeoutError, withoutStack } from '../errors.js';
 import { noop } from '../util.js';
 import { checkDelay, describe } from '../validate.js';
 import { REQUEST, envelopeError, readError } from './envelope.js';
@@ -54,13 +54,7 @@ export interface RequesterHost {
 
 /** An error the peer's handler raised, as its error reply said; no stack (it would only point at the read loop). */
 function remoteError(message: string, code: string | undefined): RemoteError {
-  const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 0;
-  try {
-    return new RemoteError(message, code === undefined ? undefined : { remoteCode: code });
-  } finally {
-    Error.stackTraceLimit = limit;
-  }
+  return withoutStack(() => new RemoteError(message, code === undefined ? undefined : { remoteCode: code }));
 }
 
 export class Requester {
