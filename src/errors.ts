@@ -329,3 +329,40 @@ export const ErrorCode = {
   SLOW_CONSUMER: 'ERR_SLOW_CONSUMER',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/**
+ * What a call on an ended channel rejects with: the ChannelClosedError that ended it, or a new one
+ * whose cause is the error that did (undefined: a plain 'channel is closed').
+ */
+export function closedError(ended: Error | undefined): ChannelClosedError {
+  if (ended instanceof ChannelClosedError) return ended;
+  return new ChannelClosedError('channel is closed', ended ? { cause: ended } : undefined);
+}
+
+/**
+ * What a RequestChannel answers a request with when this side has no `onRequest` handler: the
+ * requester gets RemoteError with `remoteCode` ERR_NO_HANDLER.
+ */
+export class NoHandlerError extends MsgChannelError {
+  static {
+    brand(this, 'NoHandlerError');
+  }
+
+  constructor() {
+    super('ERR_NO_HANDLER', 'no request handler on this side (onRequest)');
+  }
+}
+
+/**
+ * An error made without capturing a stack trace: for errors a peer can cause by the million (a
+ * malformed envelope, a remote error reply), where the stack would only point at the read loop.
+ */
+export function withoutStack<E extends Error>(make: () => E): E {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return make();
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}

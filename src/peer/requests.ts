@@ -5,6 +5,7 @@
  * and the codec's bytes, which the envelope would change (see docs/request-reply.md).
  */
 import type { Channel } from '../core/channel.js';
+import { NoHandlerError } from '../errors.js';
 import { checkRequestSettings, type RequestChannelOptions, type RequestHandler } from '../rpc/options.js';
 import { RequestChannel } from '../rpc/request.js';
 import { describe } from '../validate.js';
@@ -46,7 +47,7 @@ export function requestLayer(
   return new RequestChannel(channel, { ...(typeof option === 'object' ? option : {}), onRequest, onError });
 }
 
-/** What a peer's request handler throws when none is set (the requester gets RemoteError with this code). */
+/** What a peer's request handler throws when none is set (the requester gets RemoteError with its code). */
 export function noHandler(): Error {
-  return Object.assign(new Error('no request handler on this side (onRequest)'), { code: 'ERR_NO_HANDLER' });
+  return new NoHandlerError();
 }

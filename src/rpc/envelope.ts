@@ -13,7 +13,7 @@
  *
  * `id` is an unsigned LEB128 varint in its shortest form, 1 to 8 bytes, 0 to 2^53 - 1.
  */
-import { ProtocolError } from '../errors.js';
+import { ProtocolError, withoutStack } from '../errors.js';
 
 export const ONEWAY = 0x00;
 export const REQUEST = 0x01;
@@ -50,13 +50,7 @@ export type EnvelopeInput =
 
 /** A ProtocolError without a stack trace (a hostile peer can cause one per message). */
 export function envelopeError(message: string): ProtocolError {
-  const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 0;
-  try {
-    return new ProtocolError(message);
-  } finally {
-    Error.stackTraceLimit = limit;
-  }
+  return withoutStack(() => new ProtocolError(message));
 }
 
 /** Bytes the varint of `id` takes (ids are integers 0..MAX_ID). */

@@ -7,28 +7,31 @@ import { checkDelay, checkNumber, describe } from '../validate.js';
 
 /** Default `timeout` of a request: 30 s. */
 export const DEFAULT_REQUEST_TIMEOUT = 30_000;
-/** Default `maxPending`: requests outstanding, and handlers running, per RequestChannel. */
+/** Default `maxPending`: requests outstanding, and the peer's requests being answered, per RequestChannel. */
 export const DEFAULT_MAX_PENDING = 256;
 
 /** What a request handler gets besides the body. */
 export interface RequestContext {
-  /** Aborted (with the reason) when the channel closes: the reply could no longer be sent. */
+  /** Aborted (with the reason) when the channel ends: the reply could no longer be sent. */
   readonly signal: AbortSignal;
 }
 
 /** What a request handler returns: the reply body (a string is sent as UTF-8). */
 export type RequestReply = Uint8Array | string;
 
-/** Answers a request; a throw or rejection reaches the requester as RemoteError. */
+/**
+ * Answers a request; a throw or rejection reaches the requester as RemoteError, and so does any
+ * value that is not bytes or a string (or a promise or thenable of one), whatever it is.
+ */
 export type RequestHandler = (body: Buffer, ctx: RequestContext) => RequestReply | PromiseLike<RequestReply>;
 
 /** Liveness by ping/pong, off by default. */
 export interface HeartbeatOptions {
   /**
    * Send a ping after this many ms in which nothing was received (checked every `interval`, so
-   * after 1 to 2 x `interval`). While this side has paused reading (its handlers all busy, or
-   * one-way messages unread), it sends a pong every `interval` instead, so a peer with a heartbeat
-   * knows it is alive.
+   * after 1 to 2 x `interval`). While this side has stopped reading (requests held up to their
+   * bound, or one-way messages unread), it sends a pong every `interval` instead, so a peer with a
+   * heartbeat knows it is alive, and blames no one until reading resumes.
    */
   interval: number;
   /** After a ping, close the channel with TimeoutError if nothing at all (no pong, no message) arrives within this many ms. */
@@ -50,13 +53,16 @@ export interface RequestChannelOptions {
   heartbeat?: HeartbeatOptions;
   /**
    * Most requests outstanding (further request() calls wait their turn, in call order), and most
-   * request handlers running (further requests wait unread: reading pauses). `Infinity`: no limit.
+   * of the peer's requests being answered, each from when it is read until its reply has left the
+   * send queue (further requests are held, up to `maxPending` more and `highWaterMark` bytes; then
+   * reading pauses). `Infinity`: no limit.
    * @default 256
    */
   maxPending?: number;
   /**
    * Bytes of one-way messages received and not yet taken by recv() before reading pauses (as the
-   * Channel's own `highWaterMark`; replies then wait too: read your one-way messages).
+   * Channel's own `highWaterMark`; replies then wait too: read your one-way messages), and the most
+   * body bytes of requests held while every `maxPending` slot is taken.
    * @default 1 MiB
    */
   highWaterMark?: number;
@@ -107,7 +113,10 @@ export interface RequestChannelStats {
   pingsSent: number;
   pongsReceived: number;
   pingsReceived: number;
-  /** Pongs sent: answers to pings, and, with `heartbeat`, one per interval while this side has paused reading. */
+  /**
+   * Pongs sent: answers to pings (one answers every ping that came while the previous pong was
+   * still queued), and, with `heartbeat`, one per interval while this side has stopped reading.
+   */
   pongsSent: number;
   /** Envelopes the peer got wrong (see `onError`). */
   protocolErrors: number;

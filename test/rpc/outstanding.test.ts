@@ -1,18 +1,18 @@
 /**
- * The requester's table of pending requests (a ring indexed by id with a Map for stragglers) and
+ * The requester's table of outstanding requests (a ring indexed by id with a Map for stragglers) and
  * the send path that joins an envelope head to its payload in the Channel's write slab: the
  * bytes on the wire are the envelope's whatever the payload's size, type and the channel's state.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { RequestChannel, decodeEnvelope, encodeEnvelope, type RequestReply } from '../../channel.js';
-import { PendingTable } from '../../src/rpc/pending.js';
-import { gate, tcpPair, until } from './helpers.js';
+import { OutstandingRequests } from '../../src/rpc/outstanding.js';
+import { gate, tcpPair } from './helpers.js';
 
 const entry = (id: number) => ({ id });
 
-test('PendingTable: take returns what put stored, once; unknown ids give undefined', () => {
-  const t = new PendingTable<{ id: number }>(64);
+test('OutstandingRequests: take returns what put stored, once; unknown ids give undefined', () => {
+  const t = new OutstandingRequests<{ id: number }>(64);
   const a = entry(1);
   const b = entry(2);
   t.put(a);
@@ -25,8 +25,8 @@ test('PendingTable: take returns what put stored, once; unknown ids give undefin
   assert.is(t.size, 0);
 });
 
-test('PendingTable: grows while the ids in flight span more than the ring, then moves stragglers to the overflow', () => {
-  const t = new PendingTable<{ id: number }>(32); // 16 slots, then 32 at most
+test('OutstandingRequests: grows while the ids in flight span more than the ring, then moves stragglers to the overflow', () => {
+  const t = new OutstandingRequests<{ id: number }>(32); // 16 slots, then 32 at most
   const straggler = entry(1);
   t.put(straggler);
   // ids 2..100 come and go one at a time: the straggler's slot (id & mask) is wanted at 17 (ring of
@@ -42,8 +42,8 @@ test('PendingTable: grows while the ids in flight span more than the ring, then 
   assert.is(t.take(1), undefined);
 });
 
-test('PendingTable: many entries at once, ids past 2^32, entries() and clear()', () => {
-  const t = new PendingTable<{ id: number }>(4096);
+test('OutstandingRequests: many entries at once, ids past 2^32, entries() and clear()', () => {
+  const t = new OutstandingRequests<{ id: number }>(4096);
   const base = 2 ** 40 - 3; // low bits wrap past 2^32 in ToInt32: still the right slots
   const all = Array.from({ length: 3000 }, (_, i) => entry(base + i));
   for (const e of all) t.put(e);
@@ -74,10 +74,10 @@ test('a request left outstanding while thousands of later ones come and go still
     const got = await Promise.all([0, 1, 2, 3].map((k) => rc.request(String(i + k))));
     got.forEach((b, k) => assert.is(String(b), `re ${i + k}`));
   }
-  assert.is(rc.pending, 1);
+  assert.is(rc.outstanding, 1);
   hold.open('the slow one');
   assert.is(String(await slow), 'the slow one');
-  assert.is(rc.pending, 0);
+  assert.is(rc.outstanding, 0);
   assert.is(rc.stats.lateReplies, 0);
   await rc.close();
   await srv.closed;

@@ -1,12 +1,12 @@
 /**
- * The requests a RequestChannel has written and not settled, by id. Ids are handed out in order
- * and most replies come back soon, so an entry lives in the ring slot its id's low bits pick: put
- * and take are an array access each, where a Map hashes and rehashes (about 70 ns a request
- * against 11 in a loop of 64 outstanding). The ring starts at 16 slots and doubles, up to
+ * The requests a RequestChannel has written and not settled (outstanding), by id. Ids are handed
+ * out in order and most replies come back soon, so an entry lives in the ring slot its id's low
+ * bits pick: put and take are an array access each, where a Map hashes and rehashes on every
+ * request (bench/README.md has the measurement). The ring starts at 16 slots and doubles, up to
  * `maxSlots`, while the ids in flight span more than it holds; past that, an entry whose slot is
  * wanted again (a request outstanding while `maxSlots` newer ones came and went) moves to a Map.
  */
-export class PendingTable<T extends { readonly id: number }> {
+export class OutstandingRequests<T extends { readonly id: number }> {
   #slots: (T | undefined)[] = new Array<T | undefined>(16).fill(undefined);
   #mask = 15;
   readonly #maxSlots: number;
