@@ -26,7 +26,8 @@ import { RawReader, handshakeOf, runHandshake } from './handshake.js';
 import { Listener } from './listener.js';
 import { publishClose, publishConnect, publishError } from './diagnostics.js';
 import { messages } from './iterator.js';
-import type { PendingSend, Waiter } from './pending.js';
+import type { Waiter } from './pending.js';
+import { SendBacklog } from './backlog.js';
 import { Watchdog } from './watchdog.js';
 import type { DirectReader, ReadTarget } from './reader.js';
 import { BudgetShare } from './budget.js';
@@ -127,16 +128,11 @@ export class Channel implements AsyncIterable<Buffer> {
   #raw: RawReader | null = null;
 
   // Send side.
-  /** The send mutex: only sends that must wait (backpressure, handshake) go through it. */
-  readonly #sendQueue = new PQueue({ concurrency: 1 });
-  readonly #backlog = new Deque<PendingSend>();
-  /** Body bytes in #backlog, for maxQueuedBytes. */
-  #backlogBytes = 0;
   readonly #maxQueued: number;
-  #backlogScheduled = false;
-  #drainWaiter: (() => void) | null = null;
   /** Writes frames: small ones batched into a slab once per tick, big bodies without a copy. */
   readonly #writer: FrameWriter;
+  /** Sends that must wait (backpressure, the handshake, tinyproto's answers), written in order by one task. */
+  readonly #backlog: SendBacklog;
 
   /** Samples the decoder for headerTimeout and idleTimeout. */
   readonly #watchdog: Watchdog;
@@ -213,6 +209,21 @@ export class Channel implements AsyncIterable<Buffer> {
     );
     this.#stream = stream;
     this.#writer = new FrameWriter(stream, this.framing, options.reader !== undefined);
+    this.#backlog = new SendBacklog({
+      stream,
+      writer: this.#writer,
+      framing: this.framing,
+      sendHighWaterMark: this.#sendHWM,
+      maxQueuedBytes: this.#maxQueued,
+      handshake: () => (this.#state === HANDSHAKE ? this.ready : undefined),
+      writable: () => !(this.#state === CLOSED || this.#failed || stream.writableEnded || stream.destroyed),
+      closedError: () => this.#closedError(),
+      queuedBytes: () => this.queuedBytes,
+      expectAck: (length, answered) => {
+        this.#ackWaiter = answered;
+        this.#decoder.expectAck!(length);
+      },
+    });
     const socket = stream as Partial<net.Socket>;
     this.ip = typeof socket.remoteAddress === 'string' ? socket.remoteAddress : undefined;
     this.port = typeof socket.remotePort === 'number' ? socket.remotePort : undefined;
@@ -313,18 +324,12 @@ export class Channel implements AsyncIterable<Buffer> {
       this.#writer.write(body, type);
       return RESOLVED;
     }
-    return this.#enqueueSend(body, type, options?.signal);
+    return this.#backlog.enqueue(body, type, options?.signal);
   }
 
   #uncontended(): boolean {
     const queued = this.#stream.writableLength + this.#writer.buffered;
-    return (
-      this.#state === OPEN &&
-      this.framing.acknowledged !== true &&
-      this.#backlog.length === 0 &&
-      !this.#backlogScheduled &&
-      queued < this.#sendHWM
-    );
+    return this.#state === OPEN && this.framing.acknowledged !== true && this.#backlog.idle && queued < this.#sendHWM;
   }
 
   /** @internal `head[0, headLength)` then `payload` as one message (RequestChannel's envelope), joined in the write slab. */
@@ -342,103 +347,10 @@ export class Channel implements AsyncIterable<Buffer> {
     return new ChannelClosedError('channel is closed', error ? { cause: error } : undefined);
   }
 
-  #enqueueSend(body: Buffer, type: number, signal: AbortSignal | undefined): Promise<void> {
-    const queued = this.queuedBytes;
-    if (queued > 0 && queued + body.length > this.#maxQueued) {
-      // Marked handled like the other refusals of an un-awaited send: a peer that never reads must
-      // not be able to crash the process through an unhandled rejection.
-      return handledRejection(new SendQueueFullError(body.length, queued, this.#maxQueued));
-    }
-    this.#backlogBytes += body.length;
-    const p = new Promise<void>((resolve, reject) => {
-      const entry: PendingSend = { body, type, resolve, reject, signal, onAbort: undefined, done: false };
-      if (signal) {
-        entry.onAbort = () => {
-          if (entry.done) return;
-          entry.done = true;
-          reject(signal.reason);
-        };
-        signal.addEventListener('abort', entry.onAbort, { once: true });
-      }
-      this.#backlog.push(entry);
-    });
-    p.catch(noop);
-    if (!this.#backlogScheduled) {
-      this.#backlogScheduled = true;
-      void this.#sendQueue.add(this.#flushBacklog).catch(noop);
-    }
-    return p;
-  }
-
-  /** The contended send path: one mutex task writes the whole backlog, waiting for drain as needed. */
-  readonly #flushBacklog = async (): Promise<void> => {
-    try {
-      if (this.#state === HANDSHAKE) await this.ready;
-      const stream = this.#stream;
-      while (this.#backlog.length > 0) {
-        if (this.#state === CLOSED || this.#failed || stream.writableEnded || stream.destroyed) {
-          this.#rejectBacklog(this.#closedError());
-          return;
-        }
-        if (stream.writableLength + this.#writer.buffered >= this.#sendHWM) {
-          this.#writer.flush();
-          if (stream.writableNeedDrain && stream.writableLength >= this.#sendHWM) {
-            await new Promise<void>((resolve) => (this.#drainWaiter = resolve));
-            continue;
-          }
-        }
-        const entry = this.#backlog.shift()!;
-        this.#backlogBytes -= entry.body.length;
-        if (entry.done) continue;
-        entry.done = true;
-        if (entry.onAbort) entry.signal!.removeEventListener('abort', entry.onAbort);
-        if (this.framing.acknowledged) await this.#sendAcknowledged(entry);
-        else {
-          this.#writer.write(entry.body, entry.type);
-          entry.resolve();
-        }
-      }
-    } catch (error) {
-      this.#rejectBacklog(error);
-    } finally {
-      this.#backlogScheduled = false;
-    }
-  };
-
-  /**
-   * Acknowledged framings (tinyproto), under the send mutex: write the header, wait for the
-   * peer's answer (the decoder reports it through #ackIO), then write the body or reject.
-   */
-  async #sendAcknowledged(entry: PendingSend): Promise<void> {
-    const header = Buffer.allocUnsafe(this.framing.maxHeaderLength);
-    const end = this.framing.writeHeader(header, 0, entry.body.length, entry.type);
-    // A failed answer (or the end) rejects this send at once, before the sends queued behind it.
-    const answered = new Promise<Error | undefined>((resolve) => {
-      this.#ackWaiter = (error) => {
-        if (error !== undefined) entry.reject(error);
-        resolve(error);
-      };
-    });
-    this.#decoder.expectAck!(entry.body.length);
-    this.#writer.flush();
-    this.#stream.write(header.subarray(0, end));
-    if ((await answered) !== undefined) return;
-    const stream = this.#stream;
-    if (entry.body.length > 0 && !stream.destroyed && !stream.writableEnded) stream.write(entry.body);
-    this.#writer.sent++;
-    this.#writer.sentBytes += entry.body.length;
-    entry.resolve();
-  }
-
-  #rejectBacklog(error: unknown): void {
-    if (this.#ackWaiter !== null) this.#ackIO.acked(error instanceof Error ? error : new Error(String(error)));
-    for (let entry = this.#backlog.shift(); entry !== undefined; entry = this.#backlog.shift()) {
-      this.#backlogBytes -= entry.body.length;
-      if (entry.done) continue;
-      entry.done = true;
-      if (entry.onAbort) entry.signal!.removeEventListener('abort', entry.onAbort);
-      entry.reject(error);
-    }
+  /** The channel ended: the send waiting for a tinyproto answer, then every queued send, reject with `error`. */
+  #rejectBacklog(error: Error): void {
+    if (this.#ackWaiter !== null) this.#ackIO.acked(error);
+    this.#backlog.reject(error);
   }
 
   readonly #onDrain = (): void => {
@@ -446,11 +358,7 @@ export class Channel implements AsyncIterable<Buffer> {
       this.#answersPaused = false;
       if (!this.#paused && this.#stashed === null) this.#stream.resume(); // closing too: the peer's end must arrive
     }
-    const wake = this.#drainWaiter;
-    if (wake) {
-      this.#drainWaiter = null;
-      wake();
-    }
+    this.#backlog.drained();
   };
 
   // ---------------------------------------------------------------- receiving
@@ -702,7 +610,7 @@ export class Channel implements AsyncIterable<Buffer> {
 
   /** Outbound bytes not yet written to the transport (its buffer, batched frames, queued sends): what `maxQueuedBytes` bounds. */
   get queuedBytes(): number {
-    return this.#stream.writableLength + this.#writer.buffered + this.#backlogBytes;
+    return this.#stream.writableLength + this.#writer.buffered + this.#backlog.bytes;
   }
 
   /** True until the channel starts closing (locally, by the peer, or on an error). */
@@ -743,7 +651,7 @@ export class Channel implements AsyncIterable<Buffer> {
 
   async #closeGracefully(timeout: number): Promise<void> {
     const flushed = (async () => {
-      await this.#sendQueue.onIdle();
+      await this.#backlog.whenIdle();
       this.#writer.flush();
       if (!this.#stream.writableEnded && !this.#stream.destroyed) this.#stream.end();
       await this.closed;

@@ -112,6 +112,18 @@ export class FrameWriter {
   }
 
   /**
+   * The body of an acknowledged frame (tinyproto), its header already written and answered: it
+   * goes out after everything before it.
+   */
+  writeAcknowledgedBody(body: Buffer): void {
+    this.sent++;
+    this.sentBytes += body.length;
+    this.flush();
+    const stream = this.#stream;
+    if (body.length > 0 && !stream.destroyed && !stream.writableEnded) stream.write(body);
+  }
+
+  /**
    * Queue raw bytes (a tinyproto answer) in the slab, in order with the frames around them: many
    * answers leave in one write instead of one write (and its bookkeeping) each.
    */
