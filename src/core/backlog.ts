@@ -145,10 +145,7 @@ export class SendBacklog {
         entry.done = true;
         if (entry.onAbort) entry.signal!.removeEventListener('abort', entry.onAbort);
         if (host.framing.acknowledged) await this.#sendAcknowledged(entry);
-        else {
-          host.writer.write(entry.body, entry.type);
-          entry.resolve();
-        }
+        else settleWhenWritten(entry, host.writer.write(entry.body, entry.type));
       }
     } catch (error) {
       this.reject(error);
@@ -175,7 +172,12 @@ export class SendBacklog {
     host.writer.flush();
     host.stream.write(header.subarray(0, end));
     if ((await answered) !== undefined) return;
-    host.writer.writeAcknowledgedBody(entry.body);
-    entry.resolve();
+    settleWhenWritten(entry, host.writer.writeAcknowledgedBody(entry.body));
   }
+}
+
+/** Settle a written send: at once when its body was copied, else once the transport is done with it. */
+function settleWhenWritten(entry: PendingSend, written: Promise<void> | undefined): void {
+  if (written === undefined) entry.resolve();
+  else written.then(entry.resolve, entry.reject);
 }

@@ -208,7 +208,9 @@ export class Channel implements AsyncIterable<Buffer> {
       o.bodyTimeout,
     );
     this.#stream = stream;
-    this.#writer = new FrameWriter(stream, this.framing, options.reader !== undefined);
+    this.#writer = new FrameWriter(stream, this.framing, options.reader !== undefined, (cause) =>
+      this.#error === undefined ? new ChannelClosedError('channel is closed', { cause }) : this.#closedError(),
+    );
     this.#backlog = new SendBacklog({
       stream,
       writer: this.#writer,
@@ -297,9 +299,15 @@ export class Channel implements AsyncIterable<Buffer> {
    * transport; while the transport holds more than the send high-water mark it first waits for
    * it to drain. Concurrent sends go out in call order and never interleave.
    *
-   * Bodies above 16 KiB are written without copying: do not modify such a buffer after passing it.
+   * Once the promise resolves, `data` is the caller's again (to modify, reuse or release): a body
+   * up to 16 KiB is copied into the writer's slab, so its send resolves at once; a bigger one is
+   * written without a copy and its send resolves once the transport's write of it has called back.
    * A send that fails because the channel ended rejects its promise, and the same failure is
    * reported through `closed` and recv(); an un-awaited send's rejection is not reported as unhandled.
+   *
+   * The promise returned carries no identity: an uncontended send of a copied body returns one
+   * shared, already-resolved promise; every other send a promise of its own. Never tell sends
+   * apart (or skip watching one) by comparing their promises.
    */
   send(data: Uint8Array | string, options?: SendOptions): Promise<void> {
     if (this.#state > OPEN) return handledRejection(this.#closedError());
@@ -320,9 +328,8 @@ export class Channel implements AsyncIterable<Buffer> {
       if (options.signal?.aborted) return Promise.reject(options.signal.reason);
     }
     if (this.#uncontended()) {
-      // Uncontended: no queue, no allocation beyond the frame itself.
-      this.#writer.write(body, type);
-      return RESOLVED;
+      // Uncontended: no queue; a copied body needs no promise of its own.
+      return this.#writer.write(body, type) ?? RESOLVED;
     }
     return this.#backlog.enqueue(body, type, options?.signal);
   }
@@ -332,11 +339,13 @@ export class Channel implements AsyncIterable<Buffer> {
     return this.#state === OPEN && this.framing.acknowledged !== true && this.#backlog.idle && queued < this.#sendHWM;
   }
 
-  /** @internal `head[0, headLength)` then `payload` as one message (RequestChannel's envelope), joined in the write slab. */
+  /**
+   * @internal `head[0, headLength)` then `payload` as one message (RequestChannel's envelope),
+   * joined in the write slab. Settles as send() does, with the same ownership and promise contract.
+   */
   sendJoined(head: Buffer, headLength: number, payload: Buffer): Promise<void> {
     if (headLength + payload.length <= this.#sendLimit && this.#uncontended()) {
-      this.#writer.writeJoined(head, headLength, payload);
-      return RESOLVED;
+      return this.#writer.writeJoined(head, headLength, payload) ?? RESOLVED;
     }
     return this.send(Buffer.concat([head.subarray(0, headLength), payload]));
   }

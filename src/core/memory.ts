@@ -1,7 +1,10 @@
 /**
  * An in-memory byte stream pair, the transport of Channel.pair(): what one end writes, the other
  * reads. Backpressure is real: a write completes only once the other end's readable buffer has
- * room, so a fast writer and a slow reader stay bounded exactly as over TCP.
+ * room, so a fast writer and a slow reader stay bounded exactly as over TCP. As a socket copies
+ * what it is given into the kernel, each write is copied on its way to the peer: the peer's
+ * messages never share memory with the writer's buffers, so a writer whose write has called back
+ * (whose send() has resolved) may reuse its buffer.
  */
 import { Duplex } from 'node:stream';
 
@@ -20,21 +23,24 @@ class MemoryEnd extends Duplex {
       callback(Object.assign(new Error('write to a closed in-memory channel'), { code: 'EPIPE' }));
       return;
     }
-    if (peer.push(chunk)) callback();
+    if (peer.push(Buffer.from(chunk))) callback();
     else peer.blockedWrite = callback;
   }
 
   override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
-    // Hand the chunks over as they are (no Buffer.concat copy); as with one write, the callback
-    // waits while the peer's readable buffer is over its mark.
+    // The chunks joined into one copy; as with one write, the callback waits while the peer's
+    // readable buffer is over its mark.
     const peer = this.peer;
     if (!peer || peer.destroyed || peer.readableEnded) {
       callback(Object.assign(new Error('write to a closed in-memory channel'), { code: 'EPIPE' }));
       return;
     }
-    let room = true;
-    for (const c of chunks) room = peer.push(c.chunk);
-    if (room) callback();
+    let length = 0;
+    for (const c of chunks) length += c.chunk.length;
+    const joined = Buffer.allocUnsafe(length);
+    let at = 0;
+    for (const c of chunks) at += c.chunk.copy(joined, at);
+    if (peer.push(joined)) callback();
     else peer.blockedWrite = callback;
   }
 

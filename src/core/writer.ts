@@ -1,10 +1,14 @@
 /**
  * The send side's frame writer. Bodies up to 16 KiB are copied with their header into a shared
  * slab, and the slab is written once per tick (or when full), so many small frames leave in one
- * write. Bigger bodies go out with their header under cork, never copied (as ws's sender does).
+ * write: the caller's buffer is free at once. Bigger bodies go out with their header under cork,
+ * never copied (as ws's sender does): the caller's buffer is free once the transport calls back
+ * for the body's write (Node's write(chunk, callback) contract), and the write returns a promise
+ * of that moment.
  */
 import type { Duplex } from 'node:stream';
 import type { Framing } from '../framing/types.js';
+import { noop } from '../util.js';
 
 /** Bodies up to this size are copied into a shared write slab, so many small frames leave in one write. */
 const COPY_LIMIT = 16 * 1024;
@@ -17,6 +21,10 @@ export class FrameWriter {
   #slabStart = 0;
   #slabEnd = 0;
   #flushScheduled = false;
+  /** Settles the promise of each body handed to the transport uncopied whose write has not called back. */
+  readonly #inFlight = new Set<(error?: Error | null) => void>();
+  /** The error a large body's send rejects with when its write fails (the write's own error as cause). */
+  readonly #failure: (cause: Error) => Error;
   /** Frames written and their body bytes, for the channel's stats (plain counters, no object per frame). */
   sent = 0;
   sentBytes = 0;
@@ -34,10 +42,11 @@ export class FrameWriter {
    */
   readonly #reuse: boolean;
 
-  constructor(stream: Duplex, framing: Framing, reuse = false) {
+  constructor(stream: Duplex, framing: Framing, reuse = false, failure: (cause: Error) => Error = (cause) => cause) {
     this.#stream = stream;
     this.#framing = framing;
     this.#reuse = reuse;
+    this.#failure = failure;
   }
 
   /** Bytes batched and not yet handed to the stream. */
@@ -45,33 +54,42 @@ export class FrameWriter {
     return this.#slabEnd - this.#slabStart;
   }
 
-  /** The stream is gone: drop the slab. */
+  /**
+   * The stream is gone: drop the slab, and fail the bodies whose write never called back (a
+   * transport that drops its pending writes on destroy without calling them back must not leave
+   * their sends pending for ever).
+   */
   release(): void {
     this.#slab = null;
+    for (const settle of this.#inFlight) settle(new Error('the transport closed before the write completed'));
   }
 
-  /** Write one frame (the caller has checked its size and type). */
-  write(body: Buffer, type: number): void {
+  /**
+   * Write one frame (the caller has checked its size and type). Returns undefined when the body
+   * was copied (the caller's buffer is free now), otherwise a promise that resolves once the
+   * transport no longer needs the body, or rejects if its write fails.
+   */
+  write(body: Buffer, type: number): Promise<void> | undefined {
     const len = body.length;
     if (len <= COPY_LIMIT) {
       const at = this.#slabFrame(len, type);
       if (len > 0) this.#slab!.set(body, at);
-      return;
+      return undefined;
     }
-    this.#writeLarge(undefined, body, type);
+    return this.#writeLarge(undefined, body, type);
   }
 
-  /** Write one frame whose body is `head[0, headLength)` then `body`, without joining them first. */
-  writeJoined(head: Buffer, headLength: number, body: Buffer): void {
+  /** Write one frame whose body is `head[0, headLength)` then `body`, without joining them first; returns as write() does. */
+  writeJoined(head: Buffer, headLength: number, body: Buffer): Promise<void> | undefined {
     const len = headLength + body.length;
     if (len <= COPY_LIMIT) {
       let at = this.#slabFrame(len, 0);
       const slab = this.#slab!;
       for (let i = 0; i < headLength; i++) slab[at++] = head[i]!;
       if (body.length > 0) slab.set(body, at);
-      return;
+      return undefined;
     }
-    this.#writeLarge(Buffer.from(head.subarray(0, headLength)), body, 0);
+    return this.#writeLarge(Buffer.from(head.subarray(0, headLength)), body, 0);
   }
 
   /** Room for a frame of `len` body bytes in the slab, its header written: the body's offset. */
@@ -95,7 +113,7 @@ export class FrameWriter {
   }
 
   /** Large body: header (and head) and body go out together under cork, the body is never copied. */
-  #writeLarge(head: Buffer | undefined, body: Buffer, type: number): void {
+  #writeLarge(head: Buffer | undefined, body: Buffer, type: number): Promise<void> {
     const framing = this.#framing;
     const len = (head?.length ?? 0) + body.length;
     this.sent++;
@@ -104,23 +122,54 @@ export class FrameWriter {
     const header = Buffer.allocUnsafe(framing.maxHeaderLength);
     const end = framing.writeHeader(header, 0, len, type);
     const stream = this.#stream;
+    const [written, callback] = this.#untilWritten();
+    if (stream.destroyed || stream.writableEnded) {
+      callback(new Error('the transport has ended'));
+      return written;
+    }
     stream.cork();
     stream.write(header.subarray(0, end));
     if (head !== undefined) stream.write(head);
-    stream.write(body);
+    stream.write(body, callback);
     stream.uncork();
+    return written;
+  }
+
+  /**
+   * A promise of a body's write and the write callback that settles it. Marked handled: the send
+   * of a failed write rejects for whoever awaits it, never as an unhandled rejection.
+   */
+  #untilWritten(): [Promise<void>, (error?: Error | null) => void] {
+    let settle!: (error?: Error | null) => void;
+    const written = new Promise<void>((resolve, reject) => {
+      settle = (error) => {
+        if (!this.#inFlight.delete(settle)) return;
+        if (error) reject(this.#failure(error));
+        else resolve();
+      };
+    });
+    written.catch(noop);
+    this.#inFlight.add(settle);
+    return [written, settle];
   }
 
   /**
    * The body of an acknowledged frame (tinyproto), its header already written and answered: it
-   * goes out after everything before it.
+   * goes out after everything before it. Returns as write() does (bodies up to 16 KiB are copied).
    */
-  writeAcknowledgedBody(body: Buffer): void {
+  writeAcknowledgedBody(body: Buffer): Promise<void> | undefined {
     this.sent++;
     this.sentBytes += body.length;
+    if (body.length <= COPY_LIMIT) {
+      if (body.length > 0) this.writeBytes(body);
+      return undefined;
+    }
     this.flush();
+    const [written, callback] = this.#untilWritten();
     const stream = this.#stream;
-    if (body.length > 0 && !stream.destroyed && !stream.writableEnded) stream.write(body);
+    if (stream.destroyed || stream.writableEnded) callback(new Error('the transport has ended'));
+    else stream.write(body, callback);
+    return written;
   }
 
   /**
