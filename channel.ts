@@ -45,6 +45,7 @@ export {
   ReconnectFailedError,
   RemoteError,
   SendQueueFullError,
+  SendsFailedError,
   SlowConsumerError,
   TimeoutError,
   UnexpectedEofError,

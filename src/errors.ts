@@ -327,5 +327,29 @@ export const ErrorCode = {
   SEND_QUEUE_FULL: 'ERR_SEND_QUEUE_FULL',
   REMOTE: 'ERR_REMOTE',
   SLOW_CONSUMER: 'ERR_SLOW_CONSUMER',
+  SENDS_FAILED: 'ERR_SENDS_FAILED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/**
+ * Channel.close() (and the layers' close() built on it): `count` sends failed, refused or dropped
+ * (SendQueueFullError, the channel ended before they were written, the peer refused them), and
+ * nobody had handled their promises: without this, those messages would be gone without a word.
+ * `cause` is the error of the latest of them. The channel is closed all the same.
+ */
+export class SendsFailedError extends MsgChannelError {
+  static {
+    brand(this, 'SendsFailedError');
+  }
+
+  /** Sends that failed with nobody handling their promises. */
+  readonly count: number;
+  constructor(count: number, options?: ErrorOptions) {
+    super(
+      'ERR_SENDS_FAILED',
+      `${count} ${count === 1 ? 'message was' : 'messages were'} not sent, and nobody handled ${count === 1 ? 'its send() promise' : 'their send() promises'}`,
+      options,
+    );
+    this.count = count;
+  }
+}

@@ -10,9 +10,9 @@ import type { Duplex } from 'node:stream';
 import PQueue from 'p-queue';
 import { SendQueueFullError } from '../errors.js';
 import type { Framing } from '../framing/types.js';
-import { handledRejection, noop } from '../util.js';
+import { noop } from '../util.js';
 import { Deque } from './deque.js';
-import type { PendingSend } from './pending.js';
+import { SendPromise, type PendingSend, type SendTally } from './pending.js';
 import type { FrameWriter } from './writer.js';
 
 /** What the backlog needs of its Channel. */
@@ -24,6 +24,8 @@ export interface SendHost {
   readonly sendHighWaterMark: number;
   /** Sends that would queue more than this many bytes are refused (maxQueuedBytes). */
   readonly maxQueuedBytes: number;
+  /** Counts the sends that fail. */
+  readonly tally: SendTally;
   /** The handshake to wait for before writing, or undefined once the channel is open. */
   handshake(): Promise<void> | undefined;
   /** False once frames can no longer be written (the channel failed or closed, the transport ended). */
@@ -70,24 +72,22 @@ export class SendBacklog {
     const host = this.#host;
     const queued = host.queuedBytes();
     if (queued > 0 && queued + body.length > host.maxQueuedBytes) {
-      // Marked handled like the other refusals of an un-awaited send: a peer that never reads must
-      // not be able to crash the process through an unhandled rejection.
-      return handledRejection(new SendQueueFullError(body.length, queued, host.maxQueuedBytes));
+      // Like every failed send: never an unhandled rejection (a peer that never reads must not be
+      // able to crash the process), counted until someone handles it.
+      return SendPromise.failed(host.tally, new SendQueueFullError(body.length, queued, host.maxQueuedBytes));
     }
     this.#bytes += body.length;
-    const p = new Promise<void>((resolve, reject) => {
-      const entry: PendingSend = { body, type, resolve, reject, signal, onAbort: undefined, done: false };
-      if (signal) {
-        entry.onAbort = () => {
-          if (entry.done) return;
-          entry.done = true;
-          reject(signal.reason);
-        };
-        signal.addEventListener('abort', entry.onAbort, { once: true });
-      }
-      this.#entries.push(entry);
-    });
-    p.catch(noop);
+    const p = SendPromise.pending(host.tally);
+    const entry: PendingSend = { body, type, promise: p, signal, onAbort: undefined, done: false };
+    if (signal) {
+      entry.onAbort = () => {
+        if (entry.done) return;
+        entry.done = true;
+        p.withdraw(signal.reason);
+      };
+      signal.addEventListener('abort', entry.onAbort, { once: true });
+    }
+    this.#entries.push(entry);
     if (!this.#scheduled) {
       this.#scheduled = true;
       void this.#mutex.add(this.#flush).catch(noop);
@@ -116,7 +116,7 @@ export class SendBacklog {
       if (entry.done) continue;
       entry.done = true;
       if (entry.onAbort) entry.signal!.removeEventListener('abort', entry.onAbort);
-      entry.reject(error);
+      entry.promise.fail(error);
     }
   }
 
@@ -145,7 +145,7 @@ export class SendBacklog {
         entry.done = true;
         if (entry.onAbort) entry.signal!.removeEventListener('abort', entry.onAbort);
         if (host.framing.acknowledged) await this.#sendAcknowledged(entry);
-        else settleWhenWritten(entry, host.writer.write(entry.body, entry.type));
+        else if (host.writer.write(entry.body, entry.type, entry.promise) === undefined) entry.promise.settle();
       }
     } catch (error) {
       this.reject(error);
@@ -165,19 +165,13 @@ export class SendBacklog {
     // A failed answer (or the end) rejects this send at once, before the sends queued behind it.
     const answered = new Promise<Error | undefined>((resolve) =>
       host.expectAck(entry.body.length, (error) => {
-        if (error !== undefined) entry.reject(error);
+        if (error !== undefined) entry.promise.fail(error);
         resolve(error);
       }),
     );
     host.writer.flush();
     host.stream.write(header.subarray(0, end));
     if ((await answered) !== undefined) return;
-    settleWhenWritten(entry, host.writer.writeAcknowledgedBody(entry.body));
+    if (host.writer.writeAcknowledgedBody(entry.body, entry.promise) === undefined) entry.promise.settle();
   }
-}
-
-/** Settle a written send: at once when its body was copied, else once the transport is done with it. */
-function settleWhenWritten(entry: PendingSend, written: Promise<void> | undefined): void {
-  if (written === undefined) entry.resolve();
-  else written.then(entry.resolve, entry.reject);
 }

@@ -13,20 +13,21 @@ import {
   MessageTooLargeError,
   ProtocolError,
   SendQueueFullError,
+  SendsFailedError,
   TimeoutError,
   UnexpectedEofError,
 } from '../errors.js';
 import { BODY_BUDGET_MIN } from '../framing/body.js';
 import type { AckIO, Framing, HandshakeIO } from '../framing/types.js';
 import { checkTimeout } from '../validate.js';
-import { handledRejection, noop, settlesWithin } from '../util.js';
+import { noop, settlesWithin } from '../util.js';
 import { connectChannel, peerCertificateOf } from './connect.js';
 import { Deque } from './deque.js';
 import { RawReader, handshakeOf, runHandshake } from './handshake.js';
 import { Listener } from './listener.js';
 import { publishClose, publishConnect, publishError } from './diagnostics.js';
 import { messages } from './iterator.js';
-import type { Waiter } from './pending.js';
+import { SendPromise, SendTally, type Waiter } from './pending.js';
 import { SendBacklog } from './backlog.js';
 import { Watchdog } from './watchdog.js';
 import type { DirectReader, ReadTarget } from './reader.js';
@@ -133,6 +134,8 @@ export class Channel implements AsyncIterable<Buffer> {
   readonly #writer: FrameWriter;
   /** Sends that must wait (backpressure, the handshake, tinyproto's answers), written in order by one task. */
   readonly #backlog: SendBacklog;
+  /** Sends that failed, and those nobody handled (close() reports them). */
+  readonly #sendTally = new SendTally();
 
   /** Samples the decoder for headerTimeout and idleTimeout. */
   readonly #watchdog: Watchdog;
@@ -208,7 +211,7 @@ export class Channel implements AsyncIterable<Buffer> {
       o.bodyTimeout,
     );
     this.#stream = stream;
-    this.#writer = new FrameWriter(stream, this.framing, options.reader !== undefined, (cause) =>
+    this.#writer = new FrameWriter(stream, this.framing, options.reader !== undefined, this.#sendTally, (cause) =>
       this.#error === undefined ? new ChannelClosedError('channel is closed', { cause }) : this.#closedError(),
     );
     this.#backlog = new SendBacklog({
@@ -217,6 +220,7 @@ export class Channel implements AsyncIterable<Buffer> {
       framing: this.framing,
       sendHighWaterMark: this.#sendHWM,
       maxQueuedBytes: this.#maxQueued,
+      tally: this.#sendTally,
       handshake: () => (this.#state === HANDSHAKE ? this.ready : undefined),
       writable: () => !(this.#state === CLOSED || this.#failed || stream.writableEnded || stream.destroyed),
       closedError: () => this.#closedError(),
@@ -310,7 +314,7 @@ export class Channel implements AsyncIterable<Buffer> {
    * apart (or skip watching one) by comparing their promises.
    */
   send(data: Uint8Array | string, options?: SendOptions): Promise<void> {
-    if (this.#state > OPEN) return handledRejection(this.#closedError());
+    if (this.#state > OPEN) return SendPromise.failed(this.#sendTally, this.#closedError());
     let body: Buffer;
     if (typeof data === 'string') body = Buffer.from(data, 'utf8');
     else if (Buffer.isBuffer(data)) body = data;
@@ -614,6 +618,7 @@ export class Channel implements AsyncIterable<Buffer> {
       bytesSent: w.sentBytes,
       bytesReceived: this.#receivedBytes,
       bytesReadDirect,
+      sendsFailed: this.#sendTally.failed,
     };
   }
 
@@ -670,6 +675,8 @@ export class Channel implements AsyncIterable<Buffer> {
       this.destroy(error);
       throw error;
     }
+    const tally = this.#sendTally;
+    if (tally.unseen > 0) throw new SendsFailedError(tally.unseen, { cause: tally.lastUnseen });
   }
 
   /** Close at once without flushing. Pending operations reject with `error` (or ChannelClosedError). */

@@ -8,7 +8,7 @@
  */
 import type { Duplex } from 'node:stream';
 import type { Framing } from '../framing/types.js';
-import { noop } from '../util.js';
+import { SendPromise, SendTally } from './pending.js';
 
 /** Bodies up to this size are copied into a shared write slab, so many small frames leave in one write. */
 const COPY_LIMIT = 16 * 1024;
@@ -21,8 +21,10 @@ export class FrameWriter {
   #slabStart = 0;
   #slabEnd = 0;
   #flushScheduled = false;
-  /** Settles the promise of each body handed to the transport uncopied whose write has not called back. */
-  readonly #inFlight = new Set<(error?: Error | null) => void>();
+  /** The sends of bodies handed to the transport uncopied whose write has not called back. */
+  readonly #inFlight = new Set<SendPromise>();
+  /** Counts the sends that fail (the channel's). */
+  readonly #tally: SendTally;
   /** The error a large body's send rejects with when its write fails (the write's own error as cause). */
   readonly #failure: (cause: Error) => Error;
   /** Frames written and their body bytes, for the channel's stats (plain counters, no object per frame). */
@@ -42,10 +44,17 @@ export class FrameWriter {
    */
   readonly #reuse: boolean;
 
-  constructor(stream: Duplex, framing: Framing, reuse = false, failure: (cause: Error) => Error = (cause) => cause) {
+  constructor(
+    stream: Duplex,
+    framing: Framing,
+    reuse = false,
+    tally = new SendTally(),
+    failure: (cause: Error) => Error = (cause) => cause,
+  ) {
     this.#stream = stream;
     this.#framing = framing;
     this.#reuse = reuse;
+    this.#tally = tally;
     this.#failure = failure;
   }
 
@@ -61,26 +70,28 @@ export class FrameWriter {
    */
   release(): void {
     this.#slab = null;
-    for (const settle of this.#inFlight) settle(new Error('the transport closed before the write completed'));
+    const cause = new Error('the transport closed before the write completed');
+    for (const sent of this.#inFlight) sent.fail(this.#failure(cause));
+    this.#inFlight.clear();
   }
 
   /**
    * Write one frame (the caller has checked its size and type). Returns undefined when the body
-   * was copied (the caller's buffer is free now), otherwise a promise that resolves once the
-   * transport no longer needs the body, or rejects if its write fails.
+   * was copied (the caller's buffer is free now), otherwise the send's promise (`sent`, or a new
+   * one), which resolves once the transport no longer needs the body, or fails if its write fails.
    */
-  write(body: Buffer, type: number): Promise<void> | undefined {
+  write(body: Buffer, type: number, sent?: SendPromise): SendPromise | undefined {
     const len = body.length;
     if (len <= COPY_LIMIT) {
       const at = this.#slabFrame(len, type);
       if (len > 0) this.#slab!.set(body, at);
       return undefined;
     }
-    return this.#writeLarge(undefined, body, type);
+    return this.#writeLarge(undefined, body, type, sent);
   }
 
   /** Write one frame whose body is `head[0, headLength)` then `body`, without joining them first; returns as write() does. */
-  writeJoined(head: Buffer, headLength: number, body: Buffer): Promise<void> | undefined {
+  writeJoined(head: Buffer, headLength: number, body: Buffer): SendPromise | undefined {
     const len = headLength + body.length;
     if (len <= COPY_LIMIT) {
       let at = this.#slabFrame(len, 0);
@@ -89,7 +100,7 @@ export class FrameWriter {
       if (body.length > 0) slab.set(body, at);
       return undefined;
     }
-    return this.#writeLarge(Buffer.from(head.subarray(0, headLength)), body, 0);
+    return this.#writeLarge(Buffer.from(head.subarray(0, headLength)), body, 0, undefined);
   }
 
   /** Room for a frame of `len` body bytes in the slab, its header written: the body's offset. */
@@ -113,7 +124,7 @@ export class FrameWriter {
   }
 
   /** Large body: header (and head) and body go out together under cork, the body is never copied. */
-  #writeLarge(head: Buffer | undefined, body: Buffer, type: number): Promise<void> {
+  #writeLarge(head: Buffer | undefined, body: Buffer, type: number, sent: SendPromise | undefined): SendPromise {
     const framing = this.#framing;
     const len = (head?.length ?? 0) + body.length;
     this.sent++;
@@ -122,7 +133,7 @@ export class FrameWriter {
     const header = Buffer.allocUnsafe(framing.maxHeaderLength);
     const end = framing.writeHeader(header, 0, len, type);
     const stream = this.#stream;
-    const [written, callback] = this.#untilWritten();
+    const [written, callback] = this.#untilWritten(sent);
     if (stream.destroyed || stream.writableEnded) {
       callback(new Error('the transport has ended'));
       return written;
@@ -135,29 +146,23 @@ export class FrameWriter {
     return written;
   }
 
-  /**
-   * A promise of a body's write and the write callback that settles it. Marked handled: the send
-   * of a failed write rejects for whoever awaits it, never as an unhandled rejection.
-   */
-  #untilWritten(): [Promise<void>, (error?: Error | null) => void] {
-    let settle!: (error?: Error | null) => void;
-    const written = new Promise<void>((resolve, reject) => {
-      settle = (error) => {
-        if (!this.#inFlight.delete(settle)) return;
-        if (error) reject(this.#failure(error));
-        else resolve();
-      };
-    });
-    written.catch(noop);
-    this.#inFlight.add(settle);
-    return [written, settle];
+  /** The send's promise (`sent`, or a new one) for a body handed to the transport, and the write callback that settles it. */
+  #untilWritten(sent: SendPromise | undefined): [SendPromise, (error?: Error | null) => void] {
+    const written = sent ?? SendPromise.pending(this.#tally);
+    this.#inFlight.add(written);
+    const callback = (error?: Error | null): void => {
+      if (!this.#inFlight.delete(written)) return;
+      if (error) written.fail(this.#failure(error));
+      else written.settle();
+    };
+    return [written, callback];
   }
 
   /**
    * The body of an acknowledged frame (tinyproto), its header already written and answered: it
    * goes out after everything before it. Returns as write() does (bodies up to 16 KiB are copied).
    */
-  writeAcknowledgedBody(body: Buffer): Promise<void> | undefined {
+  writeAcknowledgedBody(body: Buffer, sent: SendPromise): SendPromise | undefined {
     this.sent++;
     this.sentBytes += body.length;
     if (body.length <= COPY_LIMIT) {
@@ -165,7 +170,7 @@ export class FrameWriter {
       return undefined;
     }
     this.flush();
-    const [written, callback] = this.#untilWritten();
+    const [written, callback] = this.#untilWritten(sent);
     const stream = this.#stream;
     if (stream.destroyed || stream.writableEnded) callback(new Error('the transport has ended'));
     else stream.write(body, callback);
