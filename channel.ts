@@ -36,6 +36,8 @@ export {
   ConnectionRefusedError,
   ErrorCode,
   HandshakeError,
+  MemoryPeerResetError,
+  MemoryPipeClosedError,
   MessageDecodeError,
   MessageNotSentError,
   MessageRefusedError,

@@ -353,3 +353,32 @@ export class SendsFailedError extends MsgChannelError {
     this.count = count;
   }
 }
+
+/**
+ * Channel.pair's in-memory transport: a write to an end whose peer is closed or destroyed. The
+ * code is a socket's own for a write after its peer closed (`EPIPE`), so code that branches on a
+ * socket's errors treats both alike.
+ */
+export class MemoryPipeClosedError extends MsgChannelError {
+  static {
+    brand(this, 'MemoryPipeClosedError');
+  }
+
+  constructor(message: string) {
+    super('EPIPE', message);
+  }
+}
+
+/**
+ * Channel.pair's in-memory transport: the peer end was destroyed with an error, as a TCP peer's
+ * reset; the code is a socket's own (`ECONNRESET`).
+ */
+export class MemoryPeerResetError extends MsgChannelError {
+  static {
+    brand(this, 'MemoryPeerResetError');
+  }
+
+  constructor(message = 'in-memory peer was destroyed') {
+    super('ECONNRESET', message);
+  }
+}

@@ -7,6 +7,7 @@
  * (whose send() has resolved) may reuse its buffer.
  */
 import { Duplex } from 'node:stream';
+import { MemoryPeerResetError, MemoryPipeClosedError } from '../errors.js';
 
 class MemoryEnd extends Duplex {
   peer: MemoryEnd | undefined;
@@ -20,7 +21,7 @@ class MemoryEnd extends Duplex {
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     const peer = this.peer;
     if (!peer || peer.destroyed || peer.readableEnded) {
-      callback(Object.assign(new Error('write to a closed in-memory channel'), { code: 'EPIPE' }));
+      callback(new MemoryPipeClosedError('write to a closed in-memory channel'));
       return;
     }
     if (peer.push(Buffer.from(chunk))) callback();
@@ -32,7 +33,7 @@ class MemoryEnd extends Duplex {
     // readable buffer is over its mark.
     const peer = this.peer;
     if (!peer || peer.destroyed || peer.readableEnded) {
-      callback(Object.assign(new Error('write to a closed in-memory channel'), { code: 'EPIPE' }));
+      callback(new MemoryPipeClosedError('write to a closed in-memory channel'));
       return;
     }
     let length = 0;
@@ -64,10 +65,10 @@ class MemoryEnd extends Duplex {
     const cb = this.blockedWrite;
     this.blockedWrite = null;
     // The peer's pending write can never be read now.
-    if (cb) cb(Object.assign(new Error('in-memory peer was destroyed'), { code: 'EPIPE' }));
+    if (cb) cb(new MemoryPipeClosedError('in-memory peer was destroyed'));
     if (peer && !peer.destroyed) {
       // Like a TCP peer whose other end vanished: it reads end of stream (or a reset, on error).
-      if (error) peer.destroy(Object.assign(new Error('in-memory peer was destroyed'), { code: 'ECONNRESET' }));
+      if (error) peer.destroy(new MemoryPeerResetError());
       else if (!peer.readableEnded) peer.push(null);
     }
     callback(error);
