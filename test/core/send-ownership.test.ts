@@ -8,7 +8,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Channel, tinyproto, type ChannelOptions } from '../../channel.js';
+import { Channel, Client, Server, tinyproto, type ChannelOptions } from '../../channel.js';
 import { makeCertificate, rejectsWith, sleep, tlsTest } from '../helpers.js';
 import { ManualStream, state, within } from './transport.js';
 
@@ -154,6 +154,39 @@ test('sendJoined (RequestChannel envelopes): a payload reused after the awaited 
     assert.is(await received, 0, 'messages corrupted');
   } finally {
     await end();
+  }
+});
+
+test('Server and Client: an onMessage echo releasing each message once conn.send() resolved echoes every byte', async () => {
+  const size = 1 << 20;
+  const count = 24;
+  const server = new Server({
+    onMessage: async (conn, msg) => {
+      await conn.send(msg);
+      conn.channel.release(msg);
+    },
+  });
+  const { port } = await server.listen(0, '127.0.0.1');
+  let bad = 0;
+  let got = 0;
+  let allIn!: () => void;
+  const echoed = new Promise<void>((resolve) => (allIn = resolve));
+  const client = new Client({
+    maxMessageSize: 2 * size,
+    onMessage: async (msg) => {
+      await sleep(5); // a slow reader: the server's echoes wait in its socket
+      if (!msg.equals(Buffer.alloc(size, got + 1))) bad++;
+      if (++got === count) allIn();
+    },
+  });
+  try {
+    await client.connect('127.0.0.1', port);
+    for (let i = 0; i < count; i++) await client.send(Buffer.alloc(size, i + 1));
+    await within(echoed, 20_000);
+    assert.is(bad, 0, 'echoes corrupted');
+  } finally {
+    await client.close();
+    await server.close();
   }
 });
 
