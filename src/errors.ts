@@ -327,6 +327,8 @@ export const ErrorCode = {
   SEND_QUEUE_FULL: 'ERR_SEND_QUEUE_FULL',
   REMOTE: 'ERR_REMOTE',
   SLOW_CONSUMER: 'ERR_SLOW_CONSUMER',
+  SENDS_FAILED: 'ERR_SENDS_FAILED',
+  NO_HANDLER: 'ERR_NO_HANDLER',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -364,5 +366,57 @@ export function withoutStack<E extends Error>(make: () => E): E {
     return make();
   } finally {
     Error.stackTraceLimit = limit;
+  }
+}
+
+/**
+ * Channel.close() (and the layers' close() built on it): `count` sends failed, refused or dropped
+ * (SendQueueFullError, the channel ended before they were written, the peer refused them), and
+ * nobody had handled their promises: without this, those messages would be gone without a word.
+ * `cause` is the error of the latest of them. The channel is closed all the same.
+ */
+export class SendsFailedError extends MsgChannelError {
+  static {
+    brand(this, 'SendsFailedError');
+  }
+
+  /** Sends that failed with nobody handling their promises. */
+  readonly count: number;
+  constructor(count: number, options?: ErrorOptions) {
+    super(
+      'ERR_SENDS_FAILED',
+      `${count} ${count === 1 ? 'message was' : 'messages were'} not sent, and nobody handled ${count === 1 ? 'its send() promise' : 'their send() promises'}`,
+      options,
+    );
+    this.count = count;
+  }
+}
+
+/**
+ * Channel.pair's in-memory transport: a write to an end whose peer is closed or destroyed. The
+ * code is a socket's own for a write after its peer closed (`EPIPE`), so code that branches on a
+ * socket's errors treats both alike.
+ */
+export class MemoryPipeClosedError extends MsgChannelError {
+  static {
+    brand(this, 'MemoryPipeClosedError');
+  }
+
+  constructor(message: string) {
+    super('EPIPE', message);
+  }
+}
+
+/**
+ * Channel.pair's in-memory transport: the peer end was destroyed with an error, as a TCP peer's
+ * reset; the code is a socket's own (`ECONNRESET`).
+ */
+export class MemoryPeerResetError extends MsgChannelError {
+  static {
+    brand(this, 'MemoryPeerResetError');
+  }
+
+  constructor(message = 'in-memory peer was destroyed') {
+    super('ECONNRESET', message);
   }
 }

@@ -13,13 +13,14 @@ import {
   MessageTooLargeError,
   ProtocolError,
   SendQueueFullError,
+  SendsFailedError,
   TimeoutError,
   UnexpectedEofError,
 } from '../errors.js';
 import { BODY_BUDGET_MIN } from '../framing/body.js';
 import type { AckIO, Framing, HandshakeIO } from '../framing/types.js';
 import { checkTimeout } from '../validate.js';
-import { handledRejection, noop, settlesWithin } from '../util.js';
+import { noop, settlesWithin } from '../util.js';
 import { connectChannel, peerCertificateOf } from './connect.js';
 import { Deque } from './deque.js';
 import { MESSAGE_OVERHEAD, ReceiveQueue } from './receive.js';
@@ -27,7 +28,8 @@ import { RawReader, handshakeOf, runHandshake } from './handshake.js';
 import { Listener } from './listener.js';
 import { publishClose, publishConnect, publishError } from './diagnostics.js';
 import { messages } from './iterator.js';
-import type { PendingSend } from './pending.js';
+import { SendPromise, SendTally } from './pending.js';
+import { SendBacklog } from './backlog.js';
 import { Watchdog } from './watchdog.js';
 import type { DirectReader, ReadTarget } from './reader.js';
 import { BudgetShare } from './budget.js';
@@ -139,16 +141,13 @@ export class Channel implements AsyncIterable<Buffer> {
   #handshakeReader: RawReader | null = null;
 
   // Send side.
-  /** The send mutex: only sends that must wait (backpressure, handshake) go through it. */
-  readonly #sendQueue = new PQueue({ concurrency: 1 });
-  readonly #backlog = new Deque<PendingSend>();
-  /** Body bytes in #backlog, for maxQueuedBytes. */
-  #backlogBytes = 0;
   readonly #maxQueued: number;
-  #backlogScheduled = false;
-  #drainWaiter: (() => void) | null = null;
   /** Writes frames: small ones batched into a slab once per tick, big bodies without a copy. */
   readonly #writer: FrameWriter;
+  /** Sends that must wait (backpressure, the handshake, tinyproto's answers), written in order by one task. */
+  readonly #backlog: SendBacklog;
+  /** Sends that failed, and those nobody handled (close() reports them). */
+  readonly #sendTally = new SendTally();
 
   /** Samples the decoder for headerTimeout and idleTimeout. */
   readonly #watchdog: Watchdog;
@@ -239,7 +238,25 @@ export class Channel implements AsyncIterable<Buffer> {
       o.bodyTimeout,
     );
     this.#stream = stream;
-    this.#writer = new FrameWriter(stream, this.framing, options.reader !== undefined);
+    this.#writer = new FrameWriter(stream, this.framing, options.reader !== undefined, this.#sendTally, (cause) =>
+      this.#error === undefined ? new ChannelClosedError('channel is closed', { cause }) : this.#closedError(),
+    );
+    this.#backlog = new SendBacklog({
+      stream,
+      writer: this.#writer,
+      framing: this.framing,
+      sendHighWaterMark: this.#sendHWM,
+      maxQueuedBytes: this.#maxQueued,
+      tally: this.#sendTally,
+      handshake: () => (this.#state === HANDSHAKE ? this.ready : undefined),
+      writable: () => !(this.#state === CLOSED || this.#failed || stream.writableEnded || stream.destroyed),
+      closedError: () => this.#closedError(),
+      queuedBytes: () => this.queuedBytes,
+      expectAck: (length, answered) => {
+        this.#ackWaiter = answered;
+        this.#decoder.expectAck!(length);
+      },
+    });
     const socket = stream as Partial<net.Socket>;
     this.ip = typeof socket.remoteAddress === 'string' ? socket.remoteAddress : undefined;
     this.port = typeof socket.remotePort === 'number' ? socket.remotePort : undefined;
@@ -314,12 +331,18 @@ export class Channel implements AsyncIterable<Buffer> {
    * transport; while the transport holds more than the send high-water mark it first waits for
    * it to drain. Concurrent sends go out in call order and never interleave.
    *
-   * Bodies above 16 KiB are written without copying: do not modify such a buffer after passing it.
+   * Once the promise resolves, `data` is the caller's again (to modify, reuse or release): a body
+   * up to 16 KiB is copied into the writer's slab, so its send resolves at once; a bigger one is
+   * written without a copy and its send resolves once the transport's write of it has called back.
    * A send that fails because the channel ended rejects its promise, and the same failure is
    * reported through `closed` and recv(); an un-awaited send's rejection is not reported as unhandled.
+   *
+   * The promise returned carries no identity: an uncontended send of a copied body returns one
+   * shared, already-resolved promise; every other send a promise of its own. Never tell sends
+   * apart (or skip watching one) by comparing their promises.
    */
   send(data: Uint8Array | string, options?: SendOptions): Promise<void> {
-    if (this.#state > OPEN) return handledRejection(this.#closedError());
+    if (this.#state > OPEN) return SendPromise.failed(this.#sendTally, this.#closedError());
     let body: Buffer;
     if (typeof data === 'string') body = Buffer.from(data, 'utf8');
     else if (Buffer.isBuffer(data)) body = data;
@@ -337,29 +360,24 @@ export class Channel implements AsyncIterable<Buffer> {
       if (options.signal?.aborted) return Promise.reject(options.signal.reason);
     }
     if (this.#uncontended()) {
-      // Uncontended: no queue, no allocation beyond the frame itself.
-      this.#writer.write(body, type);
-      return RESOLVED;
+      // Uncontended: no queue; a copied body needs no promise of its own.
+      return this.#writer.write(body, type) ?? RESOLVED;
     }
-    return this.#enqueueSend(body, type, options?.signal);
+    return this.#backlog.enqueue(body, type, options?.signal);
   }
 
   #uncontended(): boolean {
     const queued = this.#stream.writableLength + this.#writer.buffered;
-    return (
-      this.#state === OPEN &&
-      this.framing.acknowledged !== true &&
-      this.#backlog.length === 0 &&
-      !this.#backlogScheduled &&
-      queued < this.#sendHWM
-    );
+    return this.#state === OPEN && this.framing.acknowledged !== true && this.#backlog.idle && queued < this.#sendHWM;
   }
 
-  /** @internal `head[0, headLength)` then `payload` as one message (RequestChannel's envelope), joined in the write slab. */
+  /**
+   * @internal `head[0, headLength)` then `payload` as one message (RequestChannel's envelope),
+   * joined in the write slab. Settles as send() does, with the same ownership and promise contract.
+   */
   sendJoined(head: Buffer, headLength: number, payload: Buffer): Promise<void> {
     if (headLength + payload.length <= this.#sendLimit && this.#uncontended()) {
-      this.#writer.writeJoined(head, headLength, payload);
-      return RESOLVED;
+      return this.#writer.writeJoined(head, headLength, payload) ?? RESOLVED;
     }
     return this.send(Buffer.concat([head.subarray(0, headLength), payload]));
   }
@@ -370,112 +388,15 @@ export class Channel implements AsyncIterable<Buffer> {
     return new ChannelClosedError('channel is closed', error ? { cause: error } : undefined);
   }
 
-  #enqueueSend(body: Buffer, type: number, signal: AbortSignal | undefined): Promise<void> {
-    const queued = this.queuedBytes;
-    if (queued > 0 && queued + body.length > this.#maxQueued) {
-      // Marked handled like the other refusals of an un-awaited send: a peer that never reads must
-      // not be able to crash the process through an unhandled rejection.
-      return handledRejection(new SendQueueFullError(body.length, queued, this.#maxQueued));
-    }
-    this.#backlogBytes += body.length;
-    const p = new Promise<void>((resolve, reject) => {
-      const entry: PendingSend = { body, type, resolve, reject, signal, onAbort: undefined, done: false };
-      if (signal) {
-        entry.onAbort = () => {
-          if (entry.done) return;
-          entry.done = true;
-          reject(signal.reason);
-        };
-        signal.addEventListener('abort', entry.onAbort, { once: true });
-      }
-      this.#backlog.push(entry);
-    });
-    p.catch(noop);
-    if (!this.#backlogScheduled) {
-      this.#backlogScheduled = true;
-      void this.#sendQueue.add(this.#flushBacklog).catch(noop);
-    }
-    return p;
-  }
-
-  /** The contended send path: one mutex task writes the whole backlog, waiting for drain as needed. */
-  readonly #flushBacklog = async (): Promise<void> => {
-    try {
-      if (this.#state === HANDSHAKE) await this.ready;
-      const stream = this.#stream;
-      while (this.#backlog.length > 0) {
-        if (this.#state === CLOSED || this.#failed || stream.writableEnded || stream.destroyed) {
-          this.#rejectBacklog(this.#closedError());
-          return;
-        }
-        if (stream.writableLength + this.#writer.buffered >= this.#sendHWM) {
-          this.#writer.flush();
-          if (stream.writableNeedDrain && stream.writableLength >= this.#sendHWM) {
-            await new Promise<void>((resolve) => (this.#drainWaiter = resolve));
-            continue;
-          }
-        }
-        const entry = this.#backlog.shift()!;
-        this.#backlogBytes -= entry.body.length;
-        if (entry.done) continue;
-        entry.done = true;
-        if (entry.onAbort) entry.signal!.removeEventListener('abort', entry.onAbort);
-        if (this.framing.acknowledged) await this.#sendAcknowledged(entry);
-        else {
-          this.#writer.write(entry.body, entry.type);
-          entry.resolve();
-        }
-      }
-    } catch (error) {
-      this.#rejectBacklog(error);
-    } finally {
-      this.#backlogScheduled = false;
-    }
-  };
-
-  /**
-   * Acknowledged framings (tinyproto), under the send mutex: write the header, wait for the
-   * peer's answer (the decoder reports it through #ackIO), then write the body or reject.
-   */
-  async #sendAcknowledged(entry: PendingSend): Promise<void> {
-    const header = Buffer.allocUnsafe(this.framing.maxHeaderLength);
-    const end = this.framing.writeHeader(header, 0, entry.body.length, entry.type);
-    // A failed answer (or the end) rejects this send at once, before the sends queued behind it.
-    const answered = new Promise<Error | undefined>((resolve) => {
-      this.#ackWaiter = (error) => {
-        if (error !== undefined) entry.reject(error);
-        resolve(error);
-      };
-    });
-    this.#decoder.expectAck!(entry.body.length);
-    this.#writer.flush();
-    this.#stream.write(header.subarray(0, end));
-    if ((await answered) !== undefined) return;
-    const stream = this.#stream;
-    if (entry.body.length > 0 && !stream.destroyed && !stream.writableEnded) stream.write(entry.body);
-    this.#writer.sent++;
-    this.#writer.sentBytes += entry.body.length;
-    entry.resolve();
-  }
-
-  #rejectBacklog(error: unknown): void {
-    if (this.#ackWaiter !== null) this.#ackIO.acked(error instanceof Error ? error : new Error(String(error)));
-    for (let entry = this.#backlog.shift(); entry !== undefined; entry = this.#backlog.shift()) {
-      this.#backlogBytes -= entry.body.length;
-      if (entry.done) continue;
-      entry.done = true;
-      if (entry.onAbort) entry.signal!.removeEventListener('abort', entry.onAbort);
-      entry.reject(error);
-    }
+  /** The channel ended: the send waiting for a tinyproto answer, then every queued send, reject with `error`. */
+  #rejectBacklog(error: Error): void {
+    if (this.#ackWaiter !== null) this.#ackIO.acked(error);
+    this.#backlog.reject(error);
   }
 
   readonly #onDrain = (): void => {
     if ((this.#holds & HOLD_ANSWERS) !== 0) this.#unhold(HOLD_ANSWERS); // closing too: the peer's end must arrive
-    const wake = this.#drainWaiter;
-    if (wake) {
-      this.#drainWaiter = null;
-      wake();
-    }
+    this.#backlog.drained();
   };
 
   // ---------------------------------------------------------------- receiving
@@ -712,12 +633,13 @@ export class Channel implements AsyncIterable<Buffer> {
       bytesSent: w.sentBytes,
       bytesReceived: this.#framesReceivedBytes,
       bytesReadDirect,
+      sendsFailed: this.#sendTally.failed,
     };
   }
 
   /** Outbound bytes not yet written to the transport (its buffer, batched frames, queued sends): what `maxQueuedBytes` bounds. */
   get queuedBytes(): number {
-    return this.#stream.writableLength + this.#writer.buffered + this.#backlogBytes;
+    return this.#stream.writableLength + this.#writer.buffered + this.#backlog.bytes;
   }
 
   /** True until the channel starts closing (locally, by the peer, or on an error). */
@@ -751,7 +673,7 @@ export class Channel implements AsyncIterable<Buffer> {
 
   async #closeGracefully(timeout: number): Promise<void> {
     const flushed = (async () => {
-      await this.#sendQueue.onIdle();
+      await this.#backlog.whenIdle();
       this.#writer.flush();
       if (!this.#stream.writableEnded && !this.#stream.destroyed) this.#stream.end();
       await this.closed;
@@ -761,6 +683,8 @@ export class Channel implements AsyncIterable<Buffer> {
       this.destroy(error);
       throw error;
     }
+    const tally = this.#sendTally;
+    if (tally.unseen > 0) throw new SendsFailedError(tally.unseen, { cause: tally.lastUnseen });
   }
 
   /** Close at once without flushing. Pending operations reject with `error` (or ChannelClosedError). */

@@ -1,9 +1,13 @@
 /**
  * An in-memory byte stream pair, the transport of Channel.pair(): what one end writes, the other
  * reads. Backpressure is real: a write completes only once the other end's readable buffer has
- * room, so a fast writer and a slow reader stay bounded exactly as over TCP.
+ * room, so a fast writer and a slow reader stay bounded exactly as over TCP. As a socket copies
+ * what it is given into the kernel, each write is copied on its way to the peer: the peer's
+ * messages never share memory with the writer's buffers, so a writer whose write has called back
+ * (whose send() has resolved) may reuse its buffer.
  */
 import { Duplex } from 'node:stream';
+import { MemoryPeerResetError, MemoryPipeClosedError } from '../errors.js';
 
 class MemoryEnd extends Duplex {
   peer: MemoryEnd | undefined;
@@ -17,24 +21,27 @@ class MemoryEnd extends Duplex {
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     const peer = this.peer;
     if (!peer || peer.destroyed || peer.readableEnded) {
-      callback(Object.assign(new Error('write to a closed in-memory channel'), { code: 'EPIPE' }));
+      callback(new MemoryPipeClosedError('write to a closed in-memory channel'));
       return;
     }
-    if (peer.push(chunk)) callback();
+    if (peer.push(Buffer.from(chunk))) callback();
     else peer.blockedWrite = callback;
   }
 
   override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
-    // Hand the chunks over as they are (no Buffer.concat copy); as with one write, the callback
-    // waits while the peer's readable buffer is over its mark.
+    // The chunks joined into one copy; as with one write, the callback waits while the peer's
+    // readable buffer is over its mark.
     const peer = this.peer;
     if (!peer || peer.destroyed || peer.readableEnded) {
-      callback(Object.assign(new Error('write to a closed in-memory channel'), { code: 'EPIPE' }));
+      callback(new MemoryPipeClosedError('write to a closed in-memory channel'));
       return;
     }
-    let room = true;
-    for (const c of chunks) room = peer.push(c.chunk);
-    if (room) callback();
+    let length = 0;
+    for (const c of chunks) length += c.chunk.length;
+    const joined = Buffer.allocUnsafe(length);
+    let at = 0;
+    for (const c of chunks) at += c.chunk.copy(joined, at);
+    if (peer.push(joined)) callback();
     else peer.blockedWrite = callback;
   }
 
@@ -58,10 +65,10 @@ class MemoryEnd extends Duplex {
     const cb = this.blockedWrite;
     this.blockedWrite = null;
     // The peer's pending write can never be read now.
-    if (cb) cb(Object.assign(new Error('in-memory peer was destroyed'), { code: 'EPIPE' }));
+    if (cb) cb(new MemoryPipeClosedError('in-memory peer was destroyed'));
     if (peer && !peer.destroyed) {
       // Like a TCP peer whose other end vanished: it reads end of stream (or a reset, on error).
-      if (error) peer.destroy(Object.assign(new Error('in-memory peer was destroyed'), { code: 'ECONNRESET' }));
+      if (error) peer.destroy(new MemoryPeerResetError());
       else if (!peer.readableEnded) peer.push(null);
     }
     callback(error);

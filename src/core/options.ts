@@ -357,6 +357,12 @@ export interface ChannelStats {
    * (TLS, Channel.pair, a wrapped stream, Bun, Deno) or for bodies under 64 KiB.
    */
   bytesReadDirect: number;
+  /**
+   * Sends that were accepted and then failed: refused (SendQueueFullError), dropped because the
+   * channel ended before they were written, refused by a tinyproto peer, or whose write failed.
+   * Those that nobody handled also make close() reject with SendsFailedError.
+   */
+  sendsFailed: number;
 }
 
 /**

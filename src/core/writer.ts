@@ -1,10 +1,14 @@
 /**
  * The send side's frame writer. Bodies up to 16 KiB are copied with their header into a shared
  * slab, and the slab is written once per tick (or when full), so many small frames leave in one
- * write. Bigger bodies go out with their header under cork, never copied (as ws's sender does).
+ * write: the caller's buffer is free at once. Bigger bodies go out with their header under cork,
+ * never copied (as ws's sender does): the caller's buffer is free once the transport calls back
+ * for the body's write (Node's write(chunk, callback) contract), and the write returns a promise
+ * of that moment.
  */
 import type { Duplex } from 'node:stream';
 import type { Framing } from '../framing/types.js';
+import { SendPromise, SendTally } from './pending.js';
 
 /** Bodies up to this size are copied into a shared write slab, so many small frames leave in one write. */
 const COPY_LIMIT = 16 * 1024;
@@ -17,6 +21,12 @@ export class FrameWriter {
   #slabStart = 0;
   #slabEnd = 0;
   #flushScheduled = false;
+  /** The sends of bodies handed to the transport uncopied whose write has not called back. */
+  readonly #inFlight = new Set<SendPromise>();
+  /** Counts the sends that fail (the channel's). */
+  readonly #tally: SendTally;
+  /** The error a large body's send rejects with when its write fails (the write's own error as cause). */
+  readonly #failure: (cause: Error) => Error;
   /** Frames written and their body bytes, for the channel's stats (plain counters, no object per frame). */
   sent = 0;
   sentBytes = 0;
@@ -34,10 +44,18 @@ export class FrameWriter {
    */
   readonly #reuse: boolean;
 
-  constructor(stream: Duplex, framing: Framing, reuse = false) {
+  constructor(
+    stream: Duplex,
+    framing: Framing,
+    reuse = false,
+    tally = new SendTally(),
+    failure: (cause: Error) => Error = (cause) => cause,
+  ) {
     this.#stream = stream;
     this.#framing = framing;
     this.#reuse = reuse;
+    this.#tally = tally;
+    this.#failure = failure;
   }
 
   /** Bytes batched and not yet handed to the stream. */
@@ -45,33 +63,44 @@ export class FrameWriter {
     return this.#slabEnd - this.#slabStart;
   }
 
-  /** The stream is gone: drop the slab. */
+  /**
+   * The stream is gone: drop the slab, and fail the bodies whose write never called back (a
+   * transport that drops its pending writes on destroy without calling them back must not leave
+   * their sends pending for ever).
+   */
   release(): void {
     this.#slab = null;
+    const cause = new Error('the transport closed before the write completed');
+    for (const sent of this.#inFlight) sent.fail(this.#failure(cause));
+    this.#inFlight.clear();
   }
 
-  /** Write one frame (the caller has checked its size and type). */
-  write(body: Buffer, type: number): void {
+  /**
+   * Write one frame (the caller has checked its size and type). Returns undefined when the body
+   * was copied (the caller's buffer is free now), otherwise the send's promise (`sent`, or a new
+   * one), which resolves once the transport no longer needs the body, or fails if its write fails.
+   */
+  write(body: Buffer, type: number, sent?: SendPromise): SendPromise | undefined {
     const len = body.length;
     if (len <= COPY_LIMIT) {
       const at = this.#slabFrame(len, type);
       if (len > 0) this.#slab!.set(body, at);
-      return;
+      return undefined;
     }
-    this.#writeLarge(undefined, body, type);
+    return this.#writeLarge(undefined, body, type, sent);
   }
 
-  /** Write one frame whose body is `head[0, headLength)` then `body`, without joining them first. */
-  writeJoined(head: Buffer, headLength: number, body: Buffer): void {
+  /** Write one frame whose body is `head[0, headLength)` then `body`, without joining them first; returns as write() does. */
+  writeJoined(head: Buffer, headLength: number, body: Buffer): SendPromise | undefined {
     const len = headLength + body.length;
     if (len <= COPY_LIMIT) {
       let at = this.#slabFrame(len, 0);
       const slab = this.#slab!;
       for (let i = 0; i < headLength; i++) slab[at++] = head[i]!;
       if (body.length > 0) slab.set(body, at);
-      return;
+      return undefined;
     }
-    this.#writeLarge(Buffer.from(head.subarray(0, headLength)), body, 0);
+    return this.#writeLarge(Buffer.from(head.subarray(0, headLength)), body, 0, undefined);
   }
 
   /** Room for a frame of `len` body bytes in the slab, its header written: the body's offset. */
@@ -95,7 +124,7 @@ export class FrameWriter {
   }
 
   /** Large body: header (and head) and body go out together under cork, the body is never copied. */
-  #writeLarge(head: Buffer | undefined, body: Buffer, type: number): void {
+  #writeLarge(head: Buffer | undefined, body: Buffer, type: number, sent: SendPromise | undefined): SendPromise {
     const framing = this.#framing;
     const len = (head?.length ?? 0) + body.length;
     this.sent++;
@@ -104,11 +133,48 @@ export class FrameWriter {
     const header = Buffer.allocUnsafe(framing.maxHeaderLength);
     const end = framing.writeHeader(header, 0, len, type);
     const stream = this.#stream;
+    const [written, callback] = this.#untilWritten(sent);
+    if (stream.destroyed || stream.writableEnded) {
+      callback(new Error('the transport has ended'));
+      return written;
+    }
     stream.cork();
     stream.write(header.subarray(0, end));
     if (head !== undefined) stream.write(head);
-    stream.write(body);
+    stream.write(body, callback);
     stream.uncork();
+    return written;
+  }
+
+  /** The send's promise (`sent`, or a new one) for a body handed to the transport, and the write callback that settles it. */
+  #untilWritten(sent: SendPromise | undefined): [SendPromise, (error?: Error | null) => void] {
+    const written = sent ?? SendPromise.pending(this.#tally);
+    this.#inFlight.add(written);
+    const callback = (error?: Error | null): void => {
+      if (!this.#inFlight.delete(written)) return;
+      if (error) written.fail(this.#failure(error));
+      else written.settle();
+    };
+    return [written, callback];
+  }
+
+  /**
+   * The body of an acknowledged frame (tinyproto), its header already written and answered: it
+   * goes out after everything before it. Returns as write() does (bodies up to 16 KiB are copied).
+   */
+  writeAcknowledgedBody(body: Buffer, sent: SendPromise): SendPromise | undefined {
+    this.sent++;
+    this.sentBytes += body.length;
+    if (body.length <= COPY_LIMIT) {
+      if (body.length > 0) this.writeBytes(body);
+      return undefined;
+    }
+    this.flush();
+    const [written, callback] = this.#untilWritten(sent);
+    const stream = this.#stream;
+    if (stream.destroyed || stream.writableEnded) callback(new Error('the transport has ended'));
+    else stream.write(body, callback);
+    return written;
   }
 
   /**

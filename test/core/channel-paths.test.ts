@@ -159,12 +159,12 @@ test('stats count every message and body byte, on each send path (batched, corke
     const name = framing?.name ?? 'msg';
     assert.equal(
       a.stats,
-      { messagesSent: 3, messagesReceived: 0, bytesSent: bytes, bytesReceived: 0, bytesReadDirect: 0 },
+      { messagesSent: 3, messagesReceived: 0, bytesSent: bytes, bytesReceived: 0, bytesReadDirect: 0, sendsFailed: 0 },
       name,
     );
     assert.equal(
       b.stats,
-      { messagesSent: 0, messagesReceived: 3, bytesSent: 0, bytesReceived: bytes, bytesReadDirect: 0 },
+      { messagesSent: 0, messagesReceived: 3, bytesSent: 0, bytesReceived: bytes, bytesReadDirect: 0, sendsFailed: 0 },
       name,
     );
     assert.is.not(a.stats, a.stats, 'a new object each read');

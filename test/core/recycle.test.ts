@@ -1,7 +1,8 @@
 /**
  * Channel.release(): a large message given back is read into again by a later body of about its
- * size, on every transport; and release() takes nothing it should not (a view, a copy, a small or
- * foreign body, the in-memory peer's own buffer, a second release, more than two, after close).
+ * size, on every transport that reads a large body in pieces; and release() takes nothing it should
+ * not (a view, a copy, a small or foreign body, a view of what the in-memory peer wrote, a second
+ * release, more than two, after close).
  */
 import { randomBytes, randomInt } from 'node:crypto';
 import * as net from 'node:net';
@@ -54,7 +55,7 @@ test('TCP, both ends: a released 1 MiB message holds the next one, every byte in
 });
 
 test('a body reuses released memory only of its size up to twice it: not smaller, not far bigger', async () => {
-  const [a, b] = Channel.pair({ maxMessageSize: 8 * MiB });
+  const [a, b] = await tcpPair({ maxMessageSize: 8 * MiB });
   await a.send(pattern(0, MiB));
   const first = await b.recv();
   assert.ok(b.release(first));
@@ -75,7 +76,7 @@ test('a body reuses released memory only of its size up to twice it: not smaller
 });
 
 test('release() refuses what it must not reuse, and keeps at most two', async () => {
-  const [a, b] = Channel.pair({ maxMessageSize: 8 * MiB });
+  const [a, b] = await tcpPair({ maxMessageSize: 8 * MiB });
   const got: Buffer[] = [];
   for (let i = 0; i < 4; i++) {
     await a.send(pattern(i, MiB));
@@ -111,8 +112,13 @@ test('small bodies and bodies that are views of what arrived are never taken', a
   await a.send(Buffer.alloc(60 * KiB, 1));
   const small = await b.recv();
   assert.is(b.release(small), false, 'under 64 KiB');
-  // A 100 KiB message that arrives in one chunk is a view of that chunk (over the in-memory pair,
-  // the sender's own buffer): not the channel's to reuse.
+  // Over the in-memory pair each write arrives as one chunk (the pair's copy of it): a message is
+  // a view of that chunk, not the channel's to reuse.
+  await a.send(Buffer.alloc(100 * KiB, 2));
+  const paired = await b.recv();
+  assert.ok(paired.equals(Buffer.alloc(100 * KiB, 2)));
+  assert.is(b.release(paired), false, 'a view of what the in-memory peer wrote');
+  // A 100 KiB message that arrives in one chunk is a view of that chunk: not the channel's to reuse.
   const stream = new Duplex({ read() {}, write: (_chunk, _encoding, done) => done() });
   const ch = new Channel(stream, { framing: int32 });
   const chunk = Buffer.alloc(4 + 100 * KiB, 7);

@@ -446,6 +446,7 @@ test('stats: Channel counts messages and body bytes each way; RequestChannel cou
     bytesSent: 0,
     bytesReceived: 0,
     bytesReadDirect: 0,
+    sendsFailed: 0,
   });
   const srv = new RequestChannel(server, { onRequest: (body) => Buffer.concat([body, body]) });
   const rc = new RequestChannel(client);
@@ -461,6 +462,7 @@ test('stats: Channel counts messages and body bytes each way; RequestChannel cou
     bytesSent: 5 + 3,
     bytesReceived: 8 + 20_001,
     bytesReadDirect: 0,
+    sendsFailed: 0,
   });
   assert.equal(server.stats, {
     messagesSent: 2,
@@ -468,6 +470,7 @@ test('stats: Channel counts messages and body bytes each way; RequestChannel cou
     bytesSent: 8 + 20_001,
     bytesReceived: 5 + 3,
     bytesReadDirect: 0,
+    sendsFailed: 0,
   });
   assert.is(rc.stats.requestsSent, 1);
   assert.is(rc.stats.repliesReceived, 1);
