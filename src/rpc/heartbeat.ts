@@ -4,19 +4,23 @@
  * read within `timeout` after the ping, the peer is gone. A busy channel sends no pings.
  *
  * The RequestChannel keeps reading pings, pongs and replies while its handlers are all busy, so a
- * peer that vanishes then is found within 2 x `interval` + `timeout`. Only while the RequestChannel
- * has stopped reading (requests held beyond its bound, or one-way messages unread) can nothing be
- * learned from the peer: the check then sends a pong each `interval` (so a peer with a heartbeat
- * knows this side is alive and busy) and blames no one; it starts again when reading resumes.
+ * peer that vanishes then is found within 2 x `interval` + `timeout`. When the RequestChannel stops
+ * taking messages (requests held beyond its bound, or one-way messages unread), its Channel goes on
+ * reading ahead (64 KiB): bytes arriving still show the peer alive, and silence still counts against
+ * it. Only once the Channel's read-ahead is full too (`peerBlocked`) can nothing be learned: the
+ * check then sends a pong each `interval` (so a peer with a heartbeat knows this side is alive and
+ * busy) and blames no one; it starts again when reading resumes.
  */
 import { TimeoutError } from '../errors.js';
 
 /** What the heartbeat needs of its RequestChannel. */
 export interface HeartbeatHost {
-  /** Messages read from the channel so far, of any kind. */
+  /** A count that moves whenever the peer reached us (messages taken, bytes read). */
   received(): number;
-  /** The RequestChannel has stopped reading (the peer's silence then means nothing). */
-  readingPaused(): boolean;
+  /** The RequestChannel has stopped taking messages from its Channel (requests held at their bound). */
+  notTaking(): boolean;
+  /** Neither the RequestChannel nor its Channel is reading: the peer's silence then means nothing. */
+  peerBlocked(): boolean;
   ping(): void;
   pong(): void;
   /** The peer is gone: end the channel with this error. */
@@ -54,10 +58,10 @@ export class Heartbeat {
   readonly #look = (): void => {
     const host = this.#host;
     const received = host.received();
-    const paused = host.readingPaused();
-    if (paused || received !== this.#seen) {
-      // Paused: nothing can be learned, say we are alive. Or something was read: the peer is.
-      if (paused) host.pong();
+    // Not taking messages: the peer's pings wait unread, so answer them ahead, saying we are alive.
+    if (host.notTaking()) host.pong();
+    if (host.peerBlocked() || received !== this.#seen) {
+      // Nothing can reach us, so nothing can be learned; or something arrived: the peer is alive.
       this.#seen = received;
       this.#pinged = false;
       this.#arm(this.#interval);

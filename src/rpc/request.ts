@@ -194,8 +194,11 @@ export class RequestChannel implements AsyncIterable<Buffer> {
     void this.#pump();
     if (o.heartbeat !== undefined) {
       this.#heartbeat = new Heartbeat(o.heartbeat, {
-        received: () => this.#received,
-        readingPaused: () => this.#wake !== null,
+        // The channel reads ahead while this stops taking messages: bytes arriving are the peer's
+        // sign of life, and only once the channel itself has stopped reading can nothing be learned.
+        received: () => this.#received + (channel.bytesRead ?? 0),
+        notTaking: () => this.#wake !== null,
+        peerBlocked: () => this.#wake !== null && (channel.peerBlocked ?? true),
         ping: () => {
           this.stats.pingsSent++;
           void this.channel.send(PING_BODY);

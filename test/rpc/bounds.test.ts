@@ -117,6 +117,32 @@ test('requests held while every slot is taken are bounded by highWaterMark bytes
   await srv.closed;
 });
 
+test('with reading paused (held requests at their bound), a heartbeat still finds a peer that went silent while it could reach us', async () => {
+  const { client: raw, server } = await tcpPair();
+  const aborted: unknown[] = [];
+  const srv = new RequestChannel(server, {
+    maxPending: 2,
+    highWaterMark: 4096,
+    heartbeat: { interval: 20, timeout: 40 },
+    onRequest: (_body, { signal }) =>
+      new Promise<string>((resolve) =>
+        signal.addEventListener('abort', () => {
+          aborted.push(signal.reason);
+          resolve('late');
+        }),
+      ),
+  });
+  // Two running, two held past the 4096-byte mark: the RequestChannel stops reading. The peer then
+  // goes silent (no FIN, no reset), far from filling the channel's read-ahead: it could reach us.
+  const body = Buffer.alloc(3000, 0x61);
+  for (let id = 1; id <= 6; id++) await raw.send(encodeEnvelope({ kind: 'request', id, payload: body }));
+  await until(() => srv.running === 2 && srv.heldRequests === 2, 2000, '2 running, 2 held');
+  const ended = await settledWithin(srv.closed, 2000);
+  assert.instance(ended, TimeoutError, 'the heartbeat found the silent peer although reading was paused');
+  assert.is(aborted.length, 2);
+  raw.destroy();
+});
+
 test('a burst of pings is answered by fewer pongs, the last of them after the last ping', async () => {
   const { client: raw, server } = await tcpPair();
   const srv = new RequestChannel(server);
