@@ -27,6 +27,17 @@ export {
   type RecvOptions,
   type SendOptions,
 } from './src/core/options.js';
+// Resumable sessions (`resume`): the listening side, options, defaults, counters.
+export { SessionListener, type SessionListenerStats } from './src/session/listen.js';
+export {
+  DEFAULT_HEARTBEAT,
+  DEFAULT_KEEP,
+  DEFAULT_MAX_DETACHED,
+  DEFAULT_REPLAY_BUDGET,
+  DEFAULT_WINDOW,
+  type ResumeOptions,
+} from './src/session/options.js';
+export type { SessionStats } from './src/session/stream.js';
 export { DIAGNOSTICS_CHANNELS, type CloseEvent, type ConnectEvent, type ErrorEvent } from './src/core/diagnostics.js';
 
 // Errors, one class per failure, each with a stable `code`.
@@ -45,6 +56,7 @@ export {
   ReconnectFailedError,
   RemoteError,
   SendQueueFullError,
+  SessionLostError,
   SlowConsumerError,
   TimeoutError,
   UnexpectedEofError,

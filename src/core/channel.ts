@@ -24,6 +24,10 @@ import { connectChannel, peerCertificateOf } from './connect.js';
 import { Deque } from './deque.js';
 import { RawReader, handshakeOf, runHandshake } from './handshake.js';
 import { Listener } from './listener.js';
+import { connectSession } from '../session/connect.js';
+import { SessionListener } from '../session/listen.js';
+import type { ResumeOptions } from '../session/options.js';
+import { SessionStream } from '../session/stream.js';
 import { publishClose, publishConnect, publishError } from './diagnostics.js';
 import { messages } from './iterator.js';
 import type { PendingSend, Waiter } from './pending.js';
@@ -258,6 +262,7 @@ export class Channel implements AsyncIterable<Buffer> {
   static connect(hostOrOptions: string | ConnectOptions, port?: number, options?: ConnectOptions): Promise<Channel> {
     const opts: ConnectOptions =
       typeof hostOrOptions === 'string' ? { ...options, host: hostOrOptions, port: port! } : { ...hostOrOptions };
+    if (opts.resume !== undefined && opts.resume !== false) return connectSession(opts, createChannel);
     return connectChannel(opts, createChannel);
   }
 
@@ -265,11 +270,18 @@ export class Channel implements AsyncIterable<Buffer> {
    * Listen for clients; returns at once. The Listener is an async iterable of client channels,
    * so `for await (const ch of Channel.listen(...))` serves them.
    */
+  static listen(host: string, port: number, options: ListenOptions & { resume: true | ResumeOptions }): SessionListener;
+  static listen(options: ListenOptions & { resume: true | ResumeOptions }): SessionListener;
   static listen(host: string, port: number, options?: ListenOptions): Listener;
   static listen(options: ListenOptions): Listener;
-  static listen(hostOrOptions: string | ListenOptions, port?: number, options?: ListenOptions): Listener {
+  static listen(
+    hostOrOptions: string | ListenOptions,
+    port?: number,
+    options?: ListenOptions,
+  ): Listener | SessionListener {
     const opts: ListenOptions =
       typeof hostOrOptions === 'string' ? { ...options, host: hostOrOptions, port: port! } : { ...hostOrOptions };
+    if (opts.resume !== undefined && opts.resume !== false) return new SessionListener(opts, createChannel);
     return new Listener(opts, createChannel);
   }
 
@@ -697,6 +709,7 @@ export class Channel implements AsyncIterable<Buffer> {
       bytesSent: w.sentBytes,
       bytesReceived: this.#receivedBytes,
       bytesReadDirect,
+      ...(this.#stream instanceof SessionStream && { session: this.#stream.stats }),
     };
   }
 
