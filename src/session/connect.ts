@@ -19,7 +19,7 @@ import { SessionStream, type SessionOwner } from './stream.js';
 import { openTransport, readHello } from './transport.js';
 import { SERVER_HELLO_LENGTH, Status, TOKEN_LENGTH, decodeServerHello, encodeClientHello, type Hello } from './wire.js';
 
-/** First and largest delay between reconnection attempts (each failure doubles it, with jitter). */
+/** Delays between reconnection attempts: the first is immediate, then 50 ms doubling up to 2 s, with jitter. */
 const FIRST_RETRY_DELAY = 50;
 const MAX_RETRY_DELAY = 2_000;
 
@@ -162,16 +162,16 @@ class Reconnector implements SessionOwner {
   async #reconnect(stream: SessionStream): Promise<void> {
     const deadline = Date.now() + this.#settings.keep;
     const signal = this.#stop.signal;
-    let delay = FIRST_RETRY_DELAY;
+    let delay = 0;
     for (;;) {
-      await sleep(delay * (0.5 + Math.random() / 2), signal);
+      if (delay > 0) await sleep(delay * (0.5 + Math.random() / 2), signal);
       if (signal.aborted || stream.destroyed) return;
       const left = deadline - Date.now();
       if (left <= 0) {
         stream.lose(`no connection within keep (${this.#settings.keep} ms)`);
         return;
       }
-      delay = Math.min(delay * 2, MAX_RETRY_DELAY);
+      delay = delay === 0 ? FIRST_RETRY_DELAY : Math.min(delay * 2, MAX_RETRY_DELAY);
       let attempt;
       try {
         attempt = await exchangeHellos(

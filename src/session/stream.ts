@@ -235,6 +235,7 @@ export class SessionStream extends Duplex {
     transport.on('drain', this.#pump);
     transport.on('error', this.#onTransportError);
     transport.on('close', this.#onTransportClose);
+    transport.on('end', this.#onTransportEnd);
     this.#tick = setInterval(this.#onTick, Math.max(5, this.#heartbeat >>> 1));
     this.#tick.unref();
     if (hello !== undefined) transport.write(hello);
@@ -262,6 +263,18 @@ export class SessionStream extends Duplex {
   };
 
   readonly #onTransportError = (error: Error): void => this.#lost(error);
+  /**
+   * A clean end of the transport. The peer ends its connection cleanly only once its session is
+   * over: it had every byte and our FIN, so our FIN counts as acknowledged even if its last ACK
+   * did not come first. Any other end is a dropped connection.
+   */
+  readonly #onTransportEnd = (): void => {
+    if (this.#finReceived && this.#finQueued && this.#transmitted === this.#writtenEnd()) {
+      this.#acked = this.#writtenEnd();
+      this.#releaseHeld();
+    }
+    this.#lost(new ChannelClosedError('session connection ended'));
+  };
   readonly #onTransportClose = (): void => this.#lost(new ChannelClosedError('session connection closed'));
 
   /** The transport is gone (error, close, dead): the session lives on, detached, and its owner is told. */
@@ -281,6 +294,7 @@ export class SessionStream extends Duplex {
     transport.removeListener('drain', this.#pump);
     transport.removeListener('error', this.#onTransportError);
     transport.removeListener('close', this.#onTransportClose);
+    transport.removeListener('end', this.#onTransportEnd);
     transport.on('error', noop);
     transport.destroy();
   }
@@ -498,6 +512,7 @@ export class SessionStream extends Duplex {
     transport.removeListener('drain', this.#pump);
     transport.removeListener('error', this.#onTransportError);
     transport.removeListener('close', this.#onTransportClose);
+    transport.removeListener('end', this.#onTransportEnd);
     transport.on('error', noop);
     if (!clean) transport.write(ABORT_SEGMENT);
     transport.end();

@@ -83,6 +83,16 @@ export class ChaosProxy {
     }
   }
 
+  /** Wait until a connection is open through the proxy (the session has resumed), then reset it. */
+  async cutConnected(patience = 5000): Promise<void> {
+    const end = Date.now() + patience;
+    while (this.#links.size === 0) {
+      if (Date.now() > end) throw new Error('no connection through the proxy to cut');
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    this.cut();
+  }
+
   /** From now on drop every byte of every open connection, both ways, and never close them. */
   stall(): void {
     for (const link of this.#links) link.stalled = true;
