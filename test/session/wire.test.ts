@@ -5,7 +5,8 @@
 import fc from 'fast-check';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ProtocolError } from '../../channel.js';
+import * as net from 'node:net';
+import { Channel, ProtocolError } from '../../channel.js';
 import { ReplayBuffer } from '../../src/session/replay.js';
 import {
   ABORT_SEGMENT,
@@ -145,6 +146,38 @@ test('the replay buffer: trim whole chunks, seek anywhere, read back every byte 
     ),
     { numRuns: 300 },
   );
+});
+
+test('golden: a new session over MSG sending "hi", byte for byte as the client writes it', async () => {
+  const token = Buffer.from('ffeeddccbbaa99887766554433221100', 'hex');
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const seen = new Promise<Buffer>((resolve) => {
+    server.once('connection', (socket) => {
+      let got = Buffer.alloc(0);
+      socket.on('data', (d: Buffer) => {
+        got = Buffer.concat([got, d]);
+        if (got.length === 37)
+          socket.write(encodeServerHello({ status: 0, token, received: 0, messages: 0, window: 0x100000 }));
+        if (got.length >= 37 + 13 + 16) resolve(got);
+      });
+    });
+  });
+  const ch = await Channel.connect('127.0.0.1', (server.address() as net.AddressInfo).port, { resume: true });
+  await ch.send('hi');
+  assert.is(
+    hex(await seen),
+    '4d43535201' +
+      '00'.repeat(16) +
+      '000000000000' +
+      '000000000000' +
+      '00100000' +
+      '02' +
+      '00'.repeat(12) +
+      '010000000b0d0a4d534720320d0a6869',
+  );
+  ch.destroy();
+  server.close();
 });
 
 test.run();
