@@ -212,6 +212,23 @@ test('maxDetached: past it the oldest detached session is lost, with its count',
   await listener.close();
 });
 
+test('replayBudget: a client that does not read holds the listener to its budget, then gets everything', async () => {
+  const { listener, port } = await listen({ replayBudget: 10_000 });
+  const [ch, server] = await Promise.all([
+    Channel.connect('127.0.0.1', port, { resume: true, highWaterMark: 1024 }),
+    listener.accept(),
+  ]);
+  const body = Buffer.alloc(1000, 7);
+  for (let i = 0; i < 200; i++) void server!.send(body); // 200 KB, under sendHighWaterMark: none waits
+  await sleep(100);
+  // One written chunk may pass the budget (it is taken before the budget is checked): at most a 64 KiB slab.
+  assert.ok(listener.replayBytes <= 10_000 + 64 * 1024, `${listener.replayBytes} bytes held`);
+  for (let i = 0; i < 200; i++) assert.equal(await ch.recv(), body);
+  await until(() => listener.replayBytes === 0, 2000, 'all acknowledged');
+  await Promise.all([ch.close(), server!.close()]);
+  await listener.close();
+});
+
 const withOpenssl = tlsTest('session/hostile');
 
 withOpenssl('mutual TLS: a resume with another client certificate is refused (IDENTITY)', async () => {
