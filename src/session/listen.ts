@@ -109,7 +109,12 @@ export class SessionListener implements AsyncIterable<Channel> {
     this.#server.listen(
       options.path !== undefined
         ? { path: options.path, backlog: options.backlog }
-        : { host: options.host, port: options.port, backlog: options.backlog },
+        : ({
+            host: options.host,
+            port: options.port,
+            backlog: options.backlog,
+            reusePort: options.reuse ?? true,
+          } as net.ListenOptions), // reusePort: Node versions that have it
     );
     if (options.signal) {
       if (options.signal.aborted) void this.close();
@@ -151,14 +156,19 @@ export class SessionListener implements AsyncIterable<Channel> {
   }
 
   readonly #onConnection = (socket: net.Socket): void => {
-    if (this.#closed || this.#open >= this.#maxConnections) {
+    const admitted = this.#options.admit === undefined || this.#options.admit();
+    if (this.#closed || this.#open >= this.#maxConnections || !admitted) {
       socket.on('error', noop);
       socket.destroy();
       return;
     }
     this.#open++;
     socket.once('close', () => this.#open--);
-    if (this.#options.path === undefined) socket.setNoDelay(this.#options.noDelay ?? true);
+    if (this.#options.path === undefined) {
+      socket.setNoDelay(this.#options.noDelay ?? true);
+      const keepAlive = this.#options.keepAlive;
+      if (keepAlive) socket.setKeepAlive(true, keepAlive === true ? 0 : keepAlive);
+    }
     if (this.#tls !== undefined) this.#tls.emit('connection', socket);
     else void this.#onTransport(socket);
   };

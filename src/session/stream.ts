@@ -207,9 +207,9 @@ export class SessionStream extends Duplex {
    */
   attach(transport: Duplex, peer: Hello, rest: Buffer, hello?: Buffer): void {
     if (this.destroyed) throw new ChannelClosedError('session is closed');
-    if (peer.received < this.#acked || peer.received > this.#writtenEnd()) {
+    if (peer.received < this.#acked || peer.received > this.#transmittedMax) {
       throw new ProtocolError(
-        `session resume claims ${peer.received} bytes received; ${this.#acked} were acknowledged and ${this.#writtenEnd()} sent`,
+        `session resume claims ${peer.received} bytes received; ${this.#acked} were acknowledged and ${this.#transmittedMax} sent`,
       );
     }
     if (peer.messages < this.#ackedMessages) {
