@@ -26,6 +26,7 @@ export {
   type ListenOptions,
   type RecvOptions,
   type SendOptions,
+  type SessionListenOptions,
 } from './src/core/options.js';
 // Resumable sessions (`resume`): the listening side, options, defaults, counters.
 export { SessionListener, type SessionListenerStats } from './src/session/listen.js';

@@ -26,7 +26,6 @@ import { RawReader, handshakeOf, runHandshake } from './handshake.js';
 import { Listener } from './listener.js';
 import { connectSession } from '../session/connect.js';
 import { SessionListener } from '../session/listen.js';
-import type { ResumeOptions } from '../session/options.js';
 import { SessionStream } from '../session/stream.js';
 import { publishClose, publishConnect, publishError } from './diagnostics.js';
 import { messages } from './iterator.js';
@@ -51,6 +50,7 @@ import {
   type ListenOptions,
   type RecvOptions,
   type SendOptions,
+  type SessionListenOptions,
 } from './options.js';
 
 /** Bookkeeping bytes counted per queued inbound message on top of its body, so empty messages count too. */
@@ -270,8 +270,8 @@ export class Channel implements AsyncIterable<Buffer> {
    * Listen for clients; returns at once. The Listener is an async iterable of client channels,
    * so `for await (const ch of Channel.listen(...))` serves them.
    */
-  static listen(host: string, port: number, options: ListenOptions & { resume: true | ResumeOptions }): SessionListener;
-  static listen(options: ListenOptions & { resume: true | ResumeOptions }): SessionListener;
+  static listen(host: string, port: number, options: SessionListenOptions): SessionListener;
+  static listen(options: SessionListenOptions): SessionListener;
   static listen(host: string, port: number, options?: ListenOptions): Listener;
   static listen(options: ListenOptions): Listener;
   static listen(
@@ -279,9 +279,10 @@ export class Channel implements AsyncIterable<Buffer> {
     port?: number,
     options?: ListenOptions,
   ): Listener | SessionListener {
-    const opts: ListenOptions =
+    const opts: ListenOptions & { resume?: unknown } =
       typeof hostOrOptions === 'string' ? { ...options, host: hostOrOptions, port: port! } : { ...hostOrOptions };
-    if (opts.resume !== undefined && opts.resume !== false) return new SessionListener(opts, createChannel);
+    if (opts.resume !== undefined && opts.resume !== false)
+      return new SessionListener(opts as SessionListenOptions, createChannel);
     return new Listener(opts, createChannel);
   }
 

@@ -205,13 +205,16 @@ export interface ListenOptions extends ChannelOptions {
    * @default 10000
    */
   maxConnections?: number;
+}
+
+/** Options of Channel.listen() with resumable sessions: it returns a SessionListener. */
+export interface SessionListenOptions extends ListenOptions {
   /**
    * Resumable sessions (docs/sessions.md): each client's session is yielded once, and its
    * reconnections re-attach to it. Only clients that connect with `resume` can connect.
    * `true` for the defaults, or `{ window, keep, heartbeat, maxSessions, maxDetached, replayBudget }`.
-   * @default false
    */
-  resume?: boolean | ResumeOptions;
+  resume: true | ResumeOptions;
 }
 
 /** Per-call options of recv(). */

@@ -14,7 +14,7 @@ import {
 } from '../core/options.js';
 import { ConnectionRefusedError, ProtocolError } from '../errors.js';
 import { noop } from '../util.js';
-import { checkResume, type ResumeOptions, type ResumeSettings } from './options.js';
+import { checkResume, type ResumeSettings } from './options.js';
 import { SessionStream, type SessionOwner } from './stream.js';
 import { openTransport, readHello } from './transport.js';
 import { SERVER_HELLO_LENGTH, Status, TOKEN_LENGTH, decodeServerHello, encodeClientHello, type Hello } from './wire.js';
@@ -22,8 +22,6 @@ import { SERVER_HELLO_LENGTH, Status, TOKEN_LENGTH, decodeServerHello, encodeCli
 /** Delays between reconnection attempts: the first is immediate, then 50 ms doubling up to 2 s, with jitter. */
 const FIRST_RETRY_DELAY = 50;
 const MAX_RETRY_DELAY = 2_000;
-
-export type SessionConnectOptions = ConnectOptions & { resume?: boolean | ResumeOptions };
 
 /** Why a server hello refuses, for errors. */
 function refusal(status: number): string {
@@ -57,7 +55,7 @@ async function exchangeHellos(
 }
 
 /** Connect with `resume`: resolves with a Channel over a SessionStream once its handshakes are done. */
-export async function connectSession(opts: SessionConnectOptions, create: ChannelFactory): Promise<Channel> {
+export async function connectSession(opts: ConnectOptions, create: ChannelFactory): Promise<Channel> {
   const settings = checkResume(opts.resume)!;
   const connectTimeout = checkConnectOptions(opts);
   const timeout = connectTimeout ?? opts.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;

@@ -12,10 +12,10 @@ import { MemoryBudget } from '../core/budget.js';
 import type { Channel } from '../core/channel.js';
 import type { ChannelFactory } from '../core/connect.js';
 import { Deque } from '../core/deque.js';
-import { DEFAULT_CLOSE_TIMEOUT, checkListenOptions, type ListenOptions } from '../core/options.js';
+import { DEFAULT_CLOSE_TIMEOUT, checkListenOptions, type SessionListenOptions } from '../core/options.js';
 import { lazyModule, noop, tlsLib } from '../util.js';
 import { recordSession } from './connect.js';
-import { checkResume, type ResumeOptions, type ResumeSettings } from './options.js';
+import { checkResume, type ResumeSettings } from './options.js';
 import { ReplayBudget, SessionStream, type SessionOwner } from './stream.js';
 import { readHello } from './transport.js';
 import {
@@ -29,8 +29,6 @@ import {
 } from './wire.js';
 
 const cryptoLib = lazyModule<typeof import('node:crypto')>('node:crypto');
-
-export type SessionListenOptions = ListenOptions & { resume?: boolean | ResumeOptions };
 
 /** Counters of a session listener. */
 export interface SessionListenerStats {
@@ -69,6 +67,7 @@ export class SessionListener implements AsyncIterable<Channel> {
   readonly #queue = new Deque<Channel>();
   readonly #takers = new Deque<{ resolve(r: IteratorResult<Channel, undefined>): void; reject(e: unknown): void }>();
   #open = 0;
+  #handshaking = 0;
   #error: Error | undefined;
   #errorReported = false;
   #closed = false;
@@ -77,7 +76,7 @@ export class SessionListener implements AsyncIterable<Channel> {
   constructor(options: SessionListenOptions, create: ChannelFactory) {
     this.#options = options;
     this.#create = create;
-    this.#settings = checkResume(options.resume ?? true)!;
+    this.#settings = checkResume(options.resume)!;
     const checked = checkListenOptions(options);
     this.#handshakeTimeout = checked.handshakeTimeout;
     this.#maxConnections = checked.maxConnections;
@@ -140,6 +139,11 @@ export class SessionListener implements AsyncIterable<Channel> {
     return this.#open;
   }
 
+  /** Connections in their hello, and new sessions whose Channel handshakes are not done yet. */
+  get handshaking(): number {
+    return this.#handshaking;
+  }
+
   /** Sessions alive now, with or without a connection. */
   get sessions(): number {
     return this.#sessions.size;
@@ -178,6 +182,7 @@ export class SessionListener implements AsyncIterable<Channel> {
     socket.on('error', noop); // until a session takes it: its failure ends this connection only
     let hello: Hello;
     let rest: Buffer;
+    this.#handshaking++;
     try {
       const read = await readHello(socket, CLIENT_HELLO_LENGTH, this.#handshakeTimeout);
       hello = decodeClientHello(read.hello);
@@ -186,6 +191,8 @@ export class SessionListener implements AsyncIterable<Channel> {
       this.stats.refused++;
       socket.destroy(); // a bad or missing hello: that connection only
       return;
+    } finally {
+      this.#handshaking--;
     }
     if (this.#closed) {
       socket.destroy();
@@ -236,7 +243,14 @@ export class SessionListener implements AsyncIterable<Channel> {
     }
     stream.channel = channel;
     recordSession(channel, stream);
-    channel.ready.then(() => this.#deliver(channel), noop); // a failed handshake ends that session only
+    this.#handshaking++;
+    channel.ready.then(
+      () => {
+        this.#handshaking--;
+        this.#deliver(channel);
+      },
+      () => this.#handshaking--, // a failed handshake ends that session only
+    );
   }
 
   #resume(socket: net.Socket, hello: Hello, rest: Buffer): void {

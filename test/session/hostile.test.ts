@@ -98,9 +98,27 @@ test('a bad hello, a silent connection, and a flood of unknown tokens are refuse
   assert.is(listener.stats.refused, 202);
   assert.is(listener.sessions, 0);
   await until(() => listener.connections === 0, 2000, 'every refused connection closed');
+  assert.is(listener.handshaking, 0);
   await stillServes(port, listener);
   await listener.close();
 });
+
+test('bad resume options are refused before any socket is opened', async () => {
+  await rejects(Channel.connect('127.0.0.1', 1, { resume: { window: 5 } }), RangeError);
+  await rejects(Channel.connect('127.0.0.1', 1, { resume: 'yes' as unknown as true }), TypeError);
+  assert.throws(() => Channel.listen('127.0.0.1', 0, { resume: { keep: -1 } }), RangeError);
+  assert.throws(() => Channel.listen('127.0.0.1', 0, { resume: { heartbeat: 1.5 } }), RangeError);
+});
+
+async function rejects(p: Promise<unknown>, type: new (...args: never[]) => Error): Promise<void> {
+  try {
+    await p;
+  } catch (error) {
+    assert.instance(error, type);
+    return;
+  }
+  assert.unreachable('it resolved');
+}
 
 test('a new-session hello claiming bytes received is refused', async () => {
   const { listener, port } = await listen();
