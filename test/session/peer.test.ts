@@ -6,7 +6,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Client, Server, type Connection } from '../../channel.js';
+import { Client, Server, SessionLostError, type Connection } from '../../channel.js';
 import { openHandles, sleep, unhandled } from '../helpers.js';
 import { until } from '../rpc/helpers.js';
 import { ChaosProxy } from './chaos.js';
@@ -55,6 +55,26 @@ test('Server and Client with resume: one Connection and one connect per session 
   await client.close();
   await until(() => closes === 1, 5000, 'the server-side close');
   await server.close();
+  await proxy.close();
+});
+
+test('a Client whose session is lost (the server restarted) hears SessionLostError and starts a new session', async () => {
+  const resume = { heartbeat: 100 } as const;
+  const first = new Server({ resume });
+  const proxy = await ChaosProxy.start((await first.listen(0, '127.0.0.1')).port);
+  const reasons: unknown[] = [];
+  let connects = 0;
+  const client = new Client({ resume, onConnect: () => void connects++, onDisconnect: (r) => void reasons.push(r) });
+  await client.connect('127.0.0.1', proxy.port);
+  proxy.stall(); // the first server "dies" silently; a new one takes its place
+  await first.close({ timeout: 10 }).catch(() => {}); // its session is destroyed: an ABORT the stall drops
+  const second = new Server({ resume });
+  proxy.retarget((await second.listen(0, '127.0.0.1')).port);
+  await until(() => connects === 2, 5000, 'a new session');
+  assert.is(reasons.length, 1);
+  assert.instance(reasons[0], SessionLostError);
+  await client.close();
+  await second.close();
   await proxy.close();
 });
 
