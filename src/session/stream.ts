@@ -136,6 +136,8 @@ export class SessionStream extends Duplex {
   /** The last acknowledgement sent. */
   #ackSent = 0;
   #ackTimer: NodeJS.Timeout | undefined;
+  /** A PING arrived in the chunk being read: one ACK answers it (and any others in the chunk). */
+  #pinged = false;
 
   // The transport.
   #transport: Duplex | null = null;
@@ -259,7 +261,11 @@ export class SessionStream extends Duplex {
       this.destroy(error as Error);
       return;
     }
-    if (this.#parser === parser) this.#ackIfDue();
+    if (this.#parser !== parser) return;
+    if (this.#pinged) {
+      this.#pinged = false;
+      this.#sendAck();
+    } else this.#ackIfDue();
   };
 
   readonly #onTransportError = (error: Error): void => this.#lost(error);
@@ -331,7 +337,9 @@ export class SessionStream extends Duplex {
       this.push(bytes);
     },
     ack: (received, messages) => this.#onAck(received, messages),
-    ping: () => this.#sendAck(),
+    ping: () => {
+      this.#pinged = true; // answered once per chunk read: a PING flood cannot make us write 13 bytes per byte
+    },
     fin: () => {
       if (this.#finReceived) throw new ProtocolError('session FIN twice');
       this.#finReceived = true;

@@ -120,6 +120,25 @@ async function rejects(p: Promise<unknown>, type: new (...args: never[]) => Erro
   assert.unreachable('it resolved');
 }
 
+test('a PING flood from a peer that does not read is answered once per read, not once per PING', async () => {
+  const { listener, port } = await listen();
+  const r = await raw(port);
+  let answered = 0;
+  r.socket.on('data', (d: Buffer) => (answered += d.length));
+  r.socket.write(hello(ZERO_TOKEN));
+  await until(() => answered >= SERVER_HELLO_LENGTH, 2000, 'the server hello');
+  const server = (await listener.accept())!;
+  r.socket.write(Buffer.alloc(200_000, 0x03)); // 200,000 PINGs: 2.6 MB of ACKs if each were answered
+  const frame = Buffer.from('\r\nMSG 4\r\ndone');
+  r.socket.write(Buffer.concat([encodeDataHeader(frame.length), frame]));
+  assert.is((await server.recv()).toString(), 'done'); // every PING before it has been read
+  await sleep(300); // what was answered reaches the client
+  assert.ok(answered < 20_000, `${answered} bytes answered`);
+  server.destroy();
+  r.socket.destroy();
+  await listener.close();
+});
+
 test('a new-session hello claiming bytes received is refused', async () => {
   const { listener, port } = await listen();
   const r = await raw(port);
