@@ -3,7 +3,7 @@
  * check. Every default is explained in docs/sessions.md.
  */
 import { checkInt, checkNumber } from '../validate.js';
-import { MAX_WINDOW } from './wire.js';
+import { MAX_WINDOW, MIN_WINDOW } from './wire.js';
 
 /**
  * Default `window`: 1 MiB unacknowledged per direction. It covers the bandwidth-delay product of
@@ -79,7 +79,7 @@ export function checkResume(resume: boolean | ResumeOptions | undefined): Resume
   }
   const o: ResumeOptions = resume === true ? {} : resume;
   return {
-    window: intOr('resume.window', o.window, 1024, MAX_WINDOW, DEFAULT_WINDOW),
+    window: intOr('resume.window', o.window, MIN_WINDOW, MAX_WINDOW, DEFAULT_WINDOW),
     keep: intOr('resume.keep', o.keep, 0, 2 ** 31 - 1, DEFAULT_KEEP),
     heartbeat: intOr('resume.heartbeat', o.heartbeat, 10, 2 ** 30, DEFAULT_HEARTBEAT),
     maxSessions: checkNumber('resume.maxSessions', o.maxSessions, 0, true),

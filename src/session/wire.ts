@@ -40,6 +40,11 @@ export const ACK_LENGTH = 13;
 
 /** Largest offset or count on the wire (48 bits): a session ends with a ProtocolError before it wraps. */
 export const MAX_OFFSET = 2 ** 48 - 1;
+/**
+ * Smallest window a hello may advertise: a tiny one would make the peer send (and acknowledge)
+ * a few bytes at a time, a cheap way to make it work hard.
+ */
+export const MIN_WINDOW = 1024;
 /** Largest window a hello may advertise. */
 export const MAX_WINDOW = 2 ** 32 - 1;
 
@@ -84,9 +89,13 @@ function checkMagic(bytes: Buffer): void {
   if (bytes[4] !== VERSION) throw new ProtocolError(`unsupported session version ${bytes[4]}`, { offset: 4 });
 }
 
-function readCommon(bytes: Buffer, at: number): Hello {
+function readCommon(bytes: Buffer, at: number, checkWindow: boolean): Hello {
   const window = bytes.readUInt32BE(at + 28);
-  if (window === 0) throw new ProtocolError('session hello advertises a window of 0', { offset: at + 28 });
+  if (checkWindow && window < MIN_WINDOW) {
+    throw new ProtocolError(`session hello advertises a window of ${window} (at least ${MIN_WINDOW})`, {
+      offset: at + 28,
+    });
+  }
   return {
     token: Buffer.from(bytes.subarray(at, at + TOKEN_LENGTH)),
     received: bytes.readUIntBE(at + 16, 6),
@@ -97,14 +106,14 @@ function readCommon(bytes: Buffer, at: number): Hello {
 
 export function decodeClientHello(bytes: Buffer): Hello {
   checkMagic(bytes);
-  return readCommon(bytes, 5);
+  return readCommon(bytes, 5, true);
 }
 
 export function decodeServerHello(bytes: Buffer): Hello & { status: number } {
   checkMagic(bytes);
   const status = bytes[5]!;
   if (status > Status.IDENTITY) throw new ProtocolError(`unknown session status ${status}`, { offset: 5 });
-  return { ...readCommon(bytes, 6), status };
+  return { ...readCommon(bytes, 6, status === Status.OK), status }; // a refusal's window means nothing
 }
 
 /** A token of all zeros asks for a new session. */

@@ -54,7 +54,7 @@ test('golden: the segments', () => {
 });
 
 test('bad hellos: another magic, another version, a window of 0, an unknown status', () => {
-  const good = encodeClientHello({ token: TOKEN, received: 0, messages: 0, window: 1 });
+  const good = encodeClientHello({ token: TOKEN, received: 0, messages: 0, window: 1024 });
   for (const [at, value] of [
     [0, 0x4e],
     [4, 2],
@@ -69,7 +69,9 @@ test('bad hellos: another magic, another version, a window of 0, an unknown stat
   const zeroWindow = Buffer.from(good);
   zeroWindow.writeUInt32BE(0, 33);
   assert.throws(() => decodeClientHello(zeroWindow), /window of 0/);
-  const server = encodeServerHello({ status: 0, token: TOKEN, received: 0, messages: 0, window: 1 });
+  zeroWindow.writeUInt32BE(1023, 33);
+  assert.throws(() => decodeClientHello(zeroWindow), /window of 1023 \(at least 1024\)/);
+  const server = encodeServerHello({ status: 0, token: TOKEN, received: 0, messages: 0, window: 1024 });
   server[5] = 9;
   assert.throws(() => decodeServerHello(server), /unknown session status 9/);
 });
