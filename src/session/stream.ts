@@ -276,8 +276,11 @@ export class SessionStream extends Duplex {
    */
   readonly #onTransportEnd = (): void => {
     if (this.#finReceived && this.#finQueued && this.#transmitted === this.#writtenEnd()) {
+      // The session is over: no reconnection; the stream finishes and closes.
+      this.#dropTransport();
       this.#acked = this.#writtenEnd();
       this.#releaseHeld();
+      return;
     }
     this.#lost(new ChannelClosedError('session connection ended'));
   };
