@@ -13,7 +13,7 @@ import {
   type ConnectOptions,
 } from '../core/options.js';
 import { ConnectionRefusedError, ProtocolError } from '../errors.js';
-import { noop } from '../util.js';
+import { noop, tlsLib } from '../util.js';
 import { checkResume, type ResumeSettings } from './options.js';
 import { SessionStream, type SessionOwner } from './stream.js';
 import { openTransport, readHello } from './transport.js';
@@ -82,6 +82,7 @@ export async function connectSession(opts: ConnectOptions, create: ChannelFactor
     },
     transport,
   );
+  if (transport instanceof tlsLib().TLSSocket) stream.peerCertificate = transport.getPeerCertificate();
   try {
     stream.attach(transport, peer, rest);
   } catch (error) {

@@ -38,11 +38,17 @@ export interface SessionListenerStats {
   expired: number;
 }
 
-/** The peer certificate's SHA-256 fingerprint of a TLS connection, undefined otherwise. */
-function fingerprintOf(socket: net.Socket): string | undefined {
+/** The peer certificate of a TLS connection, undefined otherwise (or without one). */
+function certificateOf(socket: net.Socket): tls.PeerCertificate | undefined {
   if (!(socket instanceof tlsLib().TLSSocket)) return undefined;
   const cert = socket.getPeerCertificate();
-  return cert != null && typeof cert.fingerprint256 === 'string' ? cert.fingerprint256 : undefined;
+  return cert != null && Object.keys(cert).length > 0 ? cert : undefined;
+}
+
+/** The peer certificate's SHA-256 fingerprint of a TLS connection, undefined otherwise. */
+function fingerprintOf(socket: net.Socket): string | undefined {
+  const fingerprint = certificateOf(socket)?.fingerprint256;
+  return typeof fingerprint === 'string' ? fingerprint : undefined;
 }
 
 export class SessionListener implements AsyncIterable<Channel> {
@@ -229,6 +235,7 @@ export class SessionListener implements AsyncIterable<Channel> {
       },
       socket,
     );
+    stream.peerCertificate = certificateOf(socket);
     stream.identity = fingerprintOf(socket);
     this.#sessions.set(token.toString('hex'), stream);
     stream.attach(socket, hello, rest, encodeServerHello({ ...stream.hello(), status: Status.OK }));

@@ -7,6 +7,7 @@
  * nothing is added per message. See docs/sessions.md for the wire format and the guarantees.
  */
 import { Duplex } from 'node:stream';
+import type { PeerCertificate } from 'node:tls';
 import { ChannelClosedError, ProtocolError, SessionLostError, TimeoutError } from '../errors.js';
 import { noop } from '../util.js';
 import { ReplayBuffer } from './replay.js';
@@ -106,8 +107,10 @@ export class SessionStream extends Duplex {
   /** The first transport's peer address, for Channel.ip/port. */
   readonly remoteAddress: string | undefined;
   readonly remotePort: number | undefined;
-  /** The listening side's record of the first connection's peer certificate, if any. */
+  /** The listening side's record of the first connection's peer certificate (its SHA-256 fingerprint), if any. */
   identity: string | undefined;
+  /** TLS: the first connection's peer certificate (every resume has the same one on a mutual-TLS listener). */
+  peerCertificate: PeerCertificate | undefined;
 
   readonly #window: number;
   #sendWindow: number;

@@ -240,6 +240,8 @@ withOpenssl(
       await ch.send(numbered(i));
     }
     assert.equal(await got, range(300));
+    assert.is(accepted!.peerCertificate?.subject?.CN, 'client'); // the session's, across resumes
+    assert.is(ch.peerCertificate?.subject?.CN, 'localhost');
     assert.ok(proxy.accepted > 3, `${proxy.accepted} connections`);
     assert.ok(ch.stats.session!.resumes >= 1, `resumed ${ch.stats.session!.resumes} times`);
     await ch.close();
