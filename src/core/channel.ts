@@ -13,6 +13,7 @@ import {
   MessageTooLargeError,
   ProtocolError,
   SendQueueFullError,
+  SessionLostError,
   TimeoutError,
   UnexpectedEofError,
 } from '../errors.js';
@@ -760,7 +761,8 @@ export class Channel implements AsyncIterable<Buffer> {
       await this.#sendQueue.onIdle();
       this.#writer.flush();
       if (!this.#stream.writableEnded && !this.#stream.destroyed) this.#stream.end();
-      await this.closed;
+      const error = await this.closed;
+      if (error instanceof SessionLostError) throw error; // resume: what was sent may not have arrived
     })();
     if (!(await settlesWithin(flushed, timeout))) {
       const error = new TimeoutError(`close timed out after ${timeout} ms`);

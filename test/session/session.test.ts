@@ -123,7 +123,14 @@ test('a restarted server: SessionLostError counts exactly the messages it never 
   const second = Channel.listen('127.0.0.1', 0, { resume });
   proxy.retarget((await second.listening).port);
   for (let i = 30; i < 47; i++) await ch.send(numbered(i));
+  // close() waits for the acknowledgements, which never come: it rejects with the loss.
+  const closing = await ch.close().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  assert.instance(closing, SessionLostError);
   const error = (await ch.closed) as SessionLostError;
+  assert.is(closing, error);
   assert.instance(error, SessionLostError);
   assert.is(error.code, 'ERR_SESSION_LOST');
   assert.is(error.unacknowledged, 17);
