@@ -26,7 +26,19 @@ export {
   type ListenOptions,
   type RecvOptions,
   type SendOptions,
+  type SessionListenOptions,
 } from './src/core/options.js';
+// Resumable sessions (`resume`): the listening side, options, defaults, counters.
+export { SessionListener, type SessionListenerStats } from './src/session/listen.js';
+export {
+  DEFAULT_HEARTBEAT,
+  DEFAULT_KEEP,
+  DEFAULT_MAX_DETACHED,
+  DEFAULT_REPLAY_BUDGET,
+  DEFAULT_WINDOW,
+  type ResumeOptions,
+} from './src/session/options.js';
+export type { SessionStats } from './src/session/stream.js';
 export { DIAGNOSTICS_CHANNELS, type CloseEvent, type ConnectEvent, type ErrorEvent } from './src/core/diagnostics.js';
 
 // Errors, one class per failure, each with a stable `code`.
@@ -48,6 +60,7 @@ export {
   RemoteError,
   SendQueueFullError,
   SendsFailedError,
+  SessionLostError,
   SlowConsumerError,
   TimeoutError,
   UnexpectedEofError,

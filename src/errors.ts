@@ -329,6 +329,7 @@ export const ErrorCode = {
   SLOW_CONSUMER: 'ERR_SLOW_CONSUMER',
   SENDS_FAILED: 'ERR_SENDS_FAILED',
   NO_HANDLER: 'ERR_NO_HANDLER',
+  SESSION_LOST: 'ERR_SESSION_LOST',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -418,5 +419,34 @@ export class MemoryPeerResetError extends MsgChannelError {
 
   constructor(message = 'in-memory peer was destroyed') {
     super('ECONNRESET', message);
+  }
+}
+
+/**
+ * A resumable session (`resume`) ended without its peer: it could not reconnect within `keep`,
+ * or the peer no longer knew it (it restarted, or expired it). The messages this side sent that
+ * the peer had not acknowledged are counted: they are the last `unacknowledged` messages sent,
+ * numbered from `firstUnacknowledged` (0-based, in send order since the session began).
+ */
+export class SessionLostError extends MsgChannelError {
+  static {
+    brand(this, 'SessionLostError');
+  }
+
+  /** Messages sent (send() resolved) that the peer never acknowledged. */
+  readonly unacknowledged: number;
+  /** The send-order number (0-based) of the first of them: every message before it was received. */
+  readonly firstUnacknowledged: number;
+  /** Bytes of the stream (framing headers included) the peer never acknowledged. */
+  readonly unacknowledgedBytes: number;
+  constructor(
+    message: string,
+    counts: { unacknowledged: number; firstUnacknowledged: number; unacknowledgedBytes: number },
+    options?: ErrorOptions,
+  ) {
+    super('ERR_SESSION_LOST', message, options);
+    this.unacknowledged = counts.unacknowledged;
+    this.firstUnacknowledged = counts.firstUnacknowledged;
+    this.unacknowledgedBytes = counts.unacknowledgedBytes;
   }
 }

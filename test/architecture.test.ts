@@ -70,6 +70,7 @@ const LAYERS: [RegExp, number][] = [
   [/^src\/framing\//, 1],
   [/^src\/auth\.ts$/, 1],
   [/^src\/core\//, 2],
+  [/^src\/session\//, 2],
   [/^src\/typed\//, 3],
   [/^src\/rpc\//, 3],
   [/^src\/peer\//, 4],

@@ -14,6 +14,7 @@ import {
   ProtocolError,
   SendQueueFullError,
   SendsFailedError,
+  SessionLostError,
   TimeoutError,
   UnexpectedEofError,
 } from '../errors.js';
@@ -26,6 +27,9 @@ import { Deque } from './deque.js';
 import { MESSAGE_OVERHEAD, ReceiveQueue } from './receive.js';
 import { RawReader, handshakeOf, runHandshake } from './handshake.js';
 import { Listener } from './listener.js';
+import { connectSession } from '../session/connect.js';
+import { SessionListener } from '../session/listen.js';
+import { SessionStream } from '../session/stream.js';
 import { publishClose, publishConnect, publishError } from './diagnostics.js';
 import { messages } from './iterator.js';
 import { SendPromise, SendTally } from './pending.js';
@@ -49,6 +53,7 @@ import {
   type ListenOptions,
   type RecvOptions,
   type SendOptions,
+  type SessionListenOptions,
 } from './options.js';
 
 const RESOLVED: Promise<void> = Promise.resolve();
@@ -303,6 +308,7 @@ export class Channel implements AsyncIterable<Buffer> {
   static connect(hostOrOptions: string | ConnectOptions, port?: number, options?: ConnectOptions): Promise<Channel> {
     const opts: ConnectOptions =
       typeof hostOrOptions === 'string' ? { ...options, host: hostOrOptions, port: port! } : { ...hostOrOptions };
+    if (opts.resume !== undefined && opts.resume !== false) return connectSession(opts, createChannel);
     return connectChannel(opts, createChannel);
   }
 
@@ -310,11 +316,19 @@ export class Channel implements AsyncIterable<Buffer> {
    * Listen for clients; returns at once. The Listener is an async iterable of client channels,
    * so `for await (const ch of Channel.listen(...))` serves them.
    */
+  static listen(host: string, port: number, options: SessionListenOptions): SessionListener;
+  static listen(options: SessionListenOptions): SessionListener;
   static listen(host: string, port: number, options?: ListenOptions): Listener;
   static listen(options: ListenOptions): Listener;
-  static listen(hostOrOptions: string | ListenOptions, port?: number, options?: ListenOptions): Listener {
-    const opts: ListenOptions =
+  static listen(
+    hostOrOptions: string | ListenOptions,
+    port?: number,
+    options?: ListenOptions,
+  ): Listener | SessionListener {
+    const opts: ListenOptions & { resume?: unknown } =
       typeof hostOrOptions === 'string' ? { ...options, host: hostOrOptions, port: port! } : { ...hostOrOptions };
+    if (opts.resume !== undefined && opts.resume !== false)
+      return new SessionListener(opts as SessionListenOptions, createChannel);
     return new Listener(opts, createChannel);
   }
 
@@ -634,6 +648,7 @@ export class Channel implements AsyncIterable<Buffer> {
       bytesReceived: this.#framesReceivedBytes,
       bytesReadDirect,
       sendsFailed: this.#sendTally.failed,
+      ...(this.#stream instanceof SessionStream && { session: this.#stream.stats }),
     };
   }
 
@@ -676,7 +691,8 @@ export class Channel implements AsyncIterable<Buffer> {
       await this.#backlog.whenIdle();
       this.#writer.flush();
       if (!this.#stream.writableEnded && !this.#stream.destroyed) this.#stream.end();
-      await this.closed;
+      const error = await this.closed;
+      if (error instanceof SessionLostError) throw error; // resume: what was sent may not have arrived
     })();
     if (!(await settlesWithin(flushed, timeout))) {
       const error = new TimeoutError(`close timed out after ${timeout} ms`);

@@ -10,6 +10,7 @@ import { TimeoutError } from '../errors.js';
 import { tlsLib } from '../util.js';
 import type { Channel } from './channel.js';
 import { publishError } from './diagnostics.js';
+import { SessionStream } from '../session/stream.js';
 import { DIRECT_READS, DirectReader } from './reader.js';
 import { checkConnectOptions, type ChannelInternals, type ChannelOptions, type ConnectOptions } from './options.js';
 
@@ -92,6 +93,7 @@ export function connectChannel(opts: ConnectOptions, create: ChannelFactory): Pr
 
 /** A TLS stream's peer certificate (on a mutual-TLS server, the client's); undefined for any other stream or none. */
 export function peerCertificateOf(stream: Duplex): tls.PeerCertificate | undefined {
+  if (stream instanceof SessionStream) return stream.peerCertificate; // a resumable session: its first connection's
   if (!(stream instanceof tlsLib().TLSSocket)) return undefined;
   const cert = stream.getPeerCertificate();
   return cert != null && Object.keys(cert).length > 0 ? cert : undefined;

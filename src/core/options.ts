@@ -12,6 +12,8 @@ import { checkInt, checkNumber, checkTimeout, describe } from '../validate.js';
 import { noop } from '../util.js';
 import type { DirectReader } from './reader.js';
 import type { MemoryBudget } from './budget.js';
+import type { ResumeOptions } from '../session/options.js';
+import type { SessionStats } from '../session/stream.js';
 
 /** Default `maxMessageSize`: 64 MiB. */
 export const DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024;
@@ -138,6 +140,13 @@ export interface ConnectOptions extends ChannelOptions {
    * @default false
    */
   keepAlive?: boolean | number;
+  /**
+   * A resumable session (docs/sessions.md): the channel survives dropped connections, reconnecting
+   * with backoff, and every message arrives exactly once and in order. The server must listen
+   * with `resume` too. `true` for the defaults, or `{ window, keep, heartbeat }`.
+   * @default false
+   */
+  resume?: boolean | ResumeOptions;
 }
 
 /** Options of Channel.listen(). */
@@ -196,6 +205,16 @@ export interface ListenOptions extends ChannelOptions {
    * @default 10000
    */
   maxConnections?: number;
+}
+
+/** Options of Channel.listen() with resumable sessions: it returns a SessionListener. */
+export interface SessionListenOptions extends ListenOptions {
+  /**
+   * Resumable sessions (docs/sessions.md): each client's session is yielded once, and its
+   * reconnections re-attach to it. Only clients that connect with `resume` can connect.
+   * `true` for the defaults, or `{ window, keep, heartbeat, maxSessions, maxDetached, replayBudget }`.
+   */
+  resume: true | ResumeOptions;
 }
 
 /** Per-call options of recv(). */
@@ -363,6 +382,8 @@ export interface ChannelStats {
    * Those that nobody handled also make close() reject with SendsFailedError.
    */
   sendsFailed: number;
+  /** With `resume`: the session's counters (resumes, bytes and messages replayed, unacknowledged bytes). */
+  session?: SessionStats;
 }
 
 /**

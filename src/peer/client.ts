@@ -62,7 +62,7 @@ export const REFUSAL_WINDOW = 250;
 
 /** Options of a Client. */
 export interface ClientOptions<M extends MessageMap = never>
-  extends PeerOptions<M>, Pick<ConnectOptions, 'tls' | 'noDelay'> {
+  extends PeerOptions<M>, Pick<ConnectOptions, 'tls' | 'noDelay' | 'resume'> {
   /**
    * Reconnect after a lost connection or a failed attempt. With false, the first failure ends the client.
    * @default true
@@ -312,6 +312,7 @@ export class Client<M extends MessageMap = never> {
         tls: o.tls,
         noDelay: o.noDelay,
         keepAlive: o.keepAlive,
+        resume: o.resume, // a session survives dropped connections; a lost one ends this channel and the client reconnects
         timeout: this.#backoff.connectTimeout,
         signal,
       });

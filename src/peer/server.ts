@@ -9,6 +9,8 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Channel } from '../core/channel.js';
 import type { Listener } from '../core/listener.js';
+import type { SessionListener } from '../session/listen.js';
+import type { ResumeOptions } from '../session/options.js';
 import { memoryPair } from '../core/memory.js';
 import { MemoryBudget } from '../core/budget.js';
 import {
@@ -59,6 +61,12 @@ export const DEFAULT_BROADCAST_WAIT_TIMEOUT = 10_000;
 /** Options of a Server. Listen options (tls, backlog, reuse, noDelay, echo) apply to every listen(). */
 export interface ServerOptions<M extends MessageMap = never>
   extends PeerOptions<M>, Pick<ListenOptions, 'tls' | 'backlog' | 'reuse' | 'noDelay' | 'echo' | 'memoryBudget'> {
+  /**
+   * Resumable sessions (docs/sessions.md): a client that connects with `resume` keeps one
+   * Connection across dropped connections (onConnection and onClose fire once per session).
+   * Only clients with `resume` can connect. Not with `listen({ memory })`.
+   */
+  resume?: true | ResumeOptions;
   /**
    * Most connections open at once, counting those still in their handshake. An extra client is
    * refused before any message: tinyproto's `FE` init byte, otherwise a TCP reset (in process: at
@@ -308,7 +316,7 @@ export class Server<M extends MessageMap = never> {
   readonly #channelOptions: ChannelOptions;
   readonly #connections = new Set<Connection<M>>();
   readonly #budget: MemoryBudget;
-  readonly #listeners = new Set<Listener>();
+  readonly #listeners = new Set<Listener | SessionListener>();
   readonly #memoryNames = new Set<string>();
   /** Serve loops (and listener loops, with no connection) still running. */
   readonly #serving = new Map<Promise<void>, Connection<M> | undefined>();
@@ -378,7 +386,7 @@ export class Server<M extends MessageMap = never> {
           : portOrOptions;
     if (where.memory !== undefined) return this.#listenMemory(where.memory);
     const o = this.#options;
-    const listener = Channel.listen({
+    const listenOptions: ListenOptions = {
       ...this.#channelOptions,
       tls: o.tls,
       backlog: o.backlog,
@@ -390,7 +398,9 @@ export class Server<M extends MessageMap = never> {
       admit: this.#admit,
       maxConnections: Infinity, // the server counts across all its listeners
       budget: this.#budget,
-    });
+    };
+    const listener =
+      o.resume === undefined ? Channel.listen(listenOptions) : Channel.listen({ ...listenOptions, resume: o.resume });
     this.#listeners.add(listener);
     let address: AddressInfo;
     try {

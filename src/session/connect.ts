@@ -1,0 +1,212 @@
+/**
+ * The connecting side of a resumable session (`Channel.connect(..., { resume })`): the first
+ * connection makes the session; when a connection drops, it reconnects with backoff and resumes,
+ * for up to `keep` ms; a refusal (the server no longer knows the session) ends it with
+ * SessionLostError. The Channel comes from a factory, so this module only knows its type.
+ */
+import type { Channel } from '../core/channel.js';
+import type { ChannelFactory } from '../core/connect.js';
+import {
+  DEFAULT_HANDSHAKE_TIMEOUT,
+  checkConnectOptions,
+  type ChannelOptions,
+  type ConnectOptions,
+} from '../core/options.js';
+import { ConnectionRefusedError, ProtocolError } from '../errors.js';
+import { noop, tlsLib } from '../util.js';
+import { checkResume, type ResumeSettings } from './options.js';
+import { SessionStream, type SessionOwner } from './stream.js';
+import { openTransport, readHello } from './transport.js';
+import { SERVER_HELLO_LENGTH, Status, TOKEN_LENGTH, decodeServerHello, encodeClientHello, type Hello } from './wire.js';
+
+/** Delays between reconnection attempts: the first is immediate, then 50 ms doubling up to 2 s, with jitter. */
+const FIRST_RETRY_DELAY = 50;
+const MAX_RETRY_DELAY = 2_000;
+
+/** Why a server hello refuses, for errors. */
+function refusal(status: number): string {
+  switch (status) {
+    case Status.UNKNOWN:
+      return 'the server does not know the session (it restarted, or the session expired)';
+    case Status.BUSY:
+      return 'the server holds as many sessions as it may';
+    default:
+      return 'the resume did not come with the peer certificate the session began with';
+  }
+}
+
+/** One connection's hello exchange: the server's hello and what followed it. */
+async function exchangeHellos(
+  opts: ConnectOptions,
+  mine: Hello,
+  timeout: number,
+  signal?: AbortSignal,
+): Promise<{ transport: import('node:net').Socket; peer: Hello & { status: number }; rest: Buffer }> {
+  const transport = await openTransport(opts, timeout, signal);
+  try {
+    transport.write(encodeClientHello(mine));
+    const { hello, rest } = await readHello(transport, SERVER_HELLO_LENGTH, timeout, signal);
+    return { transport, peer: decodeServerHello(hello), rest };
+  } catch (error) {
+    transport.on('error', noop);
+    transport.destroy();
+    throw error;
+  }
+}
+
+/** Connect with `resume`: resolves with a Channel over a SessionStream once its handshakes are done. */
+export async function connectSession(opts: ConnectOptions, create: ChannelFactory): Promise<Channel> {
+  const settings = checkResume(opts.resume)!;
+  const connectTimeout = checkConnectOptions(opts);
+  const timeout = connectTimeout ?? opts.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
+  const { transport, peer, rest } = await exchangeHellos(
+    opts,
+    { token: Buffer.alloc(TOKEN_LENGTH), received: 0, messages: 0, window: settings.window },
+    timeout,
+    opts.signal,
+  );
+  if (peer.status !== Status.OK) {
+    transport.destroy();
+    throw peer.status === Status.BUSY
+      ? new ConnectionRefusedError(`session refused: ${refusal(peer.status)}`)
+      : new ProtocolError(`session refused: ${refusal(peer.status)}`);
+  }
+  const reconnector = new Reconnector(opts, settings);
+  const stream = new SessionStream(
+    {
+      token: peer.token,
+      window: settings.window,
+      peerWindow: peer.window,
+      heartbeat: settings.heartbeat,
+      owner: reconnector,
+    },
+    transport,
+  );
+  if (transport instanceof tlsLib().TLSSocket) stream.peerCertificate = transport.getPeerCertificate();
+  try {
+    stream.attach(transport, peer, rest);
+  } catch (error) {
+    stream.destroy();
+    throw error;
+  }
+  const { resume: _resume, ...channelOptions } = opts;
+  let channel: Channel;
+  try {
+    channel = create(stream, channelOptions as ChannelOptions);
+  } catch (error) {
+    stream.destroy();
+    throw error;
+  }
+  stream.channel = channel;
+  sessions.set(channel, stream);
+  await channel.ready; // a failed handshake has destroyed the channel and its stream
+  return channel;
+}
+
+/** The session of each resumable Channel (for sessionStats). */
+const sessions = new WeakMap<object, SessionStream>();
+
+/** @internal The session stream under a Channel made with `resume`, if any. */
+export function sessionOf(channel: object): SessionStream | undefined {
+  return sessions.get(channel);
+}
+
+/** @internal Record the session under a Channel (the listening side does it for the channels it makes). */
+export function recordSession(channel: object, stream: SessionStream): void {
+  sessions.set(channel, stream);
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** The connecting side's owner of a session: reconnects when its connection drops. */
+class Reconnector implements SessionOwner {
+  readonly #opts: ConnectOptions;
+  readonly #settings: ResumeSettings;
+  /** Aborts the attempt in progress once the session ends. */
+  readonly #stop = new AbortController();
+  #running = false;
+
+  constructor(opts: ConnectOptions, settings: ResumeSettings) {
+    this.#opts = opts;
+    this.#settings = settings;
+  }
+
+  detached(stream: SessionStream): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.#reconnect(stream).then(
+      () => (this.#running = false),
+      (error: unknown) => {
+        this.#running = false;
+        stream.destroy(error as Error);
+      },
+    );
+  }
+
+  ended(): void {
+    this.#stop.abort();
+  }
+
+  async #reconnect(stream: SessionStream): Promise<void> {
+    const deadline = Date.now() + this.#settings.keep;
+    const signal = this.#stop.signal;
+    let delay = 0;
+    for (;;) {
+      if (delay > 0) await sleep(delay * (0.5 + Math.random() / 2), signal);
+      if (signal.aborted || stream.destroyed) return;
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        stream.lose(`no connection within keep (${this.#settings.keep} ms)`);
+        return;
+      }
+      delay = delay === 0 ? FIRST_RETRY_DELAY : Math.min(delay * 2, MAX_RETRY_DELAY);
+      let attempt;
+      try {
+        attempt = await exchangeHellos(
+          this.#opts,
+          stream.hello(),
+          Math.min(left, 2 * this.#settings.heartbeat),
+          signal,
+        );
+      } catch {
+        continue; // refused, reset, timed out: try again until `keep` runs out
+      }
+      const { transport, peer, rest } = attempt;
+      if (signal.aborted || stream.destroyed) {
+        transport.destroy();
+        return;
+      }
+      if (peer.status === Status.BUSY) {
+        transport.destroy();
+        continue;
+      }
+      if (peer.status !== Status.OK) {
+        transport.destroy();
+        stream.lose(refusal(peer.status));
+        return;
+      }
+      if (!peer.token.equals(stream.token)) {
+        transport.destroy();
+        throw new ProtocolError('session resume answered with another session token');
+      }
+      try {
+        stream.attach(transport, peer, rest);
+      } catch (error) {
+        transport.destroy();
+        throw error; // a confused or hostile server: the session ends with that ProtocolError
+      }
+      return;
+    }
+  }
+}

@@ -1,0 +1,395 @@
+/**
+ * The listening side of resumable sessions (`Channel.listen(..., { resume })`): an async iterable
+ * that yields each session's Channel once. A reconnection carrying a known token re-attaches to
+ * its session; a session without a connection is kept `keep` ms, at most `maxDetached` of them;
+ * every session's replay buffer counts against `replayBudget`. Unknown tokens, bad hellos and
+ * offsets that do not fit are refused on that connection only.
+ */
+import * as net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import type * as tls from 'node:tls';
+import { MemoryBudget } from '../core/budget.js';
+import type { Channel } from '../core/channel.js';
+import type { ChannelFactory } from '../core/connect.js';
+import { Deque } from '../core/deque.js';
+import { DEFAULT_CLOSE_TIMEOUT, checkListenOptions, type SessionListenOptions } from '../core/options.js';
+import { lazyModule, noop, tlsLib } from '../util.js';
+import { recordSession } from './connect.js';
+import { checkResume, type ResumeSettings } from './options.js';
+import { ReplayBudget, SessionStream, type SessionOwner } from './stream.js';
+import { readHello } from './transport.js';
+import {
+  CLIENT_HELLO_LENGTH,
+  Status,
+  TOKEN_LENGTH,
+  decodeClientHello,
+  encodeServerHello,
+  isNewSessionToken,
+  type Hello,
+} from './wire.js';
+
+const cryptoLib = lazyModule<typeof import('node:crypto')>('node:crypto');
+
+/** Counters of a session listener. */
+export interface SessionListenerStats {
+  /** Connections refused at their hello: unknown or expired token, bad hello, offsets that do not fit, identity. */
+  refused: number;
+  /** Sessions lost because their client did not come back within `keep` (or `maxDetached` pushed them out). */
+  expired: number;
+}
+
+/** The peer certificate of a TLS connection, undefined otherwise (or without one). */
+function certificateOf(socket: net.Socket): tls.PeerCertificate | undefined {
+  if (!(socket instanceof tlsLib().TLSSocket)) return undefined;
+  const cert = socket.getPeerCertificate();
+  return cert != null && Object.keys(cert).length > 0 ? cert : undefined;
+}
+
+/** The peer certificate's SHA-256 fingerprint of a TLS connection, undefined otherwise. */
+function fingerprintOf(socket: net.Socket): string | undefined {
+  const fingerprint = certificateOf(socket)?.fingerprint256;
+  return typeof fingerprint === 'string' ? fingerprint : undefined;
+}
+
+export class SessionListener implements AsyncIterable<Channel> {
+  /** Resolves with the bound address once listening; rejects on EADDRINUSE and the like. */
+  readonly listening: Promise<AddressInfo>;
+  readonly stats: SessionListenerStats = { refused: 0, expired: 0 };
+
+  readonly #server: net.Server;
+  #tls: tls.Server | undefined;
+  readonly #options: SessionListenOptions;
+  readonly #settings: ResumeSettings;
+  readonly #create: ChannelFactory;
+  readonly #handshakeTimeout: number;
+  readonly #maxConnections: number;
+  readonly #maxSessions: number;
+  readonly #memory: MemoryBudget;
+  readonly #replayBudget: ReplayBudget;
+  /** Every live session by token (hex). */
+  readonly #sessions = new Map<string, SessionStream>();
+  /** Sessions without a connection, oldest first, with their `keep` timers. */
+  readonly #detached = new Map<SessionStream, NodeJS.Timeout>();
+  readonly #queue = new Deque<Channel>();
+  readonly #takers = new Deque<{ resolve(r: IteratorResult<Channel, undefined>): void; reject(e: unknown): void }>();
+  #open = 0;
+  #handshaking = 0;
+  #error: Error | undefined;
+  #errorReported = false;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: SessionListenOptions, create: ChannelFactory) {
+    this.#options = options;
+    this.#create = create;
+    this.#settings = checkResume(options.resume)!;
+    const checked = checkListenOptions(options);
+    this.#handshakeTimeout = checked.handshakeTimeout;
+    this.#maxConnections = checked.maxConnections;
+    this.#maxSessions = this.#settings.maxSessions ?? checked.maxConnections;
+    this.#memory = options.budget ?? new MemoryBudget(checked.memoryBudget);
+    this.#replayBudget = new ReplayBudget(this.#settings.replayBudget);
+    this.#server = net.createServer(this.#onConnection);
+    if (options.tls) {
+      const server = tlsLib().createServer(
+        { ...options.tls, handshakeTimeout: checked.handshakeTimeout },
+        (socket) => void this.#onTransport(socket),
+      );
+      server.on('tlsClientError', (_error, socket) => socket.destroy());
+      this.#tls = server;
+    }
+    this.listening = new Promise<AddressInfo>((resolve, reject) => {
+      const onError = (error: Error): void => {
+        this.#fatal(error);
+        reject(error);
+      };
+      this.#server.once('error', onError);
+      this.#server.once('listening', () => {
+        this.#server.removeListener('error', onError);
+        this.#server.on('error', (error) => this.#fatal(error));
+        resolve(this.address!);
+      });
+    });
+    this.listening.catch(noop);
+    this.#server.listen(
+      options.path !== undefined
+        ? { path: options.path, backlog: options.backlog }
+        : ({
+            host: options.host,
+            port: options.port,
+            backlog: options.backlog,
+            reusePort: options.reuse ?? true,
+          } as net.ListenOptions), // reusePort: Node versions that have it
+    );
+    if (options.signal) {
+      if (options.signal.aborted) void this.close();
+      else options.signal.addEventListener('abort', () => void this.close(), { once: true });
+    }
+  }
+
+  /** What was bound; null before listening and after close. */
+  get address(): AddressInfo | null {
+    const a = this.#server.address();
+    if (a === null) return null;
+    if (typeof a === 'string') return { address: a, family: 'unix', port: 0 };
+    return a;
+  }
+
+  /** Sessions accepted but not yet taken by the iterator. */
+  get pending(): number {
+    return this.#queue.length;
+  }
+
+  /** Transport connections open now (in their hello or carrying a session). */
+  get connections(): number {
+    return this.#open;
+  }
+
+  /** Connections in their hello, and new sessions whose Channel handshakes are not done yet. */
+  get handshaking(): number {
+    return this.#handshaking;
+  }
+
+  /** Sessions alive now, with or without a connection. */
+  get sessions(): number {
+    return this.#sessions.size;
+  }
+
+  /** Sessions waiting for their client to come back. */
+  get detached(): number {
+    return this.#detached.size;
+  }
+
+  /** Bytes held in the replay buffers of all sessions. */
+  get replayBytes(): number {
+    return this.#replayBudget.used;
+  }
+
+  readonly #onConnection = (socket: net.Socket): void => {
+    const admitted = this.#options.admit === undefined || this.#options.admit();
+    if (this.#closed || this.#open >= this.#maxConnections || !admitted) {
+      socket.on('error', noop);
+      socket.destroy();
+      return;
+    }
+    this.#open++;
+    socket.once('close', () => this.#open--);
+    if (this.#options.path === undefined) {
+      socket.setNoDelay(this.#options.noDelay ?? true);
+      const keepAlive = this.#options.keepAlive;
+      if (keepAlive) socket.setKeepAlive(true, keepAlive === true ? 0 : keepAlive);
+    }
+    if (this.#tls !== undefined) this.#tls.emit('connection', socket);
+    else void this.#onTransport(socket);
+  };
+
+  /** A transport is up: read its hello, then make a session, resume one, or refuse. */
+  async #onTransport(socket: net.Socket): Promise<void> {
+    socket.on('error', noop); // until a session takes it: its failure ends this connection only
+    let hello: Hello;
+    let rest: Buffer;
+    this.#handshaking++;
+    try {
+      const read = await readHello(socket, CLIENT_HELLO_LENGTH, this.#handshakeTimeout);
+      hello = decodeClientHello(read.hello);
+      rest = read.rest;
+    } catch {
+      this.stats.refused++;
+      socket.destroy(); // a bad or missing hello: that connection only
+      return;
+    } finally {
+      this.#handshaking--;
+    }
+    if (this.#closed) {
+      socket.destroy();
+      return;
+    }
+    if (isNewSessionToken(hello.token)) this.#newSession(socket, hello, rest);
+    else this.#resume(socket, hello, rest);
+  }
+
+  #refuse(socket: net.Socket, status: number): void {
+    this.stats.refused++;
+    socket.end(encodeServerHello({ status, token: Buffer.alloc(TOKEN_LENGTH), received: 0, messages: 0, window: 1 }));
+    socket.resume();
+    const timer = setTimeout(() => socket.destroy(), DEFAULT_CLOSE_TIMEOUT);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
+  }
+
+  #newSession(socket: net.Socket, hello: Hello, rest: Buffer): void {
+    if (hello.received !== 0 || hello.messages !== 0 || this.#sessions.size >= this.#maxSessions) {
+      this.#refuse(socket, hello.received !== 0 || hello.messages !== 0 ? Status.UNKNOWN : Status.BUSY);
+      return;
+    }
+    const token = cryptoLib().randomBytes(TOKEN_LENGTH);
+    const s = this.#settings;
+    const stream = new SessionStream(
+      {
+        token,
+        window: s.window,
+        peerWindow: hello.window,
+        heartbeat: s.heartbeat,
+        owner: this.#owner,
+        budget: this.#replayBudget,
+      },
+      socket,
+    );
+    stream.peerCertificate = certificateOf(socket);
+    stream.identity = fingerprintOf(socket);
+    this.#sessions.set(token.toString('hex'), stream);
+    stream.attach(socket, hello, rest, encodeServerHello({ ...stream.hello(), status: Status.OK }));
+    const { resume: _resume, ...options } = this.#options;
+    let channel: Channel;
+    try {
+      channel = this.#create(stream, { ...options, isServer: true, budget: this.#memory });
+    } catch (error) {
+      stream.destroy();
+      this.#fatal(error as Error);
+      return;
+    }
+    stream.channel = channel;
+    recordSession(channel, stream);
+    this.#handshaking++;
+    channel.ready.then(
+      () => {
+        this.#handshaking--;
+        this.#deliver(channel);
+      },
+      () => this.#handshaking--, // a failed handshake ends that session only
+    );
+  }
+
+  #resume(socket: net.Socket, hello: Hello, rest: Buffer): void {
+    const stream = this.#sessions.get(hello.token.toString('hex'));
+    if (stream === undefined || stream.destroyed) {
+      this.#refuse(socket, Status.UNKNOWN);
+      return;
+    }
+    if (stream.identity !== fingerprintOf(socket)) {
+      this.#refuse(socket, Status.IDENTITY);
+      return;
+    }
+    try {
+      stream.attach(socket, hello, rest, encodeServerHello({ ...stream.hello(), status: Status.OK }));
+    } catch {
+      this.stats.refused++;
+      socket.destroy(); // offsets that do not fit: that connection only, the session waits on
+      return;
+    }
+    const timer = this.#detached.get(stream);
+    if (timer !== undefined) {
+      clearTimeout(timer);
+      this.#detached.delete(stream);
+    }
+  }
+
+  /** What the sessions tell their listener. */
+  readonly #owner: SessionOwner = {
+    detached: (stream) => this.#onDetached(stream),
+    ended: (stream) => this.#onEnded(stream),
+  };
+
+  #onDetached(stream: SessionStream): void {
+    if (this.#detached.has(stream)) return;
+    const timer = setTimeout(
+      () => this.#expire(stream, `no reconnection within keep (${this.#settings.keep} ms)`),
+      this.#settings.keep,
+    );
+    this.#detached.set(stream, timer);
+    if (this.#detached.size > this.#settings.maxDetached) {
+      const oldest = this.#detached.keys().next().value!;
+      this.#expire(oldest, `more than maxDetached (${this.#settings.maxDetached}) sessions without a connection`);
+    }
+  }
+
+  #onEnded(stream: SessionStream): void {
+    this.#sessions.delete(stream.token.toString('hex'));
+    clearTimeout(this.#detached.get(stream));
+    this.#detached.delete(stream);
+  }
+
+  #expire(stream: SessionStream, reason: string): void {
+    this.stats.expired++;
+    clearTimeout(this.#detached.get(stream));
+    this.#detached.delete(stream);
+    stream.lose(reason);
+  }
+
+  #deliver(channel: Channel): void {
+    if (this.#closed) {
+      channel.destroy();
+      return;
+    }
+    const taker = this.#takers.shift();
+    if (taker) taker.resolve({ value: channel, done: false });
+    else this.#queue.push(channel);
+  }
+
+  #fatal(error: Error): void {
+    if (this.#error) return;
+    this.#error = error;
+    const t = this.#takers.shift();
+    if (t) {
+      this.#errorReported = true;
+      t.reject(error);
+    }
+    void this.close();
+  }
+
+  /** Wait for the next new session. Resolves with undefined once the listener is closed. */
+  async accept(): Promise<Channel | undefined> {
+    const r = await this.#next();
+    return r.done ? undefined : r.value;
+  }
+
+  #next(): Promise<IteratorResult<Channel, undefined>> {
+    const channel = this.#queue.shift();
+    if (channel) return Promise.resolve({ value: channel, done: false });
+    if (this.#error && !this.#errorReported) {
+      this.#errorReported = true;
+      return Promise.reject(this.#error);
+    }
+    if (this.#closed) return Promise.resolve({ value: undefined, done: true });
+    return new Promise((resolve, reject) => this.#takers.push({ resolve, reject }));
+  }
+
+  /**
+   * Stop accepting connections. Sessions handed out stay open while their connection lasts; one
+   * that drops afterwards cannot come back and is lost once `keep` runs out. Sessions accepted but
+   * not yet handed out are closed.
+   */
+  close(): Promise<void> {
+    if (this.#closing) return this.#closing;
+    this.#closed = true;
+    for (let ch = this.#queue.shift(); ch; ch = this.#queue.shift()) ch.destroy();
+    for (let t = this.#takers.shift(); t; t = this.#takers.shift()) t.resolve({ value: undefined, done: true });
+    this.#closing = new Promise<void>((resolve) => {
+      if (!this.#server.listening) {
+        resolve();
+        return;
+      }
+      this.#server.close();
+      setImmediate(resolve);
+    });
+    return this.#closing;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Channel, undefined> {
+    return {
+      next: () => this.#next(),
+      return: async () => {
+        await this.close();
+        return { value: undefined, done: true };
+      },
+      throw: async (error?: unknown) => {
+        await this.close();
+        throw error;
+      },
+    };
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}

@@ -1,0 +1,538 @@
+/**
+ * SessionStream: a resumable byte stream, the Duplex a Channel wraps when `resume` is on. It
+ * runs over one transport connection at a time (TCP, TLS, a Unix socket), replaced when one
+ * drops: each side keeps a copy of what it sent until the peer acknowledges it, and after a
+ * reconnect each side says how much it received and the other sends the rest, so every byte
+ * arrives once and in order, and every message above with it. Offsets count bytes per direction;
+ * nothing is added per message. See docs/sessions.md for the wire format and the guarantees.
+ */
+import { Duplex } from 'node:stream';
+import type { PeerCertificate } from 'node:tls';
+import { ChannelClosedError, ProtocolError, SessionLostError, TimeoutError } from '../errors.js';
+import { noop } from '../util.js';
+import { ReplayBuffer } from './replay.js';
+import {
+  ABORT_SEGMENT,
+  FIN_SEGMENT,
+  MAX_OFFSET,
+  PING_SEGMENT,
+  SegmentParser,
+  encodeAck,
+  encodeDataHeader,
+  type Hello,
+  type SegmentSink,
+} from './wire.js';
+
+/** Delivered bytes are acknowledged at the latest this long after they arrive (sooner when a quarter window is due). */
+export const ACK_DELAY = 50;
+/** Heartbeat ticks (each heartbeat / 2) without a byte received after which a connection is dead. */
+const DEAD_TICKS = 4;
+
+/** What a session's side needs from the Channel above it: its message counts, for acks and SessionLostError. */
+export interface MessageCounts {
+  readonly stats: { readonly messagesSent: number; readonly messagesReceived: number };
+}
+
+/** The side that made the stream: the connecting side reconnects, the listening side keeps it `keep` ms. */
+export interface SessionOwner {
+  /** The transport was lost (the stream lives on); `error` says why. */
+  detached(stream: SessionStream, error: Error): void;
+  /** The stream ended (closed, destroyed, lost). */
+  ended(stream: SessionStream): void;
+}
+
+/** Bytes held in replay buffers by all sessions of a listener, against `replayBudget`. */
+export class ReplayBudget {
+  used = 0;
+  readonly #limit: number;
+  readonly #waiting = new Set<() => void>();
+  constructor(limit: number) {
+    this.#limit = limit;
+  }
+
+  get full(): boolean {
+    return this.used > this.#limit;
+  }
+
+  add(n: number): void {
+    this.used += n;
+  }
+
+  release(n: number): void {
+    this.used -= n;
+    if (n > 0 && !this.full && this.#waiting.size > 0) {
+      const waiting = [...this.#waiting];
+      this.#waiting.clear();
+      for (const wake of waiting) wake();
+    }
+  }
+
+  wait(wake: () => void): void {
+    this.#waiting.add(wake);
+  }
+
+  cancel(wake: () => void): void {
+    this.#waiting.delete(wake);
+  }
+}
+
+/** Counters of a session (`sessionStats(channel)`). */
+export interface SessionStats {
+  /** Times a connection was replaced and the session went on. */
+  resumes: number;
+  /** Bytes sent again after a reconnect (they had been sent on a connection that dropped). */
+  bytesReplayed: number;
+  /** Messages the peer had not received when a connection resumed: they were sent (again) on the new one. */
+  messagesReplayed: number;
+  /** Bytes sent that the peer has not acknowledged yet (the replay buffer). */
+  unacknowledgedBytes: number;
+  /** True while a transport connection is attached. */
+  connected: boolean;
+}
+
+export interface SessionStreamOptions {
+  token: Buffer;
+  window: number;
+  peerWindow: number;
+  heartbeat: number;
+  owner: SessionOwner;
+  budget?: ReplayBudget;
+}
+
+export class SessionStream extends Duplex {
+  /** The session's 128-bit token (a bearer secret: whoever holds it may resume the session). */
+  readonly token: Buffer;
+  /** The Channel above, once made: its message counts go into acks and SessionLostError. */
+  channel: MessageCounts | undefined;
+  /** The first transport's peer address, for Channel.ip/port. */
+  readonly remoteAddress: string | undefined;
+  readonly remotePort: number | undefined;
+  /** The listening side's record of the first connection's peer certificate (its SHA-256 fingerprint), if any. */
+  identity: string | undefined;
+  /** TLS: the first connection's peer certificate (every resume has the same one on a mutual-TLS listener). */
+  peerCertificate: PeerCertificate | undefined;
+
+  readonly #window: number;
+  #sendWindow: number;
+  readonly #heartbeat: number;
+  readonly #owner: SessionOwner;
+  readonly #budget: ReplayBudget | undefined;
+
+  // Sending. Offsets count bytes of this direction since the session began; the FIN takes one.
+  readonly #replay = new ReplayBuffer();
+  /** Offset after the last byte written on the current transport (or the one before). */
+  #transmitted = 0;
+  /** Highest offset ever transmitted, to count what a resume sends again. */
+  #transmittedMax = 0;
+  /** The peer's cumulative acknowledgement, and its Channel's decoded message count with it. */
+  #acked = 0;
+  #ackedMessages = 0;
+  /** end() was called: the FIN is due after the data. */
+  #finQueued = false;
+  #heldWrite: (() => void) | null = null;
+  #heldFinal: ((error?: Error | null) => void) | null = null;
+
+  // Receiving.
+  /** Offset after the last byte received (the FIN included). */
+  #received = 0;
+  #finReceived = false;
+  /** The last acknowledgement sent. */
+  #ackSent = 0;
+  #ackTimer: NodeJS.Timeout | undefined;
+  /** A PING arrived in the chunk being read: one ACK answers it (and any others in the chunk). */
+  #pinged = false;
+
+  // The transport.
+  #transport: Duplex | null = null;
+  #parser: SegmentParser | null = null;
+  #tick: NodeJS.Timeout | undefined;
+  #heard = false;
+  #silentTicks = 0;
+  #ended = false;
+
+  readonly #stats = { resumes: 0, bytesReplayed: 0, messagesReplayed: 0 };
+  #attachedOnce = false;
+
+  constructor(options: SessionStreamOptions, first: { remoteAddress?: string; remotePort?: number }) {
+    // Half-open is off, as for a socket: once the peer's FIN is read, this side ends too.
+    super({ allowHalfOpen: false, decodeStrings: true });
+    this.token = options.token;
+    this.#window = options.window;
+    this.#sendWindow = Math.min(options.window, options.peerWindow);
+    this.#heartbeat = options.heartbeat;
+    this.#owner = options.owner;
+    this.#budget = options.budget;
+    this.remoteAddress = first.remoteAddress;
+    this.remotePort = first.remotePort;
+  }
+
+  get stats(): SessionStats {
+    return {
+      ...this.#stats,
+      unacknowledgedBytes: this.#dataEnd() - Math.min(this.#acked, this.#dataEnd()),
+      connected: this.#transport !== null,
+    };
+  }
+
+  get attached(): boolean {
+    return this.#transport !== null;
+  }
+
+  /** The hello this side sends on a new connection of this session. */
+  hello(): Hello {
+    return {
+      token: this.token,
+      received: this.#received,
+      messages: this.channel?.stats.messagesReceived ?? 0,
+      window: this.#window,
+    };
+  }
+
+  /** Offset after the last data byte accepted (the FIN excluded). */
+  #dataEnd(): number {
+    return this.#replay.end;
+  }
+
+  /** Offset after everything accepted, the FIN included once end() was called. */
+  #writtenEnd(): number {
+    return this.#replay.end + (this.#finQueued ? 1 : 0);
+  }
+
+  /** Bytes the Channel above has taken: what is acknowledged, so a slow reader holds at most a window. */
+  #delivered(): number {
+    return this.#received - this.readableLength;
+  }
+
+  // ---------------------------------------------------------------- transport
+
+  /**
+   * Go on over `transport`, whose hello exchange is done: `peer` is the other side's hello,
+   * `rest` what came after it. `hello` (the listening side's answer) is written first. Throws
+   * ProtocolError (and attaches nothing) when the peer's offsets do not fit this session.
+   */
+  attach(transport: Duplex, peer: Hello, rest: Buffer, hello?: Buffer): void {
+    if (this.destroyed) throw new ChannelClosedError('session is closed');
+    if (peer.received < this.#acked || peer.received > this.#transmittedMax) {
+      throw new ProtocolError(
+        `session resume claims ${peer.received} bytes received; ${this.#acked} were acknowledged and ${this.#transmittedMax} sent`,
+      );
+    }
+    if (peer.messages < this.#ackedMessages) {
+      throw new ProtocolError(
+        `session resume claims ${peer.messages} messages received; ${this.#ackedMessages} were acknowledged`,
+      );
+    }
+    if (this.#transport !== null) this.#dropTransport(); // superseded: the newest connection wins
+    if (this.#attachedOnce) {
+      this.#stats.resumes++;
+      this.#stats.bytesReplayed += Math.max(0, Math.min(this.#transmittedMax, this.#dataEnd()) - peer.received);
+      this.#stats.messagesReplayed += Math.max(0, (this.channel?.stats.messagesSent ?? 0) - peer.messages);
+    }
+    this.#attachedOnce = true;
+    this.#sendWindow = Math.min(this.#window, peer.window);
+    this.#transmitted = peer.received;
+    this.#replay.seek(Math.min(peer.received, this.#dataEnd()));
+    this.#transport = transport;
+    const parser = (this.#parser = new SegmentParser());
+    this.#heard = true;
+    this.#silentTicks = 0;
+    transport.on('data', this.#onTransportData);
+    transport.on('drain', this.#pump);
+    transport.on('error', this.#onTransportError);
+    transport.on('close', this.#onTransportClose);
+    transport.on('end', this.#onTransportEnd);
+    this.#tick = setInterval(this.#onTick, Math.max(5, this.#heartbeat >>> 1));
+    this.#tick.unref();
+    if (hello !== undefined) transport.write(hello);
+    this.#sendAck();
+    if (rest.length > 0) this.#onTransportData(rest);
+    if (this.#parser === parser) {
+      this.#pump();
+      if (transport.isPaused()) transport.resume();
+    }
+  }
+
+  readonly #onTransportData = (chunk: Buffer): void => {
+    const parser = this.#parser;
+    if (parser === null) return;
+    this.#heard = true;
+    try {
+      parser.push(chunk, this.#sink);
+    } catch (error) {
+      // Bad bytes from the peer: the session ends with that error, as a Channel does on a bad frame.
+      parser.stop();
+      this.destroy(error as Error);
+      return;
+    }
+    if (this.#parser !== parser) return;
+    if (this.#pinged) {
+      this.#pinged = false;
+      this.#sendAck();
+    } else this.#ackIfDue();
+  };
+
+  readonly #onTransportError = (error: Error): void => this.#lost(error);
+  /**
+   * A clean end of the transport. The peer ends its connection cleanly only once its session is
+   * over: it had every byte and our FIN, so our FIN counts as acknowledged even if its last ACK
+   * did not come first. Any other end is a dropped connection.
+   */
+  readonly #onTransportEnd = (): void => {
+    if (this.#finReceived && this.#finQueued && this.#transmitted === this.#writtenEnd()) {
+      // The session is over: no reconnection; the stream finishes and closes.
+      this.#dropTransport();
+      this.#acked = this.#writtenEnd();
+      this.#releaseHeld();
+      return;
+    }
+    this.#lost(new ChannelClosedError('session connection ended'));
+  };
+  readonly #onTransportClose = (): void => this.#lost(new ChannelClosedError('session connection closed'));
+
+  /** The transport is gone (error, close, dead): the session lives on, detached, and its owner is told. */
+  #lost(error: Error): void {
+    if (this.#transport === null) return;
+    this.#dropTransport();
+    if (!this.destroyed) this.#owner.detached(this, error);
+  }
+
+  #dropTransport(): void {
+    const transport = this.#transport!;
+    this.#transport = null;
+    this.#parser?.stop();
+    this.#parser = null;
+    clearInterval(this.#tick);
+    transport.removeListener('data', this.#onTransportData);
+    transport.removeListener('drain', this.#pump);
+    transport.removeListener('error', this.#onTransportError);
+    transport.removeListener('close', this.#onTransportClose);
+    transport.removeListener('end', this.#onTransportEnd);
+    transport.on('error', noop);
+    transport.destroy();
+  }
+
+  /** Every heartbeat / 2: probe a silent connection; drop it once silent for DEAD_TICKS ticks. */
+  readonly #onTick = (): void => {
+    const transport = this.#transport;
+    if (transport === null) return;
+    if (this.#heard) {
+      this.#heard = false;
+      this.#silentTicks = 0;
+      return;
+    }
+    if (++this.#silentTicks >= DEAD_TICKS) {
+      this.#lost(new TimeoutError(`session connection silent for ${2 * this.#heartbeat} ms (heartbeat)`));
+      return;
+    }
+    transport.write(PING_SEGMENT);
+  };
+
+  // ---------------------------------------------------------------- receiving
+
+  readonly #sink: SegmentSink = {
+    data: (bytes) => {
+      if (this.#finReceived) throw new ProtocolError('session data after the FIN');
+      const received = this.#received + bytes.length;
+      if (received - this.#ackSent > this.#window) {
+        throw new ProtocolError(
+          `peer sent ${received - this.#ackSent} bytes unacknowledged; the session window is ${this.#window}`,
+        );
+      }
+      if (received > MAX_OFFSET) throw new ProtocolError('session offset overflow');
+      this.#received = received;
+      this.push(bytes);
+    },
+    ack: (received, messages) => this.#onAck(received, messages),
+    ping: () => {
+      this.#pinged = true; // answered once per chunk read: a PING flood cannot make us write 13 bytes per byte
+    },
+    fin: () => {
+      if (this.#finReceived) throw new ProtocolError('session FIN twice');
+      this.#finReceived = true;
+      this.#received++;
+      this.push(null);
+      this.#sendAck();
+    },
+    abort: () => {
+      this.#parser?.stop();
+      this.destroy(new ChannelClosedError('the peer aborted the session'));
+    },
+  };
+
+  override _read(): void {
+    this.#ackIfDue();
+  }
+
+  /** Acknowledge at once when a quarter window is delivered and unacknowledged; else within ACK_DELAY. */
+  #ackIfDue(): void {
+    const due = this.#delivered() - this.#ackSent;
+    if (due <= 0 || this.#transport === null) return;
+    if (due >= this.#sendWindow >>> 2) this.#sendAck();
+    else this.#ackTimer ??= setTimeout(this.#onAckTimer, ACK_DELAY);
+  }
+
+  readonly #onAckTimer = (): void => {
+    this.#ackTimer = undefined;
+    if (this.#delivered() > this.#ackSent) this.#sendAck();
+  };
+
+  #sendAck(): void {
+    const transport = this.#transport;
+    if (transport === null) return;
+    clearTimeout(this.#ackTimer);
+    this.#ackTimer = undefined;
+    const delivered = this.#delivered();
+    this.#ackSent = Math.max(this.#ackSent, delivered);
+    transport.write(encodeAck(delivered, this.channel?.stats.messagesReceived ?? 0));
+  }
+
+  #onAck(received: number, messages: number): void {
+    if (received < this.#acked || received > this.#transmitted) {
+      throw new ProtocolError(
+        `session ack of ${received} bytes; ${this.#acked} were acknowledged and ${this.#transmitted} sent`,
+      );
+    }
+    const sentMessages = this.channel?.stats.messagesSent ?? 0;
+    if (messages < this.#ackedMessages || messages > sentMessages) {
+      throw new ProtocolError(`session ack of ${messages} messages; ${sentMessages} were sent`);
+    }
+    this.#acked = received;
+    this.#ackedMessages = messages;
+    const freed = this.#replay.trim(Math.min(received, this.#dataEnd()));
+    if (freed > 0) this.#budget?.release(freed);
+    this.#releaseHeld();
+    this.#pump();
+  }
+
+  // ---------------------------------------------------------------- sending
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    // A copy: after send() resolves the caller owns its buffer again, but the bytes may be sent again.
+    const copy = Buffer.allocUnsafe(chunk.length);
+    chunk.copy(copy);
+    this.#replay.append(copy);
+    this.#budget?.add(copy.length);
+    if (this.#dataEnd() > MAX_OFFSET) {
+      callback(new ProtocolError('session offset overflow'));
+      return;
+    }
+    this.#pump();
+    if (this.#mayAccept()) callback();
+    else {
+      this.#heldWrite = callback;
+      if (this.#budget?.full === true) this.#budget.wait(this.#releaseHeld);
+    }
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    this.#finQueued = true;
+    this.#heldFinal = callback;
+    this.#pump();
+    this.#releaseHeld();
+  }
+
+  /** The window (and the listener's replay budget) has room for more. */
+  #mayAccept(): boolean {
+    return this.#dataEnd() - this.#acked <= this.#sendWindow && this.#budget?.full !== true;
+  }
+
+  readonly #releaseHeld = (): void => {
+    const write = this.#heldWrite;
+    if (write !== null && this.#mayAccept()) {
+      this.#heldWrite = null;
+      this.#budget?.cancel(this.#releaseHeld);
+      write();
+    } else if (write !== null && this.#budget?.full === true) this.#budget.wait(this.#releaseHeld);
+    const final = this.#heldFinal;
+    if (final !== null && this.#acked === this.#writtenEnd()) {
+      this.#heldFinal = null;
+      final();
+    }
+  };
+
+  /** Transmit what the window allows on the current transport, then the FIN when it is due. */
+  readonly #pump = (): void => {
+    const transport = this.#transport;
+    if (transport === null) return;
+    const dataEnd = this.#dataEnd();
+    while (this.#transmitted < dataEnd && !transport.writableNeedDrain) {
+      const room = Math.min(dataEnd, this.#acked + this.#sendWindow) - this.#transmitted;
+      const piece = this.#replay.next(room);
+      if (piece === undefined) break;
+      const delivered = this.#delivered();
+      transport.cork();
+      if (delivered > this.#ackSent) this.#sendAck(); // rides on the data
+      transport.write(encodeDataHeader(piece.length));
+      transport.write(piece);
+      transport.uncork();
+      this.#transmitted += piece.length;
+    }
+    if (this.#finQueued && this.#transmitted === dataEnd) {
+      transport.write(FIN_SEGMENT);
+      this.#transmitted++;
+    }
+    if (this.#transmitted > this.#transmittedMax) this.#transmittedMax = this.#transmitted;
+  };
+
+  // ---------------------------------------------------------------- ending
+
+  /** End the session with SessionLostError: its peer is gone for good. */
+  lose(reason: string): void {
+    if (this.destroyed) return;
+    if (this.#dataEnd() <= this.#acked && this.#finReceived && this.#heldFinal !== null) {
+      // Both sides had closed and every byte was acknowledged: only the last ack of our FIN was lost.
+      const final = this.#heldFinal;
+      this.#heldFinal = null;
+      final();
+      return;
+    }
+    const sent = this.channel?.stats.messagesSent ?? 0;
+    this.destroy(
+      new SessionLostError(`session lost: ${reason}`, {
+        unacknowledged: sent - this.#ackedMessages,
+        firstUnacknowledged: this.#ackedMessages,
+        unacknowledgedBytes: this.#dataEnd() - Math.min(this.#acked, this.#dataEnd()),
+      }),
+    );
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    clearTimeout(this.#ackTimer);
+    this.#ackTimer = undefined;
+    const transport = this.#transport;
+    if (transport !== null) {
+      const clean = error === null && this.writableFinished && this.#finReceived;
+      this.#dropTransportGently(transport, clean);
+    }
+    this.#budget?.cancel(this.#releaseHeld);
+    const freed = this.#replay.clear();
+    if (freed > 0) this.#budget?.release(freed);
+    this.#heldWrite = null;
+    this.#heldFinal = null;
+    if (!this.#ended) {
+      this.#ended = true;
+      this.#owner.ended(this);
+    }
+    callback(error);
+  }
+
+  /** The session ends: the last ack goes out (clean) or the peer is told to drop the session (ABORT). */
+  #dropTransportGently(transport: Duplex, clean: boolean): void {
+    this.#transport = null;
+    this.#parser?.stop();
+    this.#parser = null;
+    clearInterval(this.#tick);
+    transport.removeListener('data', this.#onTransportData);
+    transport.removeListener('drain', this.#pump);
+    transport.removeListener('error', this.#onTransportError);
+    transport.removeListener('close', this.#onTransportClose);
+    transport.removeListener('end', this.#onTransportEnd);
+    transport.on('error', noop);
+    if (!clean) transport.write(ABORT_SEGMENT);
+    transport.end();
+    transport.resume(); // read and discard until the peer's end
+    const timer = setTimeout(() => transport.destroy(), this.#heartbeat);
+    timer.unref();
+    transport.once('close', () => clearTimeout(timer));
+  }
+}
