@@ -12,7 +12,7 @@ import { SendQueueFullError } from '../errors.js';
 import type { Framing } from '../framing/types.js';
 import { noop } from '../util.js';
 import { Deque } from './deque.js';
-import { SendPromise, type PendingSend, type SendTally } from './pending.js';
+import { SendPromise, type QueuedSend, type SendTally } from './sends.js';
 import type { FrameWriter } from './writer.js';
 
 /** What the backlog needs of its Channel. */
@@ -45,7 +45,7 @@ export class SendBacklog {
   readonly #host: SendHost;
   /** The send mutex: one task at a time writes the queue. */
   readonly #mutex = new PQueue({ concurrency: 1 });
-  readonly #entries = new Deque<PendingSend>();
+  readonly #entries = new Deque<QueuedSend>();
   /** Body bytes queued, for maxQueuedBytes. */
   #bytes = 0;
   /** A task that writes the queue is scheduled or running. */
@@ -78,7 +78,7 @@ export class SendBacklog {
     }
     this.#bytes += body.length;
     const p = SendPromise.pending(host.tally);
-    const entry: PendingSend = { body, type, promise: p, signal, onAbort: undefined, done: false };
+    const entry: QueuedSend = { body, type, promise: p, signal, onAbort: undefined, done: false };
     if (signal) {
       entry.onAbort = () => {
         if (entry.done) return;
@@ -158,7 +158,7 @@ export class SendBacklog {
    * Acknowledged framings (tinyproto), under the mutex: write the header, wait for the peer's
    * answer, then write the body or reject.
    */
-  async #sendAcknowledged(entry: PendingSend): Promise<void> {
+  async #sendAcknowledged(entry: QueuedSend): Promise<void> {
     const host = this.#host;
     const header = Buffer.allocUnsafe(host.framing.maxHeaderLength);
     const end = host.framing.writeHeader(header, 0, entry.body.length, entry.type);

@@ -32,7 +32,7 @@ import { SessionListener } from '../session/listen.js';
 import { SessionStream } from '../session/stream.js';
 import { publishClose, publishConnect, publishError } from './diagnostics.js';
 import { messages } from './iterator.js';
-import { SendPromise, SendTally } from './pending.js';
+import { SendPromise, SendTally } from './sends.js';
 import { SendBacklog } from './backlog.js';
 import { Watchdog } from './watchdog.js';
 import type { DirectReader, ReadTarget } from './reader.js';

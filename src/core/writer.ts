@@ -8,7 +8,7 @@
  */
 import type { Duplex } from 'node:stream';
 import type { Framing } from '../framing/types.js';
-import { SendPromise, SendTally } from './pending.js';
+import { SendPromise, SendTally } from './sends.js';
 
 /** Bodies up to this size are copied into a shared write slab, so many small frames leave in one write. */
 const COPY_LIMIT = 16 * 1024;

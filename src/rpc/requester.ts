@@ -68,9 +68,9 @@ export class Requester {
   /** Requests written and not settled, by id. */
   readonly #outstanding: OutstandingRequests<OutgoingRequest>;
   /** Requests waiting for a `maxPending` slot, in call order (settled ones are skipped). */
-  readonly #waiting = new Deque<OutgoingRequest>();
-  /** Entries of #waiting not settled yet. */
-  #queued = 0;
+  readonly #waitingForSlot = new Deque<OutgoingRequest>();
+  /** Entries of #waitingForSlot not settled yet. */
+  #waitingCount = 0;
   /** One interval for every request with the default timeout (see TICKS): their deadlines come in call order. */
   #ticker: NodeJS.Timeout | undefined;
   #tick = 0;
@@ -90,7 +90,7 @@ export class Requester {
 
   /** request() calls waiting for a slot. */
   get waiting(): number {
-    return this.#queued;
+    return this.#waitingCount;
   }
 
   /**
@@ -135,7 +135,7 @@ export class Requester {
       settled: false,
       queued: false,
     };
-    const now = this.#queued === 0 && this.#outstanding.size < this.#maxPending;
+    const now = this.#waitingCount === 0 && this.#outstanding.size < this.#maxPending;
     if (timeout > 0) {
       if (timeout === this.#timeout && now) {
         // Default timeout, written at once: the shared clock (deadlines come in call order).
@@ -156,8 +156,8 @@ export class Requester {
     if (now) this.#write(r);
     else {
       r.queued = true;
-      this.#queued++;
-      this.#waiting.push(r);
+      this.#waitingCount++;
+      this.#waitingForSlot.push(r);
     }
     return promise;
   }
@@ -196,11 +196,11 @@ export class Requester {
   /** Write waiting requests while there is room. */
   #startWaiting(): void {
     while (this.#outstanding.size < this.#maxPending) {
-      const r = this.#waiting.shift();
+      const r = this.#waitingForSlot.shift();
       if (r === undefined) return;
       if (!r.queued) continue; // settled while it waited
       r.queued = false;
-      this.#queued--;
+      this.#waitingCount--;
       this.#write(r);
     }
   }
@@ -210,7 +210,7 @@ export class Requester {
     r.settled = true;
     if (r.queued) {
       r.queued = false;
-      this.#queued--;
+      this.#waitingCount--;
     }
     if (r.timer !== undefined) clearTimeout(r.timer);
     if (r.onAbort !== undefined) r.signal!.removeEventListener('abort', r.onAbort);
@@ -222,7 +222,7 @@ export class Requester {
     this.#finish(r);
     if (counter !== undefined) this.#stats[counter]++;
     Requester.#reject(r, error);
-    if (r.id !== 0 && this.#outstanding.take(r.id) !== undefined && this.#queued > 0) this.#startWaiting();
+    if (r.id !== 0 && this.#outstanding.take(r.id) !== undefined && this.#waitingCount > 0) this.#startWaiting();
   }
 
   #expire(r: OutgoingRequest, timeout: number): void {
@@ -256,7 +256,7 @@ export class Requester {
     this.#finish(r);
     this.#stats.repliesReceived++;
     r.resolve(payload);
-    if (this.#queued > 0) this.#startWaiting();
+    if (this.#waitingCount > 0) this.#startWaiting();
   }
 
   /** An error reply arrived; its id ends at `at`. */
@@ -277,7 +277,7 @@ export class Requester {
     }
     this.#finish(r);
     Requester.#reject(r, error);
-    if (this.#queued > 0) this.#startWaiting();
+    if (this.#waitingCount > 0) this.#startWaiting();
   }
 
   /** A reply with no outstanding request: late (an id we sent) or made up (one we never sent). */
@@ -295,7 +295,7 @@ export class Requester {
       Requester.#reject(r, error);
     }
     this.#outstanding.clear();
-    for (let r = this.#waiting.shift(); r !== undefined; r = this.#waiting.shift()) {
+    for (let r = this.#waitingForSlot.shift(); r !== undefined; r = this.#waitingForSlot.shift()) {
       if (r.settled) continue;
       this.#finish(r);
       Requester.#reject(r, error);

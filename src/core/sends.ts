@@ -1,18 +1,8 @@
-/** The records of a recv() or send() waiting its turn in a Channel, and the promise a send() returns. */
+/** A send() waiting its turn in a Channel, the promise a send() returns, and the tally of failed sends. */
 import { noop } from '../util.js';
-import type { Frame } from './options.js';
-
-/** A recv() waiting for the next frame. */
-export interface Waiter {
-  resolve(value: Buffer | Frame): void;
-  reject(error: unknown): void;
-  frame: boolean;
-  cancel: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
-}
 
 /** A send() queued behind others (backpressure, a handshake, tinyproto's answers). */
-export interface PendingSend {
+export interface QueuedSend {
   body: Buffer;
   type: number;
   /** What the send() returned: settled once the body is written (or refused, or failed). */
