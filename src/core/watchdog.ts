@@ -6,6 +6,7 @@
  */
 import { TimeoutError } from '../errors.js';
 import type { Decoder } from '../framing/types.js';
+import { MAX_TIMER_DELAY } from '../util.js';
 
 /** What the watchdog asks of its channel. */
 export interface Watched {
@@ -52,7 +53,10 @@ export class Watchdog {
     const idle = this.#idleTimeout;
     const body = this.#bodyTimeout;
     if ((header === 0 && idle === 0 && body === 0) || this.#timer !== undefined) return;
-    const period = Math.max(5, Math.min(header || Infinity, idle || Infinity, body || Infinity) / 4);
+    const period = Math.min(
+      MAX_TIMER_DELAY,
+      Math.max(5, Math.min(header || Infinity, idle || Infinity, body || Infinity) / 4),
+    );
     this.#seenOffset = this.#watched.decoder.offset;
     this.#lastByteAt = Date.now();
     this.#timer = setInterval(this.#sample, period);

@@ -18,8 +18,9 @@ import { reportError } from '../report.js';
 import { PacketmqSession } from '../typed/packetmq.js';
 import type { MessageMap } from '../typed/protocol.js';
 import type { TypedChannel } from '../typed/typedChannel.js';
-import { handledRejection, noop } from '../util.js';
-import { checkNumber } from '../validate.js';
+import { after, handledRejection, noop, sleep, type Timer } from '../util.js';
+import { checkDelay, checkFinite, checkNumber, checkTimeout } from '../validate.js';
+import { checkConnectOptions } from '../core/options.js';
 import type { RequestContext, RequestOptions, RequestReply } from '../rpc/options.js';
 import type { RequestChannel } from '../rpc/request.js';
 import { noHandler, requestLayer, requestsEnabled } from './requests.js';
@@ -30,7 +31,7 @@ import {
   messageLayer,
   peerChannelOptions,
   readMessages,
-  softquitWithin,
+  closeGracefully,
   type Incoming,
   type Outgoing,
   type PeerOptions,
@@ -201,18 +202,17 @@ export class Client<M extends MessageMap = never> {
     this.onRequest = options.onRequest;
     const d = RECONNECT_DEFAULTS;
     this.#backoff = {
-      initialDelay: checkNumber('initialDelay', options.initialDelay, 0) ?? d.initialDelay,
-      factor: checkNumber('factor', options.factor, 1) ?? d.factor,
-      maxDelay: checkNumber('maxDelay', options.maxDelay, 0) ?? d.maxDelay,
-      jitter: checkNumber('jitter', options.jitter, 0) ?? d.jitter,
+      initialDelay: checkDelay('initialDelay', options.initialDelay, 0, Number.MAX_VALUE) ?? d.initialDelay,
+      factor: checkFinite('factor', options.factor, 1) ?? d.factor,
+      maxDelay: checkDelay('maxDelay', options.maxDelay, 0, Infinity) ?? d.maxDelay,
+      jitter: checkFinite('jitter', options.jitter, 0) ?? d.jitter,
       maxRetries: checkNumber('maxRetries', options.maxRetries, 0, true) ?? d.maxRetries,
-      connectTimeout: checkNumber('connectTimeout', options.connectTimeout, 0) ?? d.connectTimeout,
+      connectTimeout: checkTimeout('connectTimeout', options.connectTimeout) ?? d.connectTimeout,
     };
     this.#queueLimit = checkNumber('queueLimit', options.queueLimit, 0, true) ?? 1000;
     if (options.offline !== undefined && options.offline !== 'queue' && options.offline !== 'reject') {
       throw new TypeError(`Expected \`offline\` to be 'queue' or 'reject', got ${String(options.offline)}`);
     }
-    checkNumber('idleTimeout', options.idleTimeout, 1); // the Channel's watchdog enforces it (peerChannelOptions)
     this.onConnect = options.onConnect;
     this.onMessage = options.onMessage;
     this.onDisconnect = options.onDisconnect;
@@ -262,7 +262,14 @@ export class Client<M extends MessageMap = never> {
           ? { path: hostOrTarget }
           : { host: hostOrTarget, port }
         : { ...hostOrTarget };
-    if (target.memory === undefined && target.path === undefined) checkNumber('port', target.port, 0, true);
+    try {
+      // Every option of the connection, checked now: a bad one would fail every attempt, for ever.
+      if (target.memory === undefined) {
+        checkConnectOptions({ ...this.#channelOptions, ...target, timeout: this.#backoff.connectTimeout });
+      }
+    } catch (error) {
+      return Promise.reject(error);
+    }
     this.#target = target;
     const first = new Promise<void>((resolve, reject) => (this.#firstConnect = { resolve, reject }));
     first.catch(noop);
@@ -366,31 +373,20 @@ export class Client<M extends MessageMap = never> {
         break;
       }
       const b = this.#backoff;
-      const mean = Math.min(b.initialDelay * b.factor ** (this.#failures - 1), b.maxDelay);
-      const delay = Math.max(0, Math.min(b.jitter > 0 ? normal(mean, mean * b.jitter) : mean, b.maxDelay));
+      // (0 x an overflowed factor would be NaN: no initial delay stays no delay.)
+      const grown = b.initialDelay === 0 ? 0 : b.initialDelay * b.factor ** (this.#failures - 1);
+      const mean = Math.min(grown, b.maxDelay);
+      const drawn = b.jitter > 0 && Number.isFinite(mean) ? normal(mean, mean * b.jitter) : mean;
+      const delay = Math.min(Math.max(0, drawn), b.maxDelay);
       this.#state = 'waiting';
       try {
         await this.onRetry?.(this.#failures, delay, failure);
       } catch (error) {
         this.#report(error);
       }
-      await this.#sleep(delay);
+      await sleep(delay, this.#stop.signal);
     }
     this.#finish(stopError);
-  }
-
-  #sleep(ms: number): Promise<void> {
-    const signal = this.#stop.signal;
-    if (signal.aborted) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      signal.addEventListener('abort', done, { once: true });
-    });
   }
 
   /**
@@ -423,11 +419,11 @@ export class Client<M extends MessageMap = never> {
     // In process, a refusal fails the connect itself.
     const mayBeRefused = !spoke && target.memory === undefined;
     let established = false;
-    let timer: NodeJS.Timeout | undefined;
+    let timer: Timer | undefined;
     const establish = (): void => {
       if (established) return;
       established = true;
-      clearTimeout(timer);
+      timer?.clear();
       this.#failures = 0; // a successful connection resets the delay
       const held = this.#held;
       this.#held = undefined;
@@ -436,14 +432,14 @@ export class Client<M extends MessageMap = never> {
     // Ended before it was established: nothing shows the server took what was sent on it, so it is
     // sent again after the reconnect (or rejected, per `offline`), before anything queued since.
     const requeueHeld = (): void => {
-      clearTimeout(timer);
+      timer?.clear();
       const held = this.#held;
       this.#held = undefined;
       if (!established && held !== undefined) this.#requeueFront(held);
     };
     if (mayBeRefused) {
       this.#held = [];
-      timer = setTimeout(establish, REFUSAL_WINDOW + connectMs);
+      timer = after(REFUSAL_WINDOW + connectMs, establish);
     } else establish();
     // The queue goes out first, in order; sends made from now on follow it on the same channel.
     for (let q = this.#queue.shift(); q !== undefined; q = this.#queue.shift()) this.#write(q);
@@ -505,11 +501,7 @@ export class Client<M extends MessageMap = never> {
 
   async #closeChannel(channel: Channel, typed: TypedChannel<M> | undefined): Promise<void> {
     const timeout = this.#closeOptions.timeout ?? DEFAULT_SHUTDOWN_TIMEOUT;
-    if (typed instanceof PacketmqSession && typed.state !== 'softquitted') {
-      await softquitWithin(typed, channel, this.#closeOptions.reason ?? 'reason.userquit', timeout).catch(noop);
-    } else {
-      await channel.close({ timeout }).catch(noop);
-    }
+    await closeGracefully(channel, typed, this.#closeOptions.reason ?? 'reason.userquit', timeout).catch(noop);
   }
 
   /** Send on the current connection; never throws. */
@@ -674,6 +666,11 @@ export class Client<M extends MessageMap = never> {
    */
   close(options: ClientCloseOptions = {}): Promise<void> {
     if (this.#closing) return this.#closing;
+    try {
+      checkTimeout('timeout', options.timeout);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     this.#closeOptions = options;
     this.#closing = (async () => {
       this.#stop.abort(new ChannelClosedError('client was closed'));
