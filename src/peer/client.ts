@@ -54,10 +54,12 @@ export const RECONNECT_DEFAULTS = Object.freeze({
 });
 
 /**
- * A connection that ends with a reset within this many milliseconds of connecting (plus the time
- * the connect itself took, which covers the round trip), before the server sent anything, was
- * refused (a server at its connection limit resets at accept). A reset later is a lost connection.
- * Until then, sends on it are not resolved: if it ends, they are queued again.
+ * A connection is established once the server has sent something (any message, a reply or a pong
+ * included, or its part of a handshake) or it has lasted this many milliseconds (plus the time the
+ * connect itself took, which covers the round trip). Until then, sends on it are not resolved: if
+ * it ends, they are queued again, and its end counts as a failed attempt (the backoff grows). A
+ * reset, early or late, is never taken as a refusal: only a server that says it is full (tinyproto's
+ * `FE`, packetmq's `reason.connectionlimit`, an in-process server at its limit) refuses.
  */
 export const REFUSAL_WINDOW = 250;
 
@@ -90,8 +92,9 @@ export interface ClientOptions<M extends MessageMap = never>
   /** Most messages queued while disconnected; past it, send() rejects with MessageNotSentError. @default 1000 */
   queueLimit?: number;
   /**
-   * A refusal by a server at its connection limit (ConnectionRefusedError) ends the client unless
-   * this is true, in which case it retries with backoff like any failure.
+   * A server that says it is at its connection limit (ConnectionRefusedError: tinyproto's `FE`,
+   * packetmq's `reason.connectionlimit`, in process) ends the client unless this is true, in which
+   * case it retries with backoff like any failure. A reset is never a refusal (see REFUSAL_WINDOW).
    * @default false
    */
   retryRefused?: boolean;
@@ -134,6 +137,11 @@ interface Queued {
   seq: number;
   resolve(): void;
   reject(error: unknown): void;
+}
+
+/** The refusal of a packetmq server at its connection limit: its softquit `reason.connectionlimit`. */
+function refusedBySoftquit(reason: string, cause: unknown = reason): ConnectionRefusedError {
+  return new ConnectionRefusedError(`the server refused the connection (packetmq softquit ${reason})`, { cause });
 }
 
 /** A normal variate (Box-Muller), as Python's random.normalvariate. */
@@ -278,22 +286,8 @@ export class Client<M extends MessageMap = never> {
     return first;
   }
 
-  /** Connect once; a reset while connecting or in a handshake is a refusal (the server accepted and reset it). */
+  /** Connect once (a reset while connecting is a failed attempt, retried with backoff). */
   async #open(): Promise<{ channel: Channel; typed: TypedChannel<M> | undefined }> {
-    try {
-      return await this.#openOnce();
-    } catch (error) {
-      if ((error as { code?: string } | undefined)?.code === 'ECONNRESET') {
-        throw new ConnectionRefusedError(
-          'the server refused the connection (connection limit): it was reset while connecting',
-          { cause: error },
-        );
-      }
-      throw error;
-    }
-  }
-
-  async #openOnce(): Promise<{ channel: Channel; typed: TypedChannel<M> | undefined }> {
     const target = this.#target!;
     const signal = this.#stop.signal;
     let channel: Channel;
@@ -330,9 +324,7 @@ export class Client<M extends MessageMap = never> {
     } catch (error) {
       channel.destroy();
       if (error instanceof ChannelClosedError && error.reason === CONNECTION_LIMIT_REASON) {
-        throw new ConnectionRefusedError(`the server refused the connection (packetmq softquit ${error.reason})`, {
-          cause: error,
-        });
+        throw refusedBySoftquit(error.reason, error);
       }
       throw error;
     }
@@ -392,10 +384,10 @@ export class Client<M extends MessageMap = never> {
   /**
    * One connection's life: flush the queue, read until it ends. Returns why it ended.
    *
-   * A connection is established once the server has sent something (a message, or its part of a
-   * handshake) or it has lasted REFUSAL_WINDOW (+ `connectMs`); only then does the backoff start
+   * A connection is established once the server has sent something (any message, or its part of
+   * a handshake) or it has lasted REFUSAL_WINDOW (+ `connectMs`); only then does the backoff start
    * again from `initialDelay` and do sends on it resolve. One that ends before was not a successful
-   * connection: its sends are queued again, and a reset then is the server's refusal.
+   * connection: its sends are queued again and the next attempt waits longer.
    */
   async #session(
     channel: Channel,
@@ -416,8 +408,8 @@ export class Client<M extends MessageMap = never> {
     const target = this.#target!;
     const spoke =
       typed instanceof PacketmqSession || channel.framing.handshake !== undefined || this.#options.auth !== undefined;
-    // In process, a refusal fails the connect itself.
-    const mayBeRefused = !spoke && target.memory === undefined;
+    // In process, a connection the server did not take fails the connect itself.
+    const onProbation = !spoke && target.memory === undefined;
     let established = false;
     let timer: Timer | undefined;
     const establish = (): void => {
@@ -437,7 +429,7 @@ export class Client<M extends MessageMap = never> {
       this.#held = undefined;
       if (!established && held !== undefined) this.#requeueFront(held);
     };
-    if (mayBeRefused) {
+    if (onProbation) {
       this.#held = [];
       timer = after(REFUSAL_WINDOW + connectMs, establish);
     } else establish();
@@ -468,19 +460,10 @@ export class Client<M extends MessageMap = never> {
         await channel.close({ timeout: DEFAULT_SHUTDOWN_TIMEOUT }).catch(noop);
       }
       let reason: Error | string | undefined = await channel.closed;
+      // Any message the channel received (a reply or a pong, which the request layer consumes, too): the server spoke.
+      if (channel.stats.messagesReceived > 0) establish();
       if (typed instanceof PacketmqSession && typed.quitReason !== undefined) reason = typed.quitReason;
-      if (
-        reason === CONNECTION_LIMIT_REASON ||
-        (!established && (reason as { code?: string } | undefined)?.code === 'ECONNRESET')
-      ) {
-        // Refused by a server at its limit: a reset right after connecting (or packetmq's softquit).
-        reason = new ConnectionRefusedError(
-          reason === CONNECTION_LIMIT_REASON
-            ? `the server refused the connection (packetmq softquit ${reason})`
-            : 'the server refused the connection (connection limit): it was reset right after connecting, before sending anything',
-          { cause: reason },
-        );
-      }
+      if (reason === CONNECTION_LIMIT_REASON) reason = refusedBySoftquit(reason);
       requeueHeld();
       this.#channel = undefined;
       this.#typed = undefined;

@@ -61,7 +61,8 @@ export interface ServerOptions<M extends MessageMap = never>
   /**
    * Most connections open at once, counting those still in their handshake. An extra client is
    * refused before any message: tinyproto's `FE` init byte, otherwise a TCP reset (in process: at
-   * connect); the Client reports ConnectionRefusedError (code ERR_CONNECTION_LIMIT). One limit
+   * connect); a Client stops with ConnectionRefusedError (code ERR_CONNECTION_LIMIT) after `FE` or
+   * in process, and retries a reset with backoff (see docs/server-client.md). One limit
    * across every listen() (the listeners' own `maxConnections` is lifted). `Infinity` for none.
    * @default 10000 (as Channel.listen)
    */
