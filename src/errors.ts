@@ -193,11 +193,10 @@ export class MessageRefusedError extends MsgChannelError {
 }
 
 /**
- * The server refused the connection because it is at its connection limit. How the client sees
- * it depends on the framing: tinyproto's `FE` init byte; for other framings a TCP
- * reset right after connecting, before the server sent anything (the Client's REFUSAL_WINDOW;
- * over a Unix socket, which cannot reset, and over TLS a refusal looks like a clean close); in
- * process, at connect. The Client also reads a packetmq softquit `reason.connectionlimit` as one.
+ * The server said it is at its connection limit: tinyproto's `FE` init byte, or in process at
+ * connect. The Client also reads a packetmq softquit `reason.connectionlimit` as one. (A server
+ * of another framing resets the connection, which the Client cannot tell from a crash or a flaky
+ * network: it retries that with backoff, it is not this error.)
  * A ProtocolError subclass, so code that caught tinyproto's FE as a ProtocolError still does.
  */
 export class ConnectionRefusedError extends ProtocolError {

@@ -26,13 +26,88 @@ export function handledRejection<T = void>(error: unknown): Promise<T> {
   return p as Promise<T>;
 }
 
-/** Wait for `p` at most `ms` milliseconds: true once it fulfils, false if the time runs out first (a rejection passes through). The timer is cleared either way. */
-export async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<false>((resolve) => (timer = setTimeout(resolve, ms, false)));
-  try {
-    return await Promise.race([p.then(() => true), timedOut]);
-  } finally {
-    clearTimeout(timer);
-  }
+/** Longest delay setTimeout honours (2^31 - 1 ms, about 24.8 days); Node turns a longer one into 1 ms. */
+export const MAX_TIMER_DELAY = 0x7fff_ffff;
+
+/** A timer started by after() or afterTimeout(); clear() cancels it (idempotent). */
+export interface Timer {
+  clear(): void;
+}
+
+const NO_TIMER: Timer = Object.freeze({ clear: noop });
+
+/**
+ * Call `fn` once `ms` milliseconds have passed (a delay: 0 is at once, on the next turn of the
+ * event loop), for any length; Infinity never calls it and holds no timer. setTimeout honours at
+ * most MAX_TIMER_DELAY and fires a longer delay after 1 ms, so a longer one is waited in steps
+ * of at most MAX_TIMER_DELAY: it neither fires early nor wakes more than once per step.
+ * `unref`: the timer does not keep the process alive.
+ */
+export function after(ms: number, fn: () => void, unref = false): Timer {
+  if (ms === Infinity) return NO_TIMER;
+  let rest = ms;
+  let handle: NodeJS.Timeout;
+  const arm = (): void => {
+    const step = Math.min(rest, MAX_TIMER_DELAY);
+    rest -= step;
+    handle = setTimeout(rest > 0 ? arm : fn, step);
+    if (unref) handle.unref();
+  };
+  arm();
+  return { clear: () => clearTimeout(handle) };
+}
+
+/** A timeout (checkTimeout's meaning: 0 and Infinity are no limit, and hold no timer): `fn` once `timeout` ms have passed. */
+export function afterTimeout(timeout: number, fn: () => void, unref = false): Timer {
+  return timeout === 0 ? NO_TIMER : after(timeout, fn, unref);
+}
+
+/**
+ * `p`'s outcome, unless `timeout` ms (0 and Infinity: no limit) pass first: then what `onTimeout`
+ * returns (or throws). The timer is cleared either way; a later rejection of `p` is handled.
+ */
+export function raceTimeout<T, U>(p: PromiseLike<T>, timeout: number, onTimeout: () => U): Promise<T | U> {
+  if (timeout === 0) return Promise.resolve(p);
+  return new Promise<T | U>((resolve, reject) => {
+    const timer = after(timeout, () => {
+      try {
+        resolve(onTimeout());
+      } catch (error) {
+        reject(error as Error);
+      }
+    });
+    p.then(
+      (value) => {
+        timer.clear();
+        resolve(value);
+      },
+      (error: unknown) => {
+        timer.clear();
+        reject(error as Error);
+      },
+    );
+  });
+}
+
+/** Wait for `p` at most `timeout` ms (0 and Infinity: no limit): true once it fulfils, false if the time runs out first (a rejection passes through). */
+export function settlesWithin(p: Promise<unknown>, timeout: number): Promise<boolean> {
+  return raceTimeout(
+    p.then(() => true),
+    timeout,
+    () => false,
+  );
+}
+
+/** Resolves after `ms` ms (a delay, any length; see after()), or at once when `signal` aborts. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      timer.clear();
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = after(ms, done);
+    signal?.addEventListener('abort', done, { once: true });
+  });
 }

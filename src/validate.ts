@@ -3,6 +3,7 @@
  * was expected and what came, as p-queue does: ``Expected `port` to be an integer from 0 to 65535, got the string '5000'``.
  */
 import { inspect } from 'node:util';
+import { MAX_TIMER_DELAY } from './util.js';
 
 /** How an unexpected value is named in an error message: numbers as they are, other types by their type. */
 export function describe(value: unknown): string {
@@ -16,7 +17,9 @@ export function describe(value: unknown): string {
       return `the string ${inspect(value)}`;
     case 'function':
       return 'a function';
-    default:
+    case 'symbol':
+      return 'a symbol';
+    case 'object':
       if (value === null) return 'null';
       if (Array.isArray(value)) return 'an array';
       return `an object (${Object.prototype.toString.call(value).slice(8, -1)})`;
@@ -50,13 +53,34 @@ export function checkNumber(name: string, value: unknown, min: number, integer =
   return value;
 }
 
-/** An optional timeout in milliseconds: a finite number >= 0 (undefined passes through). */
+/**
+ * An optional timeout in milliseconds (undefined passes through): how long something may take
+ * before it fails. A number >= 0 of any length, or Infinity. `0` and `Infinity` both mean no
+ * limit, everywhere (as Node's socket.setTimeout(0)); both are returned as 0, which the timer
+ * helpers (util.ts afterTimeout, raceTimeout) take as no timer.
+ */
 export function checkTimeout(name: string, value: unknown): number | undefined {
   if (value === undefined) return undefined;
-  if (typeof value !== 'number' || !(value >= 0) || !Number.isFinite(value)) {
-    throw new RangeError(`Expected \`${name}\` to be a finite number >= 0, got ${describe(value)}`);
+  if (typeof value !== 'number' || !(value >= 0)) {
+    throw new RangeError(
+      `Expected \`${name}\` to be a number of milliseconds >= 0 (0 or Infinity: no limit), got ${describe(value)}`,
+    );
+  }
+  return value === Infinity ? 0 : value;
+}
+
+/** A finite number >= `min` (undefined passes through). */
+export function checkFinite(name: string, value: unknown, min: number): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
+    throw new RangeError(`Expected \`${name}\` to be a finite number >= ${min}, got ${describe(value)}`);
   }
   return value;
+}
+
+/** A TCP port: an integer from 0 to 65535. */
+export function checkPort(value: unknown): number {
+  return checkInt('port', value, 0, 65535);
 }
 
 /** One of a fixed set of values. */
@@ -69,15 +93,17 @@ export function checkOneOf<T>(name: string, value: unknown, allowed: readonly T[
   return value as T;
 }
 
-/** Longest delay setTimeout honours (2^31 - 1 ms, about 24.8 days); Node turns a longer one into 1 ms. */
-export const MAX_TIMER_DELAY = 0x7fff_ffff;
-
-/** An optional timer delay in milliseconds: a number from `min` to MAX_TIMER_DELAY (undefined passes through). */
-export function checkDelay(name: string, value: unknown, min: number): number | undefined {
+/**
+ * An optional delay in milliseconds, how long to wait before doing something (undefined passes
+ * through): a number from `min` to `max`; `0` is at once. util.ts after() waits any length, so
+ * a delay it runs may have `max` Infinity (never). The default `max`, MAX_TIMER_DELAY, is for a
+ * delay given to setTimeout itself.
+ */
+export function checkDelay(name: string, value: unknown, min: number, max = MAX_TIMER_DELAY): number | undefined {
   if (value === undefined) return undefined;
-  if (typeof value !== 'number' || !(value >= min) || !(value <= MAX_TIMER_DELAY)) {
+  if (typeof value !== 'number' || !(value >= min) || !(value <= max)) {
     throw new RangeError(
-      `Expected \`${name}\` to be a number of milliseconds from ${min} to ${MAX_TIMER_DELAY}, got ${describe(value)}`,
+      `Expected \`${name}\` to be a number of milliseconds from ${min} to ${max}, got ${describe(value)}`,
     );
   }
   return value;

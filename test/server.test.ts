@@ -15,7 +15,7 @@ import {
   tinyproto,
   type Connection,
 } from '../channel.js';
-import { openHandles, sleep, unhandled } from './helpers.js';
+import { openHandles, settledWithin, sleep, unhandled } from './helpers.js';
 
 const digest = (b: Buffer): Buffer => createHash('sha1').update(b).digest().subarray(0, 8);
 
@@ -193,7 +193,7 @@ test('offline queue: past queueLimit send() rejects naming the message; offline 
   await strict.close();
 });
 
-test('maxConnections: the extra client is refused with ConnectionRefusedError (MSG: a reset before any frame)', async () => {
+test('maxConnections (MSG: a reset before any frame): the extra Client is not stopped, it retries with growing backoff and gets in once there is room', async () => {
   const server = new Server({ maxConnections: 2, onMessage: (conn, msg) => conn.send(msg) });
   const { port } = await server.listen(0, '127.0.0.1');
   const a = new Client();
@@ -201,12 +201,22 @@ test('maxConnections: the extra client is refused with ConnectionRefusedError (M
   await a.connect('127.0.0.1', port);
   await b.connect('127.0.0.1', port);
   const errors: Error[] = [];
-  const c = new Client({ onError: (e) => void errors.push(e) });
+  const delays: number[] = [];
+  const c = new Client({
+    initialDelay: 10,
+    factor: 2,
+    maxDelay: 80,
+    jitter: 0,
+    onError: (e) => void errors.push(e),
+    onRetry: (_n, d) => void delays.push(d),
+  });
   void c.connect('127.0.0.1', port).catch(() => {});
-  const stopped = await c.stopped;
-  assert.instance(stopped, ConnectionRefusedError);
-  assert.is((stopped as ConnectionRefusedError).code, 'ERR_CONNECTION_LIMIT');
-  assert.is(errors.length, 1);
+  const sent = c.send('queued while refused');
+  for (let i = 0; i < 200 && delays.length < 3; i++) await sleep(10);
+  assert.equal(delays.slice(0, 3), [10, 20, 40], 'a reset is a failed attempt: the waits grow');
+  assert.is(await settledWithin(c.stopped, 0), 'pending', 'a reset does not stop the client');
+  assert.is(await settledWithin(sent, 0), 'pending', 'a send on a reset connection is not resolved');
+  assert.equal(errors, []);
   assert.is(server.connections.size, 2);
   // A plain Channel sees the reset.
   try {
@@ -215,13 +225,15 @@ test('maxConnections: the extra client is refused with ConnectionRefusedError (M
   } catch (error) {
     assert.is((error as { code?: string }).code, 'ECONNRESET');
   }
-  // Room again once one leaves.
+  // Room again once one leaves: the retrying client gets in and its send goes through.
   await a.close();
-  for (let i = 0; i < 100 && server.connections.size > 1; i++) await sleep(5);
+  assert.is(await settledWithin(sent, 3000), undefined);
   const d = new Client();
+  await b.close();
+  for (let i = 0; i < 100 && server.connections.size > 1; i++) await sleep(5);
   await d.connect('127.0.0.1', port);
   await d.send('ok');
-  await Promise.all([b.close(), c.close(), d.close()]);
+  await Promise.all([c.close(), d.close()]);
   await server.close();
 });
 

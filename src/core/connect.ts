@@ -7,7 +7,7 @@ import * as net from 'node:net';
 import type * as tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { TimeoutError } from '../errors.js';
-import { tlsLib } from '../util.js';
+import { afterTimeout, tlsLib, type Timer } from '../util.js';
 import type { Channel } from './channel.js';
 import { publishError } from './diagnostics.js';
 import { SessionStream } from '../session/stream.js';
@@ -47,9 +47,9 @@ export function connectChannel(opts: ConnectOptions, create: ChannelFactory): Pr
       ? tlsLib().connect({ ...(opts.tls === true ? {} : opts.tls), ...where })
       : net.connect(reader === undefined ? where : { ...where, onread: reader.onread });
     let channel: Channel | undefined;
-    let timer: NodeJS.Timeout | undefined;
+    let timer: Timer | undefined;
     const settle = (): void => {
-      clearTimeout(timer);
+      timer?.clear();
       opts.signal?.removeEventListener('abort', onAbort);
       socket.removeListener('error', onError);
     };
@@ -67,7 +67,7 @@ export function connectChannel(opts: ConnectOptions, create: ChannelFactory): Pr
     socket.once('error', onError);
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     if (timeout !== undefined) {
-      timer = setTimeout(() => fail(new TimeoutError(`connect to ${target} timed out after ${timeout} ms`)), timeout);
+      timer = afterTimeout(timeout, () => fail(new TimeoutError(`connect to ${target} timed out after ${timeout} ms`)));
     }
     socket.once(secure ? 'secureConnect' : 'connect', () => {
       if (opts.path === undefined) socket.setNoDelay(opts.noDelay ?? true);

@@ -7,6 +7,7 @@ import type { Duplex } from 'node:stream';
 import { authHandshake } from '../auth.js';
 import { TimeoutError } from '../errors.js';
 import type { Framing, HandshakeIO } from '../framing/types.js';
+import { raceTimeout } from '../util.js';
 
 /** What runs before the first message: the framing's own handshake, then `auth`'s; undefined when neither. */
 export function handshakeOf(
@@ -21,7 +22,7 @@ export function handshakeOf(
   };
 }
 
-/** Run a handshake over the raw bytes of `stream` (read through `raw`) within `timeout` ms. */
+/** Run a handshake over the raw bytes of `stream` (read through `raw`) within `timeout` ms (0: no limit). */
 export async function runHandshake(
   stream: Duplex,
   raw: RawReader,
@@ -37,17 +38,9 @@ export async function runHandshake(
       if (!stream.destroyed) stream.write(bytes);
     },
   };
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    await Promise.race([
-      run(io),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new TimeoutError(`${name} handshake timed out after ${timeout} ms`)), timeout);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
+  await raceTimeout(run(io), timeout, () => {
+    throw new TimeoutError(`${name} handshake timed out after ${timeout} ms`);
+  });
 }
 
 /** Buffers raw bytes during a framing's handshake and serves exact-length reads. */

@@ -7,7 +7,7 @@ import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type * as tls from 'node:tls';
 import type { Framing } from '../framing/types.js';
-import { noop, tlsLib } from '../util.js';
+import { MAX_TIMER_DELAY, noop, tlsLib } from '../util.js';
 import type { Channel } from './channel.js';
 import type { ChannelFactory } from './connect.js';
 import { Deque } from './deque.js';
@@ -79,9 +79,9 @@ export class Listener implements AsyncIterable<Channel> {
     // (reader.ts) before anything is read; TLS sockets take the 'data' path.
     this.#server = net.createServer({ pauseOnConnect: DIRECT_READS && !options.tls }, this.#onConnection);
     if (options.tls) {
-      const server = tlsLib().createServer({ ...options.tls, handshakeTimeout: checked.handshakeTimeout }, (socket) =>
-        this.#onSocket(socket),
-      );
+      // Node's TLS handshake timer is a socket timeout: 0 is none, and it honours at most MAX_TIMER_DELAY.
+      const handshakeTimeout = Math.min(checked.handshakeTimeout, MAX_TIMER_DELAY);
+      const server = tlsLib().createServer({ ...options.tls, handshakeTimeout }, (socket) => this.#onSocket(socket));
       server.on('tlsClientError', (_error, socket) => socket.destroy()); // that socket only
       this.#tls = server;
     }

@@ -8,8 +8,8 @@ import { authKey, type AuthOptions } from '../auth.js';
 import { TimeoutError } from '../errors.js';
 import { msg } from '../framing/msg.js';
 import type { Framing } from '../framing/types.js';
-import { checkInt, checkNumber, checkTimeout, describe } from '../validate.js';
-import { noop } from '../util.js';
+import { checkInt, checkNumber, checkPort, checkTimeout, describe } from '../validate.js';
+import { afterTimeout, noop } from '../util.js';
 import type { DirectReader } from './reader.js';
 import type { MemoryBudget } from './budget.js';
 import type { ResumeOptions } from '../session/options.js';
@@ -64,7 +64,7 @@ export interface ChannelOptions {
   framing?: Framing;
   /**
    * Milliseconds the handshake may take: the framing's (tinyproto, pythonConnection with
-   * `authkey`) and `auth`'s, together.
+   * `authkey`) and `auth`'s, together. `0` or `Infinity`: no limit (as every timeout: see checkTimeout).
    * @default 10000
    */
   handshakeTimeout?: number;
@@ -221,7 +221,7 @@ export interface SessionListenOptions extends ListenOptions {
 export interface RecvOptions {
   /** Aborting rejects this recv with the signal's reason; it takes no message. */
   signal?: AbortSignal;
-  /** Milliseconds to wait; then it rejects with TimeoutError and takes no message. */
+  /** Milliseconds to wait; then it rejects with TimeoutError and takes no message. `0` or `Infinity`: no limit. */
   timeout?: number;
 }
 
@@ -237,7 +237,7 @@ export interface SendOptions {
 export interface CloseOptions {
   /**
    * Milliseconds to wait for pending sends to flush and the peer to end; then the connection is
-   * destroyed and close() rejects with TimeoutError.
+   * destroyed and close() rejects with TimeoutError. `0` or `Infinity`: no limit.
    * @default 10000
    */
   timeout?: number;
@@ -307,7 +307,7 @@ export function checkChannelOptions(options: ChannelOptions): CheckedOptions {
 
 /** Check what connect() needs before it opens a socket: the address, `timeout`, and every channel option. */
 export function checkConnectOptions(opts: ConnectOptions): number | undefined {
-  if (opts.path === undefined) checkInt('port', opts.port, 0, 65535);
+  if (opts.path === undefined) checkPort(opts.port);
   checkChannelOptions(opts);
   return checkTimeout('timeout', opts.timeout);
 }
@@ -318,7 +318,7 @@ export function checkListenOptions(opts: ListenOptions): {
   handshakeTimeout: number;
   memoryBudget: number;
 } {
-  if (opts.path === undefined) checkInt('port', opts.port, 0, 65535);
+  if (opts.path === undefined) checkPort(opts.port);
   const { handshakeTimeout } = checkChannelOptions(opts);
   return {
     maxConnections: checkNumber('maxConnections', opts.maxConnections, 0, true) ?? DEFAULT_MAX_CONNECTIONS,
@@ -337,15 +337,17 @@ export interface ChannelInternals {
   reader?: DirectReader;
 }
 
-/** A signal that aborts when `signal` does or after `timeout` ms; `dispose` releases the timer and listener. */
+/** A signal that aborts when `signal` does or after `timeout` ms (0: no limit); `dispose` releases the timer and listener. */
 export function deadline(
   signal: AbortSignal | undefined,
   timeout: number | undefined,
   what: string,
 ): { signal: AbortSignal | undefined; dispose: () => void } {
-  if (timeout === undefined) return { signal, dispose: noop };
+  if (timeout === undefined || timeout === 0) return { signal, dispose: noop };
   const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(new TimeoutError(`${what} timed out after ${timeout} ms`)), timeout);
+  const timer = afterTimeout(timeout, () =>
+    controller.abort(new TimeoutError(`${what} timed out after ${timeout} ms`)),
+  );
   const onAbort = (): void => controller.abort(signal!.reason);
   if (signal) {
     if (signal.aborted) controller.abort(signal.reason);
@@ -354,7 +356,7 @@ export function deadline(
   return {
     signal: controller.signal,
     dispose: () => {
-      clearTimeout(timer);
+      timer.clear();
       signal?.removeEventListener('abort', onAbort);
     },
   };

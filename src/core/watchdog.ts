@@ -11,6 +11,7 @@
  */
 import { TimeoutError } from '../errors.js';
 import type { Decoder } from '../framing/types.js';
+import { MAX_TIMER_DELAY } from '../util.js';
 
 /** What the watchdog asks of its channel. */
 export interface Watched {
@@ -65,7 +66,10 @@ export class Watchdog {
     const idle = this.#idleTimeout;
     const body = this.#bodyTimeout;
     if ((header === 0 && idle === 0 && body === 0) || this.#timer !== undefined) return;
-    const period = Math.max(5, Math.min(header || Infinity, idle || Infinity, body || Infinity) / 8);
+    const period = Math.min(
+      MAX_TIMER_DELAY,
+      Math.max(5, Math.min(header || Infinity, idle || Infinity, body || Infinity) / 8),
+    );
     this.#seenRead = this.#watched.bytesRead();
     this.#lastByteAt = Date.now();
     this.#timer = setInterval(this.#sample, period);

@@ -18,8 +18,9 @@ import { reportError } from '../report.js';
 import { PacketmqSession } from '../typed/packetmq.js';
 import type { MessageMap } from '../typed/protocol.js';
 import type { TypedChannel } from '../typed/typedChannel.js';
-import { handledRejection, noop } from '../util.js';
-import { checkNumber } from '../validate.js';
+import { after, handledRejection, noop, sleep, type Timer } from '../util.js';
+import { checkDelay, checkFinite, checkNumber, checkTimeout } from '../validate.js';
+import { checkConnectOptions } from '../core/options.js';
 import type { RequestContext, RequestOptions, RequestReply } from '../rpc/options.js';
 import type { RequestChannel } from '../rpc/request.js';
 import { noHandler, requestLayer, requestsEnabled } from './requests.js';
@@ -30,7 +31,7 @@ import {
   messageLayer,
   peerChannelOptions,
   readMessages,
-  softquitWithin,
+  closeGracefully,
   type Incoming,
   type Outgoing,
   type PeerOptions,
@@ -53,10 +54,12 @@ export const RECONNECT_DEFAULTS = Object.freeze({
 });
 
 /**
- * A connection that ends with a reset within this many milliseconds of connecting (plus the time
- * the connect itself took, which covers the round trip), before the server sent anything, was
- * refused (a server at its connection limit resets at accept). A reset later is a lost connection.
- * Until then, sends on it are not resolved: if it ends, they are queued again.
+ * A connection is established once the server has sent something (any message, a reply or a pong
+ * included, or its part of a handshake) or it has lasted this many milliseconds (plus the time the
+ * connect itself took, which covers the round trip). Until then, sends on it are not resolved: if
+ * it ends, they are queued again, and its end counts as a failed attempt (the backoff grows). A
+ * reset, early or late, is never taken as a refusal: only a server that says it is full (tinyproto's
+ * `FE`, packetmq's `reason.connectionlimit`, an in-process server at its limit) refuses.
  */
 export const REFUSAL_WINDOW = 250;
 
@@ -89,8 +92,9 @@ export interface ClientOptions<M extends MessageMap = never>
   /** Most messages queued while disconnected; past it, send() rejects with MessageNotSentError. @default 1000 */
   queueLimit?: number;
   /**
-   * A refusal by a server at its connection limit (ConnectionRefusedError) ends the client unless
-   * this is true, in which case it retries with backoff like any failure.
+   * A server that says it is at its connection limit (ConnectionRefusedError: tinyproto's `FE`,
+   * packetmq's `reason.connectionlimit`, in process) ends the client unless this is true, in which
+   * case it retries with backoff like any failure. A reset is never a refusal (see REFUSAL_WINDOW).
    * @default false
    */
   retryRefused?: boolean;
@@ -133,6 +137,11 @@ interface Queued {
   seq: number;
   resolve(): void;
   reject(error: unknown): void;
+}
+
+/** The refusal of a packetmq server at its connection limit: its softquit `reason.connectionlimit`. */
+function refusedBySoftquit(reason: string, cause: unknown = reason): ConnectionRefusedError {
+  return new ConnectionRefusedError(`the server refused the connection (packetmq softquit ${reason})`, { cause });
 }
 
 /** A normal variate (Box-Muller), as Python's random.normalvariate. */
@@ -201,18 +210,17 @@ export class Client<M extends MessageMap = never> {
     this.onRequest = options.onRequest;
     const d = RECONNECT_DEFAULTS;
     this.#backoff = {
-      initialDelay: checkNumber('initialDelay', options.initialDelay, 0) ?? d.initialDelay,
-      factor: checkNumber('factor', options.factor, 1) ?? d.factor,
-      maxDelay: checkNumber('maxDelay', options.maxDelay, 0) ?? d.maxDelay,
-      jitter: checkNumber('jitter', options.jitter, 0) ?? d.jitter,
+      initialDelay: checkDelay('initialDelay', options.initialDelay, 0, Number.MAX_VALUE) ?? d.initialDelay,
+      factor: checkFinite('factor', options.factor, 1) ?? d.factor,
+      maxDelay: checkDelay('maxDelay', options.maxDelay, 0, Infinity) ?? d.maxDelay,
+      jitter: checkFinite('jitter', options.jitter, 0) ?? d.jitter,
       maxRetries: checkNumber('maxRetries', options.maxRetries, 0, true) ?? d.maxRetries,
-      connectTimeout: checkNumber('connectTimeout', options.connectTimeout, 0) ?? d.connectTimeout,
+      connectTimeout: checkTimeout('connectTimeout', options.connectTimeout) ?? d.connectTimeout,
     };
     this.#queueLimit = checkNumber('queueLimit', options.queueLimit, 0, true) ?? 1000;
     if (options.offline !== undefined && options.offline !== 'queue' && options.offline !== 'reject') {
       throw new TypeError(`Expected \`offline\` to be 'queue' or 'reject', got ${String(options.offline)}`);
     }
-    checkNumber('idleTimeout', options.idleTimeout, 1); // the Channel's watchdog enforces it (peerChannelOptions)
     this.onConnect = options.onConnect;
     this.onMessage = options.onMessage;
     this.onDisconnect = options.onDisconnect;
@@ -262,7 +270,14 @@ export class Client<M extends MessageMap = never> {
           ? { path: hostOrTarget }
           : { host: hostOrTarget, port }
         : { ...hostOrTarget };
-    if (target.memory === undefined && target.path === undefined) checkNumber('port', target.port, 0, true);
+    try {
+      // Every option of the connection, checked now: a bad one would fail every attempt, for ever.
+      if (target.memory === undefined) {
+        checkConnectOptions({ ...this.#channelOptions, ...target, timeout: this.#backoff.connectTimeout });
+      }
+    } catch (error) {
+      return Promise.reject(error);
+    }
     this.#target = target;
     const first = new Promise<void>((resolve, reject) => (this.#firstConnect = { resolve, reject }));
     first.catch(noop);
@@ -271,22 +286,8 @@ export class Client<M extends MessageMap = never> {
     return first;
   }
 
-  /** Connect once; a reset while connecting or in a handshake is a refusal (the server accepted and reset it). */
+  /** Connect once (a reset while connecting is a failed attempt, retried with backoff). */
   async #open(): Promise<{ channel: Channel; typed: TypedChannel<M> | undefined }> {
-    try {
-      return await this.#openOnce();
-    } catch (error) {
-      if ((error as { code?: string } | undefined)?.code === 'ECONNRESET') {
-        throw new ConnectionRefusedError(
-          'the server refused the connection (connection limit): it was reset while connecting',
-          { cause: error },
-        );
-      }
-      throw error;
-    }
-  }
-
-  async #openOnce(): Promise<{ channel: Channel; typed: TypedChannel<M> | undefined }> {
     const target = this.#target!;
     const signal = this.#stop.signal;
     let channel: Channel;
@@ -324,9 +325,7 @@ export class Client<M extends MessageMap = never> {
     } catch (error) {
       channel.destroy();
       if (error instanceof ChannelClosedError && error.reason === CONNECTION_LIMIT_REASON) {
-        throw new ConnectionRefusedError(`the server refused the connection (packetmq softquit ${error.reason})`, {
-          cause: error,
-        });
+        throw refusedBySoftquit(error.reason, error);
       }
       throw error;
     }
@@ -367,40 +366,29 @@ export class Client<M extends MessageMap = never> {
         break;
       }
       const b = this.#backoff;
-      const mean = Math.min(b.initialDelay * b.factor ** (this.#failures - 1), b.maxDelay);
-      const delay = Math.max(0, Math.min(b.jitter > 0 ? normal(mean, mean * b.jitter) : mean, b.maxDelay));
+      // (0 x an overflowed factor would be NaN: no initial delay stays no delay.)
+      const grown = b.initialDelay === 0 ? 0 : b.initialDelay * b.factor ** (this.#failures - 1);
+      const mean = Math.min(grown, b.maxDelay);
+      const drawn = b.jitter > 0 && Number.isFinite(mean) ? normal(mean, mean * b.jitter) : mean;
+      const delay = Math.min(Math.max(0, drawn), b.maxDelay);
       this.#state = 'waiting';
       try {
         await this.onRetry?.(this.#failures, delay, failure);
       } catch (error) {
         this.#report(error);
       }
-      await this.#sleep(delay);
+      await sleep(delay, this.#stop.signal);
     }
     this.#finish(stopError);
-  }
-
-  #sleep(ms: number): Promise<void> {
-    const signal = this.#stop.signal;
-    if (signal.aborted) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      signal.addEventListener('abort', done, { once: true });
-    });
   }
 
   /**
    * One connection's life: flush the queue, read until it ends. Returns why it ended.
    *
-   * A connection is established once the server has sent something (a message, or its part of a
-   * handshake) or it has lasted REFUSAL_WINDOW (+ `connectMs`); only then does the backoff start
+   * A connection is established once the server has sent something (any message, or its part of
+   * a handshake) or it has lasted REFUSAL_WINDOW (+ `connectMs`); only then does the backoff start
    * again from `initialDelay` and do sends on it resolve. One that ends before was not a successful
-   * connection: its sends are queued again, and a reset then is the server's refusal.
+   * connection: its sends are queued again and the next attempt waits longer.
    */
   async #session(
     channel: Channel,
@@ -421,14 +409,14 @@ export class Client<M extends MessageMap = never> {
     const target = this.#target!;
     const spoke =
       typed instanceof PacketmqSession || channel.framing.handshake !== undefined || this.#options.auth !== undefined;
-    // In process, a refusal fails the connect itself.
-    const mayBeRefused = !spoke && target.memory === undefined;
+    // In process, a connection the server did not take fails the connect itself.
+    const onProbation = !spoke && target.memory === undefined;
     let established = false;
-    let timer: NodeJS.Timeout | undefined;
+    let timer: Timer | undefined;
     const establish = (): void => {
       if (established) return;
       established = true;
-      clearTimeout(timer);
+      timer?.clear();
       this.#failures = 0; // a successful connection resets the delay
       const held = this.#held;
       this.#held = undefined;
@@ -437,14 +425,14 @@ export class Client<M extends MessageMap = never> {
     // Ended before it was established: nothing shows the server took what was sent on it, so it is
     // sent again after the reconnect (or rejected, per `offline`), before anything queued since.
     const requeueHeld = (): void => {
-      clearTimeout(timer);
+      timer?.clear();
       const held = this.#held;
       this.#held = undefined;
       if (!established && held !== undefined) this.#requeueFront(held);
     };
-    if (mayBeRefused) {
+    if (onProbation) {
       this.#held = [];
-      timer = setTimeout(establish, REFUSAL_WINDOW + connectMs);
+      timer = after(REFUSAL_WINDOW + connectMs, establish);
     } else establish();
     // The queue goes out first, in order; sends made from now on follow it on the same channel.
     for (let q = this.#queue.shift(); q !== undefined; q = this.#queue.shift()) this.#write(q);
@@ -473,19 +461,10 @@ export class Client<M extends MessageMap = never> {
         await channel.close({ timeout: DEFAULT_SHUTDOWN_TIMEOUT }).catch(noop);
       }
       let reason: Error | string | undefined = await channel.closed;
+      // Any message the channel received (a reply or a pong, which the request layer consumes, too): the server spoke.
+      if (channel.stats.messagesReceived > 0) establish();
       if (typed instanceof PacketmqSession && typed.quitReason !== undefined) reason = typed.quitReason;
-      if (
-        reason === CONNECTION_LIMIT_REASON ||
-        (!established && (reason as { code?: string } | undefined)?.code === 'ECONNRESET')
-      ) {
-        // Refused by a server at its limit: a reset right after connecting (or packetmq's softquit).
-        reason = new ConnectionRefusedError(
-          reason === CONNECTION_LIMIT_REASON
-            ? `the server refused the connection (packetmq softquit ${reason})`
-            : 'the server refused the connection (connection limit): it was reset right after connecting, before sending anything',
-          { cause: reason },
-        );
-      }
+      if (reason === CONNECTION_LIMIT_REASON) reason = refusedBySoftquit(reason);
       requeueHeld();
       this.#channel = undefined;
       this.#typed = undefined;
@@ -506,11 +485,7 @@ export class Client<M extends MessageMap = never> {
 
   async #closeChannel(channel: Channel, typed: TypedChannel<M> | undefined): Promise<void> {
     const timeout = this.#closeOptions.timeout ?? DEFAULT_SHUTDOWN_TIMEOUT;
-    if (typed instanceof PacketmqSession && typed.state !== 'softquitted') {
-      await softquitWithin(typed, channel, this.#closeOptions.reason ?? 'reason.userquit', timeout).catch(noop);
-    } else {
-      await channel.close({ timeout }).catch(noop);
-    }
+    await closeGracefully(channel, typed, this.#closeOptions.reason ?? 'reason.userquit', timeout).catch(noop);
   }
 
   /** Send on the current connection; never throws. */
@@ -675,6 +650,11 @@ export class Client<M extends MessageMap = never> {
    */
   close(options: ClientCloseOptions = {}): Promise<void> {
     if (this.#closing) return this.#closing;
+    try {
+      checkTimeout('timeout', options.timeout);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     this.#closeOptions = options;
     this.#closing = (async () => {
       this.#stop.abort(new ChannelClosedError('client was closed'));

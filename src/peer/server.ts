@@ -6,7 +6,6 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { AddressInfo } from 'node:net';
-import type { Duplex } from 'node:stream';
 import { Channel } from '../core/channel.js';
 import type { Listener } from '../core/listener.js';
 import type { SessionListener } from '../session/listen.js';
@@ -32,7 +31,7 @@ import { reportError } from '../report.js';
 import { PacketmqSession } from '../typed/packetmq.js';
 import type { MessageMap } from '../typed/protocol.js';
 import type { TypedChannel } from '../typed/typedChannel.js';
-import { noop, settlesWithin } from '../util.js';
+import { noop, raceTimeout, settlesWithin } from '../util.js';
 import { checkNumber, checkOneOf, checkTimeout } from '../validate.js';
 import type { RequestContext, RequestOptions, RequestReply } from '../rpc/options.js';
 import type { RequestChannel } from '../rpc/request.js';
@@ -44,7 +43,7 @@ import {
   messageLayer,
   peerChannelOptions,
   readMessages,
-  softquitWithin,
+  closeGracefully,
   type Incoming,
   type Outgoing,
   type PeerOptions,
@@ -70,7 +69,8 @@ export interface ServerOptions<M extends MessageMap = never>
   /**
    * Most connections open at once, counting those still in their handshake. An extra client is
    * refused before any message: tinyproto's `FE` init byte, otherwise a TCP reset (in process: at
-   * connect); the Client reports ConnectionRefusedError (code ERR_CONNECTION_LIMIT). One limit
+   * connect); a Client stops with ConnectionRefusedError (code ERR_CONNECTION_LIMIT) after `FE` or
+   * in process, and retries a reset with backoff (see docs/server-client.md). One limit
    * across every listen() (the listeners' own `maxConnections` is lifted). `Infinity` for none.
    * @default 10000 (as Channel.listen)
    */
@@ -268,16 +268,14 @@ export class Connection<M extends MessageMap = never> {
    */
   close(options: { reason?: string; timeout?: number } = {}): Promise<void> {
     if (this.#closing) return this.#closing;
+    let timeout: number;
+    try {
+      timeout = checkTimeout('timeout', options.timeout) ?? DEFAULT_SHUTDOWN_TIMEOUT;
+    } catch (error) {
+      return Promise.reject(error);
+    }
     this.stopReading();
-    const timeout = options.timeout ?? DEFAULT_SHUTDOWN_TIMEOUT;
-    const typed = this.typed;
-    this.#closing = (async () => {
-      if (typed instanceof PacketmqSession && typed.state !== 'softquitted') {
-        await softquitWithin(typed, this.channel, options.reason ?? DEFAULT_SHUTDOWN_REASON, timeout);
-      } else {
-        await this.channel.close({ timeout });
-      }
-    })();
+    this.#closing = closeGracefully(this.channel, this.typed, options.reason ?? DEFAULT_SHUTDOWN_REASON, timeout);
     this.#closing.catch(noop);
     return this.#closing;
   }
@@ -332,7 +330,6 @@ export class Server<M extends MessageMap = never> {
     this.#requests = requestsEnabled(options);
     this.onRequest = options.onRequest;
     this.#channelOptions = peerChannelOptions(options);
-    checkNumber('idleTimeout', options.idleTimeout, 1); // the Channel's watchdog enforces it (peerChannelOptions)
     this.maxConnections = checkNumber('maxConnections', options.maxConnections, 0, true) ?? DEFAULT_MAX_CONNECTIONS;
     // One memory budget for large bodies across every listen() (as maxConnections is one limit).
     this.#budget = new MemoryBudget(
@@ -471,6 +468,7 @@ export class Server<M extends MessageMap = never> {
       this.#report(error, undefined);
       return;
     }
+    // eslint-disable-next-line prefer-const -- the request layer's handler refers to the connection made after it
     let conn: Connection<M> | undefined;
     const requests = this.#requests
       ? requestLayer(
@@ -588,16 +586,10 @@ export class Server<M extends MessageMap = never> {
       entries.push(entry);
     }
     // One turn of the microtask queue settles every send that was taken or refused at once.
-    await undefined;
+    await Promise.resolve();
     const waiting = entries.filter((e) => e.wait && e.state === PENDING);
     if (waiting.length > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#broadcastTimeout)));
-      try {
-        await Promise.race([Promise.all(waiting.map((e) => e.settled)), timedOut]);
-      } finally {
-        clearTimeout(timer);
-      }
+      await raceTimeout(Promise.all(waiting.map((e) => e.settled)), this.#broadcastTimeout, noop);
       if (policy === 'wait') {
         for (const e of waiting) {
           if (e.state !== PENDING) continue;
@@ -640,7 +632,12 @@ export class Server<M extends MessageMap = never> {
    */
   close(options: ServerCloseOptions = {}): Promise<void> {
     if (this.#closing) return this.#closing;
-    const timeout = checkNumber('timeout', options.timeout, 0) ?? DEFAULT_SHUTDOWN_TIMEOUT;
+    let timeout: number;
+    try {
+      timeout = checkTimeout('timeout', options.timeout) ?? DEFAULT_SHUTDOWN_TIMEOUT;
+    } catch (error) {
+      return Promise.reject(error);
+    }
     const reason = options.reason ?? DEFAULT_SHUTDOWN_REASON;
     this.#closeReason = reason;
     this.#closeTimeout = timeout;

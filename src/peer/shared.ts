@@ -5,12 +5,11 @@
 import type { Duplex } from 'node:stream';
 import type { Channel } from '../core/channel.js';
 import { checkChannelOptions, type ChannelOptions, type RecvOptions } from '../core/options.js';
-import { MessageDecodeError, TimeoutError, UnknownMessageTypeError } from '../errors.js';
+import { MessageDecodeError, UnknownMessageTypeError } from '../errors.js';
 import { PacketmqSession, packetmqChannelOptions, type PacketmqSessionOptions } from '../typed/packetmq.js';
 import type { MessageMap, Protocol, TypedMessage } from '../typed/protocol.js';
 import { TypedChannel } from '../typed/typedChannel.js';
 import type { RequestsOption } from './requests.js';
-import { settlesWithin } from '../util.js';
 
 /** Default time Server.close() and Client.close() wait before destroying what is left. */
 export const DEFAULT_SHUTDOWN_TIMEOUT = 10_000;
@@ -67,21 +66,18 @@ export interface PeerOptions<M extends MessageMap> extends ChannelOptions {
 export const memoryServers = new Map<string, (options: ChannelOptions) => Duplex>();
 
 /**
- * packetmq's softquit (send the reason, then close gracefully), bounded: a peer that never reads
- * would hold the softquit message, and the close behind it, forever. After `timeout` ms the channel
- * is destroyed and this rejects with TimeoutError, as Channel.close({ timeout }) does.
+ * Close one peer connection gracefully within `timeout` ms (0: no limit): packetmq's softquit with
+ * `reason` (unless either side already quit), otherwise Channel.close(). Past the timeout the
+ * channel is destroyed and this rejects with TimeoutError.
  */
-export async function softquitWithin(
-  session: PacketmqSession<MessageMap>,
+export function closeGracefully<M extends MessageMap>(
   channel: Channel,
+  typed: TypedChannel<M> | undefined,
   reason: string,
   timeout: number,
 ): Promise<void> {
-  if (!(await settlesWithin(session.softquit(reason), timeout))) {
-    const error = new TimeoutError(`close timed out after ${timeout} ms`);
-    channel.destroy(error);
-    throw error;
-  }
+  if (typed instanceof PacketmqSession && typed.state !== 'softquitted') return typed.softquit(reason, { timeout });
+  return channel.close({ timeout });
 }
 
 /** The Channel options a peer uses: packetmq's framing and limit when `packetmq` is set. */
@@ -124,6 +120,13 @@ export function messageLayer<M extends MessageMap>(
   return new TypedChannel(options.protocol, channel);
 }
 
+/** A signal that aborts on the next timer tick (a timer that keeps the process alive until then, unlike AbortSignal.timeout's). */
+function nextTimerTick(): AbortSignal {
+  const controller = new AbortController();
+  setTimeout(() => controller.abort(), 0);
+  return controller.signal;
+}
+
 /**
  * Read one connection until it ends or `stop` aborts, calling `handle` for each message in order.
  * After `stop`, what is already buffered is still handled (the drain), then it returns.
@@ -136,8 +139,9 @@ export async function readMessages<M extends MessageMap>(
   report: (error: Error) => unknown,
 ): Promise<void> {
   for (;;) {
-    // Once stopped, take only what is already here: a 0 ms timeout resolves with a buffered message or ends the loop.
-    const options = stop.aborted ? { timeout: 0 } : { signal: stop };
+    // Once stopped, take only what is already here: a message buffered resolves the recv before a
+    // signal that aborts on the next timer tick; the first recv that finds nothing ends the loop.
+    const options = { signal: stop.aborted ? nextTimerTick() : stop };
     let message: Incoming<M>;
     try {
       message = (typed ? await typed.recv(options) : await channel.recv(options)) as Incoming<M>;

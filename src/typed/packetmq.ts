@@ -7,10 +7,18 @@
  * Frames: `[u32 BE length of id+payload][u16 BE packet id][msgpack payload]`, which is
  * `packetmqFraming`. Ids 0..3 are packetmq's own; user ids are 16..65535.
  */
-import type { ChannelOptions, Frame, RecvOptions } from '../core/options.js';
+import {
+  DEFAULT_CLOSE_TIMEOUT,
+  type ChannelOptions,
+  type CloseOptions,
+  type Frame,
+  type RecvOptions,
+} from '../core/options.js';
 import { ChannelClosedError, HandshakeError, MessageTooLargeError, ProtocolError, TimeoutError } from '../errors.js';
 import { lengthPrefixed } from '../framing/lengthPrefixed.js';
 import type { Framing } from '../framing/types.js';
+import { noop, raceTimeout } from '../util.js';
+import { checkTimeout } from '../validate.js';
 import { msgpackCodec } from './codec.js';
 import { Protocol, type MessageDefinition, type MessageMap } from './protocol.js';
 import { TypedChannel, handled, type FrameTransport } from './typedChannel.js';
@@ -61,6 +69,7 @@ export function packetmqChannelOptions(
 }
 
 /** A Protocol for packetmq user packets: ids 16..65535, msgpack payloads by default. */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type -- the empty message map: define() adds to it
 export function packetmqProtocol(): Protocol<{}> {
   return new Protocol({ minId: PACKETMQ_MIN_ID, maxId: PACKETMQ_MAX_ID });
 }
@@ -82,7 +91,8 @@ export interface PacketmqSessionOptions {
    */
   maxMessageSize?: number;
   /**
-   * Milliseconds the handshake may take; then the channel is destroyed and `ready` rejects with TimeoutError.
+   * Milliseconds the handshake may take; then the channel is destroyed and `ready` rejects with
+   * TimeoutError. `0` or `Infinity`: no limit.
    * @default 10000
    */
   handshakeTimeout?: number;
@@ -145,10 +155,7 @@ class PacketmqTransport implements FrameTransport {
     const max = options.maxMessageSize ?? PACKETMQ_MAX_LENGTH;
     if (!Number.isInteger(max) || max < 2)
       throw new RangeError(`Expected \`maxMessageSize\` to be an integer >= 2, got ${String(max)}`);
-    const timeout = options.handshakeTimeout ?? DEFAULT_PACKETMQ_HANDSHAKE_TIMEOUT;
-    if (typeof timeout !== 'number' || !(timeout >= 0) || !Number.isFinite(timeout)) {
-      throw new RangeError(`Expected \`handshakeTimeout\` to be a finite number >= 0, got ${String(timeout)}`);
-    }
+    const timeout = checkTimeout('handshakeTimeout', options.handshakeTimeout) ?? DEFAULT_PACKETMQ_HANDSHAKE_TIMEOUT;
     if (!channel.framing.hasType || channel.framing.maxType < PACKETMQ_MAX_ID) {
       throw new TypeError(
         `Expected the channel to use packetmqFraming (a 2-byte type field), got ${channel.framing.name}`,
@@ -274,35 +281,38 @@ class PacketmqTransport implements FrameTransport {
     return this.#channel.send(msgpackCodec.pack(payload), { type });
   }
 
-  /** Send softquit with `reason` and close. Idempotent. */
-  async softquit(reason: string): Promise<void> {
-    if (this.state === 'softquitted') return;
+  /**
+   * Send softquit with `reason` and close, within `timeout` ms (0: no limit): a peer that does not
+   * read would hold the softquit message, and the close behind it, for ever. Then the channel is
+   * destroyed and this rejects with TimeoutError, as Channel.close({ timeout }) does. Idempotent.
+   */
+  softquit(reason: string, timeout: number): Promise<void> {
+    if (this.state === 'softquitted') return Promise.resolve();
     this.state = 'softquitted';
     this.quitReason = reason;
     this.quitBy = 'local';
-    await this.#sendControl(SOFTQUIT, { reason }).catch(() => {});
-    await this.#channel.close();
+    const quit = (async () => {
+      await this.#sendControl(SOFTQUIT, { reason }).catch(noop);
+      await this.#channel.close({ timeout });
+    })();
+    return raceTimeout(quit, timeout, () => {
+      const error = new TimeoutError(`softquit timed out after ${timeout} ms`);
+      this.#channel.destroy(error);
+      throw error;
+    });
   }
 
   async #fail(reason: string, message: string): Promise<never> {
-    await this.softquit(reason).catch(() => {});
+    await this.softquit(reason, DEFAULT_CLOSE_TIMEOUT).catch(noop);
     throw new HandshakeError(message, { reason });
   }
 
   async #handshake(timeout: number): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        const error = new TimeoutError(`packetmq handshake timed out after ${timeout} ms`);
-        this.#channel.destroy(error);
-        reject(error);
-      }, timeout);
+    await raceTimeout(this.#runHandshake(), timeout, () => {
+      const error = new TimeoutError(`packetmq handshake timed out after ${timeout} ms`);
+      this.#channel.destroy(error);
+      throw error;
     });
-    try {
-      await Promise.race([this.#runHandshake(), timedOut]);
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   async #runHandshake(): Promise<void> {
@@ -408,8 +418,8 @@ class PacketmqTransport implements FrameTransport {
     }
   }
 
-  close(): Promise<void> {
-    return this.#channel.close();
+  close(options?: CloseOptions): Promise<void> {
+    return this.#channel.close(options);
   }
 
   destroy(error?: Error): void {
@@ -479,14 +489,22 @@ export class PacketmqSession<M extends MessageMap> extends TypedChannel<M> {
 
   /**
    * Send softquit with a dotted reason, then close gracefully. The peer gets the reason on its
-   * ChannelClosedError. Marked handled like send(): un-awaited, a failure cannot crash the process.
+   * ChannelClosedError. After `timeout` ms (0 or Infinity: no limit) the channel is destroyed and
+   * this rejects with TimeoutError: a peer that never reads cannot hold it open. Marked handled
+   * like send(): un-awaited, a failure cannot crash the process.
    */
-  softquit(reason = 'reason.unknown'): Promise<void> {
+  softquit(reason = 'reason.unknown', options: { timeout?: number } = {}): Promise<void> {
     if (typeof reason !== 'string' || reason.length === 0) {
       return handled(
         Promise.reject(new TypeError(`Expected \`reason\` to be a non-empty string, got ${String(reason)}`)),
       );
     }
-    return handled(this.#t.softquit(reason));
+    let timeout: number;
+    try {
+      timeout = checkTimeout('timeout', options.timeout) ?? DEFAULT_CLOSE_TIMEOUT;
+    } catch (error) {
+      return handled(Promise.reject(error));
+    }
+    return handled(this.#t.softquit(reason, timeout));
   }
 }

@@ -66,6 +66,7 @@ function isCodec(codec: unknown): codec is Codec<unknown> {
  * proto.id('num');  // 1
  * proto.name(2);    // 'str'
  */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type -- the empty message map: define() adds to it
 export class Protocol<M extends MessageMap = {}> implements Iterable<MessageDefinition> {
   /** Smallest type id define() accepts. */
   readonly minId: number;

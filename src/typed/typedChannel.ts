@@ -3,7 +3,7 @@
  * codec and sends it with the type id in the framing's type field; recv() maps the frame's type
  * id back to a name and unpacks. It wraps a Channel and never reads the socket itself.
  */
-import type { Frame, RecvOptions } from '../core/options.js';
+import type { CloseOptions, Frame, RecvOptions } from '../core/options.js';
 import { ChannelClosedError, MessageDecodeError, UnknownMessageTypeError } from '../errors.js';
 import type { Framing } from '../framing/types.js';
 import { toBuffer } from './codec.js';
@@ -17,7 +17,7 @@ import { WarningLimiter, reportError, warn } from '../report.js';
 export interface FrameTransport {
   send(data: Uint8Array, options: { type: number; signal?: AbortSignal | undefined }): Promise<void>;
   recvFrame(options?: RecvOptions): Promise<Frame>;
-  close(): Promise<void>;
+  close(options?: CloseOptions): Promise<void>;
   destroy(error?: Error): void;
   /** Resolves when the connection has closed: undefined after a clean close, the error otherwise. */
   readonly closed: Promise<Error | undefined>;
@@ -299,8 +299,8 @@ export class TypedChannel<M extends MessageMap> implements AsyncIterable<TypedMe
   }
 
   /** Close the underlying connection gracefully (see Channel.close()). */
-  close(): Promise<void> {
-    return this.transport.close();
+  close(options?: CloseOptions): Promise<void> {
+    return this.transport.close(options);
   }
 
   /** Close at once without flushing. */
