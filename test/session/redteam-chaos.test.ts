@@ -188,6 +188,32 @@ test('destroy() while the client is reconnecting: no reconnection, no timer, no 
   assert.equal(openHandles(), []);
 });
 
+test('await send(buf) then reuse buf, over a session through cuts, to a slow reader: every message intact', async () => {
+  const resume = { heartbeat: 100, keep: 10_000, window: 64 * 1024 };
+  const listener = Channel.listen('127.0.0.1', 0, { resume });
+  const proxy = await ChaosProxy.start((await listener.listening).port);
+  const [ch, server] = await Promise.all([Channel.connect('127.0.0.1', proxy.port, { resume }), listener.accept()]);
+  const reused = Buffer.alloc(100 * 1024);
+  const received = (async () => {
+    let bad = 0;
+    for (let i = 0; i < 30; i++) {
+      if (i % 10 === 0) await sleep(100); // slow: the window fills, sends wait, replays happen after cuts
+      const m = await server!.recv();
+      if (m.length !== reused.length || m.some((b) => b !== i % 251)) bad++;
+    }
+    return bad;
+  })();
+  for (let i = 0; i < 30; i++) {
+    reused.fill(i % 251);
+    if (i % 7 === 3) proxy.cut();
+    await ch.send(reused);
+  }
+  assert.is(await received, 0, 'messages carried bytes written after their send() resolved');
+  await Promise.all([ch.close(), server!.close()]);
+  await proxy.close();
+  await listener.close();
+});
+
 test('nothing left behind: no unhandled rejection, no open handle', async () => {
   await sleep(50);
   assert.equal(unhandled, []);

@@ -9,7 +9,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Channel } from '../../channel.js';
 import { sessionOf } from '../../src/session/connect.js';
-import { MAX_OFFSET, encodeClientHello } from '../../src/session/wire.js';
+import { MAX_OFFSET, encodeClientHello, encodeServerHello } from '../../src/session/wire.js';
 import { childKind, spawnChild, tell } from '../hardening/child.js';
 import { openHandles, sleep, unhandled } from '../helpers.js';
 import { until } from '../rpc/helpers.js';
@@ -124,6 +124,34 @@ if (childKind === undefined) {
     } finally {
       await child.kill();
     }
+  });
+
+  test('a server that never acknowledges: the client holds a window (and its send queue), no more', async () => {
+    const window = 64 * 1024;
+    const fake = net.createServer((socket) => {
+      socket.on('error', () => {});
+      socket.once('data', () => {
+        socket.write(
+          encodeServerHello({ status: 0, token: Buffer.alloc(16, 9), received: 0, messages: 0, window: 2 ** 32 - 1 }),
+        );
+        socket.on('data', () => {}); // read and drop everything, acknowledge nothing
+      });
+    });
+    await new Promise<void>((resolve) => fake.listen(0, '127.0.0.1', resolve));
+    const { port } = fake.address() as net.AddressInfo;
+    const ch = await Channel.connect('127.0.0.1', port, { resume: { window, heartbeat: 200 }, maxQueuedBytes: MiB });
+    const body = Buffer.alloc(32 * 1024, 1);
+    const sends = Array.from({ length: 100 }, () => ch.send(body).then(
+      () => 'sent',
+      (e: unknown) => (e as { code?: string }).code,
+    ));
+    await sleep(300);
+    const held = ch.stats.session!.unacknowledgedBytes;
+    assert.ok(held <= window + body.length + 64, `${held} bytes unacknowledged held by the session`);
+    ch.destroy();
+    const outcomes = await Promise.all(sends);
+    assert.ok(outcomes.includes('ERR_SEND_QUEUE_FULL'), 'the send queue bound was never reached');
+    await new Promise<void>((resolve) => fake.close(() => resolve()));
   });
 
   test('nothing left behind: no unhandled rejection, no open handle', async () => {
