@@ -164,6 +164,8 @@ export class SessionStream extends Duplex {
   #ackTimer: NodeJS.Timeout | undefined;
   /** A PING arrived in the chunk being read: one ACK answers it (and any others in the chunk). */
   #pinged = false;
+  /** An ACK was due while the transport's buffer was full (its peer not reading): it goes out on 'drain'. */
+  #ackOwed = false;
 
   // The transport.
   #transport: Duplex | null = null;
@@ -405,6 +407,13 @@ export class SessionStream extends Duplex {
     if (transport === null) return;
     clearTimeout(this.#ackTimer);
     this.#ackTimer = undefined;
+    if (transport.writableNeedDrain) {
+      // A peer that sends PINGs (or data) and does not read would make each answer wait in our
+      // memory: one ACK, cumulative, answers them all once it reads.
+      this.#ackOwed = true;
+      return;
+    }
+    this.#ackOwed = false;
     const delivered = this.#delivered();
     this.#ackSent = Math.max(this.#ackSent, delivered);
     transport.write(encodeAck(delivered, this.channel?.stats.messagesReceived ?? 0));
@@ -483,6 +492,7 @@ export class SessionStream extends Duplex {
   readonly #pump = (): void => {
     const transport = this.#transport;
     if (transport === null) return;
+    if (this.#ackOwed) this.#sendAck();
     const dataEnd = this.#dataEnd();
     while (this.#transmitted < dataEnd && !transport.writableNeedDrain) {
       const room = Math.min(dataEnd, this.#acked + this.#sendWindow) - this.#transmitted;
