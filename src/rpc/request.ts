@@ -14,6 +14,7 @@
  * every ping that came while the previous one was still queued. Past a bound the pump stops
  * reading, so the Channel's highWaterMark, then TCP, pushes back on the peer.
  */
+import { setMaxListeners } from 'node:events';
 import type { Channel } from '../core/channel.js';
 import type { CloseOptions, RecvOptions } from '../core/options.js';
 import { Deque } from '../core/deque.js';
@@ -62,6 +63,13 @@ interface HeldRequest {
 const PING_BODY = Buffer.from([PING]);
 const PONG_BODY = Buffer.from([PONG]);
 const NO_HANDLER: ErrorReply = describeThrown(new NoHandlerError());
+
+/**
+ * Listeners each running handler may add to the shared `ctx.signal` (its own, and those of the
+ * APIs it passes the signal to) before Node warns of a leak: a handler that never removes its
+ * listeners is still reported, once they outnumber what the handlers in flight can hold.
+ */
+const HANDLER_SIGNAL_LISTENERS = 4;
 
 /**
  * Requests and replies, matched by id, and ordered one-way messages over one Channel.
@@ -184,6 +192,9 @@ export class RequestChannel implements AsyncIterable<Buffer> {
     this.#joined = typeof channel.sendJoined === 'function';
     this.#budgeted = typeof channel.holdMemory === 'function';
     this.#inbox = new Inbox(o.highWaterMark, () => this.#wakeIfRoom());
+    // Up to maxPending handlers share this signal at once, each may listen to it while it runs:
+    // Node's default of 10 listeners would warn of a leak for correct code.
+    setMaxListeners(HANDLER_SIGNAL_LISTENERS * o.maxPending, this.#abort.signal);
     this.#ctx = Object.freeze({ signal: this.#abort.signal });
     const ended = new Promise<void>((resolve) => (this.#resolveEnded = resolve));
     this.closed = Promise.all([channel.closed, ended]).then(([error]) => error);

@@ -292,6 +292,12 @@ export class SessionListener implements AsyncIterable<Channel> {
 
   #onDetached(stream: SessionStream): void {
     if (this.#detached.has(stream)) return;
+    if (this.#closed) {
+      // Nothing listens for its client any more: waiting `keep` would only hold a timer.
+      this.stats.expired++;
+      stream.lose('the listener is closed');
+      return;
+    }
     const timer = setTimeout(
       () => this.#expire(stream, `no reconnection within keep (${this.#settings.keep} ms)`),
       this.#settings.keep,
@@ -356,12 +362,13 @@ export class SessionListener implements AsyncIterable<Channel> {
 
   /**
    * Stop accepting connections. Sessions handed out stay open while their connection lasts; one
-   * that drops afterwards cannot come back and is lost once `keep` runs out. Sessions accepted but
-   * not yet handed out are closed.
+   * without a connection, now or once its connection drops, cannot come back and is lost at once
+   * (SessionLostError). Sessions accepted but not yet handed out are closed.
    */
   close(): Promise<void> {
     if (this.#closing) return this.#closing;
     this.#closed = true;
+    for (const stream of [...this.#detached.keys()]) this.#expire(stream, 'the listener is closed');
     for (let ch = this.#queue.shift(); ch; ch = this.#queue.shift()) ch.destroy();
     for (let t = this.#takers.shift(); t; t = this.#takers.shift()) t.resolve({ value: undefined, done: true });
     this.#closing = new Promise<void>((resolve) => {

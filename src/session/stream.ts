@@ -41,17 +41,37 @@ export interface SessionOwner {
   ended(stream: SessionStream): void;
 }
 
-/** Bytes held in replay buffers by all sessions of a listener, against `replayBudget`. */
+/**
+ * Bytes held in replay buffers by all sessions of a listener, against `replayBudget`. While at
+ * most half of it is used, any session may hold more; past half, only a session holding less
+ * than its share of that half (half the budget / sessions) may, so a few sessions that never
+ * acknowledge cannot stall the sends of every other session, and the sum stays within the budget
+ * (each session may pass it by the one write it was given before it had to wait).
+ */
 export class ReplayBudget {
   used = 0;
   readonly #limit: number;
+  /** Sessions sharing the budget. */
+  #members = 0;
   readonly #waiting = new Set<() => void>();
   constructor(limit: number) {
     this.#limit = limit;
   }
 
-  get full(): boolean {
-    return this.used > this.#limit;
+  /** Whether a session holding `held` bytes may take more. */
+  allows(held: number): boolean {
+    const half = this.#limit / 2;
+    return this.used <= half || held < half / Math.max(1, this.#members);
+  }
+
+  join(): void {
+    this.#members++;
+  }
+
+  /** A session ended (its bytes already released): the others' shares grow. */
+  leave(): void {
+    this.#members--;
+    this.#wake();
   }
 
   add(n: number): void {
@@ -60,11 +80,14 @@ export class ReplayBudget {
 
   release(n: number): void {
     this.used -= n;
-    if (n > 0 && !this.full && this.#waiting.size > 0) {
-      const waiting = [...this.#waiting];
-      this.#waiting.clear();
-      for (const wake of waiting) wake();
-    }
+    if (n > 0 && this.used <= this.#limit / 2) this.#wake();
+  }
+
+  #wake(): void {
+    if (this.#waiting.size === 0) return;
+    const waiting = [...this.#waiting];
+    this.#waiting.clear();
+    for (const wake of waiting) wake();
   }
 
   wait(wake: () => void): void {
@@ -141,6 +164,8 @@ export class SessionStream extends Duplex {
   #ackTimer: NodeJS.Timeout | undefined;
   /** A PING arrived in the chunk being read: one ACK answers it (and any others in the chunk). */
   #pinged = false;
+  /** An ACK was due while the transport's buffer was full (its peer not reading): it goes out on 'drain'. */
+  #ackOwed = false;
 
   // The transport.
   #transport: Duplex | null = null;
@@ -162,6 +187,7 @@ export class SessionStream extends Duplex {
     this.#heartbeat = options.heartbeat;
     this.#owner = options.owner;
     this.#budget = options.budget;
+    this.#budget?.join();
     this.remoteAddress = first.remoteAddress;
     this.remotePort = first.remotePort;
   }
@@ -381,6 +407,13 @@ export class SessionStream extends Duplex {
     if (transport === null) return;
     clearTimeout(this.#ackTimer);
     this.#ackTimer = undefined;
+    if (transport.writableNeedDrain) {
+      // A peer that sends PINGs (or data) and does not read would make each answer wait in our
+      // memory: one ACK, cumulative, answers them all once it reads.
+      this.#ackOwed = true;
+      return;
+    }
+    this.#ackOwed = false;
     const delivered = this.#delivered();
     this.#ackSent = Math.max(this.#ackSent, delivered);
     transport.write(encodeAck(delivered, this.channel?.stats.messagesReceived ?? 0));
@@ -420,7 +453,7 @@ export class SessionStream extends Duplex {
     if (this.#mayAccept()) callback();
     else {
       this.#heldWrite = callback;
-      if (this.#budget?.full === true) this.#budget.wait(this.#releaseHeld);
+      if (this.#budgetRefuses()) this.#budget!.wait(this.#releaseHeld);
     }
   }
 
@@ -433,7 +466,12 @@ export class SessionStream extends Duplex {
 
   /** The window (and the listener's replay budget) has room for more. */
   #mayAccept(): boolean {
-    return this.#dataEnd() - this.#acked <= this.#sendWindow && this.#budget?.full !== true;
+    return this.#dataEnd() - this.#acked <= this.#sendWindow && !this.#budgetRefuses();
+  }
+
+  /** The listener's replay budget has no room for this session's next write. */
+  #budgetRefuses(): boolean {
+    return this.#budget !== undefined && !this.#budget.allows(this.#replay.bytes);
   }
 
   readonly #releaseHeld = (): void => {
@@ -442,7 +480,7 @@ export class SessionStream extends Duplex {
       this.#heldWrite = null;
       this.#budget?.cancel(this.#releaseHeld);
       write();
-    } else if (write !== null && this.#budget?.full === true) this.#budget.wait(this.#releaseHeld);
+    } else if (write !== null && this.#budgetRefuses()) this.#budget!.wait(this.#releaseHeld);
     const final = this.#heldFinal;
     if (final !== null && this.#acked === this.#writtenEnd()) {
       this.#heldFinal = null;
@@ -454,6 +492,7 @@ export class SessionStream extends Duplex {
   readonly #pump = (): void => {
     const transport = this.#transport;
     if (transport === null) return;
+    if (this.#ackOwed) this.#sendAck();
     const dataEnd = this.#dataEnd();
     while (this.#transmitted < dataEnd && !transport.writableNeedDrain) {
       const room = Math.min(dataEnd, this.#acked + this.#sendWindow) - this.#transmitted;
@@ -507,6 +546,7 @@ export class SessionStream extends Duplex {
     this.#budget?.cancel(this.#releaseHeld);
     const freed = this.#replay.clear();
     if (freed > 0) this.#budget?.release(freed);
+    this.#budget?.leave();
     this.#heldWrite = null;
     this.#heldFinal = null;
     if (!this.#ended) {
