@@ -70,6 +70,16 @@ function together(results: RunResult[]): RunResult {
   };
 }
 
+/** The server's count of messages received once it stops changing (the last sends are still on their way), within a second. */
+async function settled(server: LocalServer): Promise<number> {
+  let last = -1;
+  for (let i = 0; i < 50 && server.received() !== last; i++) {
+    last = server.received();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return server.received();
+}
+
 /** The live progress line, on a TTY stderr only. */
 function progressLine(flags: BenchFlags, run: number): (done: number, elapsed: number) => void {
   if (process.stderr.isTTY !== true) return () => {};
@@ -155,12 +165,21 @@ export async function benchCommand(addressText: string | undefined, flags: Bench
   const tty = process.stderr.isTTY === true;
   try {
     for (let i = 1; i <= flags.runs; i++) {
-      const before = server?.received() ?? 0;
-      const result = await runOnWorkers(runConfig, workers, progressLine(flags, i));
+      // Send mode's receiving side, when the server is ours: what arrived from the end of the
+      // warmup (seen on the progress ticks) until it stopped arriving after the run.
+      let before = server?.received() ?? 0;
+      let warm = flags.warmup === 0;
+      const show = progressLine(flags, i);
+      const result = await runOnWorkers(runConfig, workers, (done, elapsed) => {
+        if (!warm && elapsed >= flags.warmup) {
+          warm = true;
+          before = server?.received() ?? 0;
+        }
+        show(done, elapsed);
+      });
       if (tty) process.stderr.write('\n');
       results.push(result);
-      // Send mode's receiving side, when the server is ours: what arrived while this run lasted.
-      const received = server && flags.mode === 'send' ? server.received() - before : null;
+      const received = server && flags.mode === 'send' ? (await settled(server)) - before : null;
       if (received !== null) receivedCounts.push(received);
       doc.runs.push(runDoc(result, config, received));
     }

@@ -111,19 +111,48 @@ export function drive(conn: Connection, tally: Tally, o: DriveOptions): void {
     freeSlot();
   };
 
+  /** Send mode: messages the send queue refused while full (maxQueuedBytes), to start again, oldest first. */
+  const refused: Op[] = [];
+  const start = (op: Op): void => {
+    pending++;
+    if (o.mode === 'request') {
+      rc!.request(o.body).then(
+        () => done(op),
+        (e: unknown) => o.failed(e, false),
+      );
+    } else {
+      // Sends resolve in order, once the message has left the send queue: the sender's drain.
+      ch.send(o.body).then(
+        () => done(op),
+        (e: unknown) => {
+          // A full queue while earlier sends still drain: wait for them, then send this one again
+          // (still charged from its intended time).
+          if (codeOf(e) !== 'ERR_SEND_QUEUE_FULL' || pending < 2) return o.failed(e, true);
+          pending--;
+          refused.push(op);
+        },
+      );
+    }
+  };
+
   const sender = async (): Promise<void> => {
     let k = 0;
     let waitedForSlot = false;
     while (!tally.finished) {
+      if (pending >= o.window || (refused.length > 0 && pending > 0)) {
+        waitedForSlot = true;
+        await nextSlot();
+        continue;
+      }
+      const again = refused.shift();
+      if (again !== undefined) {
+        start(again);
+        continue;
+      }
       const now = performance.now();
       const intended = o.schedule.intended(k, now);
       if (intended > now) {
         await sleep(intended - now);
-        continue;
-      }
-      if (pending >= o.window) {
-        waitedForSlot = true;
-        await nextSlot();
         continue;
       }
       const measured = intended >= tally.measureStart;
@@ -138,35 +167,26 @@ export function drive(conn: Connection, tally: Tally, o: DriveOptions): void {
       waitedForSlot = false;
       k++;
       const op: Op = { intended, sentAt: now, measured };
-      pending++;
       tally.inFlight++;
       tally.firstSentAt ??= now;
-      if (o.mode === 'request') {
-        rc!.request(o.body).then(
-          () => done(op),
-          (e: unknown) => o.failed(e, false),
-        );
-      } else if (o.mode === 'send') {
-        // Sends resolve in order, once the message has left the send queue: the sender's drain.
-        ch.send(o.body).then(
-          () => done(op),
-          (e: unknown) => o.failed(e, true),
-        );
-      } else {
-        fifo.push(op);
-        try {
-          await ch.send(o.body);
-        } catch (e) {
-          // Messages over maxQueuedBytes (16 MiB) are refused while the socket still holds earlier
-          // ones: the window is too wide for them, so send this one again once an echo is back.
-          if (codeOf(e) !== 'ERR_SEND_QUEUE_FULL' || fifo.length < 2) throw e;
-          fifo.pop();
-          pending--;
-          tally.inFlight--;
-          k--;
-          if (measured) tally.startedMeasured--;
-          await nextSlot();
-        }
+      if (o.mode !== 'echo') {
+        start(op);
+        continue;
+      }
+      pending++;
+      fifo.push(op);
+      try {
+        await ch.send(o.body);
+      } catch (e) {
+        // Messages over maxQueuedBytes (16 MiB) are refused while the socket still holds earlier
+        // ones: the window is too wide for them, so send this one again once an echo is back.
+        if (codeOf(e) !== 'ERR_SEND_QUEUE_FULL' || fifo.length < 2) throw e;
+        fifo.pop();
+        pending--;
+        tally.inFlight--;
+        k--;
+        if (measured) tally.startedMeasured--;
+        await nextSlot();
       }
     }
   };

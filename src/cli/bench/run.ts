@@ -167,7 +167,7 @@ export async function run(config: RunConfig, onProgress: Progress = () => {}): P
     if (e instanceof CliError) return tally.finish({ ok: false, error: e });
     if (codeOf(e) === 'ERR_REMOTE') {
       const error = new CliError(
-        `${where} answered a request with an error after ${tally.doneMeasured} requests: ${describeError(e)}`,
+        `${where} answered a request with an error after ${tally.doneMeasured} requests: ${describeError(e)}: is it a Server with onRequest?`,
       );
       return tally.finish({ ok: false, error });
     }
@@ -206,6 +206,14 @@ export async function run(config: RunConfig, onProgress: Progress = () => {}): P
   const samples: number[] = [];
   let nextSampleAt = tally.measureStart + 1000;
   let doneAtLastSample = 0;
+  /** Closes the per-second samples of every whole second up to `now`. */
+  const sample = (now: number): void => {
+    while (now >= nextSampleAt) {
+      samples.push(tally.doneMeasured - doneAtLastSample);
+      doneAtLastSample = tally.doneMeasured;
+      nextSampleAt += 1000;
+    }
+  };
   const ticker = setInterval(() => {
     const now = performance.now();
     if (!measuring && now >= tally.measureStart) {
@@ -213,11 +221,7 @@ export async function run(config: RunConfig, onProgress: Progress = () => {}): P
       lag.enable();
       eluStart = performance.eventLoopUtilization();
     }
-    while (now >= nextSampleAt) {
-      samples.push(tally.doneMeasured - doneAtLastSample);
-      doneAtLastSample = tally.doneMeasured;
-      nextSampleAt += 1000;
-    }
+    sample(now);
     onProgress(tally.doneMeasured, (now - start) / 1000);
     if (tally.inFlight > 0 && now - tally.lastDoneAt > config.timeout * 1000) {
       tally.finish({ ok: false, error: stalled(config, tally) });
@@ -231,6 +235,7 @@ export async function run(config: RunConfig, onProgress: Progress = () => {}): P
   const outcome = await tally.outcome;
   const end = performance.now();
   clearInterval(ticker);
+  sample(end);
   clearTimeout(deadline);
   lag.disable();
   const elu = eluStart === undefined ? 0 : performance.eventLoopUtilization(eluStart).utilization;
@@ -240,7 +245,16 @@ export async function run(config: RunConfig, onProgress: Progress = () => {}): P
     // Messages still in flight: close without waiting for their answers, or for a server that stalls.
     for (const c of conns) c.ch.destroy();
   } else {
-    await Promise.all(conns.map((c) => (c.rc ?? c.ch).close({ timeout: 2000 }).catch(() => c.ch.destroy())));
+    const lost = await Promise.all(
+      conns.map(async (c) => {
+        const closing = (c.rc ?? c.ch).close({ timeout: 2000 }).catch(() => c.ch.destroy());
+        await closing;
+        return settleWithin(c.ch.closed, 1000, undefined);
+      }),
+    );
+    // One-way sends resolve once written: a peer that reset the connection under them shows only here.
+    const reason = lost.find((e) => e !== undefined);
+    if (config.mode === 'send' && reason !== undefined) throw failure(reason, config, tally);
   }
   if (!outcome.ok) throw failure(outcome.error, config, tally);
   return {
