@@ -213,7 +213,9 @@ export async function benchCommand(addressText: string | undefined, flags: Bench
   if (flags.json) print(JSON.stringify(doc, null, 2));
   else {
     print(resultTable(doc, half));
-    const shown = distribution(all.corrected, flags.rate === undefined ? 'all runs' : 'corrected');
+    const which = flags.rate === undefined ? [] : ['corrected'];
+    if (flags.runs > 1) which.push(`all ${flags.runs} runs`);
+    const shown = distribution(all.corrected, which.join(', ') || 'measured');
     if (shown) print(shown);
   }
   for (const w of doc.warnings) note(w);

@@ -125,7 +125,8 @@ export function compareDocs(a: BenchDoc, b: BenchDoc): Comparison[] {
 }
 
 export function comparisonTable(rows: Comparison[], a: BenchDoc, b: BenchDoc): string {
-  const fmt = (n: number): string => (Number.isFinite(n) ? n.toLocaleString('en', { maximumFractionDigits: 3 }) : '-');
+  const fmt = (n: number, digits: number): string =>
+    Number.isFinite(n) ? n.toLocaleString('en', { maximumFractionDigits: digits }) : '-';
   const lines = [
     `a: ${a.config.mode} ${a.config.target}, ${a.runs.length} run${a.runs.length === 1 ? '' : 's'}`,
     `b: ${b.config.mode} ${b.config.target}, ${b.runs.length} run${b.runs.length === 1 ? '' : 's'}`,
@@ -135,7 +136,8 @@ export function comparisonTable(rows: Comparison[], a: BenchDoc, b: BenchDoc): s
     const change = Number.isFinite(r.change) ? `${r.change >= 0 ? '+' : ''}${(r.change * 100).toFixed(1)}%` : '-';
     const verdict =
       r.significant === undefined ? 'unknown (needs --runs 2 or more on each side)' : r.significant ? 'yes' : 'no';
-    table.push([r.metric, fmt(r.a), fmt(r.b), change, r.test ? r.test.p.toPrecision(2) : '-', verdict]);
+    const digits = r.metric === 'messages/s' ? 1 : 3;
+    table.push([r.metric, fmt(r.a, digits), fmt(r.b, digits), change, r.test ? r.test.p.toPrecision(2) : '-', verdict]);
   }
   const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
   for (const row of table)

@@ -112,7 +112,7 @@ export function runDoc(r: RunResult, config: BenchConfigDoc, received: number | 
 }
 
 /** Event-loop utilization from which the generator counts as saturated. */
-const BUSY = 0.9;
+const BUSY = 0.85;
 /** Event-loop delay p99 (ms) from which latencies carry the generator's own delay. */
 const LAGGING_MS = 50;
 /** The share of sends late through the generator's own delay that makes an open-loop run generator-bound. */
