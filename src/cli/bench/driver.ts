@@ -193,7 +193,10 @@ export function drive(conn: Connection, tally: Tally, o: DriveOptions): void {
 
   const reader = async (): Promise<void> => {
     while (!tally.finished) {
-      await ch.recv();
+      // What is already buffered is taken without a promise each: the echoes of one read complete
+      // together, so the sends they make room for leave together too.
+      const message = ch.tryRecv() ?? (await ch.recv());
+      ch.release(message); // its memory may hold a later echo
       if (o.mode === 'send') continue; // a server that answers one-way messages: read and drop
       const op = fifo.shift();
       if (op === undefined) throw o.unexpected();
