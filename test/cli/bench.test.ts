@@ -3,6 +3,7 @@
  * 127.0.0.1 port 0: the modes, the JSON document, the open-loop correction, the hard deadline,
  * compare, and hostile servers (every failure one line, never a hang).
  */
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -118,6 +119,7 @@ test('--json: one document with config, environment, every run, the summary, war
   assert.is(doc.config.connections, 3);
   assert.is(doc.config.inProcessServer, true);
   assert.equal(doc.errors, []);
+  assert.not.match(r.stderr, /\r/, 'no progress line off a TTY');
   // The checker itself finds a missing field.
   delete doc.summary.latency.corrected['p99.9'];
   assert.equal(schemaProblems(doc), [
@@ -351,6 +353,25 @@ test('hostile servers: silent, closing at once, another framing, not reading: on
     }
   } finally {
     await Promise.all([silent.close(), closing.close(), stuck.close(), listener.close()]);
+  }
+});
+
+test('Ctrl-C ends the bench early with what it measured, on one thread and on workers', async () => {
+  for (const extra of [[], ['--workers', '2', '-C', '2']]) {
+    const child = spawn(process.execPath, ['dist/cli.js', 'bench', '--duration', '60', '--json', ...extra], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    child.stdout.setEncoding('utf8').on('data', (t: string) => (stdout += t));
+    const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    await sleep(1500);
+    child.kill('SIGINT');
+    const status = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    clearTimeout(killer);
+    assert.is(status, 0, extra.join(' '));
+    const s = (JSON.parse(stdout) as Record<string, any>).summary;
+    assert.ok(s.seconds > 0 && s.seconds < 20, `stopped early: ${s.seconds} s`);
+    assert.ok(s.messages > 0);
   }
 });
 

@@ -163,20 +163,28 @@ export async function benchCommand(addressText: string | undefined, flags: Bench
   const results: RunResult[] = [];
   const receivedCounts: number[] = [];
   const tty = process.stderr.isTTY === true;
+  // Ctrl-C ends the bench early with what it measured so far; a second one kills it as usual.
+  const stopping = new AbortController();
+  process.once('SIGINT', () => stopping.abort());
   try {
-    for (let i = 1; i <= flags.runs; i++) {
+    for (let i = 1; i <= flags.runs && !stopping.signal.aborted; i++) {
       // Send mode's receiving side, when the server is ours: what arrived from the end of the
       // warmup (seen on the progress ticks) until it stopped arriving after the run.
       let before = server?.received() ?? 0;
       let warm = flags.warmup === 0;
       const show = progressLine(flags, i);
-      const result = await runOnWorkers(runConfig, workers, (done, elapsed) => {
-        if (!warm && elapsed >= flags.warmup) {
-          warm = true;
-          before = server?.received() ?? 0;
-        }
-        show(done, elapsed);
-      });
+      const result = await runOnWorkers(
+        runConfig,
+        workers,
+        (done, elapsed) => {
+          if (!warm && elapsed >= flags.warmup) {
+            warm = true;
+            before = server?.received() ?? 0;
+          }
+          show(done, elapsed);
+        },
+        stopping.signal,
+      );
       if (tty) process.stderr.write('\n');
       results.push(result);
       const received = server && flags.mode === 'send' ? (await settled(server)) - before : null;

@@ -153,7 +153,11 @@ function stalled(config: RunConfig, tally: Tally): CliError {
 /** Called every TICK_MS with the measured messages done and the seconds since the start (warmup included). */
 export type Progress = (done: number, elapsed: number) => void;
 
-export async function run(config: RunConfig, onProgress: Progress = () => {}): Promise<RunResult> {
+/**
+ * One run. `stop` ends it early as the deadline would (Ctrl-C): what was measured until then is
+ * the result.
+ */
+export async function run(config: RunConfig, onProgress: Progress = () => {}, stop?: AbortSignal): Promise<RunResult> {
   const conns = await openConnections(config);
   const where = showAddress(config.address);
   const tally = new Tally(newHistogram(), newHistogram());
@@ -227,6 +231,9 @@ export async function run(config: RunConfig, onProgress: Progress = () => {}): P
       tally.finish({ ok: false, error: stalled(config, tally) });
     }
   }, TICK_MS);
+  const onStop = (): void => tally.finish({ ok: true });
+  stop?.addEventListener('abort', onStop, { once: true });
+  if (stop?.aborted) onStop();
   const deadline =
     config.duration === undefined
       ? undefined
@@ -237,6 +244,7 @@ export async function run(config: RunConfig, onProgress: Progress = () => {}): P
   clearInterval(ticker);
   sample(end);
   clearTimeout(deadline);
+  stop?.removeEventListener('abort', onStop);
   lag.disable();
   const elu = eluStart === undefined ? 0 : performance.eventLoopUtilization(eluStart).utilization;
   onProgress(tally.doneMeasured, (end - start) / 1000);

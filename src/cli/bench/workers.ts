@@ -8,6 +8,9 @@ import { Worker } from 'node:worker_threads';
 import { CliError } from '../output.js';
 import { run, type Progress, type RunConfig, type RunResult } from './run.js';
 
+/** What the main thread posts to a worker: 'stop' ends its run early (Ctrl-C). */
+export type ToWorker = 'stop';
+
 /** What a worker posts: its progress, its result, or its failure as the one line to report. */
 export type WorkerMessage =
   | { kind: 'progress'; done: number; elapsed: number }
@@ -40,8 +43,13 @@ export function merge(results: RunResult[]): RunResult {
 }
 
 /** Runs `config` on `workers` threads (in this thread when 1) and merges the results. */
-export async function runOnWorkers(config: RunConfig, workers: number, onProgress: Progress): Promise<RunResult> {
-  if (workers <= 1) return run(config, onProgress);
+export async function runOnWorkers(
+  config: RunConfig,
+  workers: number,
+  onProgress: Progress,
+  stop?: AbortSignal,
+): Promise<RunResult> {
+  if (workers <= 1) return run(config, onProgress, stop);
   const connections = shares(config.connections, workers);
   const counts = config.count === undefined ? undefined : shares(config.count, workers);
   const progress = new Array<number>(workers).fill(0);
@@ -52,6 +60,7 @@ export async function runOnWorkers(config: RunConfig, workers: number, onProgres
     first += n;
     const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: share });
     threads.push(worker);
+    stop?.addEventListener('abort', () => worker.postMessage('stop'), { once: true });
     return new Promise<RunResult>((resolve, reject) => {
       worker.on('message', (m: WorkerMessage) => {
         if (m.kind === 'progress') {
