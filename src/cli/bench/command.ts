@@ -5,7 +5,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { parseAddress, parseFraming, showAddress, type Address } from '../args.js';
-import { CliError, codeOf, describeError, err, fail, note, print } from '../output.js';
+import { CliError, codeOf, describeError, err, fail, note, print, showSize } from '../output.js';
 import { UNIT, type Mode } from './driver.js';
 import { newHistogram, percentileCurve } from './histogram.js';
 import {
@@ -211,7 +211,7 @@ export async function benchCommand(addressText: string | undefined, flags: Bench
         color: '#1f77b4',
         points: percentileCurve(all.uncorrected),
       });
-    const title = `msgchannel bench ${flags.mode} ${config.target}: ${showSizeText(flags.size)}, ${connections} connections, ${flags.rate === undefined ? 'closed loop' : `${flags.rate}/s`}`;
+    const title = `msgchannel bench ${flags.mode} ${config.target}: ${showSize(flags.size)}, ${connections} connections, ${flags.rate === undefined ? 'closed loop' : `${flags.rate}/s`}`;
     try {
       writeFileSync(flags.svg, percentilePlot(title, lines));
     } catch (e) {
@@ -236,5 +236,3 @@ function errorCode(e: unknown): string | null {
   const named = describeError(e).match(/\b(?:ERR_[A-Z_]+|E[A-Z]{3,})\b/g);
   return codeOf(e) ?? named?.at(-1) ?? null;
 }
-
-const showSizeText = (n: number): string => `${n} B`;

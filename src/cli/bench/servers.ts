@@ -26,7 +26,8 @@ export async function startLocalServer(mode: Mode, framing: Framing): Promise<Lo
     }
     for await (const m of ch) {
       received++;
-      if (mode === 'echo') await ch.send(m);
+      if (mode === 'echo') await ch.send(m); // once sent, m is ours again
+      ch.release(m); // its memory may hold a later message
     }
   };
   void (async () => {
