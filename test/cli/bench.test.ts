@@ -289,10 +289,11 @@ test('--duration is a hard deadline in every mode and load model, against a serv
   }
 });
 
-test('hostile servers: silent, closing at once, another framing, not reading: one line each, never a hang', async () => {
+test('hostile servers: silent, closing at once, another framing, another protocol, not reading: one line each, never a hang', async () => {
   const silent = await rawServer((s) => s.resume());
   const closing = await rawServer((s) => s.destroy());
   const stuck = await rawServer((s) => s.pause()); // never reads: our sends back up
+  const http = await rawServer((s) => s.once('data', () => s.write('HTTP/1.1 400 Bad Request\r\n\r\n')));
   const { listener, port: msgEcho } = await echoServer();
   try {
     const cases: [string[], number, RegExp][] = [
@@ -321,6 +322,16 @@ test('hostile servers: silent, closing at once, another framing, not reading: on
         ],
         124,
         /^msgchannel: sends to 127\.0\.0\.1:\d+ made no progress for 0\.5 s after \d+ messages/,
+      ],
+      [
+        ['bench', `127.0.0.1:${http.port}`, '--count', '5'],
+        1,
+        /^msgchannel: connection to 127\.0\.0\.1:\d+ lost during the benchmark after 0 round trips: malformed frame from 127\.0\.0\.1:\d+: bad frame header: .* \(ERR_PROTOCOL\)\n$/,
+      ],
+      [
+        ['bench', `127.0.0.1:${http.port}`, '--mode', 'request', '--workers', '2', '-C', '2', '--count', '5'],
+        1,
+        /^msgchannel: connection to 127\.0\.0\.1:\d+ lost during the benchmark after 0 requests: malformed frame .*\(ERR_PROTOCOL\)\n$/,
       ],
       [['bench', `127.0.0.1:${closing.port}`, '--count', '5'], 1, /^msgchannel: .*127\.0\.0\.1:\d+/],
       [
@@ -352,7 +363,7 @@ test('hostile servers: silent, closing at once, another framing, not reading: on
       assert.is(r.status, status, `${args.join(' ')}: ${r.stderr}`);
     }
   } finally {
-    await Promise.all([silent.close(), closing.close(), stuck.close(), listener.close()]);
+    await Promise.all([silent.close(), closing.close(), stuck.close(), http.close(), listener.close()]);
   }
 });
 
