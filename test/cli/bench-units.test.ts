@@ -3,7 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { compareDocs, incompleteBeta, welch } from '../../src/cli/bench/compare.js';
 import { newHistogram, percentileCurve, recordMs, summarize } from '../../src/cli/bench/histogram.js';
-import type { BenchDoc, RunDoc } from '../../src/cli/bench/report.js';
+import { warnings, type BenchConfigDoc, type BenchDoc, type RunDoc } from '../../src/cli/bench/report.js';
 import { closedLoop, openLoop } from '../../src/cli/bench/schedule.js';
 import { percentilePlot } from '../../src/cli/bench/svg.js';
 import { merge, shares } from '../../src/cli/bench/workers.js';
@@ -72,6 +72,37 @@ test('compare: a clear change over repeated runs is significant, noise is not, o
   const single = compareDocs(doc([runDoc(100_000, 1)]), doc([runDoc(200_000, 1)]));
   assert.is(single[0]!.significant, undefined);
   assert.ok(Math.abs(single[0]!.change - 1) < 1e-12);
+});
+
+test('warnings: a busy or lagging generator, sends behind schedule, a server behind the rate; none for a healthy run', () => {
+  const config = { mode: 'echo', rate: 10_000, window: 16, workers: 1, inProcessServer: false } as BenchConfigDoc;
+  const healthy = { ...runDoc(10_000, 1), late: { generator: 10, window: 0, started: 20_000, lateMs: 10 } };
+  healthy.generator = { eventLoopUtilization: 0.5, eventLoopDelayP99: 12 };
+  healthy.seconds = 2;
+  assert.equal(warnings(healthy, config), []);
+  const busy = { ...healthy, generator: { eventLoopUtilization: 0.97, eventLoopDelayP99: 80 } };
+  const [cpu, lag] = warnings(busy, config);
+  assert.match(cpu!, /^generator-bound: the generator's event loop was busy 97% of the run.*\(try --workers 2\)$/);
+  assert.match(lag!, /lagged 80\.0 ms \(p99\)/);
+  assert.match(
+    warnings(busy, { ...config, inProcessServer: true })[0]!,
+    /^the in-process server shares the generator's event loop/,
+  );
+  const behind = { ...healthy, late: { generator: 400, window: 0, started: 20_000, lateMs: 10 } };
+  assert.match(
+    warnings(behind, config)[0]!,
+    /^generator-bound: 400 of 20000 sends started over 10 ms late with a window slot free/,
+  );
+  assert.equal(warnings(behind, { ...config, rate: null }), [], 'a closed loop has no schedule to fall behind');
+  const slowServer = {
+    ...healthy,
+    messagesPerSecond: 6000,
+    late: { generator: 0, window: 5000, started: 12_000, lateMs: 10 },
+  };
+  assert.match(
+    warnings(slowServer, config)[0]!,
+    /^6,000 round trips\/s of the --rate 10,000: the window \(--window 16\) was full for 5000 sends/,
+  );
 });
 
 test('histogram summary: percentiles in ms, null without values; workers merge exactly', () => {
