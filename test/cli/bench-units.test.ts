@@ -50,6 +50,7 @@ function runDoc(messagesPerSecond: number, p99: number): RunDoc {
     messagesPerSecond,
     bytesPerSecond: 0,
     samples: [],
+    connections: { min: 0, max: 0, mean: 0, stddev: 0 },
     latency: { corrected: { ...latency, p50: p99 / 2, p99 }, uncorrected: latency },
     late: { generator: 0, window: 0, started: 0, lateMs: 10 },
     received: null,
@@ -119,6 +120,7 @@ test('histogram summary: percentiles in ms, null without values; workers merge e
     abandoned: 0,
     seconds: 1,
     samples,
+    perConnection: [h.count],
     corrected: h,
     uncorrected: newHistogram(),
     lateGenerator: 0,
@@ -130,6 +132,7 @@ test('histogram summary: percentiles in ms, null without values; workers merge e
   const m = merge([result(a, [60, 39]), result(b, [1])]);
   assert.is(m.messages, 100);
   assert.equal(m.samples, [61], 'whole seconds every worker completed');
+  assert.equal(m.perConnection, [99, 1], "each worker's connections, in order");
   const s = summarize(m.corrected);
   assert.is(s.count, 100);
   assert.ok(Math.abs(s.p50! - 1) < 0.01, String(s.p50));

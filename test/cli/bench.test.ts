@@ -77,6 +77,7 @@ function schemaProblems(doc: Record<string, unknown>): string[] {
         'messagesPerSecond',
         'bytesPerSecond',
         'samples',
+        'connections',
         'latency',
         'late',
         'received',
@@ -87,6 +88,9 @@ function schemaProblems(doc: Record<string, unknown>): string[] {
     for (const k of ['messages', 'abandoned', 'seconds', 'messagesPerSecond', 'bytesPerSecond'])
       expect(isNum(r[k]), `${where}.${k}`);
     expect(Array.isArray(r.samples) && (r.samples as unknown[]).every(isNum), `${where}.samples`);
+    keys(r.connections, ['min', 'max', 'mean', 'stddev'], `${where}.connections`);
+    for (const k of ['min', 'max', 'mean', 'stddev'])
+      expect(isNum((r.connections as Record<string, unknown>)[k]), `${where}.connections.${k}`);
     const lat = r.latency as Record<string, Record<string, unknown>>;
     keys(lat, ['corrected', 'uncorrected'], `${where}.latency`);
     for (const which of ['corrected', 'uncorrected']) {
@@ -117,6 +121,9 @@ test('--json: one document with config, environment, every run, the summary, war
   assert.is(doc.summary.messages, 600);
   assert.is(doc.summary.latency.corrected.count, 600);
   assert.is(doc.config.connections, 3);
+  const perConnection = doc.runs[0].connections;
+  assert.ok(perConnection.min <= perConnection.mean && perConnection.mean <= perConnection.max);
+  assert.is(perConnection.mean, 100, '300 round trips over 3 connections');
   assert.is(doc.config.inProcessServer, true);
   assert.equal(doc.errors, []);
   assert.not.match(r.stderr, /\r/, 'no progress line off a TTY');

@@ -60,6 +60,7 @@ function together(results: RunResult[]): RunResult {
     abandoned: sum((r) => r.abandoned),
     seconds: sum((r) => r.seconds),
     samples: results.flatMap((r) => r.samples),
+    perConnection: results[0]!.perConnection.map((_, i) => sum((r) => r.perConnection[i]!)),
     corrected,
     uncorrected,
     lateGenerator: sum((r) => r.lateGenerator),

@@ -52,6 +52,8 @@ export class Tally {
   constructor(
     readonly corrected: RecordableHistogram,
     readonly uncorrected: RecordableHistogram,
+    /** Measured messages completed by each connection (the spread between connections). */
+    readonly perConnection: number[],
   ) {
     let end!: (o: Outcome) => void;
     this.outcome = new Promise<Outcome>((resolve) => (end = resolve));
@@ -64,7 +66,7 @@ export class Tally {
     this.#end(o);
   }
 
-  complete(op: Op, now: number): void {
+  complete(op: Op, now: number, connection: number): void {
     this.inFlight--;
     this.lastDoneAt = now;
     this.answered++;
@@ -72,6 +74,7 @@ export class Tally {
     recordMs(this.corrected, now - op.intended);
     recordMs(this.uncorrected, now - op.sentAt);
     this.doneMeasured++;
+    this.perConnection[connection]!++;
     if (this.doneMeasured >= this.limit) this.finish({ ok: true });
   }
 }
@@ -84,6 +87,8 @@ export interface Connection {
 
 export interface DriveOptions {
   mode: Mode;
+  /** This connection's index in the tally's perConnection. */
+  index: number;
   schedule: Schedule;
   window: number;
   body: Buffer;
@@ -107,7 +112,7 @@ export function drive(conn: Connection, tally: Tally, o: DriveOptions): void {
   };
   const done = (op: Op): void => {
     pending--;
-    tally.complete(op, performance.now());
+    tally.complete(op, performance.now(), o.index);
     freeSlot();
   };
 

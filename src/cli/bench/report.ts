@@ -45,6 +45,8 @@ export interface RunDoc {
   bytesPerSecond: number;
   /** Messages completed in each whole second of the measured phase. */
   samples: number[];
+  /** Measured messages completed per connection: how evenly the connections were served. */
+  connections: { min: number; max: number; mean: number; stddev: number };
   /** Latency in ms: corrected from each message's intended send time, uncorrected from its actual one (equal in a closed loop). */
   latency: { corrected: LatencySummary; uncorrected: LatencySummary };
   /** Open loop: measured sends started over lateMs after their intended time, because the generator was behind or the window was full. */
@@ -91,6 +93,18 @@ export function environment(version: string): BenchDoc['environment'] {
 
 const round = (n: number, digits = 3): number => Number(n.toFixed(digits));
 
+function spread(counts: number[]): RunDoc['connections'] {
+  if (counts.length === 0) return { min: 0, max: 0, mean: 0, stddev: 0 };
+  const mean = counts.reduce((a, b) => a + b, 0) / counts.length;
+  const variance = counts.reduce((a, b) => a + (b - mean) ** 2, 0) / counts.length;
+  return {
+    min: Math.min(...counts),
+    max: Math.max(...counts),
+    mean: round(mean, 1),
+    stddev: round(Math.sqrt(variance), 1),
+  };
+}
+
 export function runDoc(r: RunResult, config: BenchConfigDoc, received: number | null): RunDoc {
   const directions = config.mode === 'send' ? 1 : 2;
   const perSecond = (n: number): number => (r.seconds > 0 ? round(n / r.seconds, 1) : 0);
@@ -101,6 +115,7 @@ export function runDoc(r: RunResult, config: BenchConfigDoc, received: number | 
     messagesPerSecond: perSecond(r.messages),
     bytesPerSecond: perSecond(r.messages * config.size * directions),
     samples: r.samples,
+    connections: spread(r.perConnection),
     latency: { corrected: summarize(r.corrected), uncorrected: summarize(r.uncorrected) },
     late: { generator: r.lateGenerator, window: r.lateWindow, started: r.started, lateMs: LATE_MS },
     received: received === null ? null : { messages: received, messagesPerSecond: perSecond(received) },

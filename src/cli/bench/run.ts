@@ -44,6 +44,8 @@ export interface RunResult {
   seconds: number;
   /** Messages completed in each whole second of the measured phase. */
   samples: number[];
+  /** Measured messages completed by each connection, in connection order. */
+  perConnection: number[];
   corrected: RecordableHistogram;
   uncorrected: RecordableHistogram;
   lateGenerator: number;
@@ -160,7 +162,7 @@ export type Progress = (done: number, elapsed: number) => void;
 export async function run(config: RunConfig, onProgress: Progress = () => {}, stop?: AbortSignal): Promise<RunResult> {
   const conns = await openConnections(config);
   const where = showAddress(config.address);
-  const tally = new Tally(newHistogram(), newHistogram());
+  const tally = new Tally(newHistogram(), newHistogram(), new Array<number>(conns.length).fill(0));
   tally.limit = config.count ?? Infinity;
   const start = performance.now();
   tally.measureStart = start + config.warmup * 1000;
@@ -191,6 +193,7 @@ export async function run(config: RunConfig, onProgress: Progress = () => {}, st
     const index = config.firstConnection + i;
     drive(conn, tally, {
       mode: config.mode,
+      index: i,
       schedule: config.rate === undefined ? closedLoop : openLoop(config.rate, index, config.totalConnections, start),
       window: config.window,
       body,
@@ -270,6 +273,7 @@ export async function run(config: RunConfig, onProgress: Progress = () => {}, st
     abandoned,
     seconds: Math.max(0, end - tally.measureStart) / 1000,
     samples,
+    perConnection: tally.perConnection,
     corrected: tally.corrected,
     uncorrected: tally.uncorrected,
     lateGenerator: tally.lateGenerator,

@@ -24,9 +24,10 @@ export function shares(total: number, parts: number): number[] {
 
 export function merge(results: RunResult[]): RunResult {
   const [first, ...rest] = results;
-  const m: RunResult = { ...first!, samples: [...first!.samples] };
+  const m: RunResult = { ...first!, samples: [...first!.samples], perConnection: [...first!.perConnection] };
   for (const r of rest) {
     m.messages += r.messages;
+    m.perConnection.push(...r.perConnection); // the workers' connections follow each other
     m.abandoned += r.abandoned;
     m.seconds = Math.max(m.seconds, r.seconds);
     m.corrected.add(r.corrected);
