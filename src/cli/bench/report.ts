@@ -198,6 +198,11 @@ export function resultTable(doc: BenchDoc, half: boolean): string {
     'throughput',
     `${fmt(r.bytesPerSecond / 1e6, 1)} MB/s (${c.mode === 'send' ? 'one way' : 'both directions'})`,
   ]);
+  if (c.connections > 1)
+    rows.push([
+      'per connection',
+      `${fmt(r.connections.min)} to ${fmt(r.connections.max)} ${unit} (mean ${fmt(r.connections.mean)}, stddev ${fmt(r.connections.stddev)})`,
+    ]);
   if (r.received)
     rows.push(['received', `${fmt(r.received.messages)} by the server, ${fmt(r.received.messagesPerSecond)}/s`]);
   const lat = r.latency;
