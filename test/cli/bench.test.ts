@@ -188,7 +188,7 @@ test('send mode against `listen --quiet` (reads and discards) and request mode a
     const q = await run(['bench', `127.0.0.1:${port}`, '--mode', 'request', '--count', '400', '-C', '2']);
     assert.is(q.status, 0, q.stderr);
     assert.match(q.stdout, /\| requests +\| 400 +\|/);
-    assert.match(q.stdout, /\| per connection +\| [\d,]+ to [\d,]+ requests \(mean 200, stddev [\d.,]+\) +\|/);
+    assert.match(q.stdout, /\| per connection +\| [\d,]+ to [\d,]+ requests \(mean 200\.0, stddev [\d.,]+\) +\|/);
     assert.is(requests, 400);
   } finally {
     await sink.close();

@@ -201,7 +201,7 @@ export function resultTable(doc: BenchDoc, half: boolean): string {
   if (c.connections > 1)
     rows.push([
       'per connection',
-      `${fmt(r.connections.min)} to ${fmt(r.connections.max)} ${unit} (mean ${fmt(r.connections.mean)}, stddev ${fmt(r.connections.stddev)})`,
+      `${fmt(r.connections.min)} to ${fmt(r.connections.max)} ${unit} (mean ${fmt(r.connections.mean, 1)}, stddev ${fmt(r.connections.stddev, 1)})`,
     ]);
   if (r.received)
     rows.push(['received', `${fmt(r.received.messages)} by the server, ${fmt(r.received.messagesPerSecond)}/s`]);

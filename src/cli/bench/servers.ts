@@ -36,7 +36,10 @@ export async function startLocalServer(mode: Mode, framing: Framing): Promise<Lo
         .catch(() => {}) // a client that vanished ends its loop
         .finally(() => ch.destroy());
     }
-  })();
+  })().catch(() => {
+    // The listener failed (an accept without a file descriptor left): the bench's connections
+    // fail with the reason, in one line.
+  });
   return {
     address: { host: a.address, port: a.port },
     received: () => received,
