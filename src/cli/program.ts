@@ -15,7 +15,9 @@ import {
   unescapeDelimiter,
   type Address,
 } from './args.js';
-import { benchCommand, type BenchFlags } from './commands/bench.js';
+import { benchCommand, type BenchFlags } from './bench/command.js';
+import { compareCommand } from './bench/compare.js';
+import { MODES } from './bench/driver.js';
 import { connectCommand, type ConnectFlags } from './commands/connect.js';
 import { listenCommand, type ListenFlags } from './commands/listen.js';
 import { sendCommand, type SendFlags } from './commands/send.js';
@@ -31,6 +33,16 @@ const framingOption = (): Option =>
   )
     .default(msg, 'msg')
     .argParser(parseFraming);
+
+/** bench's --framing keeps its text: each worker thread parses it again (a Framing holds functions). */
+const benchFramingOption = (): Option =>
+  new Option('-f, --framing <name>', framingOption().description)
+    .default('msg')
+    .argParser((text: string) => (parseFraming(text), text));
+
+function nonNegativeSeconds(text: string): number {
+  return text.trim() === '0' ? 0 : seconds(text);
+}
 
 function examples(lines: string[]): string {
   return `\nExamples:\n${lines.map((l) => `  ${l}`).join('\n')}\n`;
@@ -142,50 +154,92 @@ export function program(): Command {
       sendCommand(showAddress(address), messages, flags),
     );
 
-  cli
+  const bench = cli
     .command('bench')
     .description(
-      'echo round trips against a server, or against an in-process echo server when none is given; prints a result table',
+      'load a server: echo round trips, one-way sends or requests, closed loop or at a fixed rate (--rate), against a server or an in-process one when none is given; prints a table, or JSON',
     )
     .argument(
       '[host:port]',
-      'an echo server (e.g. msgchannel listen PORT --echo); omit for a self-contained run',
+      'the server (e.g. msgchannel listen PORT --echo --quiet); omit for a self-contained run',
       (s: string) => (parseAddress(s), s),
     )
+    .addOption(
+      new Option('-m, --mode <mode>', 'echo: round trips; send: one-way messages; request: RequestChannel requests')
+        .choices(MODES)
+        .default('echo'),
+    )
     .addOption(new Option('-s, --size <bytes>', 'message size').default(64).argParser(positiveInt('--size', 0)))
-    .addOption(new Option('-c, --count <n>', 'round trips in all').argParser(positiveInt('--count')))
+    .addOption(new Option('-c, --count <n>', 'measured messages in all').argParser(positiveInt('--count')))
     .addOption(
       new Option(
         '-d, --duration <seconds>',
-        'run this long, then stop: what is still in flight is abandoned and counted (5 s when neither --count nor --duration is given)',
+        'measure this long after the warmup, then stop: what is still in flight is abandoned and counted (5 s when neither --count nor --duration is given)',
       ).argParser(seconds),
     )
-    .addOption(new Option('-C, --concurrency <n>', 'connections').default(1).argParser(positiveInt('--concurrency')))
+    .addOption(new Option('-C, --connections <n>', 'connections (default 1)').argParser(positiveInt('--connections')))
+    .addOption(new Option('--concurrency <n>').argParser(positiveInt('--concurrency')).hideHelp())
     .addOption(
-      new Option('-W, --window <n>', 'messages in flight per connection')
+      new Option('-W, --window <n>', 'messages in flight per connection (1 over tinyproto, which is half-duplex)')
         .default(16)
         .argParser(positiveInt('--window')),
     )
     .addOption(
       new Option(
+        '-R, --rate <n>',
+        'open loop: N messages/s in all, spread over the connections; latency counts from each intended send time',
+      ).argParser(positiveInt('--rate')),
+    )
+    .addOption(
+      new Option('--warmup <seconds>', 'run this long first, measured but not reported')
+        .default(0)
+        .argParser(nonNegativeSeconds),
+    )
+    .addOption(
+      new Option('--workers <n>', 'worker threads to share the connections')
+        .default(1)
+        .argParser(positiveInt('--workers')),
+    )
+    .addOption(
+      new Option('--runs <n>', 'repeat the run N times, one result with every run (for bench compare)')
+        .default(1)
+        .argParser(positiveInt('--runs')),
+    )
+    .option('--json', 'print the result as JSON (config, environment, runs, samples, percentiles, warnings, errors)')
+    .option('--svg <file>', 'write the latency distribution (a percentile plot) to FILE')
+    .addOption(
+      new Option(
         '-t, --timeout <seconds>',
-        'to connect, and the longest wait for an echo while messages are in flight; then exit 124',
+        'to connect, and the longest wait for an answer while messages are in flight; then exit 124',
       )
         .default(10)
         .argParser(seconds),
     )
-    .addOption(framingOption())
+    .addOption(benchFramingOption())
     .addHelpText(
       'after',
       examples([
         'msgchannel bench                                  # 5 s, 64 B messages, in-process echo server',
         'msgchannel bench --size 65536 --count 10000',
-        'msgchannel bench 127.0.0.1:5000 --concurrency 8 --duration 10',
+        'msgchannel bench 127.0.0.1:5000 --connections 8 --duration 10',
+        'msgchannel bench 5000 --rate 20000 --connections 100 --warmup 2 --duration 30',
+        'msgchannel bench --mode request --runs 5 --json > before.json',
+        'msgchannel bench compare before.json after.json',
       ]),
     )
     .action((address: string | undefined, flags: BenchFlags) => benchCommand(address, flags));
 
-  for (const c of cli.commands) {
+  bench
+    .command('compare')
+    .description(
+      "compare two results of bench --json: each metric's change, and Welch's t-test over the runs (--runs 2 or more on each side)",
+    )
+    .argument('<a.json>', 'the baseline')
+    .argument('<b.json>', 'the result to compare with it')
+    .addHelpText('after', examples(['msgchannel bench compare before.json after.json']))
+    .action((a: string, b: string) => compareCommand(a, b));
+
+  for (const c of [...cli.commands, ...bench.commands]) {
     c.exitOverride();
   }
   return cli;
