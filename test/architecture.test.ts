@@ -71,6 +71,7 @@ const LAYERS: [RegExp, number][] = [
   [/^src\/auth\.ts$/, 1],
   [/^src\/core\//, 2],
   [/^src\/session\//, 2],
+  [/^src\/ws\//, 2],
   [/^src\/typed\//, 3],
   [/^src\/rpc\//, 3],
   [/^src\/peer\//, 4],

@@ -1,0 +1,127 @@
+/**
+ * A Duplex over a `ws` WebSocket, so a Channel runs over WebSocket exactly as over a socket: the
+ * same framing decoder, limits, handshakes and backpressure. WebSocket binary messages carry the
+ * framing's bytes as a stream (docs/websocket.md): their boundaries mean nothing to the receiver,
+ * and the sender cuts what it writes into messages of at most WS_CHUNK bytes, so a receiver's
+ * `maxPayload` (what `ws` buffers whole before handing a message over, outside the memory
+ * budget) stays the size of one socket read, and large bodies are assembled by the decoder,
+ * which asks the memory budget first, as over TCP.
+ */
+import { Duplex } from 'node:stream';
+import type WebSocket from 'ws';
+import { MessageTooLargeError, ProtocolError } from '../errors.js';
+
+/** The most bytes one WebSocket message carries from us, and the default `maxPayload` we accept. */
+export const WS_CHUNK = 64 * 1024;
+
+/** A ws error as a typed one: an oversized message is MessageTooLargeError, anything else malformed a ProtocolError. */
+function typedError(error: Error & { code?: string }, maxPayload: number): Error {
+  if (error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
+    const tooLarge = new MessageTooLargeError(maxPayload + 1, maxPayload, 'recv');
+    tooLarge.message = `a WebSocket message above maxPayload ${maxPayload} bytes (${error.message})`;
+    return tooLarge;
+  }
+  if (typeof error.code === 'string' && error.code.startsWith('WS_ERR_')) {
+    return new ProtocolError(`malformed WebSocket frame: ${error.message}`, { cause: error });
+  }
+  return error;
+}
+
+/**
+ * The bytes of a WebSocket, as a Duplex. Reading: each binary message is pushed as a chunk; when
+ * the readable buffer is full the WebSocket (and its socket) pauses, and resumes when it is read.
+ * Writing: each chunk goes out as binary messages of at most WS_CHUNK bytes; a write calls back
+ * once `ws` has handed its last byte to the socket, so the chunk is the caller's again and
+ * `writableLength` counts what the WebSocket has not written yet (its `bufferedAmount`).
+ * Ending sends a close frame (1000); WebSocket has no half-close, so the peer's side ends too.
+ */
+export class WebSocketStream extends Duplex {
+  readonly #ws: WebSocket;
+  readonly #maxPayload: number;
+  /** The peer's address and port, as a net.Socket has them (the Channel reads them). */
+  readonly remoteAddress: string | undefined;
+  readonly remotePort: number | undefined;
+
+  constructor(
+    ws: WebSocket,
+    remote: { remoteAddress?: string | undefined; remotePort?: number | undefined },
+    maxPayload: number,
+  ) {
+    super({ allowHalfOpen: false, decodeStrings: true });
+    this.#ws = ws;
+    this.#maxPayload = maxPayload;
+    this.remoteAddress = remote.remoteAddress;
+    this.remotePort = remote.remotePort;
+    ws.binaryType = 'nodebuffer';
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      if (!isBinary) {
+        ws.close(1003, 'binary messages only');
+        this.destroy(new ProtocolError('a WebSocket text message (msgchannel takes binary messages only)'));
+        return;
+      }
+      if (!this.push(data)) ws.pause();
+    });
+    ws.on('error', (error: Error) => this.destroy(typedError(error, this.#maxPayload)));
+    // The socket is gone (after a close handshake, or without one): the peer's end, like a FIN.
+    // Whether it came at a frame boundary is the Channel's decoder's call.
+    ws.on('close', () => {
+      if (!this.destroyed) this.push(null);
+    });
+  }
+
+  override _read(): void {
+    if (this.#ws.isPaused) this.#ws.resume();
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.#send(chunk, callback);
+  }
+
+  override _writev(
+    chunks: { chunk: Buffer; encoding: BufferEncoding }[],
+    callback: (error?: Error | null) => void,
+  ): void {
+    // A frame's header and its body, written under cork: one message when they fit one, since a
+    // message per header would double the messages of a stream of mid-sized frames.
+    let total = 0;
+    for (const c of chunks) total += c.chunk.length;
+    if (total <= WS_CHUNK) {
+      this.#send(
+        Buffer.concat(
+          chunks.map((c) => c.chunk),
+          total,
+        ),
+        callback,
+      );
+      return;
+    }
+    const last = chunks.length - 1;
+    chunks.forEach((c, i) => this.#send(c.chunk, i === last ? callback : undefined));
+  }
+
+  /** Send `bytes` as binary messages of at most WS_CHUNK bytes; `callback` once the last is written. */
+  #send(bytes: Buffer, callback: ((error?: Error | null) => void) | undefined): void {
+    const ws = this.#ws;
+    if (ws.readyState !== ws.OPEN) {
+      callback?.(new Error('the WebSocket is not open'));
+      return;
+    }
+    for (let at = 0; at < bytes.length; at += WS_CHUNK) {
+      const end = Math.min(bytes.length, at + WS_CHUNK);
+      const piece = at === 0 && end === bytes.length ? bytes : bytes.subarray(at, end);
+      ws.send(piece, { binary: true, compress: false, fin: true }, end === bytes.length ? callback : undefined);
+    }
+    if (bytes.length === 0) callback?.();
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    if (this.#ws.readyState === this.#ws.OPEN) this.#ws.close(1000);
+    callback();
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    const ws = this.#ws;
+    if (ws.readyState !== ws.CLOSED) ws.terminate();
+    callback(error);
+  }
+}
