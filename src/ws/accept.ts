@@ -13,7 +13,7 @@ import type { WebSocketServer } from 'ws';
 import { lazyModule, noop } from '../util.js';
 import { WS_CHUNK, WebSocketStream } from './stream.js';
 
-/** `ws` and node:http, loaded by the first WebSocket listen or connect: a process without WebSocket does not pay for them. */
+/** @internal `ws`, loaded by the first WebSocket listen or connect: a process without WebSocket does not pay for it (nor for node:http). */
 export const wsLib = lazyModule<typeof import('ws')>('ws');
 const httpLib = lazyModule<typeof import('node:http')>('node:http');
 

@@ -42,6 +42,7 @@ export class WebSocketStream extends Duplex {
   readonly remoteAddress: string | undefined;
   readonly remotePort: number | undefined;
 
+  /** @internal */
   constructor(
     ws: WebSocket,
     remote: { remoteAddress?: string | undefined; remotePort?: number | undefined },
