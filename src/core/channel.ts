@@ -21,7 +21,8 @@ import { BODY_BUDGET_MIN } from '../framing/body.js';
 import type { AckIO, Framing, HandshakeIO } from '../framing/types.js';
 import { checkTimeout } from '../validate.js';
 import { noop, settlesWithin } from '../util.js';
-import { connectChannel, peerCertificateOf } from './connect.js';
+import { connectChannel, peerCertificateOf, type ChannelFactory } from './connect.js';
+import { defineStreams } from './streams.js';
 import { connectOptionsOf, connectWebSocket } from '../ws/connect.js';
 import { Deque } from './deque.js';
 import { MESSAGE_OVERHEAD, ReceiveQueue } from './receive.js';
@@ -793,7 +794,6 @@ export class Channel implements AsyncIterable<Buffer> {
   }
 }
 
+defineStreams(Channel); // ch.readable and ch.writable (streams.ts)
 /** How connect() and Listener make a channel for a connected stream. */
-function createChannel(stream: Duplex, options: ChannelOptions & ChannelInternals): Channel {
-  return new Channel(stream, options);
-}
+const createChannel: ChannelFactory = (stream, options) => new Channel(stream, options);
