@@ -76,6 +76,7 @@ const LAYERS: [RegExp, number][] = [
   [/^src\/rpc\//, 3],
   [/^src\/peer\//, 4],
   [/^channel\.ts$/, 5],
+  [/^src\/browser\//, 5],
   [/^src\/cli\//, 6],
 ];
 function layerOf(file: string): number {
