@@ -260,9 +260,17 @@ export class Channel implements AsyncIterable<Uint8Array> {
     }
   };
 
-  readonly #onClose = (): void => {
+  readonly #onClose = (event: { code: number; reason: string }): void => {
     clearTimeout(this.#poll);
-    if (!this.#failed && !this.#decoder.atBoundary) {
+    if (!this.#failed && this.#closing === undefined && ![1000, 1001, 1005, 1006].includes(event.code)) {
+      // The server reported an error (1002 protocol error, 1009 too big, 1011, ...).
+      const why = event.reason === '' ? '' : ` (${event.reason})`;
+      this.#fail(
+        new ChannelClosedError(`the server closed the WebSocket with code ${event.code}${why}`, {
+          reason: String(event.code),
+        }),
+      );
+    } else if (!this.#failed && !this.#decoder.atBoundary) {
       this.#fail(
         new UnexpectedEofError('connection closed in the middle of a frame', { offset: this.#decoder.offset }),
       );

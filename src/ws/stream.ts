@@ -9,10 +9,23 @@
  */
 import { Duplex } from 'node:stream';
 import type WebSocket from 'ws';
-import { MessageTooLargeError, ProtocolError } from '../errors.js';
+import { ChannelClosedError, MessageTooLargeError, ProtocolError } from '../errors.js';
 
 /** The most bytes one WebSocket message carries from us, and the default `maxPayload` we accept. */
 export const WS_CHUNK = 64 * 1024;
+
+/** WebSocket close codes that end a connection normally: 1000 (normal), 1001 (going away), 1005 (no code), 1006 (no close frame). */
+export const NORMAL_CLOSE: ReadonlySet<number> = new Set([1000, 1001, 1005, 1006]);
+
+/** The peer closed its WebSocket with an error code (1002 protocol error, 1009 too big, 1011, ...). */
+export function peerClosedWith(code: number, reason: string): ChannelClosedError {
+  return new ChannelClosedError(
+    `the peer closed the WebSocket with code ${code}${reason === '' ? '' : ` (${reason})`}`,
+    {
+      reason: String(code),
+    },
+  );
+}
 
 /** A ws error as a typed one: an oversized message is MessageTooLargeError, anything else malformed a ProtocolError. */
 function typedError(error: Error & { code?: string }, maxPayload: number): Error {
@@ -63,10 +76,13 @@ export class WebSocketStream extends Duplex {
       if (!this.push(data)) ws.pause();
     });
     ws.on('error', (error: Error) => this.destroy(typedError(error, this.#maxPayload)));
-    // The socket is gone (after a close handshake, or without one): the peer's end, like a FIN.
-    // Whether it came at a frame boundary is the Channel's decoder's call.
-    ws.on('close', () => {
-      if (!this.destroyed) this.push(null);
+    // The socket is gone. After a normal close (1000, 1001, none given) or none at all (1006, the
+    // socket just ended): the peer's end, like a FIN, and whether it came at a frame boundary is
+    // the Channel's decoder's call. Any other code is the peer reporting an error: the channel fails.
+    ws.on('close', (code: number, reason: Buffer) => {
+      if (this.destroyed) return;
+      if (NORMAL_CLOSE.has(code)) this.push(null);
+      else this.destroy(peerClosedWith(code, reason.toString()));
     });
   }
 

@@ -101,6 +101,19 @@ test('a WebSocket message above maxPayload fails the connection with MessageTooL
   await listener.close();
 });
 
+test('a peer that closes its WebSocket with an error code (1009 from maxPayload) fails the other side with that code, not a clean end', async () => {
+  const listener = Channel.listen({ host: '127.0.0.1', port: 0, ws: { maxPayload: 1024 } });
+  const { port } = await listener.listening;
+  const client = await Channel.connect(url(port));
+  const server = (await listener.accept())!;
+  void client.send(Buffer.alloc(2048)).catch(() => undefined); // one 2,058-byte WebSocket message
+  assert.is(((await server.closed) as Error & { code?: string })?.code, 'ERR_MESSAGE_TOO_LARGE');
+  const error = (await client.closed) as Error & { code?: string; reason?: string };
+  assert.is(error?.code, 'ERR_CHANNEL_CLOSED');
+  assert.is(error.reason, '1009');
+  await listener.close();
+});
+
 test('allowedOrigins: another page origin gets 403; a listed one and a client without Origin connect', async () => {
   const listener = Channel.listen({ host: '127.0.0.1', port: 0, ws: { allowedOrigins: ['https://good.example'] } });
   const { port } = await listener.listening;
