@@ -9,12 +9,13 @@
  */
 import { test as uvuTest } from 'uvu';
 import * as assert from 'uvu/assert';
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import * as http from 'node:http';
 import { once } from 'node:events';
 import { delimiter, join } from 'node:path';
 import puppeteer from 'puppeteer-core';
-import { Client, Server, type Connection } from '../../channel.js';
+import { Channel, Client, Server, type Connection } from '../../channel.js';
 import { testNeeding } from '../peers.js';
 
 const MESSAGES = 10_000;
@@ -142,6 +143,48 @@ test(`a page exchanges ${MESSAGES} messages each way and ${REQUESTS} requests wi
     await server.close();
     web.closeAllConnections();
     await new Promise((r) => web.close(r));
+  }
+});
+
+test('the example chat page (examples/web): a TCP client and the page talk through it; a screenshot of it', async () => {
+  const child = spawn(process.execPath, ['dist/examples/web/server.js', '--http', '0', '--tcp', '0'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const browser = await puppeteer.launch({
+    executablePath,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
+  });
+  let tcp: Channel | undefined;
+  try {
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
+    let ports: RegExpExecArray | null = null;
+    for (let i = 0; i < 200 && ports === null; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      ports = /http:\/\/127\.0\.0\.1:(\d+)\/, TCP \(MSG framing\) on 127\.0\.0\.1:(\d+)/.exec(out);
+    }
+    assert.ok(ports, `the example printed its ports: ${out}`);
+    const page = await browser.newPage();
+    await page.goto(`http://127.0.0.1:${ports[1]}/`);
+    await page.waitForFunction("document.getElementById('status').textContent === 'connected'", { timeout: 10_000 });
+    tcp = await Channel.connect('127.0.0.1', Number(ports[2]));
+    await tcp.send('hello from TCP');
+    await page.waitForFunction("document.getElementById('log').textContent.includes('hello from TCP')", {
+      timeout: 10_000,
+    });
+    assert.is((await tcp.recv()).toString(), 'hello from TCP'); // everyone gets every message, the sender too
+    await page.type('#text', 'hello from the page');
+    await page.keyboard.press('Enter');
+    assert.is((await tcp.recv()).toString(), 'hello from the page');
+    const shot = await page.screenshot({ path: '.build/web-example.png' });
+    assert.ok(shot.length > 1000, 'a screenshot was taken');
+    assert.equal([...shot.subarray(1, 4)], [0x50, 0x4e, 0x47]); // "PNG"
+  } finally {
+    await tcp?.close();
+    await browser.close();
+    child.kill('SIGINT');
+    if (child.exitCode === null) await once(child, 'exit');
   }
 });
 
