@@ -10,6 +10,11 @@
 import { Duplex } from 'node:stream';
 import type WebSocket from 'ws';
 import { ChannelClosedError, MessageTooLargeError, ProtocolError } from '../errors.js';
+import { MESSAGE_OVERHEAD } from '../core/receive.js';
+
+/** While nobody reads, messages up to this size are copied together into slabs of SMALL_SLAB bytes. */
+const COALESCE_MAX = 1024;
+const SMALL_SLAB = 16 * 1024;
 
 /** The most bytes one WebSocket message carries from us, and the default `maxPayload` we accept. */
 export const WS_CHUNK = 64 * 1024;
@@ -51,6 +56,11 @@ function typedError(error: Error & { code?: string }, maxPayload: number): Error
 export class WebSocketStream extends Duplex {
   readonly #ws: WebSocket;
   readonly #maxPayload: number;
+  /** Bytes held while the reader was paused, plus MESSAGE_OVERHEAD per chunk. */
+  #held = 0;
+  /** Small messages that arrived while nobody read, copied together (pushed as one chunk). */
+  #small: Buffer | null = null;
+  #smallLength = 0;
   /** The peer's address and port, as a net.Socket has them (the Channel reads them). */
   readonly remoteAddress: string | undefined;
   readonly remotePort: number | undefined;
@@ -73,7 +83,27 @@ export class WebSocketStream extends Duplex {
         this.destroy(new ProtocolError('a WebSocket text message (msgchannel takes binary messages only)'));
         return;
       }
-      if (!this.push(data)) ws.pause();
+      if (this.readableFlowing === true && this.#smallLength === 0) {
+        if (!this.push(data)) ws.pause();
+        return;
+      }
+      // Nobody reads: what arrives is held. `ws` still emits every message of the socket read it
+      // is in, even paused, and a read of one-byte messages would be thousands of objects: small
+      // messages are copied together, so what is held is counted in bytes, plus MESSAGE_OVERHEAD
+      // per chunk held, and the WebSocket pauses once that reaches the high-water mark.
+      if (data.length <= COALESCE_MAX) this.#hold(data);
+      else {
+        this.#pushSmall();
+        this.#held += data.length + MESSAGE_OVERHEAD;
+        this.push(data);
+      }
+      if (this.#held >= this.readableHighWaterMark) ws.pause();
+    });
+    // Reading again: what was held flows out now, in order.
+    this.on('resume', () => {
+      this.#pushSmall();
+      this.#held = 0;
+      if (ws.isPaused) ws.resume();
     });
     ws.on('error', (error: Error) => this.destroy(typedError(error, this.#maxPayload)));
     // The socket is gone. After a normal close (1000, 1001, none given) or none at all (1006, the
@@ -81,13 +111,35 @@ export class WebSocketStream extends Duplex {
     // the Channel's decoder's call. Any other code is the peer reporting an error: the channel fails.
     ws.on('close', (code: number, reason: Buffer) => {
       if (this.destroyed) return;
+      this.#pushSmall();
       if (NORMAL_CLOSE.has(code)) this.push(null);
       else this.destroy(peerClosedWith(code, reason.toString()));
     });
   }
 
+  /** Copy a small message held while nobody reads into the slab of small ones. */
+  #hold(data: Buffer): void {
+    if (this.#small === null || this.#smallLength + data.length > SMALL_SLAB) {
+      this.#pushSmall();
+      this.#small = Buffer.allocUnsafe(SMALL_SLAB);
+      this.#held += MESSAGE_OVERHEAD;
+    }
+    data.copy(this.#small, this.#smallLength);
+    this.#smallLength += data.length;
+    this.#held += data.length;
+  }
+
+  /** Push the small messages copied together so far, as one chunk. */
+  #pushSmall(): void {
+    if (this.#smallLength === 0) return;
+    const chunk = this.#small!.subarray(0, this.#smallLength);
+    this.#small = null;
+    this.#smallLength = 0;
+    this.push(chunk);
+  }
+
   override _read(): void {
-    if (this.#ws.isPaused) this.#ws.resume();
+    if (this.#ws.isPaused && this.#held < this.readableHighWaterMark) this.#ws.resume();
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
