@@ -189,6 +189,45 @@ test('backpressure: a reader that stops pauses the WebSocket; sends wait instead
   await listener.close();
 });
 
+test('memoryBudget holds over WebSocket: a second large body waits, reading paused, until the first is taken', async () => {
+  const listener = Channel.listen({ host: '127.0.0.1', port: 0, ws: true, memoryBudget: 1024 * 1024 });
+  const { port } = await listener.listening;
+  const body = Buffer.alloc(800 * 1024, 5);
+  const a = await Channel.connect(url(port));
+  const serverA = (await listener.accept())!;
+  const b = await Channel.connect(url(port));
+  const serverB = (await listener.accept())!;
+  await a.send(body);
+  while (serverA.bufferedMessages === 0) await new Promise((r) => setTimeout(r, 5)); // 800 KiB of the budget, unread
+  void b.send(body);
+  await new Promise((r) => setTimeout(r, 200));
+  assert.ok(serverB.holdsReading, 'the second body waits for memory');
+  assert.is(serverB.bufferedMessages, 0);
+  assert.ok((await serverA.recv()).equals(body)); // taken: its memory is released
+  assert.ok((await serverB.recv()).equals(body));
+  for (const ch of [a, b]) await ch.close();
+  await listener.close();
+});
+
+test('the framing handshakes run over WebSocket: auth and tinyproto', async () => {
+  const { tinyproto } = await import('../../channel.js');
+  for (const options of [{ auth: { key: 'secret' } }, { framing: tinyproto }]) {
+    const listener = Channel.listen({ host: '127.0.0.1', port: 0, ws: true, ...options });
+    const { port } = await listener.listening;
+    const client = await Channel.connect(url(port), options);
+    const server = (await listener.accept())!;
+    await client.send('through the handshake');
+    assert.is((await server.recv()).toString(), 'through the handshake');
+    await client.close();
+    await server.closed;
+    await listener.close();
+  }
+  const listener = Channel.listen({ host: '127.0.0.1', port: 0, ws: true, auth: { key: 'secret' } });
+  const { port } = await listener.listening;
+  await rejectsWith(Channel.connect(url(port), { auth: { key: 'wrong' } }), 'ERR_AUTH');
+  await listener.close();
+});
+
 test('a Server takes WebSocket and TCP clients through the same handlers, and broadcast reaches both', async () => {
   const seen: string[] = [];
   const server: Server = new Server({
