@@ -14,7 +14,7 @@ import type { DirectReader } from './reader.js';
 import type { MemoryBudget } from './budget.js';
 import type { ResumeOptions } from '../session/options.js';
 import type { SessionStats } from '../session/stream.js';
-import { attachedServer, type WebSocketListenOptions } from '../ws/accept.js';
+import { attachedServer, type WebSocketListenOptions } from '../ws/options.js';
 
 /** Default `maxMessageSize`: 64 MiB. */
 export const DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024;
