@@ -28,6 +28,8 @@ export {
   type SendOptions,
   type SessionListenOptions,
 } from './src/core/options.js';
+// WebSocket (docs/websocket.md): the options of `ws` in listen(); Channel.connect('ws://...').
+export type { WebSocketListenOptions } from './src/ws/options.js';
 // Resumable sessions (`resume`): the listening side, options, defaults, counters.
 export { SessionListener, type SessionListenerStats } from './src/session/listen.js';
 export {

@@ -67,6 +67,17 @@ await build({
   entryPoints: ['channel.ts'],
   outfile: 'dist/channel.js',
 });
+// The browser entry (msgchannel/browser, src/browser/): one ESM file for web pages, with no node:
+// import and no Buffer (test/browser/bundle.test.ts checks both and measures its size).
+await build({
+  ...common,
+  platform: 'neutral',
+  target: 'es2022',
+  bundle: true,
+  format: 'esm',
+  entryPoints: ['src/browser/index.ts'],
+  outfile: 'dist/browser.js',
+});
 await transpile(walk('src/cli', ts), 'dist');
 // CommonJS, for require('msgchannel') on every Node >= 20: p-queue (and its dependencies) are
 // ESM-only, so they are bundled in; @msgpack/msgpack ships CommonJS and stays a dependency.

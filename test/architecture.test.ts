@@ -71,10 +71,12 @@ const LAYERS: [RegExp, number][] = [
   [/^src\/auth\.ts$/, 1],
   [/^src\/core\//, 2],
   [/^src\/session\//, 2],
+  [/^src\/ws\//, 2],
   [/^src\/typed\//, 3],
   [/^src\/rpc\//, 3],
   [/^src\/peer\//, 4],
   [/^channel\.ts$/, 5],
+  [/^src\/browser\//, 5],
   [/^src\/cli\//, 6],
 ];
 function layerOf(file: string): number {

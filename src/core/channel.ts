@@ -7,7 +7,6 @@
 import type * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type * as tls from 'node:tls';
-import PQueue from 'p-queue';
 import {
   ChannelClosedError,
   MessageTooLargeError,
@@ -22,7 +21,9 @@ import { BODY_BUDGET_MIN } from '../framing/body.js';
 import type { AckIO, Framing, HandshakeIO } from '../framing/types.js';
 import { checkTimeout } from '../validate.js';
 import { noop, settlesWithin } from '../util.js';
-import { connectChannel, peerCertificateOf } from './connect.js';
+import { connectChannel, peerCertificateOf, type ChannelFactory } from './connect.js';
+import { defineStreams } from './streams.js';
+import { connectOptionsOf, connectWebSocket } from '../ws/connect.js';
 import { Deque } from './deque.js';
 import { MESSAGE_OVERHEAD, ReceiveQueue } from './receive.js';
 import { RawReader, handshakeOf, runHandshake } from './handshake.js';
@@ -305,9 +306,10 @@ export class Channel implements AsyncIterable<Buffer> {
   static connect(host: string, port: number, options?: ConnectOptions): Promise<Channel>;
   /** Connect to `{ host, port }` or to a Unix socket `{ path }`. */
   static connect(options: ConnectOptions): Promise<Channel>;
-  static connect(hostOrOptions: string | ConnectOptions, port?: number, options?: ConnectOptions): Promise<Channel> {
-    const opts: ConnectOptions =
-      typeof hostOrOptions === 'string' ? { ...options, host: hostOrOptions, port: port! } : { ...hostOrOptions };
+  static connect(url: `ws://${string}` | `wss://${string}`, options?: ConnectOptions): Promise<Channel>; // docs/websocket.md
+  static connect(to: string | ConnectOptions, port?: number | ConnectOptions, o?: ConnectOptions): Promise<Channel> {
+    const opts = connectOptionsOf(to, port, o);
+    if (opts.url !== undefined) return connectWebSocket(opts, createChannel);
     if (opts.resume !== undefined && opts.resume !== false) return connectSession(opts, createChannel);
     return connectChannel(opts, createChannel);
   }
@@ -792,7 +794,6 @@ export class Channel implements AsyncIterable<Buffer> {
   }
 }
 
+defineStreams(Channel); // ch.readable and ch.writable (streams.ts)
 /** How connect() and Listener make a channel for a connected stream. */
-function createChannel(stream: Duplex, options: ChannelOptions & ChannelInternals): Channel {
-  return new Channel(stream, options);
-}
+const createChannel: ChannelFactory = (stream, options) => new Channel(stream, options);

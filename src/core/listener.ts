@@ -6,6 +6,9 @@
 import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type * as tls from 'node:tls';
+import type { Duplex } from 'node:stream';
+import { webSocketAcceptor, type WebSocketAcceptor } from '../ws/accept.js';
+import { attachedServer } from '../ws/options.js';
 import type { Framing } from '../framing/types.js';
 import { MAX_TIMER_DELAY, noop, tlsLib } from '../util.js';
 import type { Channel } from './channel.js';
@@ -60,6 +63,8 @@ export class Listener implements AsyncIterable<Channel> {
   #tls: tls.Server | undefined;
   /** Channels of this listener not yet closed (handshaking, pending or handed out). */
   #open = 0;
+  /** With `ws`: takes the HTTP upgrades (on this listener's port, or on an attached server's). */
+  readonly #ws: WebSocketAcceptor | undefined;
 
   /**
    * Use Channel.listen(). `create` makes each client's channel (Channel.listen passes
@@ -77,15 +82,21 @@ export class Listener implements AsyncIterable<Channel> {
     // handshake too (a socket that fails or stalls in it is destroyed, not left open).
     // Plain sockets are accepted paused so they can be re-wrapped for the direct receive path
     // (reader.ts) before anything is read; TLS sockets take the 'data' path.
-    this.#server = net.createServer({ pauseOnConnect: DIRECT_READS && !options.tls }, this.#onConnection);
-    if (options.tls) {
+    this.#ws = webSocketAcceptor(options, checked.handshakeTimeout, this.#countAttached, (s) => this.#onSocket(s));
+    const attached = attachedServer(options);
+    this.#server =
+      attached ?? net.createServer({ pauseOnConnect: DIRECT_READS && !options.tls && !options.ws }, this.#onConnection);
+    if (options.tls && attached === undefined) {
       // Node's TLS handshake timer is a socket timeout: 0 is none, and it honours at most MAX_TIMER_DELAY.
       const handshakeTimeout = Math.min(checked.handshakeTimeout, MAX_TIMER_DELAY);
-      const server = tlsLib().createServer({ ...options.tls, handshakeTimeout }, (socket) => this.#onSocket(socket));
+      const server = tlsLib().createServer({ ...options.tls, handshakeTimeout }, (socket) =>
+        this.#ws === undefined ? this.#onSocket(socket) : this.#ws.connection(socket),
+      );
       server.on('tlsClientError', (_error, socket) => socket.destroy()); // that socket only
       this.#tls = server;
     }
     this.listening = new Promise<AddressInfo>((resolve, reject) => {
+      if (attached?.listening) return resolve(this.address!); // an http(s).Server of the application's
       const onError = (error: Error): void => {
         this.#fatal(error);
         reject(error);
@@ -104,7 +115,7 @@ export class Listener implements AsyncIterable<Channel> {
       options.path !== undefined
         ? { path: options.path, backlog: options.backlog }
         : { host: options.host, port: options.port, backlog: options.backlog, reusePort: options.reuse ?? true };
-    this.#server.listen(listenOptions);
+    if (attached === undefined) this.#server.listen(listenOptions);
     if (options.signal) {
       if (options.signal.aborted) void this.close();
       else options.signal.addEventListener('abort', () => void this.close(), { once: true });
@@ -134,6 +145,19 @@ export class Listener implements AsyncIterable<Channel> {
     return this.#open;
   }
 
+  /** An upgrade request of an attached server (`ws.server`): count it as an accepted connection, or refuse it (false). */
+  readonly #countAttached = (socket: Duplex): boolean => {
+    if (
+      this.#closed ||
+      this.#open >= this.#maxConnections ||
+      (this.#options.admit !== undefined && !this.#options.admit())
+    )
+      return false;
+    this.#open++;
+    socket.once('close', this.#closedOne);
+    return true;
+  };
+
   readonly #closedOne = (): void => {
     this.#open--;
   };
@@ -155,7 +179,7 @@ export class Listener implements AsyncIterable<Channel> {
       return;
     }
     this.#open++;
-    const direct = this.#tls === undefined ? adoptAccepted(accepted) : undefined;
+    const direct = this.#tls === undefined && this.#ws === undefined ? adoptAccepted(accepted) : undefined;
     if (direct !== undefined) socket = direct.socket;
     socket.once('close', this.#closedOne);
     if (this.#options.path === undefined) {
@@ -164,11 +188,12 @@ export class Listener implements AsyncIterable<Channel> {
       if (keepAlive) socket.setKeepAlive(true, keepAlive === true ? 0 : keepAlive);
     }
     if (this.#tls !== undefined) this.#tls.emit('connection', socket);
+    else if (this.#ws !== undefined) this.#ws.connection(socket);
     else this.#onSocket(socket, direct?.reader);
   };
 
   /** A socket ready for its channel: a plain one at once, a TLS one after its handshake. */
-  #onSocket(socket: net.Socket, reader?: DirectReader): void {
+  #onSocket(socket: Duplex, reader?: DirectReader): void {
     if (this.#closed) {
       socket.destroy();
       return;
@@ -237,8 +262,9 @@ export class Listener implements AsyncIterable<Channel> {
     this.#closed = true;
     for (let ch = this.#queue.shift(); ch; ch = this.#queue.shift()) ch.destroy();
     for (let t = this.#takers.shift(); t; t = this.#takers.shift()) t.resolve({ value: undefined, done: true });
+    this.#ws?.close();
     this.#closing = new Promise<void>((resolve) => {
-      if (!this.#server.listening) {
+      if (!this.#server.listening || (this.#ws !== undefined && attachedServer(this.#options) !== undefined)) {
         resolve();
         return;
       }

@@ -14,6 +14,7 @@ import type { DirectReader } from './reader.js';
 import type { MemoryBudget } from './budget.js';
 import type { ResumeOptions } from '../session/options.js';
 import type { SessionStats } from '../session/stream.js';
+import { attachedServer, type WebSocketListenOptions } from '../ws/options.js';
 
 /** Default `maxMessageSize`: 64 MiB. */
 export const DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024;
@@ -147,6 +148,12 @@ export interface ConnectOptions extends ChannelOptions {
    * @default false
    */
   resume?: boolean | ResumeOptions;
+  /** Connect over WebSocket to this ws:// or wss:// URL (docs/websocket.md) instead of host and port; `tls` options apply to wss. */
+  url?: string;
+  /** WebSocket: the `Origin` header to send (a server with `allowedOrigins` checks it). */
+  origin?: string;
+  /** WebSocket: the largest WebSocket message accepted, in bytes (msgchannel's senders send at most 64 KiB each). @default 65536 */
+  maxPayload?: number;
 }
 
 /** Options of Channel.listen(). */
@@ -205,6 +212,12 @@ export interface ListenOptions extends ChannelOptions {
    * @default 10000
    */
   maxConnections?: number;
+  /**
+   * Serve WebSocket clients (docs/websocket.md): the listener's port (with `tls`: wss) answers
+   * HTTP upgrade requests, or `ws.server` attaches to an http(s).Server of yours. `true` for any
+   * path and origin. Limits, timeouts and backpressure hold as over TCP.
+   */
+  ws?: WebSocketListenOptions | true;
 }
 
 /** Options of Channel.listen() with resumable sessions: it returns a SessionListener. */
@@ -318,7 +331,7 @@ export function checkListenOptions(opts: ListenOptions): {
   handshakeTimeout: number;
   memoryBudget: number;
 } {
-  if (opts.path === undefined) checkPort(opts.port);
+  if (opts.path === undefined && attachedServer(opts) === undefined) checkPort(opts.port);
   const { handshakeTimeout } = checkChannelOptions(opts);
   return {
     maxConnections: checkNumber('maxConnections', opts.maxConnections, 0, true) ?? DEFAULT_MAX_CONNECTIONS,

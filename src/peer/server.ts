@@ -114,7 +114,10 @@ export interface ServerOptions<M extends MessageMap = never>
 }
 
 /** Where to listen: a TCP port, a Unix socket path, or an in-process name. */
-export interface ServerListenOptions extends Pick<ListenOptions, 'tls' | 'backlog' | 'reuse' | 'noDelay' | 'echo'> {
+export interface ServerListenOptions extends Pick<
+  ListenOptions,
+  'tls' | 'backlog' | 'reuse' | 'noDelay' | 'echo' | 'ws'
+> {
   port?: number;
   host?: string;
   path?: string;

@@ -1,0 +1,121 @@
+/**
+ * Channel.connect('ws://host:port/path') and 'wss://...' in Node: a `ws` WebSocket client, wrapped
+ * in a WebSocketStream and handed to the Channel factory, with the same timeout and abort signal
+ * as a TCP connect. Every option is checked before a socket is opened.
+ */
+import type { ClientRequest, IncomingMessage } from 'node:http';
+import type * as net from 'node:net';
+import { ConnectionRefusedError, TimeoutError } from '../errors.js';
+import type { Channel } from '../core/channel.js';
+import type { ChannelFactory } from '../core/connect.js';
+import { publishError } from '../core/diagnostics.js';
+import { checkConnectOptions, type ConnectOptions } from '../core/options.js';
+import { wsLib } from './accept.js';
+import { WS_CHUNK, WebSocketStream } from './stream.js';
+
+/** A ws:// or wss:// URL (the target of Channel.connect(url)). */
+export function isWebSocketUrl(target: unknown): target is string {
+  return typeof target === 'string' && /^wss?:\/\//i.test(target);
+}
+
+/** Channel.connect's arguments as one options object: `(url, options?)`, `(host, port, options?)` or `(options)`. */
+export function connectOptionsOf(
+  target: string | ConnectOptions,
+  port: number | ConnectOptions | undefined,
+  options: ConnectOptions | undefined,
+): ConnectOptions {
+  if (typeof target !== 'string') return { ...target };
+  if (isWebSocketUrl(target)) return { ...(typeof port === 'object' ? port : options), url: target };
+  return { ...options, host: target, port: port as number };
+}
+
+/** Connect over WebSocket to `opts.url`; resolves once the channel's handshakes are done. */
+export function connectWebSocket(opts: ConnectOptions, create: ChannelFactory): Promise<Channel> {
+  let timeout: number | undefined;
+  try {
+    if (!isWebSocketUrl(opts.url))
+      throw new TypeError(`Expected \`url\` to be a ws:// or wss:// URL, got ${String(opts.url)}`);
+    if (opts.resume !== undefined && opts.resume !== false)
+      throw new TypeError('`resume` is not supported over WebSocket yet');
+    timeout = checkConnectOptions({ ...opts, host: undefined, port: 0, path: undefined });
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  const url = opts.url;
+  return new Promise<Channel>((resolve, reject) => {
+    if (opts.signal?.aborted) {
+      reject(opts.signal.reason);
+      return;
+    }
+    const { maxPayload = WS_CHUNK } = opts;
+    const tls = opts.tls === true || opts.tls === undefined ? {} : opts.tls;
+    const ws = new (wsLib().WebSocket)(url, {
+      ...tls,
+      maxPayload,
+      perMessageDeflate: false,
+      skipUTF8Validation: true,
+      ...(opts.origin !== undefined && { origin: opts.origin }),
+    });
+    let channel: Channel | undefined;
+    let socket: net.Socket | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const settle = (): void => {
+      clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', onAbort);
+      ws.removeListener('error', onError);
+      ws.removeListener('unexpected-response', onRefused);
+    };
+    const fail = (error: unknown): void => {
+      settle();
+      if (channel) channel.destroy(error as Error);
+      else {
+        ws.on('error', () => {}); // terminate() before the upgrade reports an abort
+        ws.terminate();
+        if (error instanceof Error) publishError(undefined, error, url);
+      }
+      reject(error);
+    };
+    const onError = (error: Error): void => fail(error);
+    const onAbort = (): void => fail(opts.signal!.reason);
+    // The server answered the upgrade with an HTTP status instead of 101: 503 is its connection limit.
+    const onRefused = (_request: ClientRequest, response: IncomingMessage): void => {
+      const status = response.statusCode ?? 0;
+      response.resume();
+      fail(
+        status === 503
+          ? new ConnectionRefusedError(`${url} refused the connection (connection limit)`)
+          : Object.assign(new Error(`${url} answered the WebSocket upgrade with HTTP ${status}`), {
+              code: 'ERR_WEBSOCKET_UPGRADE',
+              status,
+            }),
+      );
+    };
+    ws.once('error', onError);
+    ws.once('unexpected-response', onRefused);
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    if (timeout !== undefined) {
+      timer = setTimeout(() => fail(new TimeoutError(`connect to ${url} timed out after ${timeout} ms`)), timeout);
+    }
+    ws.once('upgrade', (response: IncomingMessage) => {
+      socket = response.socket as net.Socket;
+      socket.setNoDelay(opts.noDelay ?? true);
+      if (opts.keepAlive) socket.setKeepAlive(true, opts.keepAlive === true ? 0 : opts.keepAlive);
+    });
+    ws.once('open', () => {
+      ws.removeListener('error', onError);
+      try {
+        channel = create(new WebSocketStream(ws, socket ?? {}, maxPayload), opts);
+      } catch (error) {
+        fail(error);
+        return;
+      }
+      channel.ready.then(
+        () => {
+          settle();
+          resolve(channel!);
+        },
+        (error: unknown) => fail(error),
+      );
+    });
+  });
+}

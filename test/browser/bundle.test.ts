@@ -1,0 +1,62 @@
+/**
+ * The browser build (msgchannel/browser, dist/browser.js from src/browser/index.ts): nothing of
+ * Node gets in (no `node:` or bare builtin import, no Buffer, no process, no require), and its
+ * size, minified and gzipped, stays under a budget (the figure is printed for docs/websocket.md).
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { build, type Plugin } from 'esbuild';
+import { readFileSync } from 'node:fs';
+import { builtinModules } from 'node:module';
+import { gzipSync } from 'node:zlib';
+
+/** Gzipped size budget of the minified bundle, in bytes. */
+const GZIP_BUDGET = 8 * 1024;
+
+const builtins = new Set(builtinModules);
+
+/** Fails the build on any import of a Node builtin (`node:x` or a bare `fs`, `stream`, ...). */
+const noNode: Plugin = {
+  name: 'no-node',
+  setup(b) {
+    b.onResolve({ filter: /.*/ }, (args) => {
+      const bare = args.path.replace(/^node:/, '').split('/')[0]!;
+      if (args.path.startsWith('node:') || builtins.has(bare)) {
+        return { errors: [{ text: `${args.importer} imports ${args.path}, a Node builtin` }] };
+      }
+      return undefined;
+    });
+  },
+};
+
+test('the browser entry bundles with no Node builtin import, no Buffer, process or require; its size is within budget', async () => {
+  const result = await build({
+    entryPoints: ['src/browser/index.ts'],
+    bundle: true,
+    format: 'esm',
+    platform: 'neutral',
+    target: 'es2022',
+    minify: true,
+    write: false,
+    logLevel: 'silent',
+    plugins: [noNode],
+  });
+  const code = result.outputFiles[0]!.text;
+  for (const global of [/\bBuffer\b/, /\bprocess\./, /\brequire\(/, /["']node:/]) {
+    assert.not.match(code, global, `the bundle mentions ${global}`);
+  }
+  const gzipped = gzipSync(code).length;
+  console.log(`browser bundle: ${code.length} bytes minified, ${gzipped} gzipped`);
+  assert.ok(gzipped <= GZIP_BUDGET, `${gzipped} bytes gzipped, above the ${GZIP_BUDGET}-byte budget`);
+});
+
+test('the shipped dist/browser.js is ESM without node: imports, and package.json exports it as msgchannel/browser', () => {
+  const shipped = readFileSync('dist/browser.js', 'utf8');
+  assert.not.match(shipped, /from\s*["']node:|import\(["']node:|\brequire\(/);
+  assert.not.match(shipped, /\bBuffer\b/);
+  assert.match(shipped, /export\s*\{/);
+  const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { exports: Record<string, { default?: string }> };
+  assert.is(pkg.exports['./browser']?.default, './dist/browser.js');
+});
+
+test.run();
