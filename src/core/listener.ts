@@ -82,7 +82,10 @@ export class Listener implements AsyncIterable<Channel> {
       // Node's TLS handshake timer is a socket timeout: 0 is none, and it honours at most MAX_TIMER_DELAY.
       const handshakeTimeout = Math.min(checked.handshakeTimeout, MAX_TIMER_DELAY);
       const server = tlsLib().createServer({ ...options.tls, handshakeTimeout }, (socket) => this.#onSocket(socket));
-      server.on('tlsClientError', (_error, socket) => socket.destroy()); // that socket only
+      server.on('tlsClientError', (error, socket) => {
+        socket.destroy(); // that socket only
+        this.#options.onHandshakeError?.(error);
+      });
       this.#tls = server;
     }
     this.listening = new Promise<AddressInfo>((resolve, reject) => {
@@ -188,7 +191,8 @@ export class Listener implements AsyncIterable<Channel> {
         void channel.closed.then(this.#notReady);
         this.#deliver(channel);
       },
-      noop, // a failed handshake ends that connection only
+      // A failed handshake ends that connection only; whoever listens is told.
+      (error: unknown) => this.#options.onHandshakeError?.(error as Error),
     );
   }
 
