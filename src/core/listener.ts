@@ -92,7 +92,10 @@ export class Listener implements AsyncIterable<Channel> {
       const server = tlsLib().createServer({ ...options.tls, handshakeTimeout }, (socket) =>
         this.#ws === undefined ? this.#onSocket(socket) : this.#ws.connection(socket),
       );
-      server.on('tlsClientError', (_error, socket) => socket.destroy()); // that socket only
+      server.on('tlsClientError', (error, socket) => {
+        socket.destroy(); // that socket only
+        this.#options.onHandshakeError?.(error);
+      });
       this.#tls = server;
     }
     this.listening = new Promise<AddressInfo>((resolve, reject) => {
@@ -213,7 +216,8 @@ export class Listener implements AsyncIterable<Channel> {
         void channel.closed.then(this.#notReady);
         this.#deliver(channel);
       },
-      noop, // a failed handshake ends that connection only
+      // A failed handshake ends that connection only; whoever listens is told.
+      (error: unknown) => this.#options.onHandshakeError?.(error as Error),
     );
   }
 

@@ -205,6 +205,8 @@ export interface ListenOptions extends ChannelOptions {
   memoryBudget?: number;
   /** @internal A budget shared with other listeners (a Server's), instead of one of `memoryBudget`. */
   budget?: MemoryBudget;
+  /** @internal A connection's handshake failed (it is closed; the listener goes on): a Server reports it to onError. */
+  onHandshakeError?: (error: Error) => void;
   /**
    * Most connections of this listener open at once: in their handshake, accepted but not yet
    * taken, or handed out and not yet closed. An extra one is refused like `admit` refuses (before

@@ -30,7 +30,7 @@ import {
 import { reportError } from '../report.js';
 import { PacketmqSession } from '../typed/packetmq.js';
 import type { MessageMap } from '../typed/protocol.js';
-import type { TypedChannel } from '../typed/typedChannel.js';
+import { packMessage, type TypedChannel } from '../typed/typedChannel.js';
 import { noop, raceTimeout, settlesWithin } from '../util.js';
 import { checkNumber, checkOneOf, checkTimeout } from '../validate.js';
 import type { RequestContext, RequestOptions, RequestReply } from '../rpc/options.js';
@@ -109,7 +109,11 @@ export interface ServerOptions<M extends MessageMap = never>
   onRequest?: (conn: Connection<M>, body: Buffer, ctx: RequestContext) => RequestReply | PromiseLike<RequestReply>;
   /** A connection closed: `reason` is a packetmq softquit reason, the Error that ended it, or undefined after a clean close. */
   onClose?: (conn: Connection<M>, reason: string | Error | undefined) => unknown;
-  /** A handler threw, a message could not be decoded, a handshake or a listener failed. Without one: a process warning. */
+  /**
+   * A handler threw, a message could not be decoded, a listener failed (without onError: a process
+   * warning), or a connection's handshake failed (TLS, the framing's, `auth`, packetmq's; `conn`
+   * undefined before the connection was made; without onError: not reported).
+   */
   onError?: (error: Error, conn: Connection<M> | undefined) => unknown;
 }
 
@@ -396,6 +400,7 @@ export class Server<M extends MessageMap = never> {
       keepAlive: o.keepAlive,
       ...where,
       admit: this.#admit,
+      onHandshakeError: this.#handshakeFailed,
       maxConnections: Infinity, // the server counts across all its listeners
       budget: this.#budget,
     };
@@ -440,7 +445,10 @@ export class Server<M extends MessageMap = never> {
           if (this.#closing) channel.destroy();
           else this.#accept(channel);
         },
-        () => this.#memoryHandshaking--,
+        (error: unknown) => {
+          this.#memoryHandshaking--;
+          this.#handshakeFailed(error as Error);
+        },
       );
       return client;
     });
@@ -454,6 +462,15 @@ export class Server<M extends MessageMap = never> {
     for (const l of this.#listeners) n += l.pending + l.handshaking;
     return n;
   }
+
+  /**
+   * A connection's handshake failed (TLS, the framing's, `auth`): that connection is closed, and
+   * onError hears of it. Without an onError it is not a process warning: anyone who can connect
+   * could fill stderr with them.
+   */
+  readonly #handshakeFailed = (error: Error): void => {
+    if (this.onError !== undefined) this.#report(error, undefined);
+  };
 
   readonly #admit = (): boolean => this.#closing === undefined && this.#count() < this.maxConnections;
 
@@ -555,6 +572,9 @@ export class Server<M extends MessageMap = never> {
 
   async #broadcast(args: Outgoing<M>): Promise<number> {
     const policy = this.#slowConsumer;
+    const protocol = this.#options.protocol;
+    // Typed: packed once for every connection (a bad name or value rejects here, before any send).
+    const packed = protocol === undefined ? undefined : packMessage(protocol, args[0] as string, args[1]);
     const entries: BroadcastEntry<M>[] = [];
     for (const conn of this.#connections) {
       if (!conn.isOpen) continue;
@@ -571,7 +591,9 @@ export class Server<M extends MessageMap = never> {
       const wait = policy === 'wait' || conn.broadcastsPending === 0;
       const entry: BroadcastEntry<M> = { conn, state: PENDING, error: undefined, settled: undefined!, wait };
       conn.broadcastsPending++;
-      entry.settled = conn.send(...args).then(
+      const sent =
+        packed !== undefined && conn.typed !== undefined ? conn.typed.sendPacked(packed) : conn.send(...args);
+      entry.settled = sent.then(
         () => {
           conn.broadcastsPending--;
           entry.state = TAKEN;

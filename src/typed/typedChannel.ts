@@ -58,6 +58,22 @@ export interface TypedChannelOptions {
 
 const noop = (): void => {};
 
+/** A message packed with its type's codec: the body and the Protocol's type id. */
+export interface PackedMessage {
+  readonly type: number;
+  readonly body: Buffer;
+}
+
+/**
+ * Pack `data` as message `name` of `protocol`. Throws UnknownMessageTypeError for a name the
+ * protocol does not define, and what the codec throws.
+ */
+export function packMessage<M extends MessageMap>(protocol: Protocol<M>, name: string, data: unknown): PackedMessage {
+  const def = protocol.get(name);
+  if (def === undefined) throw new UnknownMessageTypeError(-1, { message: `unknown message type '${String(name)}'` });
+  return { type: def.id, body: toBuffer(def.codec.pack(data)) };
+}
+
 /** `p`, marked handled: it still rejects for whoever awaits it, but never as an unhandled rejection. */
 export function handled<T>(p: Promise<T>): Promise<T> {
   p.catch(noop);
@@ -143,16 +159,18 @@ export class TypedChannel<M extends MessageMap> implements AsyncIterable<TypedMe
   }
 
   #send(name: string, data: unknown, options: TypedSendOptions | undefined): Promise<void> {
-    const def = this.protocol.get(name);
-    if (def === undefined)
-      return Promise.reject(new UnknownMessageTypeError(-1, { message: `unknown message type '${String(name)}'` }));
-    let body: Buffer;
+    let packed: PackedMessage;
     try {
-      body = toBuffer(def.codec.pack(data));
+      packed = packMessage(this.protocol, name, data);
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.transport.send(body, { type: def.id, signal: options?.signal });
+    return this.transport.send(packed.body, { type: packed.type, signal: options?.signal });
+  }
+
+  /** @internal Send a message packed once for many channels (Server.broadcast). */
+  sendPacked(packed: PackedMessage): Promise<void> {
+    return handled(this.transport.send(packed.body, { type: packed.type }));
   }
 
   /**
