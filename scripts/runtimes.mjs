@@ -8,7 +8,7 @@ import { join } from 'node:path';
 
 /** The core suites: Channel, every framing, the typed layer, Server/Client, request/reply, hardening. */
 const SUITES = [
-  'channel',
+  'core/channel',
   'framing/msg',
   'framing/lengthPrefixed',
   'framing/tinyproto',
@@ -16,12 +16,12 @@ const SUITES = [
   'framing/limits',
   'property/decoders',
   'property/cases',
-  'server',
+  'peer/server',
   'typed/protocol',
   'typed/typedChannel',
   'typed/packetmq',
   'typed/types',
-  'receive',
+  'core/receive',
   'core/recycle',
   'rpc/envelope',
   'rpc/request',

@@ -1,9 +1,12 @@
-/** Shared test helpers: servers on 127.0.0.1 port 0, certificates made at test time, leak checks. */
+/**
+ * Shared test helpers: servers and connected pairs on 127.0.0.1 port 0, certificates made at test
+ * time, leak checks, and waiting for a promise or a condition with a bound.
+ */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Channel, type Listener, type ListenOptions } from '../channel.js';
+import { Channel, type ChannelOptions, type Listener, type ListenOptions } from '../channel.js';
 
 // Tests that need an outside peer (openssl, python3): see peers.ts.
 export { STRICT_PEERS, opensslMissing, testNeeding, tlsTest } from './peers.js';
@@ -34,7 +37,7 @@ export async function echoServer(
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Resolves with 'pending' if `p` has not settled within `ms`. */
-export async function settledWithin<T>(p: Promise<T>, ms: number): Promise<T | 'pending'> {
+export async function resultWithin<T>(p: Promise<T>, ms: number): Promise<T | 'pending'> {
   let timer: NodeJS.Timeout | undefined;
   try {
     return await Promise.race([p, new Promise<'pending'>((r) => (timer = setTimeout(r, ms, 'pending')))]);
@@ -121,4 +124,37 @@ export function chunkAt(bytes: Buffer, cuts: number[]): Buffer[] {
   }
   out.push(bytes.subarray(at));
   return out;
+}
+
+/** Helpers of the request/reply suites: a connected pair of Channels over TCP on 127.0.0.1. */
+
+/** Two channels joined over a real TCP connection on 127.0.0.1 (port 0); `server` is the accepted end. */
+export async function tcpPair(
+  options: ChannelOptions = {},
+  serverOptions: ChannelOptions = options,
+): Promise<{ client: Channel; server: Channel }> {
+  const listener = Channel.listen('127.0.0.1', 0, serverOptions);
+  try {
+    const { port } = await listener.listening;
+    const [client, server] = await Promise.all([Channel.connect('127.0.0.1', port, options), listener.accept()]);
+    return { client, server: server! };
+  } finally {
+    await listener.close();
+  }
+}
+
+/** A promise and its resolve, for handlers the test releases by hand. */
+export function gate<T = void>(): { promise: Promise<T>; open: (value: T) => void } {
+  let open!: (value: T) => void;
+  const promise = new Promise<T>((resolve) => (open = resolve));
+  return { promise, open };
+}
+
+/** Wait until `cond()` holds (polling every 2 ms), or fail after `ms`. */
+export async function until(cond: () => boolean, ms = 2000, what = 'condition'): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
 }

@@ -10,7 +10,7 @@ import * as net from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Channel, type Listener } from '../../channel.js';
-import { openHandles, settledWithin, sleep, unhandled } from '../helpers.js';
+import { openHandles, resultWithin, sleep, unhandled } from '../helpers.js';
 
 const KiB = 1024;
 const header = (length: number): Buffer => Buffer.from(`\r\nMSG ${length}\r\n`);
@@ -59,11 +59,11 @@ test('20 idle announcers neither starve a smaller message nor outlive their time
     await sleep(50);
     const good = patterned(128 * KiB, 7);
     const { ch } = await connect(frame(good));
-    const got = await settledWithin(ch.recv(), 3000);
+    const got = await resultWithin(ch.recv(), 3000);
     assert.ok(got !== 'pending', 'the 128 KiB message arrived while idle announcers held and waited for the budget');
     assert.equal(got, good);
     // Every announcer is closed by a timeout, waiting or holding, within a few bodyTimeouts.
-    const ends = await settledWithin(Promise.all(announcers.map((a) => a.closed)), 4000);
+    const ends = await resultWithin(Promise.all(announcers.map((a) => a.closed)), 4000);
     assert.ok(ends !== 'pending', `${announcers.filter((a) => a.isOpen).length} of 20 announcers still open`);
     for (const error of ends as (Error | undefined)[]) assert.is((error as { code?: string }).code, 'ERR_TIMEOUT');
   } finally {
@@ -119,7 +119,7 @@ test('peers whose announced bodies wait for memory and then disconnect together:
     await sleep(50);
     const seen = await allocations(1024 * KiB, async () => {
       for (const p of peers) p.socket.end();
-      const ends = await settledWithin(Promise.all(peers.map((p) => p.ch.closed)), 2000);
+      const ends = await resultWithin(Promise.all(peers.map((p) => p.ch.closed)), 2000);
       assert.ok(ends !== 'pending', 'every end noticed');
       // The first one's body was allocated before (it fit alone); each end is a frame cut short.
       for (const error of ends as (Error | undefined)[])

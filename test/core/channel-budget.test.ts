@@ -11,7 +11,7 @@ import * as net from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Channel, type ChannelOptions, type Framing, type Listener, tinyproto } from '../../channel.js';
-import { openHandles, settledWithin, sleep, unhandled } from '../helpers.js';
+import { openHandles, resultWithin, sleep, unhandled } from '../helpers.js';
 import { MemoryBudget } from '../../src/core/budget.js';
 import { ManualStream, tinyprotoOver, turn } from './transport.js';
 
@@ -91,10 +91,10 @@ test('an unread 64 KiB message holds the budget: the next body that does not fit
     b.socket.write(Buffer.concat([frame(first), frame(second)]));
     assert.equal(await b.ch.recv(), hello);
     const waiting = b.ch.recv();
-    assert.is(await settledWithin(waiting, 100), 'pending', '64 + 64 KiB do not fit in 100 KiB');
+    assert.is(await resultWithin(waiting, 100), 'pending', '64 + 64 KiB do not fit in 100 KiB');
     assert.ok(b.ch.isOpen);
     assert.equal(await a.ch.recv(), held); // taken: its 64 KiB are released
-    assert.equal(await settledWithin(waiting, 2000), first, 'every byte, in order');
+    assert.equal(await resultWithin(waiting, 2000), first, 'every byte, in order');
     assert.equal(await b.ch.recv({ timeout: 2000 }), second, 'and what followed it');
   } finally {
     await end();
@@ -110,7 +110,7 @@ test('a message taken by a waiting recv() releases its memory at once', async ()
       const waiting = a.ch.recv();
       const body = patterned(BIG, i);
       a.socket.write(frame(body));
-      assert.equal(await settledWithin(waiting, 2000), body);
+      assert.equal(await resultWithin(waiting, 2000), body);
     }
     // Nothing is held now: another connection's body fits.
     const body = patterned(BIG + 10, 9);
@@ -131,7 +131,7 @@ test('messages under 64 KiB neither count nor release: taking many of them frees
     for (let i = 0; i < 2; i++) {
       const waiting = c.ch.recv();
       c.socket.write(frame(small));
-      assert.equal(await settledWithin(waiting, 2000), small);
+      assert.equal(await resultWithin(waiting, 2000), small);
     }
     c.socket.write(Buffer.concat([frame(small), frame(small)]));
     await buffered(c.ch, 2);
@@ -141,9 +141,9 @@ test('messages under 64 KiB neither count nor release: taking many of them frees
     const body = patterned(BIG, 2);
     b.socket.write(frame(body));
     const waiting = b.ch.recv();
-    assert.is(await settledWithin(waiting, 100), 'pending');
+    assert.is(await resultWithin(waiting, 100), 'pending');
     assert.equal(await a.ch.recv(), held);
-    assert.equal(await settledWithin(waiting, 2000), body);
+    assert.equal(await resultWithin(waiting, 2000), body);
   } finally {
     await end();
   }
@@ -210,13 +210,13 @@ test('a connection waiting for memory stays paused while what it sends drains', 
     b.socket.write(frame(big).subarray(1000));
     for (let i = 0; i < 64; i++) b.socket.write(frame(filler)); // 4 MiB more, which b must not read yet
     const waiting = b.ch.recv();
-    assert.is(await settledWithin(waiting, 50), 'pending');
+    assert.is(await resultWithin(waiting, 50), 'pending');
     // Meanwhile b sends its peer 1 MiB, which the peer reads: b's socket drains.
     await b.ch.send(Buffer.alloc(1024 * KiB));
     await b.ch.send('and drained');
     await sleep(50);
     assert.equal(a.ch.tryRecv(), held);
-    assert.equal(await settledWithin(waiting, 2000), big);
+    assert.equal(await resultWithin(waiting, 2000), big);
     await sleep(50);
     // Reading resumed only now: up to highWaterMark (1 MiB) of fillers, plus one read.
     assert.ok(b.ch.bufferedMessages <= 2 + Math.ceil((1024 + 64) / 60), `${b.ch.bufferedMessages} messages read ahead`);
@@ -246,11 +246,11 @@ test('memory released that is still not enough for the waiting body: it keeps wa
     const filler = Buffer.alloc(60 * KiB, 5);
     for (let i = 0; i < 64; i++) b.socket.write(frame(filler));
     const waiting = b.ch.recv();
-    assert.is(await settledWithin(waiting, 50), 'pending');
+    assert.is(await resultWithin(waiting, 50), 'pending');
     assert.equal(c.ch.tryRecv(), heldC); // 70 KiB released: 70 + 90 still do not fit in 150
-    assert.is(await settledWithin(waiting, 50), 'pending');
+    assert.is(await resultWithin(waiting, 50), 'pending');
     assert.equal(a.ch.tryRecv(), heldA);
-    assert.equal(await settledWithin(waiting, 2000), body);
+    assert.equal(await resultWithin(waiting, 2000), body);
     // b reads on now, until its highWaterMark (1 MiB) of messages is unread, overshooting by at
     // most one 64 KiB read: had it read on while it waited, it would hold what it read then, too.
     await sleep(50);
@@ -275,13 +275,13 @@ test('a big body whose header comes in the same read as the handshake waits for 
     const next = patterned(1000, 3);
     const b = await peer(Buffer.concat([Buffer.from([0xff]), u32(body.length), body.subarray(0, 1000)]));
     const waiting = b.ch.recv();
-    assert.is(await settledWithin(waiting, 50), 'pending');
+    assert.is(await resultWithin(waiting, 50), 'pending');
     b.socket.write(body.subarray(1000, 30_000));
     await sleep(20);
     b.socket.write(Buffer.concat([body.subarray(30_000), u32(next.length), next]));
-    assert.is(await settledWithin(waiting, 50), 'pending');
+    assert.is(await resultWithin(waiting, 50), 'pending');
     assert.equal(await a.ch.recv(), held);
-    assert.equal(await settledWithin(waiting, 2000), body);
+    assert.equal(await resultWithin(waiting, 2000), body);
     assert.equal(await b.ch.recv({ timeout: 2000 }), next);
   } finally {
     await end();
@@ -304,12 +304,12 @@ test('a body that waits for memory from the read that ended the handshake stops 
     await sleep(300); // the kernel's buffers fill; then nothing moves while the body waits
     const before = b.socket.writableLength;
     await sleep(300);
-    assert.is(await settledWithin(waiting, 10), 'pending');
+    assert.is(await resultWithin(waiting, 10), 'pending');
     assert.is(b.socket.writableLength, before, 'no byte read while it waits');
     assert.ok(before > 8 * MiB, `the peer still holds ${before} of ${body.length} bytes`);
     assert.is(b.ch.stats.bytesReceived, 0);
     assert.equal(await a.ch.recv(), held);
-    const got = await settledWithin(waiting, 5000);
+    const got = await resultWithin(waiting, 5000);
     assert.ok(got !== 'pending' && body.equals(got), 'it arrives, intact, once memory is released');
   } finally {
     await end();
@@ -323,7 +323,7 @@ test('closing a connection while its body waits for memory is clean, and memory 
     const b = await peer();
     b.socket.write(frame(patterned(BIG, 2)));
     const waiting = b.ch.recv();
-    assert.is(await settledWithin(waiting, 100), 'pending');
+    assert.is(await resultWithin(waiting, 100), 'pending');
     const closing = b.ch.close();
     assert.equal(a.ch.tryRecv(), held); // releases memory while b is closing
     await closing;

@@ -9,7 +9,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Channel, ChannelClosedError, type Listener } from '../../channel.js';
 import { READ_AHEAD } from '../../src/core/channel.js';
-import { openHandles, settledWithin, sleep, unhandled } from '../helpers.js';
+import { openHandles, resultWithin, sleep, unhandled } from '../helpers.js';
 import { ManualStream, turn } from './transport.js';
 
 const frame = (body: Buffer): Buffer => Buffer.concat([Buffer.from(`\r\nMSG ${body.length}\r\n`), body]);
@@ -60,7 +60,7 @@ test("a peer's FIN while decoding is held is noticed at once, and recv() still d
     const { bodies, wire } = numbered(40, 200); // 8 KiB: twice highWaterMark, well within the read-ahead
     socket.end(wire);
     // Nobody reads: decoding is held above highWaterMark. The end must still be seen.
-    assert.is(await settledWithin(ch.closed, 2000), undefined, 'closed resolved: a clean end');
+    assert.is(await resultWithin(ch.closed, 2000), undefined, 'closed resolved: a clean end');
     assert.not.ok(ch.isOpen);
     for (const body of bodies) assert.equal(ch.tryRecv() ?? (await ch.recv({ timeout: 2000 })), body);
     const error = await ch.recv().catch((e: unknown) => e);
@@ -78,7 +78,7 @@ test('a peer that resets while decoding is held is noticed at once: closed repor
     for (let i = 0; i < 200 && ch.bufferedMessages < 20; i++) await sleep(5);
     assert.ok(ch.bufferedMessages >= 20, 'more than highWaterMark unread');
     socket.resetAndDestroy();
-    const closed = await settledWithin(ch.closed, 2000);
+    const closed = await resultWithin(ch.closed, 2000);
     assert.is((closed as { code?: string } | undefined)?.code, 'ECONNRESET');
     assert.not.ok(ch.isOpen);
   } finally {
@@ -93,7 +93,7 @@ test('a peer that goes silent while decoding is held (read-ahead not full) still
     for (let i = 0; i < 200 && ch.bufferedMessages < 20; i++) await sleep(5);
     assert.ok(ch.bufferedMessages >= 20, 'more than highWaterMark unread');
     assert.not.ok(ch.peerBlocked, 'but the peer can reach us');
-    const closed = await settledWithin(ch.closed, 2000);
+    const closed = await resultWithin(ch.closed, 2000);
     assert.is((closed as { code?: string } | undefined)?.code, 'ERR_TIMEOUT');
   } finally {
     await end();

@@ -2,13 +2,13 @@
  * The direct receive path's parts on their own (src/core/reader.ts), fast: where DIRECT_READS is
  * on, DirectReader's choice of read buffer and its copy / hand-over rule at the boundary, reads
  * before a Channel attaches, and which sockets adoptAccepted re-wraps and which it leaves as they
- * are. test/receive.test.ts runs the path end to end over real connections.
+ * are. test/core/receive.test.ts runs the path end to end over real connections.
  */
 import * as net from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DIRECT_READS, DirectReader, SLAB_SIZE, adoptAccepted, type ReadTarget } from '../../src/core/reader.js';
-import { openHandles, settledWithin, sleep, unhandled } from '../helpers.js';
+import { openHandles, resultWithin, sleep, unhandled } from '../helpers.js';
 
 type ReaderModule = typeof import('../../src/core/reader.js');
 
@@ -187,7 +187,7 @@ test('adoptAccepted: a paused accepted socket is re-wrapped to read through a Di
   assert.equal(answer, Buffer.from('pong'), 'it writes too');
   const ended = new Promise<string>((r) => socket.once('end', () => r('ended')));
   pair.client.end();
-  assert.is(await settledWithin(ended, 2000), 'ended', "the peer's end arrives");
+  assert.is(await resultWithin(ended, 2000), 'ended', "the peer's end arrives");
   socket.destroy();
   await pair.close();
 });

@@ -9,7 +9,7 @@ import * as net from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Channel, Server } from '../../channel.js';
-import { echoServer, openHandles, settledWithin, sleep, unhandled } from '../helpers.js';
+import { echoServer, openHandles, resultWithin, sleep, unhandled } from '../helpers.js';
 import { childKind, firstRss, peakRss, spawnChild, tell } from './child.js';
 
 const MiB = 2 ** 20;
@@ -72,12 +72,12 @@ if (childKind === undefined) {
     const b = await partial(port, [header(body.length), body]);
     const chB = (await listener.accept())!;
     const bRecv = chB.recv();
-    assert.is(await settledWithin(bRecv, 300), 'pending', "B's body waits for memory");
+    assert.is(await resultWithin(bRecv, 300), 'pending', "B's body waits for memory");
     assert.ok(chB.isOpen);
     // A completes and its message is taken: B's goes on.
     a.write(body.subarray(400 * 1024));
     assert.is((await chA.recv({ timeout: 2000 })).length, body.length);
-    const bGot = await settledWithin(bRecv, 2000);
+    const bGot = await resultWithin(bRecv, 2000);
     assert.is(bGot === 'pending' ? 'pending' : bGot.length, body.length);
     a.destroy();
     b.destroy();
@@ -102,7 +102,7 @@ if (childKind === undefined) {
         server.onMessage = (conn, m) => resolve((m as Buffer).length);
       });
       await ch.send(Buffer.alloc(900 * 1024));
-      assert.is(await settledWithin(echoed, 2000), 900 * 1024);
+      assert.is(await resultWithin(echoed, 2000), 900 * 1024);
       await ch.close();
     } finally {
       stalled.destroy();

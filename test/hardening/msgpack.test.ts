@@ -22,7 +22,7 @@ import {
   packetmqChannelOptions,
   packetmqProtocol,
 } from '../../channel.js';
-import { openHandles, settledWithin, sleep, unhandled } from '../helpers.js';
+import { openHandles, resultWithin, sleep, unhandled } from '../helpers.js';
 import { childKind, spawnChild, tell } from './child.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
@@ -196,7 +196,7 @@ if (childKind === undefined) {
       await bad.send(BOMB, { type: 0 }); // id 0: packetmq:handshake_init, decoded by the library itself
       const report = await child.next();
       assert.is(report.code, 'ERR_PROTOCOL', JSON.stringify(report));
-      assert.is.not(await settledWithin(bad.closed, 5000), 'pending', 'the server drops the connection');
+      assert.is.not(await resultWithin(bad.closed, 5000), 'pending', 'the server drops the connection');
       const elapsed = performance.now() - started;
       assert.ok(elapsed < 2000, `refused in ${elapsed.toFixed(0)} ms`);
       const good = new PacketmqSession(PM, await Channel.connect('127.0.0.1', port, packetmqChannelOptions()), {

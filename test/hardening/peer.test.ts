@@ -28,7 +28,7 @@ import {
   type Connection,
   type ServerOptions,
 } from '../../channel.js';
-import { makeCertificate, openHandles, settledWithin, sleep, unhandled } from '../helpers.js';
+import { makeCertificate, openHandles, resultWithin, sleep, unhandled } from '../helpers.js';
 
 const proto = packetmqProtocol().define('app:blob', 17, raw).define('app:say', 18, msgpack<string>());
 const BLOB = Buffer.alloc(64 * 1024, 1);
@@ -351,7 +351,7 @@ if (child === undefined) {
       const before = received;
       while (performance.now() - start < ms && !stalled) {
         const t = performance.now();
-        const n = await settledWithin(server.broadcast(payload), 5000);
+        const n = await resultWithin(server.broadcast(payload), 5000);
         if (n === 'pending') stalled = true;
         else counts.push(n);
         slowest = Math.max(slowest, performance.now() - t);
@@ -502,8 +502,8 @@ if (child === undefined) {
     void client.connect('127.0.0.1', (raw.address() as net.AddressInfo).port).catch(() => {});
     assert.ok(await until(() => delays.length >= 3, 5000), `retries: ${delays}`);
     assert.equal(delays.slice(0, 3), [10, 20, 40]);
-    assert.is(await settledWithin(client.stopped, 0), 'pending');
-    assert.is(await settledWithin(queued, 0), 'pending');
+    assert.is(await resultWithin(client.stopped, 0), 'pending');
+    assert.is(await resultWithin(queued, 0), 'pending');
     await client.close();
     const e = (await queued.then(
       () => assert.unreachable('a message sent on a reset connection resolved'),
@@ -555,7 +555,7 @@ if (child === undefined) {
     for (let i = 1; i < delays.length; i++) assert.ok(delays[i]! > delays[i - 1]!, `delays grow: ${delays}`);
     assert.ok(client.queued >= 1, 'the messages are queued again');
     await first.close();
-    const all = await settledWithin(Promise.all(sends), 8000);
+    const all = await resultWithin(Promise.all(sends), 8000);
     assert.is.not(all, 'pending');
     assert.ok(await until(() => got.length >= 2));
     assert.equal(got.slice(0, 2), ['queued before connect', 'sent in onConnect']);

@@ -10,7 +10,7 @@ import * as net from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Channel, ConnectionRefusedError, ProtocolError, tinyproto } from '../../channel.js';
-import { openHandles, rejectsWith, settledWithin, sleep, unhandled } from '../helpers.js';
+import { openHandles, rejectsWith, resultWithin, sleep, unhandled } from '../helpers.js';
 import { memoryPair } from '../../src/core/memory.js';
 import { childKind, firstRss, peakRss, spawnChild, tell } from './child.js';
 
@@ -143,7 +143,7 @@ if (childKind === undefined) {
     const attack = await flood(port, Buffer.from([0xff, 0xff, 0xff, 0xff]), 300);
     try {
       const ch = (await accepted)!;
-      const closed = await settledWithin(ch.closed, 5000);
+      const closed = await resultWithin(ch.closed, 5000);
       ch.destroy();
       assert.is((closed as { code?: string } | undefined)?.code, 'ERR_SEND_QUEUE_FULL');
     } finally {

@@ -7,7 +7,7 @@ import * as net from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Channel, Client, Server } from '../../channel.js';
-import { makeCertificate, opensslMissing, openHandles, settledWithin, sleep, tlsTest, unhandled } from '../helpers.js';
+import { makeCertificate, opensslMissing, openHandles, resultWithin, sleep, tlsTest, unhandled } from '../helpers.js';
 
 /** Skipped (or failed under MSGCHANNEL_STRICT_PEERS=1) without openssl, which makes the certificate. */
 const withOpenssl = tlsTest('hardening/tls');
@@ -48,7 +48,7 @@ withOpenssl('stalled TLS handshakes count against maxConnections from accept and
   assert.ok(peak <= 10, `at most maxConnections open at once (saw ${peak})`);
   assert.ok(listener.connections <= 10);
   // Every one of them is closed by the server: the 90 over the limit at once (reset), the 10 at handshakeTimeout.
-  const settled = await settledWithin(Promise.all(stalled), 5000);
+  const settled = await resultWithin(Promise.all(stalled), 5000);
   if (!Array.isArray(settled)) assert.unreachable('a stalled socket was never closed by the server');
   const outcomes = settled as string[];
   const elapsed = Date.now() - started;
@@ -116,8 +116,8 @@ withOpenssl(
     for (let i = 0; i < 200 && delays.length < 3; i++) await sleep(10);
     assert.ok(delays.length >= 3, `retried (${delays.length})`);
     assert.ok(delays[1]! > delays[0]! && delays[2]! > delays[1]!, `growing backoff ${delays.join(', ')}`);
-    assert.is(await settledWithin(first, 0), 'pending');
-    assert.is(await settledWithin(b.stopped, 0), 'pending');
+    assert.is(await resultWithin(first, 0), 'pending');
+    assert.is(await resultWithin(b.stopped, 0), 'pending');
     assert.equal(connects, []);
     await b.close();
     assert.is(await sent, 'ERR_NOT_SENT');

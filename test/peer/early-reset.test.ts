@@ -8,7 +8,7 @@ import * as net from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Client, Server } from '../../channel.js';
-import { settledWithin, sleep } from '../helpers.js';
+import { resultWithin, sleep } from '../helpers.js';
 
 /** A TCP proxy to `port` that resets each client connection `lifetime()` ms after accepting it. */
 async function resettingProxy(port: number, lifetime: () => number) {
@@ -61,7 +61,7 @@ test('one-way Client through a proxy resetting every 60-250 ms: it keeps retryin
   }
   for (let i = 0; i < 300 && got.size < N; i++) await sleep(20);
   console.log(`  ${got.size} of ${N} messages delivered over ${proxy.accepted()} connections`);
-  assert.is(await settledWithin(client.stopped, 0), 'pending', 'the client stopped');
+  assert.is(await resultWithin(client.stopped, 0), 'pending', 'the client stopped');
   assert.is(got.size, N);
   await client.close();
   await proxy.close();
@@ -90,7 +90,7 @@ test('a request/reply-only Client reset 100 ms after each connect: the replies e
     }
     await sleep(5);
   }
-  assert.is(await settledWithin(client.stopped, 0), 'pending', 'the client stopped');
+  assert.is(await resultWithin(client.stopped, 0), 'pending', 'the client stopped');
   assert.ok(connects >= 4, `${connects} connections`);
   assert.ok(replies > 0);
   // Each connection had a reply before its reset: established, so every retry is the first in a row.
@@ -109,7 +109,7 @@ test('a one-way Client reset before the server said anything: each retry waits l
   void client.connect('127.0.0.1', proxy.port).catch(() => {});
   for (let i = 0; i < 200 && delays.length < 4; i++) await sleep(10);
   assert.equal(delays.slice(0, 4), [5, 10, 20, 40]);
-  assert.is(await settledWithin(client.stopped, 0), 'pending', 'the client stopped');
+  assert.is(await resultWithin(client.stopped, 0), 'pending', 'the client stopped');
   await client.close();
   await proxy.close();
   await server.close();

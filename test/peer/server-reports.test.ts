@@ -18,7 +18,7 @@ import {
   raw,
   type Codec,
 } from '../../channel.js';
-import { settledWithin, sleep } from '../helpers.js';
+import { resultWithin, sleep } from '../helpers.js';
 
 async function until(cond: () => boolean, ms = 3000): Promise<boolean> {
   for (const end = Date.now() + ms; !cond();) {
@@ -57,7 +57,7 @@ test('packetmq softquit({ timeout }) to a peer that stopped reading rejects with
   const blob = Buffer.alloc(64 * 1024, 1);
   for (let i = 0; i < 400; i++) void a.send('app:blob', blob);
   const quit = a.softquit('reason.userquit', { timeout: 200 });
-  const outcome = await settledWithin(
+  const outcome = await resultWithin(
     quit.then(
       () => 'resolved',
       (e: unknown) => e,

@@ -9,7 +9,7 @@ import * as net from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Channel, Client, Server, tinyproto } from '../../channel.js';
-import { settledWithin, sleep } from '../helpers.js';
+import { resultWithin, sleep } from '../helpers.js';
 
 const LONG = 2 ** 31; // one past setTimeout's longest delay
 
@@ -17,7 +17,7 @@ test('recv({ timeout: 2**31 }) waits: it does not time out after a few ms', asyn
   const [a, b] = Channel.pair();
   const r = a.recv({ timeout: LONG });
   r.catch(() => {});
-  assert.is(await settledWithin(r, 50), 'pending');
+  assert.is(await resultWithin(r, 50), 'pending');
   await b.send('late');
   assert.is(String(await r), 'late');
   await Promise.all([a.close(), b.close()]);
@@ -29,7 +29,7 @@ test('recv({ timeout: Infinity }) and recv({ timeout: 0 }) mean no limit', async
   const zero = a.recv({ timeout: 0 });
   inf.catch(() => {});
   zero.catch(() => {});
-  assert.is(await settledWithin(zero, 30), 'pending');
+  assert.is(await resultWithin(zero, 30), 'pending');
   await b.send('1');
   await b.send('2');
   assert.equal([String(await inf), String(await zero)], ['1', '2']);
@@ -65,7 +65,7 @@ test('handshakeTimeout: 2**31 does not fail the handshake after a few ms', async
   const { port } = silent.address() as net.AddressInfo;
   const connecting = Channel.connect({ host: '127.0.0.1', port, framing: tinyproto, handshakeTimeout: LONG });
   connecting.catch(() => {});
-  assert.is(await settledWithin(connecting, 60), 'pending');
+  assert.is(await resultWithin(connecting, 60), 'pending');
   for (const s of sockets) s.destroy();
   await connecting.then(
     (ch) => ch.destroy(),
@@ -112,7 +112,7 @@ test('a Client with connectTimeout: Infinity connects', async () => {
   const server = new Server();
   const { port } = await server.listen(0, '127.0.0.1');
   const client = new Client({ connectTimeout: Infinity, initialDelay: 5 });
-  assert.is(await settledWithin(client.connect('127.0.0.1', port), 2000), undefined);
+  assert.is(await resultWithin(client.connect('127.0.0.1', port), 2000), undefined);
   assert.ok(client.connected);
   await client.close();
   await server.close();
@@ -129,14 +129,14 @@ test('maxDelay: Infinity with initialDelay: 2**31 waits: one attempt, not hundre
   await sleep(200);
   assert.is(retries, 1);
   assert.is(client.state, 'waiting');
-  assert.is(await settledWithin(client.close(), 1000), undefined);
+  assert.is(await resultWithin(client.close(), 1000), undefined);
 });
 
 test('client.connect(host, 70000) rejects with a RangeError (it does not retry for ever, nor throw)', async () => {
   const client = new Client({ initialDelay: 1 });
   let p: Promise<void> | undefined;
   assert.not.throws(() => (p = client.connect('127.0.0.1', 70000)));
-  const outcome = await settledWithin(
+  const outcome = await resultWithin(
     p!.then(
       () => 'connected',
       (e: unknown) => e,

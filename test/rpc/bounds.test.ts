@@ -8,8 +8,7 @@ import * as net from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Client, RequestChannel, Server, TimeoutError, decodeEnvelope, encodeEnvelope } from '../../channel.js';
-import { openHandles, settledWithin, sleep, unhandled } from '../helpers.js';
-import { gate, tcpPair, until } from './helpers.js';
+import { gate, openHandles, resultWithin, sleep, tcpPair, unhandled, until } from '../helpers.js';
 
 const KiB = 1024;
 
@@ -61,7 +60,7 @@ test('with every handler busy, a heartbeat still finds a peer that vanished (no 
   // Two requests take both slots and a third is held; then the peer goes silent and reads nothing.
   for (let id = 1; id <= 3; id++) await raw.send(encodeEnvelope({ kind: 'request', id, payload: 'work' }));
   await until(() => srv.running === 2, 2000, 'two handlers running');
-  const ended = await settledWithin(srv.closed, 2000);
+  const ended = await resultWithin(srv.closed, 2000);
   assert.instance(ended, TimeoutError, 'the heartbeat found the silent peer');
   assert.is(aborted.length, 2);
   assert.instance(aborted[0], TimeoutError);
@@ -137,7 +136,7 @@ test('with reading paused (held requests at their bound), a heartbeat still find
   const body = Buffer.alloc(3000, 0x61);
   for (let id = 1; id <= 6; id++) await raw.send(encodeEnvelope({ kind: 'request', id, payload: body }));
   await until(() => srv.running === 2 && srv.heldRequests === 2, 2000, '2 running, 2 held');
-  const ended = await settledWithin(srv.closed, 2000);
+  const ended = await resultWithin(srv.closed, 2000);
   assert.instance(ended, TimeoutError, 'the heartbeat found the silent peer although reading was paused');
   assert.is(aborted.length, 2);
   raw.destroy();

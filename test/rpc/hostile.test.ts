@@ -7,8 +7,7 @@ import fc from 'fast-check';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ProtocolError, RequestChannel, decodeEnvelope, encodeEnvelope, type Channel } from '../../channel.js';
-import { openHandles, rejectsWith, sleep, unhandled } from '../helpers.js';
-import { tcpPair, until } from './helpers.js';
+import { openHandles, rejectsWith, sleep, tcpPair, unhandled, until } from '../helpers.js';
 
 /** The id of a request the raw peer read, from its envelope. */
 async function readRequestId(raw: Channel): Promise<number> {

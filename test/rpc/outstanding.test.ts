@@ -7,7 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { RequestChannel, decodeEnvelope, encodeEnvelope, type RequestReply } from '../../channel.js';
 import { OutstandingRequests } from '../../src/rpc/outstanding.js';
-import { gate, tcpPair } from './helpers.js';
+import { gate, tcpPair } from '../helpers.js';
 
 const entry = (id: number) => ({ id });
 

@@ -2,8 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ChannelClosedError, Client, Protocol, RemoteError, Server, type Connection } from '../../channel.js';
-import { openHandles, rejectsWith, sleep, unhandled } from '../helpers.js';
-import { gate, until } from './helpers.js';
+import { gate, openHandles, rejectsWith, sleep, unhandled, until } from '../helpers.js';
 
 test('Server onRequest + Client.request over TCP; one-way messages still go to onMessage, both ways; the server can request too', async () => {
   const got: string[] = [];

@@ -24,8 +24,7 @@ import {
   type Framing,
   type RequestReply,
 } from '../../channel.js';
-import { openHandles, rejectsWith, sleep, unhandled } from '../helpers.js';
-import { gate, tcpPair, until } from './helpers.js';
+import { gate, openHandles, rejectsWith, sleep, tcpPair, unhandled, until } from '../helpers.js';
 
 test('RemoteError is branded, has code ERR_REMOTE, and is listed in ErrorCode', () => {
   const e = new RemoteError('boom', { remoteCode: 'EBOOM' });

@@ -19,8 +19,7 @@ import {
   encodeClientHello,
   encodeDataHeader,
 } from '../../src/session/wire.js';
-import { makeCertificate, openHandles, sleep, tlsTest, unhandled } from '../helpers.js';
-import { until } from '../rpc/helpers.js';
+import { makeCertificate, openHandles, sleep, tlsTest, unhandled, until } from '../helpers.js';
 import { ChaosProxy } from './chaos.js';
 
 const ZERO_TOKEN = Buffer.alloc(16);

@@ -7,8 +7,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Client, Server, SessionLostError, type Connection } from '../../channel.js';
-import { openHandles, sleep, unhandled } from '../helpers.js';
-import { until } from '../rpc/helpers.js';
+import { openHandles, sleep, unhandled, until } from '../helpers.js';
 import { ChaosProxy } from './chaos.js';
 
 test('Server and Client with resume: one Connection and one connect per session through 10 resets', async () => {

@@ -18,8 +18,7 @@ import {
   type ChannelOptions,
 } from '../../channel.js';
 import { sessionOf } from '../../src/session/connect.js';
-import { makeCertificate, openHandles, sleep, tlsTest, unhandled } from '../helpers.js';
-import { until } from '../rpc/helpers.js';
+import { makeCertificate, openHandles, sleep, tlsTest, unhandled, until } from '../helpers.js';
 import { ChaosProxy } from './chaos.js';
 
 const N = 150;

@@ -11,8 +11,7 @@ import { Channel } from '../../channel.js';
 import { sessionOf } from '../../src/session/connect.js';
 import { MAX_OFFSET, encodeClientHello, encodeServerHello } from '../../src/session/wire.js';
 import { childKind, spawnChild, tell } from '../hardening/child.js';
-import { openHandles, sleep, unhandled } from '../helpers.js';
-import { until } from '../rpc/helpers.js';
+import { openHandles, sleep, unhandled, until } from '../helpers.js';
 
 const MiB = 2 ** 20;
 const SESSIONS = 3000;
@@ -141,10 +140,12 @@ if (childKind === undefined) {
     const { port } = fake.address() as net.AddressInfo;
     const ch = await Channel.connect('127.0.0.1', port, { resume: { window, heartbeat: 200 }, maxQueuedBytes: MiB });
     const body = Buffer.alloc(32 * 1024, 1);
-    const sends = Array.from({ length: 100 }, () => ch.send(body).then(
-      () => 'sent',
-      (e: unknown) => (e as { code?: string }).code,
-    ));
+    const sends = Array.from({ length: 100 }, () =>
+      ch.send(body).then(
+        () => 'sent',
+        (e: unknown) => (e as { code?: string }).code,
+      ),
+    );
     await sleep(300);
     const held = ch.stats.session!.unacknowledgedBytes;
     assert.ok(held <= window + body.length + 64, `${held} bytes unacknowledged held by the session`);

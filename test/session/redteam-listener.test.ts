@@ -7,8 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Channel, SessionLostError } from '../../channel.js';
 import { PING_SEGMENT, SERVER_HELLO_LENGTH, decodeServerHello, encodeClientHello } from '../../src/session/wire.js';
-import { openHandles, sleep, unhandled } from '../helpers.js';
-import { until } from '../rpc/helpers.js';
+import { openHandles, sleep, unhandled, until } from '../helpers.js';
 import { ChaosProxy } from './chaos.js';
 
 /**

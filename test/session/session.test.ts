@@ -11,8 +11,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Channel, RequestChannel, SessionLostError, type SessionListener } from '../../channel.js';
-import { makeCertificate, openHandles, settledWithin, sleep, tlsTest, unhandled } from '../helpers.js';
-import { until } from '../rpc/helpers.js';
+import { makeCertificate, openHandles, resultWithin, sleep, tlsTest, unhandled, until } from '../helpers.js';
 import { ChaosProxy } from './chaos.js';
 
 const numbered = (i: number): Buffer => {
@@ -81,7 +80,7 @@ test('a silent stall (no FIN, no RST) is noticed by the heartbeat and the sessio
   proxy.stall();
   for (let i = 100; i < 200; i++) await ch.send(numbered(i));
   // Bounded: the heartbeat notices within 2.5 x 100 ms; 20x that is the test's patience.
-  assert.equal(await settledWithin(reader, 5000), range(200));
+  assert.equal(await resultWithin(reader, 5000), range(200));
   assert.ok(ch.stats.session!.resumes >= 1);
   await ch.close();
   await proxy.close();

@@ -25,8 +25,8 @@ import {
   type Connection,
   type MessageMap,
   type ServerOptions,
-} from '../channel.js';
-import { openHandles, rejectsWith, settledWithin, sleep, unhandled } from './helpers.js';
+} from '../../channel.js';
+import { openHandles, rejectsWith, resultWithin, sleep, unhandled } from '../helpers.js';
 
 const MiB = 1024 * 1024;
 
@@ -46,7 +46,7 @@ async function until(cond: () => boolean, what: string, ms = 3000): Promise<void
 
 /** `p`'s value; fail (never hang) if it has not settled within `ms`. */
 async function within<T>(p: Promise<T>, what: string, ms = 3000): Promise<T> {
-  const r = await settledWithin(p, ms);
+  const r = await resultWithin(p, ms);
   if (r === 'pending') throw new Error(`${what}: still pending after ${ms} ms`);
   return r;
 }
@@ -158,10 +158,10 @@ test('a send taken by a connection not established yet resolves only once the se
   await client.connect('127.0.0.1', port);
   const a = client.send('a');
   const b = client.send('b');
-  assert.is(await settledWithin(a, 60), 'pending', 'not resolved before the connection is established');
+  assert.is(await resultWithin(a, 60), 'pending', 'not resolved before the connection is established');
   await until(() => got.length === 2, 'the two messages');
   assert.equal(got, ['a', 'b']);
-  assert.is(await settledWithin(b, 0), 'pending');
+  assert.is(await resultWithin(b, 0), 'pending');
   await conns[0]!.send('hello'); // the server speaks: the connection is established
   await within(Promise.all([a, b]), 'the held sends');
   await client.send('c'); // established: straight through
@@ -304,7 +304,7 @@ test('close() cuts off a send waiting for its answer: it rejects with why (not q
   const client = new Client(quick([], { framing: tinyproto }));
   await client.connect('127.0.0.1', (silent.address() as net.AddressInfo).port);
   const p = client.send('A');
-  assert.is(await settledWithin(p, 20), 'pending');
+  assert.is(await resultWithin(p, 20), 'pending');
   await within(client.close({ timeout: 50 }), 'close');
   const e = await notSent(p, 'the cut-off send');
   assert.is(e.seq, 1);

@@ -10,8 +10,8 @@ import {
   type CloseEvent,
   type ConnectEvent,
   type ErrorEvent,
-} from '../channel.js';
-import { openHandles, sleep } from './helpers.js';
+} from '../../channel.js';
+import { openHandles, sleep } from '../helpers.js';
 
 function record(): { events: [string, unknown][]; stop: () => void } {
   const events: [string, unknown][] = [];

@@ -20,9 +20,9 @@ import {
   type ConnectOptions,
   type Framing,
   type ListenOptions,
-} from '../channel.js';
-import { DIRECT_READS, DirectReader, SLAB_SIZE } from '../src/core/reader.js';
-import { makeCertificate, openHandles, sleep, tlsTest, unhandled } from './helpers.js';
+} from '../../channel.js';
+import { DIRECT_READS, DirectReader, SLAB_SIZE } from '../../src/core/reader.js';
+import { makeCertificate, openHandles, sleep, tlsTest, unhandled } from '../helpers.js';
 
 const MiB = 1024 * 1024;
 const withOpenssl = tlsTest('direct receive path, TLS');

@@ -3,10 +3,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as net from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Channel, ltprotocol, pythonConnection } from '../channel.js';
-import { parseAddress, parseFraming } from '../src/cli/args.js';
-import { hexdump, printable } from '../src/cli/output.js';
-import { echoServer, openHandles, sleep } from './helpers.js';
+import { Channel, ltprotocol, pythonConnection } from '../../channel.js';
+import { parseAddress, parseFraming } from '../../src/cli/args.js';
+import { hexdump, printable } from '../../src/cli/output.js';
+import { echoServer, openHandles, sleep } from '../helpers.js';
 
 const CLI = 'dist/cli.js';
 const env = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => {

@@ -14,8 +14,8 @@ import {
   packetmqProtocol,
   tinyproto,
   type Connection,
-} from '../channel.js';
-import { openHandles, settledWithin, sleep, unhandled } from './helpers.js';
+} from '../../channel.js';
+import { openHandles, resultWithin, sleep, unhandled } from '../helpers.js';
 
 const digest = (b: Buffer): Buffer => createHash('sha1').update(b).digest().subarray(0, 8);
 
@@ -214,8 +214,8 @@ test('maxConnections (MSG: a reset before any frame): the extra Client is not st
   const sent = c.send('queued while refused');
   for (let i = 0; i < 200 && delays.length < 3; i++) await sleep(10);
   assert.equal(delays.slice(0, 3), [10, 20, 40], 'a reset is a failed attempt: the waits grow');
-  assert.is(await settledWithin(c.stopped, 0), 'pending', 'a reset does not stop the client');
-  assert.is(await settledWithin(sent, 0), 'pending', 'a send on a reset connection is not resolved');
+  assert.is(await resultWithin(c.stopped, 0), 'pending', 'a reset does not stop the client');
+  assert.is(await resultWithin(sent, 0), 'pending', 'a send on a reset connection is not resolved');
   assert.equal(errors, []);
   assert.is(server.connections.size, 2);
   // A plain Channel sees the reset.
@@ -227,7 +227,7 @@ test('maxConnections (MSG: a reset before any frame): the extra Client is not st
   }
   // Room again once one leaves: the retrying client gets in and its send goes through.
   await a.close();
-  assert.is(await settledWithin(sent, 3000), undefined);
+  assert.is(await resultWithin(sent, 3000), undefined);
   const d = new Client();
   await b.close();
   for (let i = 0; i < 100 && server.connections.size > 1; i++) await sleep(5);
@@ -368,7 +368,7 @@ test('listen several times: two TCP ports, a Unix path, an in-process name; broa
 });
 
 test('typed: a Protocol gives { name, data } to handlers and send(name, data)', async () => {
-  const { ltprotocol, uint32, raw } = await import('../channel.js');
+  const { ltprotocol, uint32, raw } = await import('../../channel.js');
   const lt = new Protocol({ maxId: 255 }).define('NumMsg', 1, uint32).define('StrMsg', 2, raw);
   const server = new Server({
     framing: ltprotocol(),

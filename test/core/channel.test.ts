@@ -11,18 +11,18 @@ import {
   ProtocolError,
   TimeoutError,
   UnexpectedEofError,
-} from '../channel.js';
+} from '../../channel.js';
 import {
   echoServer,
   makeCertificate,
   openHandles,
   rejectsMatching,
   rejectsWith,
-  settledWithin,
+  resultWithin,
   sleep,
   tlsTest,
   unhandled,
-} from './helpers.js';
+} from '../helpers.js';
 
 /** Skipped (or failed under MSGCHANNEL_STRICT_PEERS=1) without openssl, which makes the certificate. */
 const withOpenssl = tlsTest('channel TLS');
@@ -269,7 +269,7 @@ for (const [how, late] of lateCalls) {
     void a.send('third');
     assert.is(String(await r1), 'first');
     await third;
-    const got = await Promise.all([r2, r3!].map((p) => settledWithin(p, 2000)));
+    const got = await Promise.all([r2, r3!].map((p) => resultWithin(p, 2000)));
     assert.equal(got.map(String), ['second', 'third'], 'the documented order: first, second, third');
     await a.close();
     await b.close();
@@ -294,10 +294,10 @@ for (const [how, cancel] of [
     assert.ok(/stop 2/.test(e.message) || e.code === 'ERR_TIMEOUT', String(e));
     await a.send('m1');
     await a.send('m2');
-    assert.is(String(await settledWithin(r1, 2000)), 'm1');
-    assert.is(String(await settledWithin(r3, 2000)), 'm2', 'the cancelled recv took no message');
+    assert.is(String(await resultWithin(r1, 2000)), 'm1');
+    assert.is(String(await resultWithin(r3, 2000)), 'm2', 'the cancelled recv took no message');
     await a.send('m3');
-    assert.is(String(await settledWithin(b.recv(), 2000)), 'm3');
+    assert.is(String(await resultWithin(b.recv(), 2000)), 'm3');
     assert.is(b.bufferedMessages, 0);
     await a.close();
     await b.close();
@@ -606,7 +606,7 @@ test('send backpressure: awaiting send() stalls once the peer stops reading', as
   let p: Promise<void> = Promise.resolve();
   for (let i = 0; i < 1000; i++) {
     p = a.send(body);
-    if ((await settledWithin(p, 50)) === 'pending') break;
+    if ((await resultWithin(p, 50)) === 'pending') break;
     sent++;
   }
   assert.ok(sent < 100, `sent ${sent} messages of 8 KiB without the reader reading`);
