@@ -9,6 +9,7 @@ import type { Duplex } from 'node:stream';
 import type * as tls from 'node:tls';
 import {
   ChannelClosedError,
+  closedError,
   MessageTooLargeError,
   ProtocolError,
   SendQueueFullError,
@@ -19,7 +20,6 @@ import {
 } from '../errors.js';
 import { BODY_BUDGET_MIN } from '../framing/body.js';
 import type { AckIO, Framing, HandshakeIO } from '../framing/types.js';
-import { checkTimeout } from '../validate.js';
 import { noop, settlesWithin } from '../util.js';
 import { connectChannel, peerCertificateOf, type ChannelFactory } from './connect.js';
 import { defineStreams } from './streams.js';
@@ -42,7 +42,7 @@ import { BodyPool } from './recycle.js';
 import { FrameWriter } from './writer.js';
 import { memoryPair } from './memory.js';
 import {
-  DEFAULT_CLOSE_TIMEOUT,
+  closeTimeout,
   checkChannelOptions,
   checkSendType,
   type ChannelInternals,
@@ -399,9 +399,7 @@ export class Channel implements AsyncIterable<Buffer> {
   }
 
   #closedError(): Error {
-    const error = this.#error;
-    if (error instanceof ChannelClosedError) return error;
-    return new ChannelClosedError('channel is closed', error ? { cause: error } : undefined);
+    return closedError(this.#error);
   }
 
   /** The channel ended: the send waiting for a tinyproto answer, then every queued send, reject with `error`. */
@@ -672,7 +670,8 @@ export class Channel implements AsyncIterable<Buffer> {
    */
   close(options?: CloseOptions): Promise<void> {
     if (this.#closing) return this.#closing;
-    const timeout = checkTimeout('timeout', options?.timeout) ?? DEFAULT_CLOSE_TIMEOUT;
+    const timeout = closeTimeout(options);
+    if (timeout instanceof Error) return Promise.reject(timeout); // an async API rejects, never throws
     const wasOpen = this.#state <= OPEN;
     if (this.#state < CLOSING) this.#state = CLOSING;
     if (!(this.#error instanceof ChannelClosedError) || wasOpen) {

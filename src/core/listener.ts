@@ -58,11 +58,11 @@ export class Listener implements AsyncIterable<Channel> {
   readonly #budget: MemoryBudget;
   readonly #maxConnections: number;
   /** Channels whose handshakes are done and that are not closed yet (pending or handed out). */
-  #ready = 0;
+  #handshaken = 0;
   /** The TLS server that accepted sockets are handed to (with `tls`); it never listens itself. */
   #tls: tls.Server | undefined;
   /** Channels of this listener not yet closed (handshaking, pending or handed out). */
-  #open = 0;
+  #connectionCount = 0;
   /** With `ws`: takes the HTTP upgrades (on this listener's port, or on an attached server's). */
   readonly #ws: WebSocketAcceptor | undefined;
 
@@ -133,40 +133,40 @@ export class Listener implements AsyncIterable<Channel> {
     return a;
   }
 
-  /** Channels accepted but not yet taken by the iterator. */
+  /** Channels accepted but not yet taken by the iterator (waiting to be taken). */
   get pending(): number {
     return this.#queue.length;
   }
 
   /** Connections accepted whose handshakes (TLS, the framing's, auth) have not finished yet (not yet in `pending`). */
   get handshaking(): number {
-    return this.#open - this.#ready;
+    return this.#connectionCount - this.#handshaken;
   }
 
   /** Connections of this listener open now: in their handshake, pending, or handed out and not closed. */
   get connections(): number {
-    return this.#open;
+    return this.#connectionCount;
   }
 
   /** An upgrade request of an attached server (`ws.server`): count it as an accepted connection, or refuse it (false). */
   readonly #countAttached = (socket: Duplex): boolean => {
     if (
       this.#closed ||
-      this.#open >= this.#maxConnections ||
+      this.#connectionCount >= this.#maxConnections ||
       (this.#options.admit !== undefined && !this.#options.admit())
     )
       return false;
-    this.#open++;
-    socket.once('close', this.#closedOne);
+    this.#connectionCount++;
+    socket.once('close', this.#onConnectionClosed);
     return true;
   };
 
-  readonly #closedOne = (): void => {
-    this.#open--;
+  readonly #onConnectionClosed = (): void => {
+    this.#connectionCount--;
   };
 
-  readonly #notReady = (): void => {
-    this.#ready--;
+  readonly #onHandshakenClosed = (): void => {
+    this.#handshaken--;
   };
 
   /** A TCP (or Unix) connection was accepted: count it from now until its socket closes, or refuse it. */
@@ -176,15 +176,18 @@ export class Listener implements AsyncIterable<Channel> {
       socket.destroy();
       return;
     }
-    if (this.#open >= this.#maxConnections || (this.#options.admit !== undefined && !this.#options.admit())) {
+    if (
+      this.#connectionCount >= this.#maxConnections ||
+      (this.#options.admit !== undefined && !this.#options.admit())
+    ) {
       // Over TLS a framing's refusal bytes would be plaintext inside a handshake: reset instead.
       refuse(socket, this.#tls === undefined ? this.#options.framing : undefined);
       return;
     }
-    this.#open++;
+    this.#connectionCount++;
     const direct = this.#tls === undefined && this.#ws === undefined ? adoptAccepted(accepted) : undefined;
     if (direct !== undefined) socket = direct.socket;
-    socket.once('close', this.#closedOne);
+    socket.once('close', this.#onConnectionClosed);
     if (this.#options.path === undefined) {
       socket.setNoDelay(this.#options.noDelay ?? true);
       const keepAlive = this.#options.keepAlive;
@@ -212,8 +215,8 @@ export class Listener implements AsyncIterable<Channel> {
     if (this.#options.echo) console.log(`--> ${channel.ip ?? this.#options.path}:${channel.port ?? ''}`);
     channel.ready.then(
       () => {
-        this.#ready++;
-        void channel.closed.then(this.#notReady);
+        this.#handshaken++;
+        void channel.closed.then(this.#onHandshakenClosed);
         this.#deliver(channel);
       },
       // A failed handshake ends that connection only; whoever listens is told.

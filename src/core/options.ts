@@ -26,6 +26,15 @@ export const DEFAULT_SEND_HIGH_WATER_MARK = 1024 * 1024;
 export const DEFAULT_HANDSHAKE_TIMEOUT = 10_000;
 /** Default time close() waits for the flush and the peer's end before it destroys the connection. */
 export const DEFAULT_CLOSE_TIMEOUT = 10_000;
+
+/** close()'s timeout from its options (DEFAULT_CLOSE_TIMEOUT when absent), or the RangeError/TypeError of a bad one. */
+export function closeTimeout(options: CloseOptions | undefined): number | Error {
+  try {
+    return checkTimeout('timeout', options?.timeout) ?? DEFAULT_CLOSE_TIMEOUT;
+  } catch (error) {
+    return error as Error;
+  }
+}
 /** Default `headerTimeout`: a frame's header must be in within 30 s of its first byte. */
 export const DEFAULT_HEADER_TIMEOUT = 30_000;
 /** Default `maxQueuedBytes`: sends that would queue more than 16 MiB per connection are refused. */

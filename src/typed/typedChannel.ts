@@ -4,7 +4,8 @@
  * id back to a name and unpacks. It wraps a Channel and never reads the socket itself.
  */
 import type { CloseOptions, Frame, RecvOptions } from '../core/options.js';
-import { ChannelClosedError, MessageDecodeError, UnknownMessageTypeError } from '../errors.js';
+import { messages } from '../core/iterator.js';
+import { ChannelClosedError, MessageDecodeError, UnknownMessageTypeError, withoutStack } from '../errors.js';
 import type { Framing } from '../framing/types.js';
 import { toBuffer } from './codec.js';
 import type { MessageDefinition, MessageMap, Protocol, TypedMessage } from './protocol.js';
@@ -78,21 +79,6 @@ export function packMessage<M extends MessageMap>(protocol: Protocol<M>, name: s
 export function handled<T>(p: Promise<T>): Promise<T> {
   p.catch(noop);
   return p;
-}
-
-/**
- * Make an error without capturing a stack trace. For the errors a peer causes frame by frame
- * (unknown types, undecodable bodies): the trace would only say where recv() was awaited, and
- * capturing it was most of what refusing a frame cost (a flood of them: ~6 us of ~9 us a frame).
- */
-function withoutStack<E extends Error>(make: () => E): E {
-  const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 0;
-  try {
-    return make();
-  } finally {
-    Error.stackTraceLimit = limit;
-  }
 }
 
 type Handler<M extends MessageMap, N extends keyof M & string> = (
@@ -212,20 +198,11 @@ export class TypedChannel<M extends MessageMap> implements AsyncIterable<TypedMe
    * Messages until the peer closes. Throws an UnknownMessageTypeError/MessageDecodeError (ending
    * the loop, not the channel) or the error that ended the channel. Breaking out does not close it.
    */
-  async *messages(): AsyncGenerator<TypedMessage<M>, void, undefined> {
-    for (;;) {
-      let message: TypedMessage<M>;
-      try {
-        message = await this.recv();
-      } catch (error) {
-        if (error instanceof ChannelClosedError) return; // includes a packetmq softquit: see its `reason`
-        throw error;
-      }
-      yield message;
-    }
+  messages(): AsyncIterableIterator<TypedMessage<M>, undefined> {
+    return messages(this); // a ChannelClosedError (a packetmq softquit too: see its `reason`) ends the loop
   }
 
-  [Symbol.asyncIterator](): AsyncGenerator<TypedMessage<M>, void, undefined> {
+  [Symbol.asyncIterator](): AsyncIterableIterator<TypedMessage<M>, undefined> {
     return this.messages();
   }
 
