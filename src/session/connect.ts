@@ -163,7 +163,8 @@ class Reconnector implements SessionOwner {
     const signal = this.#stop.signal;
     let delay = 0;
     for (;;) {
-      if (delay > 0) await sleep(delay * (0.5 + Math.random() / 2), signal);
+      // The backoff never sleeps past the deadline: the session is lost `keep` ms after its connection, not a backoff step later.
+      if (delay > 0) await sleep(Math.min(delay * (0.5 + Math.random() / 2), deadline - Date.now()), signal);
       if (signal.aborted || stream.destroyed) return;
       const left = deadline - Date.now();
       if (left <= 0) {

@@ -239,6 +239,13 @@ export class SessionListener implements AsyncIterable<Channel> {
     stream.identity = fingerprintOf(socket);
     this.#sessions.set(token.toString('hex'), stream);
     stream.attach(socket, hello, rest, encodeServerHello({ ...stream.hello(), status: Status.OK }));
+    if (stream.destroyed) {
+      // What came with the hello ended the session (a bad segment, an ABORT): that connection is
+      // refused, and the application never sees a session that a Channel over it would report closed cleanly.
+      this.stats.refused++;
+      stream.on('error', noop); // its error, emitted on a later tick, concerns that connection only
+      return;
+    }
     const { resume: _resume, ...options } = this.#options;
     let channel: Channel;
     try {

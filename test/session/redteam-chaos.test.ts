@@ -213,6 +213,32 @@ test('await send(buf) then reuse buf, over a session through cuts, to a slow rea
   await listener.close();
 });
 
+test('a client that cannot reconnect loses its session keep ms after the drop, not a backoff step later', async () => {
+  const keep = 400;
+  const resume = { heartbeat: 1000, keep };
+  const listener = Channel.listen('127.0.0.1', 0, { resume });
+  const proxy = await ChaosProxy.start((await listener.listening).port);
+  const [ch, server] = await Promise.all([Channel.connect('127.0.0.1', proxy.port, { resume }), listener.accept()]);
+  const random = Math.random;
+  Math.random = () => 0.999; // the longest backoff steps: 50, 100, 200, 400 ms
+  try {
+    proxy.retarget(1); // every reconnection is refused from now on
+    proxy.cut();
+    await until(() => !ch.stats.session!.connected, 2000, 'disconnected');
+    const dropped = Date.now();
+    const error = await ch.closed;
+    const late = Date.now() - dropped - keep;
+    assert.instance(error, SessionLostError);
+    // The backoff's next step would have ended 350 ms past keep (50 + 100 + 200 + 400 ms of sleeps).
+    assert.ok(late < 250, `lost ${late} ms after keep ran out`);
+  } finally {
+    Math.random = random;
+  }
+  server!.destroy();
+  await proxy.close();
+  await listener.close();
+});
+
 test('nothing left behind: no unhandled rejection, no open handle', async () => {
   await sleep(50);
   assert.equal(unhandled, []);

@@ -121,6 +121,36 @@ test('a session that drops after its listener closed is lost at once', async () 
   assert.equal(openHandles(), []);
 });
 
+test('a new session ended by what came with its hello (bad segments, ABORT) is refused, never handed out', async () => {
+  const listener = Channel.listen('127.0.0.1', 0, { resume: { heartbeat: 200 } });
+  const { port } = await listener.listening;
+  const tails = [
+    Buffer.from([9]), // an unknown segment
+    Buffer.from([5]), // ABORT
+    Buffer.from([4, 4]), // FIN twice
+    Buffer.from([1, 0, 0, 0, 0]), // an empty DATA segment
+    Buffer.concat([Buffer.from([2]), Buffer.alloc(11), Buffer.from([9])]), // an ACK of 9 messages never sent
+  ];
+  for (const tail of tails) {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.on('error', () => {});
+    await new Promise((resolve) => socket.once('connect', resolve));
+    const closed = new Promise((resolve) => socket.once('close', resolve));
+    socket.write(
+      Buffer.concat([encodeClientHello({ token: Buffer.alloc(16), received: 0, messages: 0, window: 1 << 20 }), tail]),
+    );
+    socket.resume(); // read (and drop) the answer, to see the end
+    await closed;
+  }
+  assert.is(listener.stats.refused, tails.length);
+  const [ch, first] = await Promise.all([Channel.connect('127.0.0.1', port, { resume: true }), listener.accept()]);
+  await ch.send('the first session handed out is mine');
+  assert.is((await first!.recv()).toString(), 'the first session handed out is mine');
+  assert.is(listener.pending, 0);
+  await Promise.all([ch.close(), first!.close()]);
+  await listener.close();
+});
+
 test('nothing left behind: no unhandled rejection, no open handle', async () => {
   await sleep(50);
   assert.equal(unhandled, []);
