@@ -33,7 +33,7 @@ test('small frames written in one tick leave in one write, in order; buffered co
   const r = recorder();
   const w = new FrameWriter(r.stream as unknown as Duplex, msg);
   const bodies = ['a', '', 'hello', 'x'.repeat(1000)].map((s) => Buffer.from(s));
-  for (const b of bodies) w.write(b, 0);
+  for (const b of bodies) void w.write(b, 0);
   const expected = Buffer.concat(bodies.map((b) => encode(msg, b)));
   assert.is(w.buffered, expected.length);
   assert.equal(r.writes, [], 'nothing before the tick');
@@ -44,8 +44,8 @@ test('small frames written in one tick leave in one write, in order; buffered co
   assert.is(w.sent, 4);
   assert.is(w.sentBytes, 1006);
   // A second batch goes out on its own tick, again as one write.
-  w.write(Buffer.from('again'), 0);
-  w.write(Buffer.from('more'), 0);
+  void w.write(Buffer.from('again'), 0);
+  void w.write(Buffer.from('more'), 0);
   await tick();
   assert.is(r.writes.length, 2);
   assert.equal(r.writes[1]!.bytes, Buffer.concat([encode(msg, 'again'), encode(msg, 'more')]));
@@ -55,10 +55,10 @@ test('16 KiB is the largest body copied into the batch; a bigger one goes out at
   const r = recorder();
   const w = new FrameWriter(r.stream as unknown as Duplex, msg);
   const copied = Buffer.alloc(16 * 1024, 1);
-  w.write(copied, 0);
+  void w.write(copied, 0);
   assert.equal(r.writes, [], '16 KiB waits for the tick');
   const big = Buffer.alloc(16 * 1024 + 1, 2);
-  w.write(big, 0);
+  void w.write(big, 0);
   // The batch first (flushed), then the header and the body itself, not a copy.
   assert.is(r.writes.length, 3);
   assert.equal(r.writes[0]!.bytes, encode(msg, copied));
@@ -80,7 +80,7 @@ test('frames filling more than a slab (64 KiB) in one tick: every byte, in order
     seed = (seed * 1103515245 + 12345) % 2 ** 31;
     bodies.push(Buffer.alloc(seed % (16 * 1024 + 1), i));
   }
-  for (const b of bodies) w.write(b, 0);
+  for (const b of bodies) void w.write(b, 0);
   await tick();
   assert.equal(r.wire(), Buffer.concat(bodies.map((b) => encode(msg, b))));
   const total = r.wire().length;
@@ -95,7 +95,7 @@ test('raw answer bytes keep their place among the frames and are batched with th
   for (let i = 0; i < 3; i++) {
     w.writeBytes(Buffer.from([0xff]));
     expected.push(Buffer.from([0xff]));
-    w.write(Buffer.from(`m${i}`), 0);
+    void w.write(Buffer.from(`m${i}`), 0);
     expected.push(encode(tinyproto, `m${i}`));
   }
   await tick();
@@ -122,7 +122,7 @@ test('the slab (64 KiB) is filled to its last byte: a frame that fits exactly jo
     const r = recorder();
     const w = new FrameWriter(r.stream as unknown as Duplex, tinyproto);
     const bodies = [16384, 16384, 16384, last].map((n, i) => Buffer.alloc(n, i));
-    for (const b of bodies) w.write(b, 0);
+    for (const b of bodies) void w.write(b, 0);
     await tick();
     assert.is(r.writes.length, writes, `a last body of ${last}`);
     assert.equal(r.wire(), Buffer.concat(bodies.map((b) => encode(tinyproto, b))));
@@ -164,9 +164,9 @@ test('on a socket (reuse): the slab is filled again from its start once the kern
   {
     const k = keeper();
     const w = new FrameWriter(k.stream as unknown as Duplex, msg, true);
-    w.write(Buffer.from('first'), 0);
+    void w.write(Buffer.from('first'), 0);
     await tick();
-    w.write(Buffer.from('second'), 0);
+    void w.write(Buffer.from('second'), 0);
     await tick();
     assert.is(k.chunks.length, 2);
     assert.is(k.chunks[1]!.buffer, k.chunks[0]!.buffer, 'the same slab');
@@ -177,10 +177,10 @@ test('on a socket (reuse): the slab is filled again from its start once the kern
     const k = keeper();
     const w = new FrameWriter(k.stream as unknown as Duplex, msg, true);
     k.stream.writableLength = 1; // the socket queues what it is given
-    w.write(Buffer.from('first'), 0);
+    void w.write(Buffer.from('first'), 0);
     await tick();
     const held = Buffer.from(k.chunks[0]!);
-    w.write(Buffer.from('second'), 0);
+    void w.write(Buffer.from('second'), 0);
     await tick();
     assert.equal(k.chunks[0], held, 'the held chunk is intact');
     assert.equal(Buffer.concat(k.chunks), Buffer.concat([encode(msg, 'first'), encode(msg, 'second')]));
@@ -189,10 +189,10 @@ test('on a socket (reuse): the slab is filled again from its start once the kern
   {
     const k = keeper();
     const w = new FrameWriter(k.stream as unknown as Duplex, msg);
-    w.write(Buffer.from('first'), 0);
+    void w.write(Buffer.from('first'), 0);
     await tick();
     const first = Buffer.from(k.chunks[0]!);
-    w.write(Buffer.from('second'), 0);
+    void w.write(Buffer.from('second'), 0);
     await tick();
     assert.equal(k.chunks[0], first);
   }
@@ -202,9 +202,9 @@ test('writeJoined: the head bytes then the body as one frame, batched; the head 
   const r = recorder();
   const w = new FrameWriter(r.stream as unknown as Duplex, msg);
   const head = Buffer.from([0x01, 0x85, 0x01, 0xee, 0xee]); // 3 head bytes, then bytes that are not part of it
-  w.writeJoined(head, 3, Buffer.from('payload'));
+  void w.writeJoined(head, 3, Buffer.from('payload'));
   head.fill(0x77); // the caller writes its next head here
-  w.writeJoined(head, 2, Buffer.alloc(0)); // a head alone: an empty payload
+  void w.writeJoined(head, 2, Buffer.alloc(0)); // a head alone: an empty payload
   assert.is(w.buffered, encode(msg, Buffer.alloc(10)).length + encode(msg, Buffer.alloc(2)).length);
   await tick();
   assert.is(r.writes.length, 1);
@@ -230,10 +230,10 @@ test('writeJoined past 16 KiB (head and body together): header, a copy of the he
   const w = new FrameWriter(stream as unknown as Duplex, msg);
   const head = Buffer.from([0x02, 0x07, 0xee]);
   const fits = Buffer.alloc(16 * 1024 - 2, 1); // 2 + 16,382: exactly the copy limit, batched
-  w.writeJoined(head, 2, fits);
+  void w.writeJoined(head, 2, fits);
   assert.is(kept.length, 0, 'waits for the tick');
   const big = Buffer.alloc(16 * 1024 - 1, 2); // one byte more: its own writes
-  w.writeJoined(head, 2, big);
+  void w.writeJoined(head, 2, big);
   head.fill(0); // reused by the caller at once
   assert.is(kept.length, 4, 'the batch, then header, head and body');
   assert.equal(Buffer.from(kept[0]!.ref), encode(msg, Buffer.concat([Buffer.from([0x02, 0x07]), fits])));
@@ -252,7 +252,7 @@ test('nothing is written once the stream is ended or destroyed', async () => {
   for (const done of ['writableEnded', 'destroyed'] as const) {
     const r = recorder();
     const w = new FrameWriter(r.stream as unknown as Duplex, msg);
-    w.write(Buffer.from('late'), 0);
+    void w.write(Buffer.from('late'), 0);
     r.stream[done] = true;
     await tick();
     assert.equal(r.writes, [], done);

@@ -261,7 +261,7 @@ test('typed send/recv/on over TCP on 127.0.0.1', async () => {
   assert.equal(await client.recv(), { name: 'chat:say', id: 16, data: { text: 'HELLO', n: 1 } });
   assert.equal(await client.recv(), { name: 'chat:count', id: 17, data: 42 });
   await client.close();
-  assert.is(await await server, undefined);
+  assert.is(await server, undefined); // the dispatch loop ended cleanly
   await listener.close();
 });
 
