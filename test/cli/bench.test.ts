@@ -271,8 +271,9 @@ test('--warmup is measured but not reported; the samples are per whole second', 
   const r = await run(['bench', '--rate', '400', '--warmup', '0.5', '--duration', '2', '--json']);
   assert.is(r.status, 0, r.stderr);
   const s = (JSON.parse(r.stdout) as Record<string, any>).summary;
-  // 400/s for 2 measured seconds: the warmup's 200 are not in it.
-  assert.ok(s.messages >= 780 && s.messages <= 801, `messages ${s.messages}`);
+  // 400/s for 2 measured seconds: the warmup's 200 are not in it (a message or two at either edge
+  // of the window may fall either way; with the warmup counted it would be about 1,000).
+  assert.ok(s.messages >= 780 && s.messages <= 810, `messages ${s.messages}`);
   assert.is(s.samples.length, 2);
   for (const n of s.samples) assert.ok(n >= 380 && n <= 420, `sample ${n}`);
 });
