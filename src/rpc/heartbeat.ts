@@ -12,6 +12,7 @@
  * busy) and blames no one; it starts again when reading resumes.
  */
 import { TimeoutError } from '../errors.js';
+import { after, type Timer } from '../util.js';
 
 /** What the heartbeat needs of its RequestChannel. */
 export interface HeartbeatHost {
@@ -31,7 +32,7 @@ export class Heartbeat {
   readonly #interval: number;
   readonly #timeout: number;
   readonly #host: HeartbeatHost;
-  #timer: NodeJS.Timeout | undefined;
+  #timer: Timer | undefined;
   /** `host.received` at the last look. */
   #seen = 0;
   /** A ping went out at the last look and nothing was read since. */
@@ -46,13 +47,12 @@ export class Heartbeat {
 
   /** Stop for good (the channel ended). */
   stop(): void {
-    clearTimeout(this.#timer);
+    this.#timer?.clear();
     this.#timer = undefined;
   }
 
   #arm(delay: number): void {
-    this.#timer = setTimeout(this.#look, delay);
-    this.#timer.unref();
+    this.#timer = after(delay, this.#look, true);
   }
 
   readonly #look = (): void => {

@@ -3,7 +3,7 @@
  * their defaults and checks (through src/validate.ts), and the RequestChannel's counters.
  */
 import { DEFAULT_HIGH_WATER_MARK } from '../core/options.js';
-import { checkDelay, checkNumber, describe } from '../validate.js';
+import { checkDelay, checkNumber, checkTimeout, describe } from '../validate.js';
 
 /** Default `timeout` of a request: 30 s. */
 export const DEFAULT_REQUEST_TIMEOUT = 30_000;
@@ -134,14 +134,14 @@ export function checkRequestSettings(options: Omit<RequestChannelOptions, 'onReq
   if (hb !== undefined) {
     if (typeof hb !== 'object' || hb === null)
       throw new TypeError(`Expected \`heartbeat\` to be { interval, timeout }, got ${describe(hb)}`);
-    const interval = checkDelay('heartbeat.interval', hb.interval, 1);
-    const timeout = checkDelay('heartbeat.timeout', hb.timeout, 1);
+    const interval = checkDelay('heartbeat.interval', hb.interval, 1, Infinity);
+    const timeout = checkDelay('heartbeat.timeout', hb.timeout, 1, Infinity);
     if (interval === undefined || timeout === undefined)
       throw new RangeError('Expected `heartbeat` to have both `interval` and `timeout`');
     heartbeat = { interval, timeout };
   }
   return {
-    timeout: checkDelay('timeout', options.timeout, 0) ?? DEFAULT_REQUEST_TIMEOUT,
+    timeout: checkTimeout('timeout', options.timeout) ?? DEFAULT_REQUEST_TIMEOUT,
     maxPending: checkNumber('maxPending', options.maxPending, 1, true) ?? DEFAULT_MAX_PENDING,
     highWaterMark: checkNumber('highWaterMark', options.highWaterMark, 1, true) ?? DEFAULT_HIGH_WATER_MARK,
     heartbeat,

@@ -5,8 +5,8 @@
  */
 import { Deque } from '../core/deque.js';
 import { MessageTooLargeError, RemoteError, TimeoutError, withoutStack } from '../errors.js';
-import { noop } from '../util.js';
-import { checkDelay, describe } from '../validate.js';
+import { MAX_TIMER_DELAY, after, noop, type Timer } from '../util.js';
+import { checkTimeout, describe } from '../validate.js';
 import { REQUEST, envelopeError, readError } from './envelope.js';
 import type { RequestChannelStats, RequestOptions } from './options.js';
 import { OutstandingRequests } from './outstanding.js';
@@ -23,7 +23,7 @@ interface OutgoingRequest {
   data: Uint8Array | string | undefined;
   /** The shared clock's tick at which it expires; 0 when the request has its own timer or none. */
   deadline: number;
-  timer: NodeJS.Timeout | undefined;
+  timer: Timer | undefined;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
   settled: boolean;
@@ -109,7 +109,7 @@ export class Requester {
     let signal: AbortSignal | undefined;
     if (options !== undefined) {
       try {
-        timeout = checkDelay('timeout', options.timeout, 0) ?? timeout;
+        timeout = checkTimeout('timeout', options.timeout) ?? timeout;
       } catch (error) {
         return Promise.reject(error);
       }
@@ -137,7 +137,7 @@ export class Requester {
     };
     const now = this.#waitingCount === 0 && this.#outstanding.size < this.#maxPending;
     if (timeout > 0) {
-      if (timeout === this.#timeout && now) {
+      if (timeout === this.#timeout && now && timeout / TICKS <= MAX_TIMER_DELAY) {
         // Default timeout, written at once: the shared clock (deadlines come in call order).
         r.deadline = this.#tick + TICKS + 1;
         if (this.#ticker === undefined) {
@@ -145,8 +145,7 @@ export class Requester {
           this.#ticker.unref();
         }
       } else {
-        r.timer = setTimeout(() => this.#expire(r, timeout), timeout);
-        r.timer.unref();
+        r.timer = after(timeout, () => this.#expire(r, timeout), true);
       }
     }
     if (signal !== undefined) {
@@ -212,7 +211,7 @@ export class Requester {
       r.queued = false;
       this.#waitingCount--;
     }
-    if (r.timer !== undefined) clearTimeout(r.timer);
+    r.timer?.clear();
     if (r.onAbort !== undefined) r.signal!.removeEventListener('abort', r.onAbort);
   }
 
