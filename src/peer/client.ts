@@ -10,6 +10,7 @@ import type { ChannelOptions, ConnectOptions } from '../core/options.js';
 import {
   ChannelClosedError,
   ConnectionRefusedError,
+  MemoryServerNotFoundError,
   MessageNotSentError,
   MessageRefusedError,
   ReconnectFailedError,
@@ -293,9 +294,7 @@ export class Client<M extends MessageMap = never> {
     let channel: Channel;
     if (target.memory !== undefined) {
       const accept = memoryServers.get(target.memory);
-      if (accept === undefined) {
-        throw Object.assign(new Error(`no in-process server named '${target.memory}'`), { code: 'ECONNREFUSED' });
-      }
+      if (accept === undefined) throw new MemoryServerNotFoundError(target.memory);
       channel = new Channel(accept(this.#channelOptions), { ...this.#channelOptions, isServer: false });
       try {
         await channel.ready;

@@ -22,6 +22,7 @@ import {
 import {
   ChannelClosedError,
   ConnectionRefusedError,
+  MemoryAddressInUseError,
   MessageRefusedError,
   SendQueueFullError,
   SlowConsumerError,
@@ -430,9 +431,7 @@ export class Server<M extends MessageMap = never> {
   #listenMemory(name: string): AddressInfo {
     if (typeof name !== 'string' || name.length === 0)
       throw new TypeError(`Expected \`memory\` to be a non-empty string, got ${String(name)}`);
-    if (memoryServers.has(name)) {
-      throw Object.assign(new Error(`in-process address '${name}' is already in use`), { code: 'EADDRINUSE' });
-    }
+    if (memoryServers.has(name)) throw new MemoryAddressInUseError(name);
     memoryServers.set(name, () => {
       if (!this.#admit())
         throw new ConnectionRefusedError(`in-process server '${name}' refused the connection (connection limit)`);
