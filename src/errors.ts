@@ -449,3 +449,33 @@ export class SessionLostError extends MsgChannelError {
     this.unacknowledgedBytes = counts.unacknowledgedBytes;
   }
 }
+
+/**
+ * Server.listen({ memory }): the in-process name is already taken by another server in this
+ * process. The code is a socket's own for a bound address (`EADDRINUSE`), so code that branches on
+ * listen errors treats both alike.
+ */
+export class MemoryAddressInUseError extends MsgChannelError {
+  static {
+    brand(this, 'MemoryAddressInUseError');
+  }
+
+  constructor(name: string) {
+    super('EADDRINUSE', `in-process address '${name}' is already in use`);
+  }
+}
+
+/**
+ * Client.connect({ memory }): no server in this process listens on that in-process name. The code
+ * is a socket's own for nobody listening (`ECONNREFUSED`), so the Client retries it with backoff
+ * as it does a TCP refusal. Not a ConnectionRefusedError: no server said it is full.
+ */
+export class MemoryServerNotFoundError extends MsgChannelError {
+  static {
+    brand(this, 'MemoryServerNotFoundError');
+  }
+
+  constructor(name: string) {
+    super('ECONNREFUSED', `no in-process server named '${name}'`);
+  }
+}

@@ -5,24 +5,23 @@
  * TypedChannel / PacketmqSession. It never touches a socket itself.
  */
 import { Channel } from '../core/channel.js';
-import { Deque } from '../core/deque.js';
 import type { ChannelOptions, ConnectOptions } from '../core/options.js';
 import {
   ChannelClosedError,
   ConnectionRefusedError,
-  MessageNotSentError,
-  MessageRefusedError,
+  MemoryServerNotFoundError,
   ReconnectFailedError,
 } from '../errors.js';
 import { reportError } from '../report.js';
 import { PacketmqSession } from '../typed/packetmq.js';
 import type { MessageMap } from '../typed/protocol.js';
 import type { TypedChannel } from '../typed/typedChannel.js';
-import { after, handledRejection, noop, sleep, type Timer } from '../util.js';
+import { after, noop, sleep, type Timer } from '../util.js';
 import { checkDelay, checkFinite, checkNumber, checkTimeout } from '../validate.js';
 import { checkConnectOptions } from '../core/options.js';
 import type { RequestContext, RequestOptions, RequestReply } from '../rpc/options.js';
 import type { RequestChannel } from '../rpc/request.js';
+import { OfflineQueue } from './offlineQueue.js';
 import { noHandler, requestLayer, requestsEnabled } from './requests.js';
 import {
   CONNECTION_LIMIT_REASON,
@@ -132,13 +131,6 @@ export interface ClientCloseOptions {
   timeout?: number;
 }
 
-interface Queued {
-  args: unknown[];
-  seq: number;
-  resolve(): void;
-  reject(error: unknown): void;
-}
-
 /** The refusal of a packetmq server at its connection limit: its softquit `reason.connectionlimit`. */
 function refusedBySoftquit(reason: string, cause: unknown = reason): ConnectionRefusedError {
   return new ConnectionRefusedError(`the server refused the connection (packetmq softquit ${reason})`, { cause });
@@ -183,8 +175,8 @@ export class Client<M extends MessageMap = never> {
     maxRetries: number;
     connectTimeout: number;
   };
-  readonly #queueLimit: number;
-  readonly #queue = new Deque<Queued>();
+  /** Sends while disconnected, sends held by a connection on probation, and their MessageNotSentErrors. */
+  readonly #queue: OfflineQueue;
   #target: ClientTarget | undefined;
   #channel: Channel | undefined;
   #typed: TypedChannel<M> | undefined;
@@ -194,9 +186,6 @@ export class Client<M extends MessageMap = never> {
   #stop = new AbortController();
   #state: 'idle' | 'connecting' | 'connected' | 'waiting' | 'closed' = 'idle';
   #failures = 0;
-  #seq = 0;
-  /** Sends taken by the current connection while it is not established yet (see REFUSAL_WINDOW). */
-  #held: Queued[] | undefined;
   #firstConnect: { resolve(): void; reject(e: unknown): void } | undefined;
   #resolveStopped!: (error: Error | undefined) => void;
   #running: Promise<void> | undefined;
@@ -217,10 +206,21 @@ export class Client<M extends MessageMap = never> {
       maxRetries: checkNumber('maxRetries', options.maxRetries, 0, true) ?? d.maxRetries,
       connectTimeout: checkTimeout('connectTimeout', options.connectTimeout) ?? d.connectTimeout,
     };
-    this.#queueLimit = checkNumber('queueLimit', options.queueLimit, 0, true) ?? 1000;
-    if (options.offline !== undefined && options.offline !== 'queue' && options.offline !== 'reject') {
-      throw new TypeError(`Expected \`offline\` to be 'queue' or 'reject', got ${String(options.offline)}`);
-    }
+    this.#queue = new OfflineQueue(
+      {
+        offline: options.offline,
+        queueLimit: options.queueLimit,
+        reconnect: options.reconnect,
+        typed: options.protocol !== undefined,
+      },
+      {
+        transmit: (args) => this.#transmit(args),
+        channel: () => this.#channel,
+        connected: () => this.#state === 'connected',
+        closed: () => this.#state === 'closed' || this.#closing !== undefined,
+        stopping: () => this.#stop.signal.aborted,
+      },
+    );
     this.onConnect = options.onConnect;
     this.onMessage = options.onMessage;
     this.onDisconnect = options.onDisconnect;
@@ -293,9 +293,7 @@ export class Client<M extends MessageMap = never> {
     let channel: Channel;
     if (target.memory !== undefined) {
       const accept = memoryServers.get(target.memory);
-      if (accept === undefined) {
-        throw Object.assign(new Error(`no in-process server named '${target.memory}'`), { code: 'ECONNREFUSED' });
-      }
+      if (accept === undefined) throw new MemoryServerNotFoundError(target.memory);
       channel = new Channel(accept(this.#channelOptions), { ...this.#channelOptions, isServer: false });
       try {
         await channel.ready;
@@ -418,24 +416,19 @@ export class Client<M extends MessageMap = never> {
       established = true;
       timer?.clear();
       this.#failures = 0; // a successful connection resets the delay
-      const held = this.#held;
-      this.#held = undefined;
-      if (held !== undefined) for (const q of held) q.resolve();
+      this.#queue.release();
     };
-    // Ended before it was established: nothing shows the server took what was sent on it, so it is
-    // sent again after the reconnect (or rejected, per `offline`), before anything queued since.
+    // Ended before it was established: what it took is sent again after the reconnect (once
+    // established, nothing is held).
     const requeueHeld = (): void => {
       timer?.clear();
-      const held = this.#held;
-      this.#held = undefined;
-      if (!established && held !== undefined) this.#requeueFront(held);
+      this.#queue.requeueHeld();
     };
     if (onProbation) {
-      this.#held = [];
+      this.#queue.hold();
       timer = after(REFUSAL_WINDOW + connectMs, establish);
     } else establish();
-    // The queue goes out first, in order; sends made from now on follow it on the same channel.
-    for (let q = this.#queue.shift(); q !== undefined; q = this.#queue.shift()) this.#write(q);
+    this.#queue.flush();
     this.#firstConnect?.resolve();
     this.#firstConnect = undefined;
     try {
@@ -489,7 +482,7 @@ export class Client<M extends MessageMap = never> {
   }
 
   /** Send on the current connection; never throws. */
-  #transmit(args: unknown[]): Promise<void> {
+  #transmit(args: readonly unknown[]): Promise<void> {
     try {
       const typed = this.#typed;
       return typed !== undefined
@@ -500,82 +493,6 @@ export class Client<M extends MessageMap = never> {
     }
   }
 
-  /** A send that failed because its connection was lost before writing it goes out again after the reconnect. */
-  #requeueable(error: unknown): boolean {
-    return (
-      error instanceof ChannelClosedError &&
-      !(error instanceof MessageRefusedError) &&
-      !this.#stop.signal.aborted &&
-      this.#options.reconnect !== false
-    );
-  }
-
-  /** The MessageNotSentError a refused send rejects with (`cause`: why). */
-  #notSent(q: { args: unknown[]; seq: number }, error: unknown): MessageNotSentError {
-    if (error instanceof MessageNotSentError) return error;
-    const why = error instanceof Error ? error.message : String(error);
-    return new MessageNotSentError(`message #${q.seq} not sent: ${why}`, this.#describe(q), q.seq, { cause: error });
-  }
-
-  /**
-   * Hand a message to the current connection; if the connection is lost before it is written, queue
-   * it again. While the connection is not established, a send it took is held until it is.
-   */
-  #write(q: Queued): void {
-    const channel = this.#channel;
-    this.#transmit(q.args).then(
-      () => {
-        const held = this.#held;
-        if (held !== undefined && this.#channel === channel) held.push(q);
-        else q.resolve();
-      },
-      (error: unknown) => {
-        if (this.#requeueable(error)) this.#enqueue(q);
-        else q.reject(this.#notSent(q, error));
-      },
-    );
-  }
-
-  /** Put `list` back in front of the queue (they were sent before anything queued now), each per the offline policy. */
-  #requeueFront(list: Queued[]): void {
-    if (list.length === 0) return;
-    const rest = this.#queue.drain();
-    for (const q of list) this.#enqueue(q);
-    for (const q of rest) this.#enqueue(q);
-  }
-
-  #enqueue(q: Queued): void {
-    if (this.#state === 'connected' && this.#channel?.isOpen) {
-      this.#write(q);
-      return;
-    }
-    if (this.#options.offline === 'reject') {
-      q.reject(
-        new MessageNotSentError(
-          `message #${q.seq} not sent: the client is disconnected (offline: 'reject')`,
-          this.#describe(q),
-          q.seq,
-        ),
-      );
-      return;
-    }
-    if (this.#queue.length >= this.#queueLimit) {
-      q.reject(
-        new MessageNotSentError(
-          `message #${q.seq} not sent: the client is disconnected and its queue is full (queueLimit ${this.#queueLimit})`,
-          this.#describe(q),
-          q.seq,
-        ),
-      );
-      return;
-    }
-    this.#queue.push(q);
-  }
-
-  #describe(q: { args: unknown[] }): unknown {
-    return this.#options.protocol !== undefined ? { name: q.args[0], data: q.args[1] } : q.args[0];
-  }
-
   /**
    * Send `(data)`, or `(name, data)` with a Protocol. While connected it goes out at once (see
    * Channel.send); while disconnected it follows the `offline` policy. The promise resolves once the
@@ -584,25 +501,7 @@ export class Client<M extends MessageMap = never> {
    * not reported as unhandled.
    */
   send(...args: Outgoing<M>): Promise<void> {
-    const seq = ++this.#seq;
-    if (this.#state === 'closed' || this.#closing) {
-      return handledRejection(
-        new MessageNotSentError(`message #${seq} not sent: the client is closed`, this.#describe({ args }), seq),
-      );
-    }
-    let p: Promise<void>;
-    if (this.#state === 'connected' && this.#queue.length === 0 && this.#held === undefined && this.#channel?.isOpen) {
-      // The fast path: straight to the channel, which keeps call order.
-      p = this.#transmit(args).then(undefined, (error: unknown) => {
-        if (this.#requeueable(error))
-          return new Promise<void>((resolve, reject) => this.#enqueue({ args, seq, resolve, reject }));
-        throw this.#notSent({ args, seq }, error);
-      });
-    } else {
-      p = new Promise<void>((resolve, reject) => this.#enqueue({ args, seq, resolve, reject }));
-    }
-    p.catch(noop);
-    return p;
+    return this.#queue.send(args);
   }
 
   /**
@@ -628,16 +527,7 @@ export class Client<M extends MessageMap = never> {
   #finish(error: Error | undefined): void {
     this.#state = 'closed';
     const cause = error ?? new ChannelClosedError('client was closed');
-    for (let q = this.#queue.shift(); q !== undefined; q = this.#queue.shift()) {
-      q.reject(
-        new MessageNotSentError(
-          `message #${q.seq} not sent: ${error ? error.message : 'the client was closed'}`,
-          this.#describe(q),
-          q.seq,
-          { cause },
-        ),
-      );
-    }
+    this.#queue.rejectAll(error ? error.message : 'the client was closed', cause);
     this.#firstConnect?.reject(cause);
     this.#firstConnect = undefined;
     this.#resolveStopped(error);

@@ -14,27 +14,20 @@ import { memoryPair } from '../core/memory.js';
 import { MemoryBudget } from '../core/budget.js';
 import {
   DEFAULT_MAX_CONNECTIONS,
-  DEFAULT_MAX_QUEUED_BYTES,
   DEFAULT_MEMORY_BUDGET,
   type ChannelOptions,
   type ListenOptions,
 } from '../core/options.js';
-import {
-  ChannelClosedError,
-  ConnectionRefusedError,
-  MessageRefusedError,
-  SendQueueFullError,
-  SlowConsumerError,
-  TimeoutError,
-} from '../errors.js';
+import { ChannelClosedError, ConnectionRefusedError, MemoryAddressInUseError, TimeoutError } from '../errors.js';
 import { reportError } from '../report.js';
 import { PacketmqSession } from '../typed/packetmq.js';
 import type { MessageMap } from '../typed/protocol.js';
-import { packMessage, type TypedChannel } from '../typed/typedChannel.js';
-import { noop, raceTimeout, settlesWithin } from '../util.js';
-import { checkNumber, checkOneOf, checkTimeout } from '../validate.js';
+import type { TypedChannel } from '../typed/typedChannel.js';
+import { noop, settlesWithin } from '../util.js';
+import { checkNumber, checkTimeout } from '../validate.js';
 import type { RequestContext, RequestOptions, RequestReply } from '../rpc/options.js';
 import type { RequestChannel } from '../rpc/request.js';
+import { Broadcaster, type SlowConsumerPolicy } from './broadcast.js';
 import { noHandler, requestLayer, requestsEnabled } from './requests.js';
 import {
   DEFAULT_SHUTDOWN_REASON,
@@ -49,13 +42,7 @@ import {
   type PeerOptions,
 } from './shared.js';
 
-/** What broadcast() does with a connection that does not keep up: see ServerOptions.slowConsumer. */
-export type SlowConsumerPolicy = 'close' | 'drop' | 'wait';
-
-/** Default `broadcastTimeout` with `slowConsumer` 'close' or 'drop'. */
-export const DEFAULT_BROADCAST_TIMEOUT = 100;
-/** Default `broadcastTimeout` with `slowConsumer: 'wait'`. */
-export const DEFAULT_BROADCAST_WAIT_TIMEOUT = 10_000;
+export { DEFAULT_BROADCAST_TIMEOUT, DEFAULT_BROADCAST_WAIT_TIMEOUT, type SlowConsumerPolicy } from './broadcast.js';
 
 /** Options of a Server. Listen options (tls, backlog, reuse, noDelay, echo) apply to every listen(). */
 export interface ServerOptions<M extends MessageMap = never>
@@ -139,32 +126,6 @@ export interface ServerCloseOptions {
 
 let nextId = 1;
 
-// States of one connection's part in a broadcast.
-const PENDING = 0;
-const TAKEN = 1;
-const FAILED = 2;
-
-interface BroadcastEntry<M extends MessageMap> {
-  conn: Connection<M>;
-  state: number;
-  error: unknown;
-  /** Settles (never rejects) once the send is taken or has failed. */
-  settled: Promise<void>;
-  /** Whether this broadcast waits for it. */
-  wait: boolean;
-}
-
-/** A send failure that is that connection's business (it closed, is full, or its peer refused), not the message's. */
-function isConnectionFailure(error: unknown): boolean {
-  return (
-    error instanceof ChannelClosedError ||
-    error instanceof SendQueueFullError ||
-    error instanceof SlowConsumerError ||
-    error instanceof MessageRefusedError ||
-    error instanceof TimeoutError
-  );
-}
-
 /** The connection whose handler is running, so Server.close() called from a handler does not wait for itself. */
 const inHandler = new AsyncLocalStorage<Connection<MessageMap>>();
 
@@ -184,10 +145,6 @@ export class Connection<M extends MessageMap = never> {
   readonly #stop = new AbortController();
   #closing: Promise<void> | undefined;
   #dropped = 0;
-  /** @internal broadcast() sends to this connection not yet taken by its transport. */
-  broadcastsPending = 0;
-  /** @internal its queue refused a broadcast (maxQueuedBytes); cleared once it has drained to half. */
-  full = false;
 
   constructor(channel: Channel, typed: TypedChannel<M> | undefined, requests?: RequestChannel) {
     this.channel = channel;
@@ -311,11 +268,8 @@ export class Server<M extends MessageMap = never> {
   onRequest: ServerOptions<M>['onRequest'];
   /** Most connections at once (Infinity: no limit). */
   readonly maxConnections: number;
-  /** What broadcast() does with a connection that does not keep up. */
-  readonly #slowConsumer: SlowConsumerPolicy;
-  readonly #broadcastTimeout: number;
-  /** A connection's queue bound: its channels' `maxQueuedBytes`. */
-  readonly #maxQueued: number;
+  /** broadcast(): its `slowConsumer` policy, its timeout, and what it remembers of each connection. */
+  readonly #broadcaster: Broadcaster<M>;
 
   readonly #options: ServerOptions<M>;
   readonly #channelOptions: ChannelOptions;
@@ -342,12 +296,12 @@ export class Server<M extends MessageMap = never> {
     this.#budget = new MemoryBudget(
       checkNumber('memoryBudget', options.memoryBudget, 0, true) ?? DEFAULT_MEMORY_BUDGET,
     );
-    const policy = checkOneOf('slowConsumer', options.slowConsumer ?? 'close', ['close', 'drop', 'wait'] as const);
-    this.#slowConsumer = policy;
-    this.#broadcastTimeout =
-      checkTimeout('broadcastTimeout', options.broadcastTimeout) ??
-      (policy === 'wait' ? DEFAULT_BROADCAST_WAIT_TIMEOUT : DEFAULT_BROADCAST_TIMEOUT);
-    this.#maxQueued = this.#channelOptions.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
+    this.#broadcaster = new Broadcaster({
+      slowConsumer: options.slowConsumer,
+      broadcastTimeout: options.broadcastTimeout,
+      maxQueuedBytes: this.#channelOptions.maxQueuedBytes,
+      protocol: options.protocol,
+    });
     this.onConnection = options.onConnection;
     this.onMessage = options.onMessage;
     this.onClose = options.onClose;
@@ -430,9 +384,7 @@ export class Server<M extends MessageMap = never> {
   #listenMemory(name: string): AddressInfo {
     if (typeof name !== 'string' || name.length === 0)
       throw new TypeError(`Expected \`memory\` to be a non-empty string, got ${String(name)}`);
-    if (memoryServers.has(name)) {
-      throw Object.assign(new Error(`in-process address '${name}' is already in use`), { code: 'EADDRINUSE' });
-    }
+    if (memoryServers.has(name)) throw new MemoryAddressInUseError(name);
     memoryServers.set(name, () => {
       if (!this.#admit())
         throw new ConnectionRefusedError(`in-process server '${name}' refused the connection (connection limit)`);
@@ -565,89 +517,9 @@ export class Server<M extends MessageMap = never> {
    * at all (a bad type or size, an unknown name); that rejection is not reported as unhandled.
    */
   broadcast(...args: Outgoing<M>): Promise<number> {
-    const p = this.#broadcast(args);
+    const p = this.#broadcaster.broadcast(this.#connections, args);
     p.catch(noop);
     return p;
-  }
-
-  async #broadcast(args: Outgoing<M>): Promise<number> {
-    const policy = this.#slowConsumer;
-    const protocol = this.#options.protocol;
-    // Typed: packed once for every connection (a bad name or value rejects here, before any send).
-    const packed = protocol === undefined ? undefined : packMessage(protocol, args[0] as string, args[1]);
-    const entries: BroadcastEntry<M>[] = [];
-    for (const conn of this.#connections) {
-      if (!conn.isOpen) continue;
-      if (conn.full) {
-        // Full once: skipped until it has drained to half the bound (no refusal, no error, per message).
-        const queued = conn.channel.queuedBytes;
-        if (queued > this.#maxQueued / 2) {
-          this.#slow(conn, queued, policy === 'drop' ? 'drop' : 'close');
-          continue;
-        }
-        conn.full = false;
-      }
-      // With 'close' and 'drop', a connection still holding an earlier broadcast is not waited for again.
-      const wait = policy === 'wait' || conn.broadcastsPending === 0;
-      const entry: BroadcastEntry<M> = { conn, state: PENDING, error: undefined, settled: undefined!, wait };
-      conn.broadcastsPending++;
-      const sent =
-        packed !== undefined && conn.typed !== undefined ? conn.typed.sendPacked(packed) : conn.send(...args);
-      entry.settled = sent.then(
-        () => {
-          conn.broadcastsPending--;
-          entry.state = TAKEN;
-        },
-        (error: unknown) => {
-          conn.broadcastsPending--;
-          entry.state = FAILED;
-          entry.error = error;
-          if (error instanceof SendQueueFullError) {
-            conn.full = true;
-            this.#slow(conn, conn.channel.queuedBytes, policy === 'drop' ? 'drop' : 'close');
-          }
-        },
-      );
-      entries.push(entry);
-    }
-    // One turn of the microtask queue settles every send that was taken or refused at once.
-    await Promise.resolve();
-    const waiting = entries.filter((e) => e.wait && e.state === PENDING);
-    if (waiting.length > 0) {
-      await raceTimeout(Promise.all(waiting.map((e) => e.settled)), this.#broadcastTimeout, noop);
-      if (policy === 'wait') {
-        for (const e of waiting) {
-          if (e.state !== PENDING) continue;
-          e.state = FAILED;
-          e.error = new SlowConsumerError(
-            `connection closed: it did not take a broadcast message within ${this.#broadcastTimeout} ms (slowConsumer 'wait')`,
-            e.conn.channel.queuedBytes,
-          );
-          e.conn.destroy(e.error as Error);
-        }
-      }
-    }
-    let n = 0;
-    for (const e of entries) {
-      if (e.state !== FAILED) n++;
-      else if (!isConnectionFailure(e.error)) throw e.error;
-    }
-    return n;
-  }
-
-  /** A connection whose queue is full: skip it for this message, or close it. */
-  #slow(conn: Connection<M>, queued: number, action: 'drop' | 'close'): void {
-    if (action === 'drop') {
-      conn.countDropped();
-      return;
-    }
-    if (!conn.isOpen) return;
-    conn.destroy(
-      new SlowConsumerError(
-        `connection closed: it did not keep up with broadcast() (${queued} bytes wait to be written, maxQueuedBytes ${this.#maxQueued})`,
-        queued,
-      ),
-    );
   }
 
   /**
