@@ -324,6 +324,12 @@ export class SessionStream extends Duplex {
 
   #dropTransport(): void {
     const transport = this.#transport!;
+    this.#release(transport);
+    transport.destroy();
+  }
+
+  /** Let go of `transport`: no more of its events reach the session (its late errors are swallowed). */
+  #release(transport: Duplex): void {
     this.#transport = null;
     this.#parser?.stop();
     this.#parser = null;
@@ -334,7 +340,6 @@ export class SessionStream extends Duplex {
     transport.removeListener('close', this.#onTransportClose);
     transport.removeListener('end', this.#onTransportEnd);
     transport.on('error', noop);
-    transport.destroy();
   }
 
   /** Every heartbeat / 2: probe a silent connection; drop it once silent for DEAD_TICKS ticks. */
@@ -558,16 +563,7 @@ export class SessionStream extends Duplex {
 
   /** The session ends: the last ack goes out (clean) or the peer is told to drop the session (ABORT). */
   #dropTransportGently(transport: Duplex, clean: boolean): void {
-    this.#transport = null;
-    this.#parser?.stop();
-    this.#parser = null;
-    clearInterval(this.#tick);
-    transport.removeListener('data', this.#onTransportData);
-    transport.removeListener('drain', this.#pump);
-    transport.removeListener('error', this.#onTransportError);
-    transport.removeListener('close', this.#onTransportClose);
-    transport.removeListener('end', this.#onTransportEnd);
-    transport.on('error', noop);
+    this.#release(transport);
     if (!clean) transport.write(ABORT_SEGMENT);
     transport.end();
     transport.resume(); // read and discard until the peer's end
