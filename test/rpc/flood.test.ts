@@ -3,7 +3,8 @@
  * pings, or empty requests, as fast as it can. Every answer waits in the victim's send queue, and
  * each one used to cost a few hundred bytes of objects that `maxQueuedBytes` (body bytes only) did
  * not count. The victim runs in a child process with a small heap and reports its heap; the test
- * floods it for a bounded time and checks it is alive, with its heap within a bound.
+ * floods it for a bounded time and checks it is alive, with its heap within a bound. The other
+ * envelope kinds (one-way, stray replies and pongs, unknown kinds) are flooded the same way.
  */
 import * as net from 'node:net';
 import { test } from 'uvu';
@@ -14,8 +15,9 @@ import { childKind, spawnChild, tell, type Child } from '../hardening/child.js';
 const MiB = 2 ** 20;
 /** The victim's V8 heap cap: before the fixes, either flood passed it within a second or two. */
 const HEAP_CAP_MIB = 96;
-/** How long each flood lasts. */
+/** How long each flood lasts: the two that used to kill the victim, and the other message kinds. */
 const FLOOD_MS = 2500;
+const OTHER_FLOOD_MS = 1500;
 /** The most the victim's heap may grow over its idle baseline while flooded. */
 const HEAP_BOUND_MIB = 40;
 
@@ -73,7 +75,7 @@ async function peakHeap(child: Child, ms: number): Promise<number> {
   }
 }
 
-async function floodVictim(what: string, body: Buffer): Promise<void> {
+async function floodVictim(what: string, body: Buffer, floodMs = FLOOD_MS): Promise<void> {
   const child = spawnChild(import.meta.url, 'rpc-victim', [`--max-old-space-size=${HEAP_CAP_MIB}`]);
   try {
     const { port } = await child.next();
@@ -83,8 +85,8 @@ async function floodVictim(what: string, body: Buffer): Promise<void> {
       if (typeof m.heap === 'number') base = Math.min(base, m.heap as number);
     }
     const [written, peak] = await Promise.all([
-      flood(port, frames(body, 8192), FLOOD_MS),
-      peakHeap(child, FLOOD_MS + 300),
+      flood(port, frames(body, 8192), floodMs),
+      peakHeap(child, floodMs + 300),
     ]);
     const grown = (peak - base) / MiB;
     console.log(`  ${what}: ${(written / MiB).toFixed(0)} MiB sent, victim heap +${grown.toFixed(1)} MiB`);
@@ -105,6 +107,20 @@ if (childKind === undefined) {
   test('child: a flood of empty requests from a peer that never reads leaves an onRequest Server alive, its heap bounded', async () => {
     await floodVictim('empty-request flood', Buffer.from([0x01, 0x00]));
   });
+
+  // Every other kind of envelope a peer may send (the red team's variants): none may grow memory either.
+  const kinds: [string, Buffer][] = [
+    ['empty one-way messages', Buffer.from([0x00])],
+    ['replies to a request id never sent', Buffer.from([0x02, 0x05])],
+    ['error replies to a request id never sent', Buffer.from([0x03, 0x05, 0x00])],
+    ['pongs never asked for', Buffer.from([0x05])],
+    ['envelopes of an unknown kind', Buffer.from([0x09])],
+  ];
+  for (const [what, body] of kinds) {
+    test(`child: a flood of ${what} from a peer that never reads leaves an onRequest Server alive, its heap bounded`, async () => {
+      await floodVictim(what, body, OTHER_FLOOD_MS);
+    });
+  }
 
   test.run();
 }
