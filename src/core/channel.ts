@@ -244,7 +244,8 @@ export class Channel implements AsyncIterable<Buffer> {
       o.bodyTimeout,
     );
     this.#stream = stream;
-    this.#writer = new FrameWriter(stream, this.framing, options.reader !== undefined, this.#sendTally, (cause) =>
+    const reuseSlab = options.reader !== undefined || stream instanceof SessionStream; // both take a copy at once
+    this.#writer = new FrameWriter(stream, this.framing, reuseSlab, this.#sendTally, (cause) =>
       this.#error === undefined ? new ChannelClosedError('channel is closed', { cause }) : this.#closedError(),
     );
     this.#backlog = new SendBacklog({

@@ -142,7 +142,7 @@ export class SessionStream extends Duplex {
   readonly #budget: ReplayBudget | undefined;
 
   // Sending. Offsets count bytes of this direction since the session began; the FIN takes one.
-  readonly #replay = new ReplayBuffer();
+  readonly #replay: ReplayBuffer;
   /** Offset after the last byte written on the current transport (or the one before). */
   #transmitted = 0;
   /** Highest offset ever transmitted, to count what a resume sends again. */
@@ -152,7 +152,13 @@ export class SessionStream extends Duplex {
   #ackedMessages = 0;
   /** end() was called: the FIN is due after the data. */
   #finQueued = false;
-  #heldWrite: (() => void) | null = null;
+  /**
+   * The write being copied into the replay buffer, from `#writingAt` on, while it has no room for
+   * all of it: the caller's buffer is ours until its callback, which runs once the last byte is in.
+   */
+  #writing: Buffer | null = null;
+  #writingAt = 0;
+  #writeDone: ((error?: Error | null) => void) | null = null;
   #heldFinal: ((error?: Error | null) => void) | null = null;
 
   // Receiving.
@@ -162,6 +168,8 @@ export class SessionStream extends Duplex {
   /** The last acknowledgement sent. */
   #ackSent = 0;
   #ackTimer: NodeJS.Timeout | undefined;
+  /** An ACK due now, sent once this turn of the event loop has read what it can (one ACK for many reads). */
+  #ackSoon: NodeJS.Immediate | undefined;
   /** A PING arrived in the chunk being read: one ACK answers it (and any others in the chunk). */
   #pinged = false;
   /** An ACK was due while the transport's buffer was full (its peer not reading): it goes out on 'drain'. */
@@ -183,6 +191,7 @@ export class SessionStream extends Duplex {
     super({ allowHalfOpen: false, decodeStrings: true });
     this.token = options.token;
     this.#window = options.window;
+    this.#replay = new ReplayBuffer(options.window);
     this.#sendWindow = Math.min(options.window, options.peerWindow);
     this.#heartbeat = options.heartbeat;
     this.#owner = options.owner;
@@ -394,24 +403,34 @@ export class SessionStream extends Duplex {
     this.#ackIfDue();
   }
 
-  /** Acknowledge at once when a quarter window is delivered and unacknowledged; else within ACK_DELAY. */
+  /**
+   * Acknowledge this turn of the event loop when a quarter window is delivered and unacknowledged
+   * (after the reads of this turn, which it covers too: on loopback each ACK is a write as costly
+   * as a read); else within ACK_DELAY.
+   */
   #ackIfDue(): void {
     const due = this.#delivered() - this.#ackSent;
     if (due <= 0 || this.#transport === null) return;
-    if (due >= this.#sendWindow >>> 2) this.#sendAck();
+    if (due >= this.#sendWindow >>> 2) this.#ackSoon ??= setImmediate(this.#onAckTimer);
     else this.#ackTimer ??= setTimeout(this.#onAckTimer, ACK_DELAY);
   }
 
   readonly #onAckTimer = (): void => {
-    this.#ackTimer = undefined;
     if (this.#delivered() > this.#ackSent) this.#sendAck();
+    else this.#stopAckTimers();
   };
+
+  #stopAckTimers(): void {
+    clearTimeout(this.#ackTimer);
+    this.#ackTimer = undefined;
+    clearImmediate(this.#ackSoon);
+    this.#ackSoon = undefined;
+  }
 
   #sendAck(): void {
     const transport = this.#transport;
     if (transport === null) return;
-    clearTimeout(this.#ackTimer);
-    this.#ackTimer = undefined;
+    this.#stopAckTimers();
     if (transport.writableNeedDrain) {
       // A peer that sends PINGs (or data) and does not read would make each answer wait in our
       // memory: one ACK, cumulative, answers them all once it reads.
@@ -445,21 +464,14 @@ export class SessionStream extends Duplex {
   // ---------------------------------------------------------------- sending
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    // A copy: after send() resolves the caller owns its buffer again, but the bytes may be sent again.
-    const copy = Buffer.allocUnsafe(chunk.length);
-    chunk.copy(copy);
-    this.#replay.append(copy);
-    this.#budget?.add(copy.length);
-    if (this.#dataEnd() > MAX_OFFSET) {
+    if (this.#dataEnd() + chunk.length > MAX_OFFSET) {
       callback(new ProtocolError('session offset overflow'));
       return;
     }
-    this.#pump();
-    if (this.#mayAccept()) callback();
-    else {
-      this.#heldWrite = callback;
-      if (this.#budgetRefuses()) this.#budget!.wait(this.#releaseHeld);
-    }
+    this.#writing = chunk;
+    this.#writingAt = 0;
+    this.#writeDone = callback;
+    this.#takeWrite();
   }
 
   override _final(callback: (error?: Error | null) => void): void {
@@ -469,9 +481,28 @@ export class SessionStream extends Duplex {
     this.#releaseHeld();
   }
 
-  /** The window (and the listener's replay budget) has room for more. */
-  #mayAccept(): boolean {
-    return this.#dataEnd() - this.#acked <= this.#sendWindow && !this.#budgetRefuses();
+  /**
+   * Copy as much of the current write into the replay buffer as the window (and the listener's
+   * replay budget) has room for, and transmit it; once all of it is in, the write calls back (the
+   * caller's buffer is free). Runs again whenever acknowledgements make room.
+   */
+  #takeWrite(): void {
+    const chunk = this.#writing;
+    if (chunk === null) return;
+    if (this.#budgetRefuses()) {
+      this.#budget!.wait(this.#releaseHeld);
+      return;
+    }
+    const taken = this.#replay.append(chunk, this.#writingAt, chunk.length);
+    if (taken > 0) {
+      this.#writingAt += taken;
+      this.#budget?.add(taken);
+      this.#pump();
+    }
+    if (this.#writingAt < chunk.length) return;
+    const done = this.#writeDone!;
+    this.#writing = this.#writeDone = null;
+    done();
   }
 
   /** The listener's replay budget has no room for this session's next write. */
@@ -479,13 +510,10 @@ export class SessionStream extends Duplex {
     return this.#budget !== undefined && !this.#budget.allows(this.#replay.bytes);
   }
 
+  /** Room was made (acknowledgements, the budget): the write in progress and the end go on. */
   readonly #releaseHeld = (): void => {
-    const write = this.#heldWrite;
-    if (write !== null && this.#mayAccept()) {
-      this.#heldWrite = null;
-      this.#budget?.cancel(this.#releaseHeld);
-      write();
-    } else if (write !== null && this.#budgetRefuses()) this.#budget!.wait(this.#releaseHeld);
+    this.#budget?.cancel(this.#releaseHeld);
+    this.#takeWrite();
     const final = this.#heldFinal;
     if (final !== null && this.#acked === this.#writtenEnd()) {
       this.#heldFinal = null;
@@ -541,8 +569,7 @@ export class SessionStream extends Duplex {
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    clearTimeout(this.#ackTimer);
-    this.#ackTimer = undefined;
+    this.#stopAckTimers();
     const transport = this.#transport;
     if (transport !== null) {
       const clean = error === null && this.writableFinished && this.#finReceived;
@@ -552,7 +579,7 @@ export class SessionStream extends Duplex {
     const freed = this.#replay.clear();
     if (freed > 0) this.#budget?.release(freed);
     this.#budget?.leave();
-    this.#heldWrite = null;
+    this.#writing = this.#writeDone = null;
     this.#heldFinal = null;
     if (!this.#ended) {
       this.#ended = true;

@@ -122,31 +122,35 @@ test('the parser refuses an unknown segment type and an empty DATA segment', () 
   assert.throws(() => parseAll([encodeDataHeader(0)]), /empty session DATA/);
 });
 
-test('the replay buffer: trim whole chunks, seek anywhere, read back every byte from there', () => {
+test('the replay buffer: a ring bounded by its limit; appends, trims and seeks in any order read back every byte', () => {
   fc.assert(
     fc.property(
-      fc.array(fc.integer({ min: 1, max: 40 }), { minLength: 1, maxLength: 20 }),
-      fc.nat(),
-      fc.nat(),
-      (sizes, ackSeed, seekSeed) => {
-        const r = new ReplayBuffer();
-        let all = Buffer.alloc(0);
-        for (const [k, n] of sizes.entries()) {
-          const chunk = Buffer.alloc(n, k);
-          r.append(chunk);
-          all = Buffer.concat([all, chunk]);
+      fc.integer({ min: 16, max: 200 }),
+      fc.array(fc.tuple(fc.integer({ min: 1, max: 90 }), fc.nat(), fc.nat()), { minLength: 1, maxLength: 30 }),
+      (limit, steps) => {
+        const r = new ReplayBuffer(limit);
+        let all = Buffer.alloc(0); // every byte appended, by stream offset
+        let acked = 0;
+        for (const [k, [n, ackSeed, seekSeed]] of steps.entries()) {
+          const chunk = Buffer.from(Array.from({ length: n }, (_, i) => (k * 31 + i) & 0xff));
+          const taken = r.append(chunk, 0, n);
+          assert.is(taken, Math.min(n, limit - (all.length - acked)), 'takes what there is room for');
+          all = Buffer.concat([all, chunk.subarray(0, taken)]);
+          assert.ok(r.bytes <= limit);
+          const from = acked + (seekSeed % (all.length - acked + 1));
+          r.seek(from);
+          const read: Buffer[] = [];
+          for (let piece = r.next(7); piece !== undefined; piece = r.next(7)) read.push(piece);
+          assert.equal(Buffer.concat(read), all.subarray(from), 'every byte from the cursor on');
+          const ack = acked + (ackSeed % (all.length - acked + 1));
+          assert.is(r.trim(ack), ack - acked);
+          acked = ack;
+          assert.is(r.bytes, all.length - acked);
+          assert.is(r.room, limit - r.bytes);
         }
-        const acked = ackSeed % (all.length + 1);
-        r.trim(acked);
-        const from = acked + (seekSeed % (all.length - acked + 1));
-        r.seek(from);
-        const read: Buffer[] = [];
-        for (let piece = r.next(7); piece !== undefined; piece = r.next(7)) read.push(piece);
-        assert.equal(Buffer.concat(read), all.subarray(from));
-        assert.ok(r.bytes >= all.length - acked && r.bytes <= all.length);
       },
     ),
-    { numRuns: 300 },
+    { numRuns: 500 },
   );
 });
 
