@@ -12,11 +12,12 @@ import {
   type ChannelOptions,
   type ConnectOptions,
 } from '../core/options.js';
-import { ConnectionRefusedError, ProtocolError } from '../errors.js';
+import { authHandshake, authKey } from '../auth.js';
+import { AuthenticationError, ConnectionRefusedError, ProtocolError } from '../errors.js';
 import { noop, tlsLib } from '../util.js';
 import { checkResume, type ResumeSettings } from './options.js';
 import { SessionStream, type SessionOwner } from './stream.js';
-import { openTransport, readHello } from './transport.js';
+import { ConnectionStart, openTransport } from './transport.js';
 import { SERVER_HELLO_LENGTH, Status, TOKEN_LENGTH, decodeServerHello, encodeClientHello, type Hello } from './wire.js';
 
 /** Delays between reconnection attempts: the first is immediate, then 50 ms doubling up to 2 s, with jitter. */
@@ -35,18 +36,25 @@ function refusal(status: number): string {
   }
 }
 
-/** One connection's hello exchange: the server's hello and what followed it. */
+/**
+ * One connection's start: with `auth` (its key), both sides prove they hold the key first, on
+ * every connection of the session, the first and each resume; then the hellos. Resolves with the
+ * server's hello and what followed it.
+ */
 async function exchangeHellos(
   opts: ConnectOptions,
+  key: Buffer | undefined,
   mine: Hello,
   timeout: number,
   signal?: AbortSignal,
 ): Promise<{ transport: import('node:net').Socket; peer: Hello & { status: number }; rest: Buffer }> {
   const transport = await openTransport(opts, timeout, signal);
   try {
-    transport.write(encodeClientHello(mine));
-    const { hello, rest } = await readHello(transport, SERVER_HELLO_LENGTH, timeout, signal);
-    return { transport, peer: decodeServerHello(hello), rest };
+    const start = new ConnectionStart(transport, timeout, signal);
+    if (key !== undefined) await authHandshake(key, false, start);
+    start.write(encodeClientHello(mine));
+    const hello = await start.read(SERVER_HELLO_LENGTH);
+    return { transport, peer: decodeServerHello(hello), rest: start.finish() };
   } catch (error) {
     transport.on('error', noop);
     transport.destroy();
@@ -59,8 +67,10 @@ export async function connectSession(opts: ConnectOptions, create: ChannelFactor
   const settings = checkResume(opts.resume)!;
   const connectTimeout = checkConnectOptions(opts);
   const timeout = connectTimeout ?? opts.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
+  const key = opts.auth === undefined ? undefined : authKey(opts.auth);
   const { transport, peer, rest } = await exchangeHellos(
     opts,
+    key,
     { token: Buffer.alloc(TOKEN_LENGTH), received: 0, messages: 0, window: settings.window },
     timeout,
     opts.signal,
@@ -71,7 +81,7 @@ export async function connectSession(opts: ConnectOptions, create: ChannelFactor
       ? new ConnectionRefusedError(`session refused: ${refusal(peer.status)}`)
       : new ProtocolError(`session refused: ${refusal(peer.status)}`);
   }
-  const reconnector = new Reconnector(opts, settings);
+  const reconnector = new Reconnector(opts, settings, key);
   const stream = new SessionStream(
     {
       token: peer.token,
@@ -89,7 +99,8 @@ export async function connectSession(opts: ConnectOptions, create: ChannelFactor
     stream.destroy();
     throw error;
   }
-  const { resume: _resume, ...channelOptions } = opts;
+  // `auth` ran on the connection, under the session (and runs again on each resume): not above it.
+  const { resume: _resume, auth: _auth, ...channelOptions } = opts;
   let channel: Channel;
   try {
     channel = create(stream, channelOptions as ChannelOptions);
@@ -133,13 +144,15 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 class Reconnector implements SessionOwner {
   readonly #opts: ConnectOptions;
   readonly #settings: ResumeSettings;
+  readonly #key: Buffer | undefined;
   /** Aborts the attempt in progress once the session ends. */
   readonly #stop = new AbortController();
   #running = false;
 
-  constructor(opts: ConnectOptions, settings: ResumeSettings) {
+  constructor(opts: ConnectOptions, settings: ResumeSettings, key: Buffer | undefined) {
     this.#opts = opts;
     this.#settings = settings;
+    this.#key = key;
   }
 
   detached(stream: SessionStream): void {
@@ -176,11 +189,14 @@ class Reconnector implements SessionOwner {
       try {
         attempt = await exchangeHellos(
           this.#opts,
+          this.#key,
           stream.hello(),
           Math.min(left, 2 * this.#settings.heartbeat),
           signal,
         );
-      } catch {
+      } catch (error) {
+        // The server no longer accepts our key (or is another server): retrying cannot help.
+        if (error instanceof AuthenticationError) throw error;
         continue; // refused, reset, timed out: try again until `keep` runs out
       }
       const { transport, peer, rest } = attempt;

@@ -8,6 +8,7 @@
 import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type * as tls from 'node:tls';
+import { authHandshake, authKey } from '../auth.js';
 import { MemoryBudget } from '../core/budget.js';
 import type { Channel } from '../core/channel.js';
 import type { ChannelFactory } from '../core/connect.js';
@@ -17,7 +18,7 @@ import { lazyModule, noop, tlsLib } from '../util.js';
 import { recordSession } from './connect.js';
 import { checkResume, type ResumeSettings } from './options.js';
 import { ReplayBudget, SessionStream, type SessionOwner } from './stream.js';
-import { readHello } from './transport.js';
+import { ConnectionStart } from './transport.js';
 import {
   CLIENT_HELLO_LENGTH,
   Status,
@@ -62,6 +63,8 @@ export class SessionListener implements AsyncIterable<Channel> {
   readonly #settings: ResumeSettings;
   readonly #create: ChannelFactory;
   readonly #handshakeTimeout: number;
+  /** `auth`'s key: every connection proves it before its hello. */
+  readonly #key: Buffer | undefined;
   readonly #maxConnections: number;
   readonly #maxSessions: number;
   readonly #memory: MemoryBudget;
@@ -85,6 +88,7 @@ export class SessionListener implements AsyncIterable<Channel> {
     this.#settings = checkResume(options.resume)!;
     const checked = checkListenOptions(options);
     this.#handshakeTimeout = checked.handshakeTimeout;
+    this.#key = options.auth === undefined ? undefined : authKey(options.auth);
     this.#maxConnections = checked.maxConnections;
     this.#maxSessions = this.#settings.maxSessions ?? checked.maxConnections;
     this.#memory = options.budget ?? new MemoryBudget(checked.memoryBudget);
@@ -190,12 +194,14 @@ export class SessionListener implements AsyncIterable<Channel> {
     let rest: Buffer;
     this.#handshaking++;
     try {
-      const read = await readHello(socket, CLIENT_HELLO_LENGTH, this.#handshakeTimeout);
-      hello = decodeClientHello(read.hello);
-      rest = read.rest;
+      const start = new ConnectionStart(socket, this.#handshakeTimeout);
+      // With `auth`, every connection proves the key before its hello: the first and each resume.
+      if (this.#key !== undefined) await authHandshake(this.#key, true, start);
+      hello = decodeClientHello(await start.read(CLIENT_HELLO_LENGTH));
+      rest = start.finish();
     } catch {
       this.stats.refused++;
-      socket.destroy(); // a bad or missing hello: that connection only
+      socket.destroy(); // a wrong key, a bad or missing hello: that connection only
       return;
     } finally {
       this.#handshaking--;
@@ -246,7 +252,8 @@ export class SessionListener implements AsyncIterable<Channel> {
       stream.on('error', noop); // its error, emitted on a later tick, concerns that connection only
       return;
     }
-    const { resume: _resume, ...options } = this.#options;
+    // `auth` ran on the connection, under the session (and runs again on each resume): not above it.
+    const { resume: _resume, auth: _auth, ...options } = this.#options;
     let channel: Channel;
     try {
       channel = this.#create(stream, { ...options, isServer: true, budget: this.#memory });

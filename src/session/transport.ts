@@ -46,46 +46,94 @@ export function openTransport(opts: ConnectOptions, timeout: number, signal?: Ab
 }
 
 /**
- * Read the first `length` bytes of `transport` (a hello) within `timeout` ms: resolves with them
- * and what came after them. Rejects (the transport left to the caller) on an end, error or timeout.
+ * The start of a transport connection, read as exact-length pieces (the `auth` exchange, then the
+ * hello) within one deadline. Any end, error, abort or the deadline fails the read in progress and
+ * every later one; the transport is left to the caller. finish() stops reading (the transport
+ * paused, until the session takes it over) and returns what came after the last piece.
  */
-export function readHello(
-  transport: Duplex,
-  length: number,
-  timeout: number,
-  signal?: AbortSignal,
-): Promise<{ hello: Buffer; rest: Buffer }> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let have = 0;
-    const settle = (): void => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-      transport.removeListener('data', onData);
-      transport.removeListener('error', fail);
-      transport.removeListener('end', onEnd);
-      transport.removeListener('close', onEnd);
-    };
-    const fail = (error: unknown): void => {
-      settle();
-      reject(error);
-    };
-    const onEnd = (): void => fail(new ChannelClosedError('connection closed during the session hello'));
-    const onAbort = (): void => fail(signal!.reason);
-    const onData = (chunk: Buffer): void => {
-      chunks.push(chunk);
-      have += chunk.length;
-      if (have < length) return;
-      settle();
-      transport.pause(); // nothing is read until the session takes over
-      const all = chunks.length === 1 ? chunk : Buffer.concat(chunks, have);
-      resolve({ hello: all.subarray(0, length), rest: all.subarray(length) });
-    };
-    const timer = setTimeout(() => fail(new TimeoutError(`session hello timed out after ${timeout} ms`)), timeout);
-    transport.on('data', onData);
-    transport.once('error', fail);
-    transport.once('end', onEnd);
-    transport.once('close', onEnd);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
+export class ConnectionStart {
+  readonly #transport: Duplex;
+  readonly #signal: AbortSignal | undefined;
+  readonly #timer: NodeJS.Timeout;
+  #chunks: Buffer[] = [];
+  #have = 0;
+  #error: unknown;
+  #pending: { n: number; resolve(b: Buffer): void; reject(e: unknown): void } | null = null;
+
+  constructor(transport: Duplex, timeout: number, signal?: AbortSignal) {
+    this.#transport = transport;
+    this.#signal = signal;
+    this.#timer = setTimeout(
+      () => this.#fail(new TimeoutError(`session connection start (auth, hello) timed out after ${timeout} ms`)),
+      timeout,
+    );
+    transport.on('data', this.#onData);
+    transport.once('error', this.#fail);
+    transport.once('end', this.#onEnd);
+    transport.once('close', this.#onEnd);
+    if (signal?.aborted) this.#fail(signal.reason);
+    else signal?.addEventListener('abort', this.#onAbort, { once: true });
+  }
+
+  /** The next `n` bytes. */
+  read(n: number): Promise<Buffer> {
+    if (this.#error !== undefined) return Promise.reject(this.#error);
+    return new Promise((resolve, reject) => {
+      this.#pending = { n, resolve, reject };
+      this.#serve();
+    });
+  }
+
+  /** Write `bytes` to the transport (nothing once it is gone). */
+  write(bytes: Uint8Array): void {
+    if (!this.#transport.destroyed) this.#transport.write(bytes);
+  }
+
+  /** Stop reading; what came after the last piece read. */
+  finish(): Buffer {
+    this.#stop();
+    this.#transport.pause(); // nothing is read until the session takes over
+    const rest = this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks, this.#have);
+    this.#chunks = [];
+    this.#have = 0;
+    return rest;
+  }
+
+  readonly #onData = (chunk: Buffer): void => {
+    this.#chunks.push(chunk);
+    this.#have += chunk.length;
+    this.#serve();
+  };
+
+  #serve(): void {
+    const p = this.#pending;
+    if (p === null || this.#have < p.n) return;
+    const all = this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks, this.#have);
+    const rest = all.subarray(p.n);
+    this.#chunks = rest.length > 0 ? [rest] : [];
+    this.#have = rest.length;
+    this.#pending = null;
+    p.resolve(all.subarray(0, p.n));
+  }
+
+  readonly #onEnd = (): void => this.#fail(new ChannelClosedError('connection closed during the session hello'));
+  readonly #onAbort = (): void => this.#fail(this.#signal!.reason);
+  readonly #fail = (error: unknown): void => {
+    if (this.#error !== undefined) return;
+    this.#error = error;
+    this.#stop();
+    const p = this.#pending;
+    this.#pending = null;
+    p?.reject(error);
+  };
+
+  #stop(): void {
+    clearTimeout(this.#timer);
+    this.#signal?.removeEventListener('abort', this.#onAbort);
+    const transport = this.#transport;
+    transport.removeListener('data', this.#onData);
+    transport.removeListener('error', this.#fail);
+    transport.removeListener('end', this.#onEnd);
+    transport.removeListener('close', this.#onEnd);
+  }
 }

@@ -9,7 +9,14 @@ import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Channel, ConnectionRefusedError, ProtocolError, SessionLostError } from '../../channel.js';
+import { authHandshake } from '../../src/auth.js';
+import {
+  AuthenticationError,
+  Channel,
+  ConnectionRefusedError,
+  ProtocolError,
+  SessionLostError,
+} from '../../channel.js';
 import { sessionOf } from '../../src/session/connect.js';
 import {
   SERVER_HELLO_LENGTH,
@@ -311,6 +318,69 @@ withOpenssl('mutual TLS: a resume with another client certificate is refused (ID
   assert.is((await server!.recv()).toString(), 'mine');
   await Promise.all([ch.close(), server!.close()]);
   await listener.close();
+});
+
+test('auth: a stolen token is not enough to resume; a wrong key is refused before the hello; the session goes on', async () => {
+  const auth = { key: 'k'.repeat(32) };
+  const { listener, port } = await listen({}, { auth });
+  const [ch, server] = await Promise.all([
+    Channel.connect('127.0.0.1', port, { resume: true, auth }),
+    listener.accept(),
+  ]);
+  await ch.send('first');
+  assert.is((await server!.recv()).toString(), 'first');
+  const token = sessionOf(ch)!.token;
+  // The token alone, with no auth exchange: the hello is read as an auth answer and refused.
+  const bare = await raw(port);
+  bare.socket.write(hello(token));
+  await bare.closed;
+  // The auth exchange with a wrong key, then the token: refused at the exchange.
+  const wrong = await raw(port);
+  const io = { write: (b: Uint8Array) => wrong.socket.write(b), read: (n: number) => wrong.read(n) };
+  const refused = await authHandshake(Buffer.from('w'.repeat(32)), false, io).then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+  assert.instance(refused, AuthenticationError);
+  await wrong.closed;
+  // The right key, then the token: that connection resumes the session (and displaces the client's).
+  const right = await raw(port);
+  await authHandshake(Buffer.from(auth.key), false, {
+    write: (b: Uint8Array) => right.socket.write(b),
+    read: (n: number) => right.read(n),
+  });
+  right.socket.write(hello(token));
+  assert.is(decodeServerHello(await right.read(SERVER_HELLO_LENGTH)).status, Status.OK);
+  right.socket.destroy();
+  assert.is(listener.stats.refused, 2);
+  assert.is(listener.sessions, 1);
+  // The real client resumes (proving the key again) and its messages still arrive once, in order.
+  for (let i = 0; i < 20; i++) await ch.send(String(i));
+  for (let i = 0; i < 20; i++) assert.is((await server!.recv()).toString(), String(i));
+  assert.ok(ch.stats.session!.resumes >= 1, 'the client resumed');
+  await Promise.all([ch.close(), server!.close()]);
+  await listener.close();
+});
+
+test('auth: a client whose key the server no longer accepts ends its session with AuthenticationError, not after keep', async () => {
+  const resume = { keep: 60_000, heartbeat: 100 };
+  const first = Channel.listen('127.0.0.1', 0, { resume, auth: { key: 'one' } });
+  const proxy = await ChaosProxy.start((await first.listening).port);
+  const [ch, server] = await Promise.all([
+    Channel.connect('127.0.0.1', proxy.port, { resume, auth: { key: 'one' } }),
+    first.accept(),
+  ]);
+  // Another server, with another key, takes the client's reconnections.
+  const second = Channel.listen('127.0.0.1', 0, { resume: true, auth: { key: 'two' } });
+  proxy.retarget((await second.listening).port);
+  const started = Date.now();
+  proxy.cut();
+  const error = await ch.closed;
+  assert.instance(error, AuthenticationError, String(error));
+  assert.ok(Date.now() - started < 5000, 'ended at the first refused exchange, not after keep');
+  server!.destroy();
+  await proxy.close();
+  await Promise.all([first.close(), second.close()]);
 });
 
 test('nothing left behind: no unhandled rejection, no open handle', async () => {
