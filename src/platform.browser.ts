@@ -3,10 +3,13 @@
  * place of Node's process warnings, setImmediate and Buffer. The build bundles @msgpack/msgpack in
  * (it has no Node dependency); in Node it loads at first use instead.
  */
-import * as msgpack from '@msgpack/msgpack';
+import { Decoder, encode } from '@msgpack/msgpack';
+import type { MsgpackLib } from './platform.js';
 
-/** @msgpack/msgpack, bundled. */
-export const msgpackLib = (): typeof msgpack => msgpack;
+const msgpack: MsgpackLib = { encode, Decoder };
+
+/** @msgpack/msgpack, bundled (what the codec uses of it). */
+export const msgpackLib = (): MsgpackLib => msgpack;
 
 /** A warning nobody else can receive: the console's. */
 export function emitWarning(warning: Error | string, options?: { type?: string; code?: string }): void {

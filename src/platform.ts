@@ -8,11 +8,14 @@
 import type * as MsgpackModule from '@msgpack/msgpack';
 import { lazyModule } from './util.js';
 
+/** What the msgpack codec uses of @msgpack/msgpack. */
+export type MsgpackLib = Pick<typeof MsgpackModule, 'encode' | 'Decoder'>;
+
 /**
  * @msgpack/msgpack, loaded at the first msgpack pack or unpack: a process that never uses the
  * codec (most Channel users) does not pay for loading it, about 5 MiB of RSS under Node 20.
  */
-export const msgpackLib: () => typeof MsgpackModule = lazyModule<typeof MsgpackModule>('@msgpack/msgpack');
+export const msgpackLib: () => MsgpackLib = lazyModule<typeof MsgpackModule>('@msgpack/msgpack');
 
 /** A warning nobody else can receive: a process warning (`process.on('warning')`, stderr by default). */
 export function emitWarning(warning: Error | string, options?: { type?: string; code?: string }): void {
