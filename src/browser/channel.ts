@@ -23,6 +23,7 @@ import {
   UnexpectedEofError,
 } from '../errors.js';
 import { checkSendType } from '../framing/types.js';
+import { MAX_TIMER_DELAY, checkTimeout } from '../validate.js';
 import type { BrowserDecoder, BrowserFraming } from './framing.js';
 import { msg } from './msg.js';
 
@@ -314,7 +315,12 @@ export class Channel implements AsyncIterable<Uint8Array> {
     if (this.#error !== undefined) return Promise.reject(this.#error);
     const signal = options?.signal;
     if (signal?.aborted) return Promise.reject(signal.reason as Error);
-    const timeout = options?.timeout;
+    let timeout: number | undefined;
+    try {
+      timeout = checkTimeout('timeout', options?.timeout); // 0 and Infinity: no limit (0), as in Node
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
     return new Promise<T>((resolve, reject) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const leave = (error: Error): void => {
@@ -341,7 +347,8 @@ export class Channel implements AsyncIterable<Uint8Array> {
       };
       this.#waiters.push(waiter);
       signal?.addEventListener('abort', onAbort, { once: true });
-      if (timeout !== undefined && timeout > 0 && timeout !== Infinity) {
+      // Longer than a timer holds (2^31 - 1 ms, 24.8 days) is waited without one, never cut to 1 ms.
+      if (timeout !== undefined && timeout > 0 && timeout <= MAX_TIMER_DELAY) {
         timer = setTimeout(() => leave(new TimeoutError(`recv timed out after ${timeout} ms`)), timeout);
       }
     });
