@@ -112,6 +112,7 @@ export {
 export {
   TypedChannel,
   type FrameTransport,
+  type TransportFrame,
   type TypedChannelOptions,
   type TypedChannelStats,
   type TypedSendOptions,

@@ -88,6 +88,7 @@ const PEERS = [
     only: ['d'],
   },
   { id: 'channel-pair', label: 'msgchannel Channel.pair (memory)', inproc: true },
+  { id: 'channel-ws', label: 'msgchannel Channel over WebSocket (ws)', only: ['a', 'b'], check: () => import('ws') },
   { id: 'rpc', label: 'msgchannel RequestChannel (TCP)', only: ['g'] },
   { id: 'channel-resume', label: 'msgchannel Channel (TCP) with resume (a resumable session)', only: ['a', 'd', 'f'] },
   { id: 'channel-proxy', label: 'msgchannel Channel with resume through a TCP proxy, no cuts', only: ['c', 'd'] },
@@ -103,6 +104,12 @@ const PEERS = [
 ];
 /** Quick mode (CI) runs the peers that matter for the targets, plus one run of each other peer on (a). */
 const QUICK_FULL = new Set(['raw', 'raw-onread', 'channel', 'channel-release', 'channel-pair']);
+/**
+ * msgchannel over WebSocket against ws on its own, on the workloads its target names: both run
+ * the interleaved rounds there (in --quick too), so the ratio is of two medians.
+ */
+const WS_PAIR = new Set(['ws', 'channel-ws']);
+const WS_WORKLOADS = ['a', 'b'];
 /** The peers (e)'s time target compares against (the fastest one's median). */
 const E_FIELD = ['zeromq', 'ws', 'axon', 'python'];
 /** Runs of each of those per workload in a full run (the median is kept). */
@@ -266,6 +273,7 @@ for (const w of workloads) {
     runs(p) &&
     (QUICK_FULL.has(p.id) ||
       p.id === 'rpc' ||
+      (WS_PAIR.has(p.id) && WS_WORKLOADS.includes(w.id)) ||
       (!quick && (p.id === 'channel-await' || p.id === 'channel-resume' || field(p))));
   const fast = peers.filter(repeated);
   for (let k = 0; k < REPEATS; k++) for (const p of fast) plan.push([p, w]);
@@ -399,6 +407,10 @@ const target = (name, holds, detail) => targets.push({ name, holds, detail });
       gr.msgsPerSec >= 0.8 * gc.msgsPerSec,
       `${fmt(gr.msgsPerSec)} vs ${fmt(gc.msgsPerSec)} round trips/s = ${fmt(gr.ratio, 3)}x`,
     );
+  }
+  // msgchannel over WebSocket against ws on its own (throughput: msgs/s, round trips/s for (b)).
+  for (const wid of WS_WORKLOADS) {
+    atLeast(`(${wid}) Channel over WebSocket`, get(wid, 'channel-ws'), get(wid, 'ws'), 0.9);
   }
   // resume on against off, within this run: the session's per-byte cost (a copy into the replay
   // buffer, acknowledgements) and its window's memory.

@@ -13,6 +13,7 @@ import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { browserBuildOptions } from './browser.mjs';
 
 const tests = process.argv.includes('--tests');
 /** Mutation testing's build: only the per-file transpile of the library and tests into .build/ (no dist/, no tsc). */
@@ -68,14 +69,11 @@ await build({
   outfile: 'dist/channel.js',
 });
 // The browser entry (msgchannel/browser, src/browser/): one ESM file for web pages, with no node:
-// import and no Buffer (test/browser/bundle.test.ts checks both and measures its size).
+// import and no Buffer (test/browser/bundle.test.ts checks both and measures its size); the shared
+// code's platform.ts is the browser's there (scripts/browser.mjs).
 await build({
   ...common,
-  platform: 'neutral',
-  target: 'es2022',
-  bundle: true,
-  format: 'esm',
-  entryPoints: ['src/browser/index.ts'],
+  ...browserBuildOptions,
   outfile: 'dist/browser.js',
 });
 await transpile(walk('src/cli', ts), 'dist');

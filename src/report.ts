@@ -1,8 +1,9 @@
-/** Where errors no caller can receive go: a user's onError handler, else a process warning. */
+/** Where errors no caller can receive go: a user's onError handler, else a process warning (the console's in the browser). */
+import { emitWarning } from './platform.js';
 
 /** A handler's own failure (thrown or rejected) becomes a process warning. */
 export function warn(error: unknown): void {
-  process.emitWarning(error instanceof Error ? error : String(error));
+  emitWarning(error instanceof Error ? error : String(error));
 }
 
 /** Errors a peer can cause at will, each tied to the limiter of the connection it came from (see WarningLimiter.tag). */
@@ -31,7 +32,7 @@ export class WarningLimiter {
     const now = Date.now();
     if (this.#lastShown === undefined) {
       this.#lastShown = now;
-      process.emitWarning(error);
+      emitWarning(error);
       return;
     }
     this.#hidden++;
@@ -46,7 +47,7 @@ export class WarningLimiter {
     const n = this.#hidden;
     this.#hidden = 0;
     this.#lastShown = Date.now();
-    process.emitWarning(
+    emitWarning(
       `${n} more ${n === 1 ? 'error' : 'errors'} like this from the same connection (latest: ${latest.message})`,
       {
         type: latest.name,
@@ -70,7 +71,7 @@ export function reportError<A extends unknown[]>(
   if (handler === undefined) {
     const limiter = limiters.get(e);
     if (limiter !== undefined) limiter.warn(e);
-    else process.emitWarning(e);
+    else emitWarning(e);
     return;
   }
   try {

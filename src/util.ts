@@ -1,5 +1,6 @@
 /** Small helpers shared by every layer. */
 import { createRequire } from 'node:module';
+import { MAX_TIMER_DELAY } from './validate.js';
 
 /**
  * require() for what is loaded at first use rather than at import (a dependency or built-in only
@@ -26,8 +27,8 @@ export function handledRejection<T = void>(error: unknown): Promise<T> {
   return p as Promise<T>;
 }
 
-/** Longest delay setTimeout honours (2^31 - 1 ms, about 24.8 days); Node turns a longer one into 1 ms. */
-export const MAX_TIMER_DELAY = 0x7fff_ffff;
+/** Longest delay setTimeout honours (defined with the checks that use it as a bound, in validate.ts). */
+export { MAX_TIMER_DELAY };
 
 /** A timer started by after() or afterTimeout(); clear() cancels it (idempotent). */
 export interface Timer {

@@ -1,9 +1,19 @@
 /**
  * The option validators every layer uses. Each throws a RangeError (or TypeError) that says what
  * was expected and what came, as p-queue does: ``Expected `port` to be an integer from 0 to 65535, got the string '5000'``.
+ * Nothing of Node here: the browser build (msgchannel/browser) shares these checks.
  */
-import { inspect } from 'node:util';
-import { MAX_TIMER_DELAY } from './util.js';
+
+/** Longest delay setTimeout honours (2^31 - 1 ms, about 24.8 days); Node turns a longer one into 1 ms. */
+export const MAX_TIMER_DELAY = 0x7fff_ffff;
+
+/** A string quoted as util.inspect quotes it: single quotes, unless it holds some and no double ones. */
+function quote(text: string): string {
+  const escaped = JSON.stringify(text).slice(1, -1).replaceAll('\\"', '"');
+  if (!text.includes("'")) return `'${escaped}'`;
+  if (!text.includes('"')) return `"${escaped}"`;
+  return `'${escaped.replaceAll("'", "\\'")}'`;
+}
 
 /** How an unexpected value is named in an error message: numbers as they are, other types by their type. */
 export function describe(value: unknown): string {
@@ -14,7 +24,7 @@ export function describe(value: unknown): string {
     case 'undefined':
       return String(value);
     case 'string':
-      return `the string ${inspect(value)}`;
+      return `the string ${quote(value)}`;
     case 'function':
       return 'a function';
     case 'symbol':

@@ -3,7 +3,8 @@
 import { WebSocket, WebSocketServer } from 'ws';
 import { bodyOf, burstOf, now, rttStats, slowConsumer } from '../lib.mjs';
 
-const maxPayload = (ctx) => Math.max(ctx.maxSize, 100 * 1024 * 1024);
+/** ws's own default maxPayload (100 MiB), raised for (e); channel-ws takes it as its maxMessageSize. */
+export const maxPayload = (ctx) => Math.max(ctx.maxSize, 100 * 1024 * 1024);
 
 export function receiver(ctx) {
   return new Promise((resolve, reject) => {

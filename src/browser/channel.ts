@@ -1,16 +1,19 @@
 /**
  * The browser's Channel: the client side of a msgchannel connection over the WebSocket API, with
- * the Node Channel's API where the browser allows it (send/recv/tryRecv, async iteration,
- * readable/writable Web Streams, close/destroy/closed) and Uint8Array where Node has Buffer.
- * Its own small class rather than the Node one, which is built on node:stream's Duplex: it shares
- * the wire (the MSG framing's bytes in binary WebSocket messages, docs/websocket.md), the errors
- * and the request envelope, and decodes with the same strictness (./msg.ts).
+ * the Node Channel's API where the browser allows it (send/recv/tryRecv/recvFrame, async
+ * iteration, readable/writable Web Streams, close/destroy/closed) and Uint8Array where Node has
+ * Buffer. Its own small class rather than the Node one, which is built on node:stream's Duplex: it
+ * shares the wire (a framing's bytes in binary WebSocket messages, docs/websocket.md; MSG by
+ * default, or a length-prefixed framing with a type field for a TypedChannel), the errors, the
+ * iterator and the request envelope, and decodes with the same strictness (./msg.ts,
+ * ./lengthPrefixed.ts).
  *
  * Backpressure: send() waits while the WebSocket's `bufferedAmount` is at `sendHighWaterMark`
  * (the browser has no 'drain' event: it looks again every few milliseconds), and refuses past
  * `maxQueuedBytes`. Receiving cannot be paused through the WebSocket API, so unread messages are
  * bounded instead: past `maxUnreadBytes` the channel fails with SlowConsumerError.
  */
+import { messages } from '../core/iterator.js';
 import {
   ChannelClosedError,
   MessageTooLargeError,
@@ -19,10 +22,19 @@ import {
   TimeoutError,
   UnexpectedEofError,
 } from '../errors.js';
-import { MsgDecoder, msgHeader } from './msg.js';
+import { checkSendType } from '../framing/types.js';
+import { MAX_TIMER_DELAY, checkTimeout } from '../validate.js';
+import type { BrowserDecoder, BrowserFraming } from './framing.js';
+import { msg } from './msg.js';
 
 /** Options of the browser's Channel.connect(). */
 export interface BrowserConnectOptions {
+  /**
+   * The wire format, as the server's: `msg` (the default), or a length-prefixed framing
+   * (`lengthPrefixed()`, `ltprotocol()`, `int32`); a TypedChannel needs one with a type field.
+   * @default msg
+   */
+  framing?: BrowserFraming;
   /** Largest message accepted or sent, in bytes. @default 64 MiB */
   maxMessageSize?: number;
   /** send() waits while the WebSocket buffers this many bytes. @default 1 MiB */
@@ -52,12 +64,35 @@ const DRAIN_POLL = 4;
 
 const encoder = new TextEncoder();
 
+/** A received message and its type (0 for framings without a type field). */
+export interface BrowserFrame {
+  readonly type: number;
+  readonly data: Uint8Array;
+}
+
+/** Per-call options of recv() and recvFrame(). */
+export interface BrowserRecvOptions {
+  /** Aborting rejects this recv with the signal's reason; it takes no message. */
+  signal?: AbortSignal;
+  /** Milliseconds to wait; then it rejects with TimeoutError and takes no message. `0` or `Infinity`: no limit. */
+  timeout?: number;
+}
+
+/** Per-call options of send(). */
+export interface BrowserSendOptions {
+  /** The frame's type (framings with a type field). @default 0 */
+  type?: number;
+  /** Aborting before the message is handed to the WebSocket rejects with the signal's reason and sends nothing. */
+  signal?: AbortSignal | undefined;
+}
+
 interface Waiter {
-  resolve(message: Uint8Array): void;
+  deliver(frame: BrowserFrame): void;
   reject(error: Error): void;
 }
 
 interface QueuedSend {
+  header: Uint8Array;
   body: Uint8Array;
   resolve(): void;
   reject(error: Error): void;
@@ -65,14 +100,16 @@ interface QueuedSend {
 
 export class Channel implements AsyncIterable<Uint8Array> {
   readonly maxMessageSize: number;
+  /** The wire format (`msg` unless `framing` said otherwise). */
+  readonly framing: BrowserFraming;
   /** Resolves when the WebSocket has closed: undefined after a clean close, the error otherwise. Never rejects. */
   readonly closed: Promise<Error | undefined>;
   readonly #ws: WebSocket;
-  readonly #decoder: MsgDecoder;
+  readonly #decoder: BrowserDecoder;
   readonly #sendHWM: number;
   readonly #maxQueued: number;
   readonly #maxUnread: number;
-  readonly #inbox: Uint8Array[] = [];
+  readonly #inbox: BrowserFrame[] = [];
   #inboxHead = 0;
   #unread = 0;
   readonly #waiters: Waiter[] = [];
@@ -130,10 +167,11 @@ export class Channel implements AsyncIterable<Uint8Array> {
     this.#ws = ws;
     ws.binaryType = 'arraybuffer';
     this.maxMessageSize = options.maxMessageSize ?? 64 * 1024 * 1024;
+    this.framing = options.framing ?? msg;
     this.#sendHWM = options.sendHighWaterMark ?? 1024 * 1024;
     this.#maxQueued = options.maxQueuedBytes ?? 16 * 1024 * 1024;
     this.#maxUnread = options.maxUnreadBytes ?? 64 * 1024 * 1024;
-    this.#decoder = new MsgDecoder(this.maxMessageSize);
+    this.#decoder = this.framing.createDecoder(this.maxMessageSize);
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
     ws.addEventListener('message', this.#onMessage);
     ws.addEventListener('close', this.#onClose);
@@ -142,19 +180,30 @@ export class Channel implements AsyncIterable<Uint8Array> {
   // ------------------------------------------------------------ sending
 
   /**
-   * Send one message (strings as UTF-8). Resolves once it is handed to the WebSocket (which copies
-   * it: `data` is the caller's again at once); while the WebSocket buffers `sendHighWaterMark` or
-   * more, it first waits. Sends go out in call order.
+   * Send one message (strings as UTF-8), with `type` on a framing with a type field. Resolves once
+   * it is handed to the WebSocket (which copies it: `data` is the caller's again at once); while the
+   * WebSocket buffers `sendHighWaterMark` or more, it first waits. Sends go out in call order.
    */
-  send(data: Uint8Array | string): Promise<void> {
+  send(data: Uint8Array | string, options?: BrowserSendOptions): Promise<void> {
     if (this.#error !== undefined) return Promise.reject(this.#closedError());
     const body = typeof data === 'string' ? encoder.encode(data) : data;
     if (!(body instanceof Uint8Array)) return Promise.reject(new TypeError('Expected a Uint8Array or a string'));
     if (body.length > this.maxMessageSize) {
       return Promise.reject(new MessageTooLargeError(body.length, this.maxMessageSize, 'send'));
     }
+    const type = options?.type ?? 0;
+    const signal = options?.signal;
+    let header: Uint8Array;
+    try {
+      const refused = checkSendType(this.framing, type);
+      if (refused !== undefined) throw refused;
+      header = this.framing.header(body.length, type);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+    if (signal?.aborted) return Promise.reject(signal.reason as Error);
     if (this.#queue.length === 0 && this.#ws.bufferedAmount < this.#sendHWM) {
-      this.#write(body);
+      this.#write(header, body);
       return Promise.resolve();
     }
     if (this.#queue.length > 0 && this.#queuedBytes + body.length > this.#maxQueued) {
@@ -162,7 +211,28 @@ export class Channel implements AsyncIterable<Uint8Array> {
     }
     return new Promise<void>((resolve, reject) => {
       // Not copied: `data` is the caller's again only once this promise resolves (as in Node).
-      this.#queue.push({ body, resolve, reject });
+      const onAbort = (): void => {
+        const at = this.#queue.indexOf(queued);
+        if (at < 0) return; // already written
+        this.#queue.splice(at, 1);
+        this.#queuedBytes -= body.length;
+        reject(signal!.reason as Error);
+      };
+      const done = (): void => signal?.removeEventListener('abort', onAbort);
+      const queued: QueuedSend = {
+        header,
+        body,
+        resolve: () => {
+          done();
+          resolve();
+        },
+        reject: (error) => {
+          done();
+          reject(error);
+        },
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#queue.push(queued);
       this.#queuedBytes += body.length;
       this.#schedulePoll();
     });
@@ -173,9 +243,8 @@ export class Channel implements AsyncIterable<Uint8Array> {
     return this.#ws.bufferedAmount + this.#queuedBytes;
   }
 
-  #write(body: Uint8Array): void {
+  #write(header: Uint8Array, body: Uint8Array): void {
     const ws = this.#ws;
-    const header = msgHeader(body.length);
     if (body.length <= JOIN_LIMIT) {
       const frame = new Uint8Array(header.length + body.length);
       frame.set(header);
@@ -196,7 +265,7 @@ export class Channel implements AsyncIterable<Uint8Array> {
     while (this.#queue.length > 0 && this.#ws.bufferedAmount < this.#sendHWM && this.#error === undefined) {
       const next = this.#queue.shift()!;
       this.#queuedBytes -= next.body.length;
-      this.#write(next.body);
+      this.#write(next.header, next.body);
       next.resolve();
     }
     if (this.#queue.length > 0 && this.#error === undefined) this.#schedulePoll();
@@ -204,25 +273,85 @@ export class Channel implements AsyncIterable<Uint8Array> {
 
   // ------------------------------------------------------------ receiving
 
-  /** The next message; rejects with ChannelClosedError after the last one once the channel has ended. */
-  recv(): Promise<Uint8Array> {
-    const message = this.tryRecv();
-    if (message !== undefined) return Promise.resolve(message);
-    if (this.#error !== undefined) return Promise.reject(this.#error);
-    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
+  /**
+   * The next message; rejects with ChannelClosedError after the last one once the channel has
+   * ended. Calls resolve in call order; one that is aborted or times out takes no message.
+   */
+  recv(options?: BrowserRecvOptions): Promise<Uint8Array> {
+    const frame = this.#take();
+    if (frame !== undefined) return Promise.resolve(frame.data);
+    return this.#wait(options, (resolve) => (f) => resolve(f.data));
+  }
+
+  /** The next message with its type (`{ type, data }`), as recv(). */
+  recvFrame(options?: BrowserRecvOptions): Promise<BrowserFrame> {
+    const frame = this.#take();
+    if (frame !== undefined) return Promise.resolve(frame);
+    return this.#wait(options, (resolve) => resolve);
   }
 
   /** The next message if one is buffered and no recv() waits; undefined otherwise. */
   tryRecv(): Uint8Array | undefined {
+    return this.#take()?.data;
+  }
+
+  #take(): BrowserFrame | undefined {
     if (this.#waiters.length > 0 || this.#inboxHead === this.#inbox.length) return undefined;
-    const message = this.#inbox[this.#inboxHead]!;
-    this.#inbox[this.#inboxHead++] = undefined as unknown as Uint8Array;
+    const frame = this.#inbox[this.#inboxHead]!;
+    this.#inbox[this.#inboxHead++] = undefined as unknown as BrowserFrame;
     if (this.#inboxHead === this.#inbox.length) {
       this.#inbox.length = 0;
       this.#inboxHead = 0;
     }
-    this.#unread -= message.length + MESSAGE_OVERHEAD;
-    return message;
+    this.#unread -= frame.data.length + MESSAGE_OVERHEAD;
+    return frame;
+  }
+
+  /** A waiter for the next frame, in call order, leaving the queue when aborted or timed out. */
+  #wait<T>(
+    options: BrowserRecvOptions | undefined,
+    deliverTo: (resolve: (value: T) => void) => (frame: BrowserFrame) => void,
+  ): Promise<T> {
+    if (this.#error !== undefined) return Promise.reject(this.#error);
+    const signal = options?.signal;
+    if (signal?.aborted) return Promise.reject(signal.reason as Error);
+    let timeout: number | undefined;
+    try {
+      timeout = checkTimeout('timeout', options?.timeout); // 0 and Infinity: no limit (0), as in Node
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+    return new Promise<T>((resolve, reject) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const leave = (error: Error): void => {
+        const at = this.#waiters.indexOf(waiter);
+        if (at >= 0) this.#waiters.splice(at, 1);
+        settle();
+        reject(error);
+      };
+      const onAbort = (): void => leave(signal!.reason as Error);
+      const settle = (): void => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      const deliver = deliverTo(resolve);
+      const waiter: Waiter = {
+        deliver: (frame) => {
+          settle();
+          deliver(frame);
+        },
+        reject: (error) => {
+          settle();
+          reject(error);
+        },
+      };
+      this.#waiters.push(waiter);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      // Longer than a timer holds (2^31 - 1 ms, 24.8 days) is waited without one, never cut to 1 ms.
+      if (timeout !== undefined && timeout > 0 && timeout <= MAX_TIMER_DELAY) {
+        timer = setTimeout(() => leave(new TimeoutError(`recv timed out after ${timeout} ms`)), timeout);
+      }
+    });
   }
 
   /** Messages received and not yet taken. */
@@ -230,15 +359,16 @@ export class Channel implements AsyncIterable<Uint8Array> {
     return this.#inbox.length - this.#inboxHead;
   }
 
-  readonly #onFrame = (body: Uint8Array): void => {
+  readonly #onFrame = (data: Uint8Array, type: number): void => {
     if (this.#closing !== undefined || this.#failed) return; // closed locally (the user asked for no more) or failed
+    const frame: BrowserFrame = { type, data };
     const waiter = this.#waiters.shift();
     if (waiter !== undefined) {
-      waiter.resolve(body);
+      waiter.deliver(frame);
       return;
     }
-    this.#inbox.push(body);
-    this.#unread += body.length + MESSAGE_OVERHEAD;
+    this.#inbox.push(frame);
+    this.#unread += data.length + MESSAGE_OVERHEAD;
     if (this.#unread > this.#maxUnread) {
       this.#fail(
         new SlowConsumerError(`more than maxUnreadBytes ${this.#maxUnread} received and not read`, this.#unread),
@@ -304,17 +434,8 @@ export class Channel implements AsyncIterable<Uint8Array> {
   // ------------------------------------------------------------ streams and iteration
 
   /** Messages until the peer closes at a frame boundary; any other error is thrown. Breaking out does not close. */
-  async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
-    for (;;) {
-      let message: Uint8Array;
-      try {
-        message = this.tryRecv() ?? (await this.recv());
-      } catch (error) {
-        if (error instanceof ChannelClosedError) return;
-        throw error;
-      }
-      yield message;
-    }
+  [Symbol.asyncIterator](): AsyncIterableIterator<Uint8Array, undefined> {
+    return messages(this); // the Node Channel's iterator
   }
 
   /** The messages as a ReadableStream, pulled one at a time (made at first use). */

@@ -6,6 +6,7 @@
  * into one allocation of its announced length.
  */
 import { MessageTooLargeError, ProtocolError } from '../errors.js';
+import { BodyAssembler, type BrowserDecoder, type BrowserFraming, type FrameSink } from './framing.js';
 
 const PREFIX = [0x0d, 0x0a, 0x4d, 0x53, 0x47, 0x20]; // \r\nMSG SP
 const CR = 0x0d;
@@ -13,8 +14,6 @@ const LF = 0x0a;
 const MAX_DIGITS = 16;
 const S_DIGITS = 6;
 const S_LF = 7;
-const S_BODY = 8;
-const EMPTY = new Uint8Array(0);
 
 /** The header of a `length`-byte body. */
 export function msgHeader(length: number): Uint8Array {
@@ -24,13 +23,13 @@ export function msgHeader(length: number): Uint8Array {
   return out;
 }
 
-export class MsgDecoder {
+export class MsgDecoder implements BrowserDecoder {
   readonly #max: number;
+  readonly #body = new BodyAssembler();
+  /** Header bytes read so far: 0-5 the prefix, S_DIGITS the length, S_LF the LF after it. */
   #state = 0;
   #digits = 0;
   #length = 0;
-  #body: Uint8Array = EMPTY;
-  #filled = 0;
   /** Bytes consumed so far (for error offsets). */
   offset = 0;
 
@@ -40,33 +39,32 @@ export class MsgDecoder {
 
   /** True between frames (the peer may end here). */
   get atBoundary(): boolean {
-    return this.#state === 0;
+    return this.#state === 0 && !this.#body.active;
   }
 
-  /** Decode `chunk`, calling `sink` with each whole body; throws a typed error on bad bytes. */
-  push(chunk: Uint8Array, sink: (body: Uint8Array) => void): void {
+  /** Decode `chunk`, calling `sink` with each whole body (type 0); throws a typed error on bad bytes. */
+  push(chunk: Uint8Array, sink: FrameSink): void {
     const n = chunk.length;
     let i = 0;
     while (i < n) {
-      if (this.#state === S_BODY) {
-        const take = Math.min(n - i, this.#length - this.#filled);
-        if (this.#filled === 0 && take === this.#length) {
-          this.#end(sink, chunk.subarray(i, i + take));
-        } else {
-          if (this.#filled === 0) this.#body = new Uint8Array(this.#length);
-          this.#body.set(chunk.subarray(i, i + take), this.#filled);
-          this.#filled += take;
-          if (this.#filled === this.#length) this.#end(sink, this.#body);
-        }
-        i += take;
-        this.offset += take;
+      if (this.#body.active) {
+        const next = this.#body.fill(chunk, i, sink);
+        this.offset += next - i;
+        i = next;
         continue;
       }
-      const b = chunk[i]!;
-      this.#header(b);
+      this.#header(chunk[i]!);
       i++;
       this.offset++;
-      if (this.#state === S_BODY && this.#length === 0) this.#end(sink, EMPTY);
+      if (this.#state === S_LF + 1) {
+        const length = this.#length;
+        this.#state = 0;
+        this.#digits = 0;
+        this.#length = 0;
+        const next = this.#body.start(chunk, i, length, 0, sink);
+        this.offset += next - i;
+        i = next;
+      }
     }
   }
 
@@ -82,19 +80,8 @@ export class MsgDecoder {
         if (this.#length > this.#max) throw new MessageTooLargeError(this.#length, this.#max, 'recv');
       } else if (b === CR && this.#digits > 0) this.#state = S_LF;
       else this.#bad('a digit', b);
-    } else if (b === LF) {
-      this.#state = S_BODY;
-      this.#filled = 0;
-    } else this.#bad('LF after the length', b);
-  }
-
-  #end(sink: (body: Uint8Array) => void, body: Uint8Array): void {
-    this.#state = 0;
-    this.#digits = 0;
-    this.#length = 0;
-    this.#filled = 0;
-    this.#body = EMPTY;
-    sink(body);
+    } else if (b === LF) this.#state = S_LF + 1;
+    else this.#bad('LF after the length', b);
   }
 
   #bad(expected: string, b: number): never {
@@ -103,3 +90,13 @@ export class MsgDecoder {
     });
   }
 }
+
+/** The MSG framing (the gist's, msgchannel's default): no type field. */
+export const msg: BrowserFraming = Object.freeze({
+  name: 'msg',
+  hasType: false,
+  maxType: 0,
+  maxEncodableSize: Number.MAX_SAFE_INTEGER,
+  header: (bodyLength: number) => msgHeader(bodyLength),
+  createDecoder: (maxMessageSize: number) => new MsgDecoder(maxMessageSize),
+});

@@ -19,7 +19,7 @@ import {
   UnexpectedEofError,
 } from '../errors.js';
 import { BODY_BUDGET_MIN } from '../framing/body.js';
-import type { AckIO, Framing, HandshakeIO } from '../framing/types.js';
+import { checkSendType, type AckIO, type Framing, type HandshakeIO } from '../framing/types.js';
 import { noop, settlesWithin } from '../util.js';
 import { connectChannel, peerCertificateOf, type ChannelFactory } from './connect.js';
 import { defineStreams } from './streams.js';
@@ -44,7 +44,6 @@ import { memoryPair } from './memory.js';
 import {
   closeTimeout,
   checkChannelOptions,
-  checkSendType,
   type ChannelInternals,
   type ChannelOptions,
   type ChannelStats,

@@ -431,18 +431,3 @@ export function recvDeadline(
   }
   return limit;
 }
-
-/** Why `type` cannot go out on `framing` (a RangeError), or undefined when it can. */
-export function checkSendType(framing: Framing, type: number): RangeError | undefined {
-  if (!framing.hasType && type !== 0) {
-    return new RangeError(
-      `framing ${framing.name} has no type field: send without \`type\`, or use a framing with one (ltprotocol(), lengthPrefixed({ typeSize }))`,
-    );
-  }
-  if (!Number.isInteger(type) || type < 0 || type > framing.maxType) {
-    return new RangeError(
-      `Expected \`type\` to be an integer from 0 to ${framing.maxType} for framing ${framing.name}, got ${String(type)}`,
-    );
-  }
-  return undefined;
-}

@@ -1,5 +1,6 @@
 /**
- * The Framing seam: the only thing that differs between the wire formats msgchannel speaks.
+ * The Framing seam: the only thing that differs between the wire formats msgchannel speaks (and
+ * checkSendType(), the one check of a send's type).
  * A framing is a pure encoder (writes a frame header; the body is written after it, never copied
  * to join them) plus an incremental decoder (push any chunk, get whole frames or a typed error).
  * It has no socket, no timers and no promises, so it is tested one byte at a time and benchmarked
@@ -119,4 +120,25 @@ export interface Framing {
    * Framings without one refuse with a TCP reset.
    */
   readonly refusal?: Uint8Array;
+}
+
+/**
+ * Why `type` cannot go out on `framing` (a RangeError), or undefined when it can. The one check of
+ * a send's type, for the Channel and the browser build's Channel alike.
+ */
+export function checkSendType(
+  framing: Pick<Framing, 'name' | 'hasType' | 'maxType'>,
+  type: number,
+): RangeError | undefined {
+  if (!framing.hasType && type !== 0) {
+    return new RangeError(
+      `framing ${framing.name} has no type field: send without \`type\`, or use a framing with one (ltprotocol(), lengthPrefixed({ typeSize }))`,
+    );
+  }
+  if (!Number.isInteger(type) || type < 0 || type > framing.maxType) {
+    return new RangeError(
+      `Expected \`type\` to be an integer from 0 to ${framing.maxType} for framing ${framing.name}, got ${String(type)}`,
+    );
+  }
+  return undefined;
 }

@@ -19,6 +19,7 @@ import type { TypedChannel } from '../typed/typedChannel.js';
 import { after, noop, sleep, type Timer } from '../util.js';
 import { checkDelay, checkFinite, checkNumber, checkTimeout } from '../validate.js';
 import { checkConnectOptions } from '../core/options.js';
+import { checkWebSocketConnectOptions, isWebSocketUrl } from '../ws/connect.js';
 import type { RequestContext, RequestOptions, RequestReply } from '../rpc/options.js';
 import type { RequestChannel } from '../rpc/request.js';
 import { OfflineQueue } from './offlineQueue.js';
@@ -64,7 +65,7 @@ export const REFUSAL_WINDOW = 250;
 
 /** Options of a Client. */
 export interface ClientOptions<M extends MessageMap = never>
-  extends PeerOptions<M>, Pick<ConnectOptions, 'tls' | 'noDelay' | 'resume'> {
+  extends PeerOptions<M>, Pick<ConnectOptions, 'tls' | 'noDelay' | 'resume' | 'origin' | 'maxPayload'> {
   /**
    * Reconnect after a lost connection or a failed attempt. With false, the first failure ends the client.
    * @default true
@@ -114,11 +115,16 @@ export interface ClientOptions<M extends MessageMap = never>
   onError?: (error: Error) => unknown;
 }
 
-/** Where to connect: host and port, a Unix socket path, or an in-process server name. */
+/** Where to connect: host and port, a Unix socket path, a WebSocket URL, or an in-process server name. */
 export interface ClientTarget {
   host?: string;
   port?: number;
   path?: string;
+  /**
+   * WebSocket: a `ws://` or `wss://` URL (docs/websocket.md), served by a Server's `listen({ ws })`;
+   * the client's `tls` options apply to wss, `origin` and `maxPayload` to the WebSocket.
+   */
+  url?: string;
   /** In-process: the name given to Server.listen({ memory }). */
   memory?: string;
 }
@@ -259,6 +265,8 @@ export class Client<M extends MessageMap = never> {
    * client stops before one (close(), maxRetries, a refusal, `reconnect: false`). Call it once.
    */
   connect(host: string, port: number): Promise<void>;
+  /** A WebSocket URL, `ws://host:port/path` or `wss://...` (docs/websocket.md). */
+  connect(url: `ws://${string}` | `wss://${string}`): Promise<void>;
   /** A Unix socket path. */
   connect(path: string): Promise<void>;
   connect(target: ClientTarget): Promise<void>;
@@ -266,14 +274,31 @@ export class Client<M extends MessageMap = never> {
     if (this.#state !== 'idle') return Promise.reject(new Error(`connect() was already called (state ${this.#state})`));
     const target: ClientTarget =
       typeof hostOrTarget === 'string'
-        ? port === undefined
-          ? { path: hostOrTarget }
-          : { host: hostOrTarget, port }
+        ? port !== undefined
+          ? { host: hostOrTarget, port }
+          : isWebSocketUrl(hostOrTarget)
+            ? { url: hostOrTarget }
+            : { path: hostOrTarget }
         : { ...hostOrTarget };
     try {
       // Every option of the connection, checked now: a bad one would fail every attempt, for ever.
-      if (target.memory === undefined) {
-        checkConnectOptions({ ...this.#channelOptions, ...target, timeout: this.#backoff.connectTimeout });
+      const timeout = this.#backoff.connectTimeout;
+      if (target.url !== undefined) {
+        if (
+          target.host !== undefined ||
+          target.port !== undefined ||
+          target.path !== undefined ||
+          target.memory !== undefined
+        )
+          throw new TypeError('Expected a target with either `url` or host and port, `path` or `memory`, got both');
+        checkWebSocketConnectOptions({
+          ...this.#channelOptions,
+          url: target.url,
+          resume: this.#options.resume,
+          timeout,
+        });
+      } else if (target.memory === undefined) {
+        checkConnectOptions({ ...this.#channelOptions, ...target, timeout });
       }
     } catch (error) {
       return Promise.reject(error);
@@ -308,6 +333,9 @@ export class Client<M extends MessageMap = never> {
         host: target.host,
         port: target.port,
         path: target.path,
+        url: target.url, // WebSocket: Channel.connect takes it instead of host and port
+        origin: o.origin,
+        maxPayload: o.maxPayload,
         tls: o.tls,
         noDelay: o.noDelay,
         keepAlive: o.keepAlive,

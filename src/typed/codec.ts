@@ -1,24 +1,20 @@
 /**
  * Payload codecs of the typed layer: how one message type turns its data into a frame body and
  * back, like ltprotocol's LTMessage.pack()/unpack(). A codec is two pure functions; it never
- * sees the socket.
+ * sees the socket. The browser build shares them: bytes, UTF-8 and msgpack come from platform.ts.
  */
-import type * as MsgpackModule from '@msgpack/msgpack';
 import type { Decoder } from '@msgpack/msgpack';
-import { lazyModule } from '../util.js';
+import { allocBytes, msgpackLib, utf8Decode, utf8Encode } from '../platform.js';
 import { checkInt } from '../validate.js';
-
-/**
- * @msgpack/msgpack, loaded at the first msgpack pack or unpack: a process that never uses the
- * codec (most Channel users) does not pay for loading it, about 5 MiB of RSS under Node 20.
- */
-const msgpackLib = lazyModule<typeof MsgpackModule>('@msgpack/msgpack');
 
 /** How one message type packs its data into a frame body and unpacks it again. */
 export interface Codec<T> {
   /** Data to frame body. Throwing here rejects send() before anything is written. */
   pack(data: T): Uint8Array;
-  /** Frame body to data. Throwing here makes recv() reject with MessageDecodeError for that message only. */
+  /**
+   * Frame body to data. Throwing here makes recv() reject with MessageDecodeError for that message
+   * only. The body is a Buffer in Node, a Uint8Array in the browser build.
+   */
   unpack(body: Buffer): T;
 }
 
@@ -278,20 +274,20 @@ export const raw: Codec<Uint8Array> = {
 export const utf8String: Codec<string> = {
   pack: (data) => {
     if (typeof data !== 'string') throw new TypeError(`Expected a string, got ${typeof data}`);
-    return Buffer.from(data, 'utf8');
+    return utf8Encode(data);
   },
-  unpack: (body) => body.toString('utf8'),
+  unpack: (body) => utf8Decode(body),
 };
 
 /** JSON text. */
 export function json<T = unknown>(): Codec<T> {
   return {
-    pack: (data) => Buffer.from(JSON.stringify(data), 'utf8'),
-    unpack: (body) => JSON.parse(body.toString('utf8')) as T,
+    pack: (data) => utf8Encode(JSON.stringify(data)),
+    unpack: (body) => JSON.parse(utf8Decode(body)) as T,
   };
 }
 
-function exact(body: Buffer, n: number, what: string): void {
+function exact(body: Uint8Array, n: number, what: string): void {
   if (body.length !== n) throw new RangeError(`Expected a ${n}-byte ${what} body, got ${body.length} bytes`);
 }
 
@@ -301,21 +297,22 @@ export function uint(bytes: 1 | 2 | 4): Codec<number> {
   const what = `u${8 * bytes} BE`;
   return {
     pack: (data) => {
-      const b = Buffer.allocUnsafe(bytes);
-      b.writeUIntBE(checkInt(`${what} data`, data, 0, max), 0, bytes);
+      let value = checkInt(`${what} data`, data, 0, max);
+      const b = allocBytes(bytes);
+      for (let i = bytes - 1; i >= 0; i--) {
+        b[i] = value & 0xff;
+        value = Math.floor(value / 256);
+      }
       return b;
     },
     unpack: (body) => {
       exact(body, bytes, what);
-      return body.readUIntBE(0, bytes);
+      let value = 0;
+      for (let i = 0; i < bytes; i++) value = value * 256 + body[i]!;
+      return value;
     },
   };
 }
 
 /** Python struct `>I`: one u32 big-endian. */
 export const uint32: Codec<number> = uint(4);
-
-/** Turn a codec's output into a Buffer view (no copy). */
-export function toBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}

@@ -7,22 +7,30 @@ import type { CloseOptions, Frame, RecvOptions } from '../core/options.js';
 import { messages } from '../core/iterator.js';
 import { ChannelClosedError, MessageDecodeError, UnknownMessageTypeError, withoutStack } from '../errors.js';
 import type { Framing } from '../framing/types.js';
-import { toBuffer } from './codec.js';
+import { nativeBytes, nextTurn } from '../platform.js';
 import type { MessageDefinition, MessageMap, Protocol, TypedMessage } from './protocol.js';
 import { WarningLimiter, reportError, warn } from '../report.js';
 
+/** A received frame as a transport hands it over: a Channel's `data` is a Buffer, the browser Channel's a Uint8Array. */
+export interface TransportFrame {
+  readonly type: number;
+  readonly data: Uint8Array;
+}
+
 /**
- * What a typed channel needs from below: a Channel has all of it. A session (packetmq's) puts its
- * own implementation between, to run its handshake and hide its control frames.
+ * What a typed channel needs from below: a Channel has all of it, and so has the browser build's
+ * Channel. A session (packetmq's) puts its own implementation between, to run its handshake and
+ * hide its control frames.
  */
-export interface FrameTransport {
+export interface FrameTransport<F extends TransportFrame = Frame> {
   send(data: Uint8Array, options: { type: number; signal?: AbortSignal | undefined }): Promise<void>;
-  recvFrame(options?: RecvOptions): Promise<Frame>;
+  recvFrame(options?: RecvOptions): Promise<F>;
   close(options?: CloseOptions): Promise<void>;
   destroy(error?: Error): void;
   /** Resolves when the connection has closed: undefined after a clean close, the error otherwise. */
   readonly closed: Promise<Error | undefined>;
-  readonly framing?: Framing;
+  /** What the constructor checks the protocol's type ids against. */
+  readonly framing?: Pick<Framing, 'name' | 'hasType' | 'maxType'>;
 }
 
 /**
@@ -59,10 +67,10 @@ export interface TypedChannelOptions {
 
 const noop = (): void => {};
 
-/** A message packed with its type's codec: the body and the Protocol's type id. */
+/** A message packed with its type's codec: the body (in Node a Buffer) and the Protocol's type id. */
 export interface PackedMessage {
   readonly type: number;
-  readonly body: Buffer;
+  readonly body: Uint8Array;
 }
 
 /**
@@ -72,7 +80,7 @@ export interface PackedMessage {
 export function packMessage<M extends MessageMap>(protocol: Protocol<M>, name: string, data: unknown): PackedMessage {
   const def = protocol.get(name);
   if (def === undefined) throw new UnknownMessageTypeError(-1, { message: `unknown message type '${String(name)}'` });
-  return { type: def.id, body: toBuffer(def.codec.pack(data)) };
+  return { type: def.id, body: nativeBytes(def.codec.pack(data)) };
 }
 
 /** `p`, marked handled: it still rejects for whoever awaits it, but never as an unhandled rejection. */
@@ -104,7 +112,7 @@ type Handler<M extends MessageMap, N extends keyof M & string> = (
 export class TypedChannel<M extends MessageMap> implements AsyncIterable<TypedMessage<M>> {
   readonly protocol: Protocol<M>;
   /** What the messages travel over (the Channel, or a session's transport). */
-  readonly transport: FrameTransport;
+  readonly transport: FrameTransport<TransportFrame>;
   readonly stats: TypedChannelStats = { received: 0, unknownType: 0, decodeErrors: 0, unhandled: 0 };
 
   readonly #ids: IdMapping;
@@ -114,7 +122,7 @@ export class TypedChannel<M extends MessageMap> implements AsyncIterable<TypedMe
   readonly #warnings = new WarningLimiter();
   #dispatching: Promise<Error | undefined> | undefined;
 
-  constructor(protocol: Protocol<M>, transport: FrameTransport, options: TypedChannelOptions = {}) {
+  constructor(protocol: Protocol<M>, transport: FrameTransport<TransportFrame>, options: TypedChannelOptions = {}) {
     this.protocol = protocol;
     this.transport = transport;
     this.#ids = options.ids ?? { fromWire: (id) => protocol.get(id) };
@@ -165,7 +173,7 @@ export class TypedChannel<M extends MessageMap> implements AsyncIterable<TypedMe
    * is consumed, the channel stays open), with ChannelClosedError once the peer has closed.
    */
   async recv(options?: RecvOptions): Promise<TypedMessage<M>> {
-    let frame: Frame;
+    let frame: TransportFrame;
     try {
       frame = await this.transport.recvFrame(options);
     } catch (error) {
@@ -175,19 +183,21 @@ export class TypedChannel<M extends MessageMap> implements AsyncIterable<TypedMe
     return this.#decode(frame);
   }
 
-  #decode(frame: Frame): TypedMessage<M> {
+  #decode(frame: TransportFrame): TypedMessage<M> {
+    // A Buffer from a Channel; in the browser build a Uint8Array, which is what a Buffer is there.
+    const body = frame.data as Buffer;
     const def = this.#ids.fromWire(frame.type);
     if (def === undefined) {
       this.stats.unknownType++;
-      throw this.#warnings.tag(withoutStack(() => new UnknownMessageTypeError(frame.type, { body: frame.data })));
+      throw this.#warnings.tag(withoutStack(() => new UnknownMessageTypeError(frame.type, { body })));
     }
     let data: unknown;
     try {
-      data = def.codec.unpack(frame.data);
+      data = def.codec.unpack(body);
     } catch (error) {
       this.stats.decodeErrors++;
       throw this.#warnings.tag(
-        withoutStack(() => new MessageDecodeError(frame.type, def.name, frame.data, { cause: error })),
+        withoutStack(() => new MessageDecodeError(frame.type, def.name, body, { cause: error })),
       );
     }
     this.stats.received++;
@@ -248,7 +258,7 @@ export class TypedChannel<M extends MessageMap> implements AsyncIterable<TypedMe
   #startDispatch(): void {
     if (this.#dispatching !== undefined) return;
     // Start on a later tick, so on() calls made together are all in place for the first message.
-    this.#dispatching = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#dispatch());
+    this.#dispatching = new Promise<void>((resolve) => nextTurn(resolve)).then(() => this.#dispatch());
   }
 
   async #dispatch(): Promise<Error | undefined> {

@@ -29,19 +29,27 @@ export function connectOptionsOf(
   return { ...options, host: target, port: port as number };
 }
 
+/**
+ * Check a WebSocket connect's options (the URL, no `resume`, every channel option and the timeout)
+ * before any socket; returns the timeout. A Client checks its target with it once, up front.
+ */
+export function checkWebSocketConnectOptions(opts: ConnectOptions): number | undefined {
+  if (!isWebSocketUrl(opts.url))
+    throw new TypeError(`Expected \`url\` to be a ws:// or wss:// URL, got ${String(opts.url)}`);
+  if (opts.resume !== undefined && opts.resume !== false)
+    throw new TypeError('`resume` is not supported over WebSocket yet');
+  return checkConnectOptions({ ...opts, host: undefined, port: 0, path: undefined });
+}
+
 /** Connect over WebSocket to `opts.url`; resolves once the channel's handshakes are done. */
 export function connectWebSocket(opts: ConnectOptions, create: ChannelFactory): Promise<Channel> {
   let timeout: number | undefined;
   try {
-    if (!isWebSocketUrl(opts.url))
-      throw new TypeError(`Expected \`url\` to be a ws:// or wss:// URL, got ${String(opts.url)}`);
-    if (opts.resume !== undefined && opts.resume !== false)
-      throw new TypeError('`resume` is not supported over WebSocket yet');
-    timeout = checkConnectOptions({ ...opts, host: undefined, port: 0, path: undefined });
+    timeout = checkWebSocketConnectOptions(opts);
   } catch (error) {
     return Promise.reject(error);
   }
-  const url = opts.url;
+  const url = opts.url!;
   return new Promise<Channel>((resolve, reject) => {
     if (opts.signal?.aborted) {
       reject(opts.signal.reason);

@@ -4,8 +4,10 @@
  * on (`ws: { server }`), connects over ws://, and through that Server exchanges 10,000 messages
  * each way with a Node client over TCP (the Server forwards each to the other side) and 1,000
  * requests (the page's requests go to the Server's onRequest, which asks the TCP client), and
- * shows the counts on the page. Skipped, saying what to install, where chromium is missing
- * (.ci/run installs it).
+ * shows the counts on the page. A TypedChannel in the page exchanges typed messages (utf8String,
+ * uint32, json, msgpack) over ltprotocol with a Node TypedChannel over TCP, through a typed Server
+ * on the same http.Server. Skipped, saying what to install, where chromium is missing (.ci/run
+ * installs it).
  */
 import { test as uvuTest } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -15,11 +17,25 @@ import * as http from 'node:http';
 import { once } from 'node:events';
 import { delimiter, join } from 'node:path';
 import puppeteer from 'puppeteer-core';
-import { Channel, Client, Server, type Connection } from '../../channel.js';
+import {
+  Channel,
+  Client,
+  Protocol,
+  Server,
+  TypedChannel,
+  json,
+  ltprotocol,
+  msgpack,
+  uint32,
+  utf8String,
+  type Connection,
+  type MessagesOf,
+} from '../../channel.js';
 import { testNeeding } from '../peers.js';
 
 const MESSAGES = 10_000;
 const REQUESTS = 1_000;
+const TYPED = 1_000;
 
 /** Where chromium is (CHROMIUM_PATH, or chromium on PATH), or undefined. */
 function chromiumPath(): string | undefined {
@@ -44,7 +60,7 @@ void uvuTest;
 const PAGE = `<!doctype html><meta charset="utf-8"><title>msgchannel in the browser</title>
 <p id="status">loading</p>
 <script type="module">
-import { Channel, RequestChannel } from '/browser.js';
+import { Channel, Protocol, RequestChannel, TypedChannel, json, ltprotocol, msgpack, uint32, utf8String } from '/browser.js';
 const show = (text) => (document.getElementById('status').textContent = text);
 const decode = (m) => new TextDecoder().decode(m);
 window.run = async (url, messages, requests) => {
@@ -66,6 +82,38 @@ window.run = async (url, messages, requests) => {
   show('received ' + received + ' messages, sent ' + messages + ', ' + repliesRight + ' replies');
   await peer.close();
   return { received, sum, repliesRight };
+};
+window.runTyped = async (url, count) => {
+  const proto = new Protocol({ minId: 16, maxId: 65535 })
+    .define('chat', 16, utf8String)
+    .define('count', 17, uint32)
+    .define('doc', 18, json())
+    .define('state', 19, msgpack());
+  const typed = new TypedChannel(proto, await Channel.connect(url, { framing: ltprotocol('I', 'H') }));
+  window.typedConnected = true;
+  const send = (i) =>
+    [
+      () => typed.send('chat', 'message ' + i),
+      () => typed.send('count', 4e9 + i),
+      () => typed.send('doc', { i, list: [i, 'x'] }),
+      () => typed.send('state', { i, bytes: new Uint8Array([i & 255, 7]) }),
+    ][i % 4]();
+  const right = (m, i) =>
+    [
+      () => m.name === 'chat' && m.data === 'tcp: message ' + i,
+      () => m.name === 'count' && m.data === 4e9 + i + 1,
+      () => m.name === 'doc' && m.data.i === i && m.data.list[1] === 'x' && m.data.seen === 'tcp',
+      () => m.name === 'state' && m.data.i === i && m.data.bytes[0] === (i & 255) && m.data.seen === 'tcp',
+    ][i % 4]();
+  let rightOnes = 0;
+  const receiving = (async () => {
+    for (let i = 0; i < count; i++) if (right(await typed.recv(), i)) rightOnes++;
+  })();
+  for (let i = 0; i < count; i++) await send(i);
+  await receiving;
+  show('typed: sent ' + count + ', ' + rightOnes + ' replies right');
+  await typed.close();
+  return { rightOnes };
 };
 window.ready = true;
 </script>`;
@@ -185,6 +233,72 @@ test('the example chat page (examples/web): a TCP client and the page talk throu
     await browser.close();
     child.kill('SIGINT');
     if (child.exitCode === null) await once(child, 'exit');
+  }
+});
+
+test(`a page's TypedChannel exchanges ${TYPED} typed messages (utf8String, uint32, json, msgpack) with a Node TypedChannel over TCP through a typed Server`, async () => {
+  const bundle = readFileSync('dist/browser.js');
+  const web = http.createServer((request, response) => {
+    if (request.url === '/browser.js') response.writeHead(200, { 'content-type': 'text/javascript' }).end(bundle);
+    else response.writeHead(200, { 'content-type': 'text/html' }).end(PAGE);
+  });
+  web.listen(0, '127.0.0.1');
+  await once(web, 'listening');
+  const webPort = (web.address() as { port: number }).port;
+  // The same protocol as the page's, over ltprotocol (a type field) on both transports.
+  const proto = new Protocol({ minId: 16, maxId: 65535 })
+    .define('chat', 16, utf8String)
+    .define('count', 17, uint32)
+    .define('doc', 18, json<Record<string, unknown>>())
+    .define('state', 19, msgpack<Record<string, unknown>>());
+  const framing = ltprotocol('I', 'H');
+  const server: Server<MessagesOf<typeof proto>> = new Server({
+    framing,
+    protocol: proto,
+    // Forward each typed message to the other side, re-packed by the Server.
+    onMessage: async (conn, message): Promise<void> => {
+      for (const other of server.connections) if (other !== conn) await other.send(message.name, message.data as never);
+    },
+  });
+  const { port: tcpPort } = await server.listen(0, '127.0.0.1');
+  await server.listen({ ws: { server: web, path: '/typed' } });
+  // The Node peer: a TypedChannel over TCP answering each message with one of the same type.
+  const tcp = new TypedChannel(proto, await Channel.connect('127.0.0.1', tcpPort, { framing }));
+  const answering = (async () => {
+    for await (const m of tcp) {
+      if (m.name === 'chat') await tcp.send('chat', `tcp: ${m.data}`);
+      else if (m.name === 'count') await tcp.send('count', m.data + 1);
+      else await tcp.send(m.name, { ...m.data, seen: 'tcp' });
+    }
+  })();
+  while (server.connections.size < 1) await new Promise((r) => setTimeout(r, 5));
+
+  const browser = await puppeteer.launch({
+    executablePath,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
+  });
+  try {
+    const page = await browser.newPage();
+    const pageErrors: string[] = [];
+    page.on('pageerror', (error) => pageErrors.push(String(error)));
+    await page.goto(`http://127.0.0.1:${webPort}/`);
+    await page.waitForFunction('window.ready === true', { timeout: 10_000 });
+    const result = (await page.evaluate(
+      (url, n) => (globalThis as unknown as { runTyped: (u: string, n: number) => Promise<unknown> }).runTyped(url, n),
+      `ws://127.0.0.1:${webPort}/typed`,
+      TYPED,
+    )) as { rightOnes: number };
+    assert.equal(result, { rightOnes: TYPED });
+    assert.is(await page.$eval('#status', (el) => el.textContent), `typed: sent ${TYPED}, ${TYPED} replies right`);
+    assert.equal(pageErrors, []);
+  } finally {
+    await browser.close();
+    await tcp.close();
+    await answering;
+    await server.close();
+    web.closeAllConnections();
+    await new Promise((r) => web.close(r));
   }
 });
 
