@@ -171,7 +171,9 @@ async function manyReceiver(ctx) {
 
 /**
  * Workload (h)'s hand-rolled client over zeromq: a DEALER per connection (zeromq.js allows one
- * send() in flight per socket, so a request waits for the previous send to resolve).
+ * send() in flight per socket, so a request waits for the previous send to resolve). A first
+ * round trip proves each connection up: waiting for `events`' connect would add a monitor socket
+ * and its files to each of the thousand.
  */
 function manySender(ctx, port) {
   zmq.context.maxSockets = Math.max(zmq.context.maxSockets, ctx.connections + 64);
@@ -179,7 +181,9 @@ function manySender(ctx, port) {
   return manyClients(ctx, async (i, onReply, lost) => {
     const dealer = new zmq.Dealer();
     dealer.linger = 0;
-    await connected(dealer, port);
+    dealer.connect(`tcp://127.0.0.1:${port}`);
+    await dealer.send(body);
+    await dealer.receive();
     let sending = Promise.resolve();
     void (async () => {
       for (;;) {
