@@ -176,6 +176,9 @@ const CONNECT_BATCH = 128;
  * flight at a time (a closed loop: the reply sends the next request), for `ctx.warmup` seconds,
  * then `ctx.seconds` measured. `open(i, onReply, lost)` connects connection i and resolves with
  * `{ send, close }`; it calls onReply() for each reply and lost(error) if the connection fails.
+ * Each connection's first round trip is part of opening it: a connect resolves once the kernel
+ * has the connection, and a busy server may take seconds to accept the last of a thousand, so the
+ * run starts once every connection is served, for every server alike.
  * Returns the measured replies, the clock at both ends, and the round trips' p50 and p99.
  */
 export async function manyClients(ctx, open) {
@@ -191,7 +194,14 @@ export async function manyClients(ctx, open) {
   const lost = (e) => {
     if (!stopping) failure ??= e;
   };
+  /** Connections opening: the resolver of each one's first reply. */
+  const first = new Array(n);
   const reply = (i) => {
+    const opening = first[i];
+    if (opening !== undefined) {
+      first[i] = undefined;
+      return opening();
+    }
     const t = performance.now();
     if (measuring) {
       done++;
@@ -209,6 +219,10 @@ export async function manyClients(ctx, open) {
           open(j, () => reply(j), lost).then((c) => {
             sends[j] = c.send;
             closes.push(c.close);
+            return new Promise((resolve) => {
+              first[j] = resolve;
+              c.send();
+            });
           }),
         );
       }
@@ -244,14 +258,16 @@ export async function manyClients(ctx, open) {
 
 /**
  * Workload (h)'s server side, once listening: its RSS before any client, then sampled every 100 ms
- * until the benchmark writes to stdin (the clients are done), with `connections()` and the CPU
- * time used so far (`cpu`: [monotonic ns, CPU µs] pairs, so the benchmark can take the CPU time of
+ * until the benchmark writes to stdin (the clients are done), with `connections()` (and how long
+ * it took to have all `expected` of them: `acceptMs`) and the CPU time used so far (`cpu`: [monotonic ns, CPU µs] pairs, so the benchmark can take the CPU time of
  * the client's measured seconds). Returns the idle RSS, the highest RSS and connection count seen.
  */
-export async function serveUntilStopped(connections) {
+export async function serveUntilStopped(connections, expected) {
   const rssIdle = process.memoryUsage.rss();
   let rssLoaded = rssIdle;
   let peak = 0;
+  let firstAt;
+  let allAt;
   const cpu = [];
   const sample = () => {
     const c = process.cpuUsage();
@@ -260,7 +276,10 @@ export async function serveUntilStopped(connections) {
   sample();
   const timer = setInterval(() => {
     rssLoaded = Math.max(rssLoaded, process.memoryUsage.rss());
-    peak = Math.max(peak, connections());
+    const open = connections();
+    peak = Math.max(peak, open);
+    if (open > 0) firstAt ??= performance.now();
+    if (open >= expected) allAt ??= performance.now();
     sample();
   }, 100);
   await new Promise((resolve) => {
@@ -270,7 +289,9 @@ export async function serveUntilStopped(connections) {
   });
   clearInterval(timer);
   sample();
-  return { rssIdle, rssLoaded, connectionsPeak: peak, cpu };
+  // From the first connection seen to all of them (to the 100 ms sample), or null if never all.
+  const acceptMs = allAt === undefined ? null : Math.round(allAt - firstAt);
+  return { rssIdle, rssLoaded, connectionsPeak: peak, acceptMs, cpu };
 }
 
 /** CPU µs a server had used at monotonic time `t` (ns, a bigint), interpolated between its samples. */

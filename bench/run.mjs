@@ -318,13 +318,20 @@ const GENERATOR_TARGET = {
 };
 
 /**
+ * The generator's warmup in (h): a second longer than the hand-rolled client's. Its connections
+ * count as open once connected, without a first round trip each, and a busy server can take that
+ * long to accept the last of them (each run reports how long: acceptMs).
+ */
+const generatorWarmup = (ctx) => ctx.warmup + 1;
+
+/**
  * `msgchannel bench` (dist/cli.js) as (h)'s client: the same connections, one request in flight
  * each (--window 1), closed loop or at `rate`; its --json result, or { error }.
  */
 function runGenerator(target, ctx, rate, timeoutMs) {
   const cli = join(here, '..', 'dist', 'cli.js');
   const args = ['bench', target, '-C', String(ctx.connections), '--window', '1', '--size', String(ctx.size)];
-  args.push('--warmup', String(ctx.warmup), '--duration', String(ctx.seconds), '--timeout', '10', '--json');
+  args.push('--warmup', String(generatorWarmup(ctx)), '--duration', String(ctx.seconds), '--timeout', '10', '--json');
   if (rate !== undefined) args.push('--rate', String(rate));
   const [cmd, argv] = pinned('send', withFiles([process.execPath, cli, ...args]));
   return new Promise((resolve) => {
@@ -400,6 +407,7 @@ async function runMany(peer, w, driver, rate) {
     rssLoaded: srv.rssLoaded,
     rssPerConnection: (srv.rssLoaded - srv.rssIdle) / ctx.connections,
     connectionsPeak: srv.connectionsPeak,
+    acceptMs: srv.acceptMs,
   });
   if (driver === 'client') {
     const [t0, t1] = [BigInt(client.t0), BigInt(client.t1)];
@@ -444,22 +452,18 @@ function manyRows(w) {
     const row = good.length ? { ...good[Math.floor((good.length - 1) / 2)] } : { ...clients[0] };
     if (clients.length > 1)
       row.repeats = { n: clients.length, ok: good.length, msgsPerSec: good.map((r) => Math.round(r.msgsPerSec)) };
-    const pick = ({
-      driver,
-      error,
-      msgsPerSec,
-      p50us,
-      p99us,
-      p99usUncorrected,
-      rate,
-      late,
-      generatorBusy,
-      warnings,
-    }) =>
-      error ? { error } : { driver, msgsPerSec, p50us, p99us, p99usUncorrected, rate, late, generatorBusy, warnings };
-    const gen = mine.find((r) => r.driver === 'generator');
+    const pick = (r) => {
+      if (r.error) return { error: r.error };
+      const { driver, msgsPerSec, p50us, p99us, p99usUncorrected, rate, late, generatorBusy, warnings, acceptMs } = r;
+      return { driver, msgsPerSec, p50us, p99us, p99usUncorrected, rate, late, generatorBusy, warnings, acceptMs };
+    };
+    // The generator's closed-loop runs: the median, as for the hand-rolled client.
+    const gens = mine.filter((r) => r.driver === 'generator');
+    const gensOk = gens.filter((r) => !r.error).sort((x, y) => x.msgsPerSec - y.msgsPerSec);
+    const gen = gensOk.length ? gensOk[Math.floor((gensOk.length - 1) / 2)] : gens[0];
     const open = mine.find((r) => r.driver === 'rate');
     if (gen) row.generator = pick(gen);
+    if (gen && gensOk.length > 1) row.generator.repeats = gensOk.map((r) => Math.round(r.msgsPerSec));
     if (open) row.openLoop = pick(open);
     out.push(row);
   }
@@ -508,14 +512,19 @@ if (manyWorkload) {
 const plan = [];
 for (const w of workloads) {
   if (w.kind === 'many') {
-    // (h): the hand-rolled client's runs first (interleaved rounds in a full run: the ratio to the
-    // raw server is a target), then the generator closed loop, then open loop at 80% of the
-    // hand-rolled client's median against each server the generator can reach.
+    // (h): rounds of the hand-rolled client's runs and the generator's closed-loop runs (3 in a
+    // full run: the ratios are targets), then the generator's open loop at 80% of the hand-rolled
+    // client's median against each server it can reach.
     if (MANY.connections < 1) continue;
+    // The generator's closed-loop runs join the rounds, beside the hand-rolled client's on the same
+    // server, so that a busy moment of the machine does not fall on one of the two only.
     const hp = peers.filter((p) => w.peers.includes(p.id));
-    for (let k = 0; k < (quick ? 1 : 3); k++) for (const p of hp) plan.push([p, w, 'client']);
-    for (const driver of ['generator', 'rate'])
-      for (const p of hp) if (GENERATOR_TARGET[p.id]) plan.push([p, w, driver]);
+    for (let k = 0; k < (quick ? 1 : 3); k++)
+      for (const p of hp) {
+        plan.push([p, w, 'client']);
+        if (GENERATOR_TARGET[p.id]) plan.push([p, w, 'generator']);
+      }
+    for (const p of hp) if (GENERATOR_TARGET[p.id]) plan.push([p, w, 'rate']);
     continue;
   }
   // channel-await joins the interleaved rounds in a full run (in --quick it runs once, on (a)).
@@ -727,6 +736,19 @@ const target = (name, holds, detail) => targets.push({ name, holds, detail });
     if (o && !o.error)
       notes.push(
         `(h) msgchannel bench --rate ${fmt(o.rate)} (80% of the hand-rolled client's rate) against ${label[r.peer]}: ${fmt(o.msgsPerSec)} msgs/s (${fmt(o.msgsPerSec / o.rate, 3)}x the rate, ${fmt(o.msgsPerSec / r.msgsPerSec, 3)}x the hand-rolled client), p99 ${fmt(o.p99us / 1000, 2)} ms corrected (${fmt(o.p99usUncorrected / 1000, 2)} ms uncorrected), ${fmt(o.late.generator + o.late.window)} of ${fmt(o.late.started)} sends over ${o.late.lateMs} ms late`,
+      );
+    // The generator starts its load as soon as it is connected: how long the server, already
+    // serving, took to accept them all, against the warmup that should cover it.
+    const warm = generatorWarmup(MANY);
+    const late = (x) => x && !x.error && (x.acceptMs === null || x.acceptMs > warm * 1000);
+    const when = (x) => (x.acceptMs === null ? 'never had all' : `had all ${fmt(x.acceptMs)} ms after the first`);
+    const parts = [
+      ...(late(r.generator) ? [`${when(r.generator)} in the closed loop`] : []),
+      ...(late(o) ? [`${when(o)} in the open loop`] : []),
+    ];
+    if (parts.length)
+      notes.push(
+        `(h) ${label[r.peer]}, of the generator's ${n(MANY.connections)} connections: ${parts.join('; ')}, longer than the generator's ${warm} s warmup, so its first measured seconds had fewer connections`,
       );
   }
   for (const wid of ['a', 'd']) {

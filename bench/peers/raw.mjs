@@ -157,7 +157,7 @@ async function manyReceiver(ctx) {
   });
   await new Promise((resolve) => server.listen({ host: '127.0.0.1', port: 0, backlog: 1024 }, resolve));
   ctx.ready(server.address().port);
-  const result = await serveUntilStopped(() => sockets.size);
+  const result = await serveUntilStopped(() => sockets.size, ctx.connections);
   server.close();
   for (const s of sockets) s.destroy();
   return result;

@@ -10,7 +10,7 @@ export async function receiver(ctx) {
   const server = new Server({ onMessage: (conn, m) => conn.send(m), backlog: 1024 });
   const { port } = await server.listen(0, '127.0.0.1');
   ctx.ready(port);
-  const result = await serveUntilStopped(() => server.connections.size);
+  const result = await serveUntilStopped(() => server.connections.size, ctx.connections);
   await server.close({ timeout: 1000 }).catch(() => {});
   return result;
 }

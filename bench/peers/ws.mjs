@@ -89,7 +89,7 @@ async function manyReceiver(ctx) {
     ws.on('error', () => {});
   });
   ctx.ready(wss.address().port);
-  const result = await serveUntilStopped(() => wss.clients.size);
+  const result = await serveUntilStopped(() => wss.clients.size, ctx.connections);
   for (const ws of wss.clients) ws.terminate();
   wss.close();
   return result;

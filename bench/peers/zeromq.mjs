@@ -162,7 +162,7 @@ async function manyReceiver(ctx) {
   const echoing = (async () => {
     for (;;) await router.send(await router.receive());
   })().catch(() => {}); // ends when the router is closed
-  const result = await serveUntilStopped(() => peers);
+  const result = await serveUntilStopped(() => peers, ctx.connections);
   router.linger = 0;
   router.close();
   await echoing;
@@ -171,9 +171,9 @@ async function manyReceiver(ctx) {
 
 /**
  * Workload (h)'s hand-rolled client over zeromq: a DEALER per connection (zeromq.js allows one
- * send() in flight per socket, so a request waits for the previous send to resolve). A first
- * round trip proves each connection up: waiting for `events`' connect would add a monitor socket
- * and its files to each of the thousand.
+ * send() in flight per socket, so a request waits for the previous send to resolve). The first
+ * round trip (manyClients) proves each connection up: waiting for `events`' connect would add a
+ * monitor socket and its files to each of the thousand.
  */
 function manySender(ctx, port) {
   zmq.context.maxSockets = Math.max(zmq.context.maxSockets, ctx.connections + 64);
@@ -182,8 +182,6 @@ function manySender(ctx, port) {
     const dealer = new zmq.Dealer();
     dealer.linger = 0;
     dealer.connect(`tcp://127.0.0.1:${port}`);
-    await dealer.send(body);
-    await dealer.receive();
     let sending = Promise.resolve();
     void (async () => {
       for (;;) {
