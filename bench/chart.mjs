@@ -14,6 +14,7 @@ const COLORS = {
   channel: '#1f77b4',
   'channel-pair': '#6baed6',
   rpc: '#17becf',
+  server: '#0b3d91',
   zeromq: '#d62728',
   ws: '#2ca02c',
   axon: '#ff7f0e',

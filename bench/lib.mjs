@@ -1,4 +1,5 @@
 // Shared helpers of the benchmark's child processes (bench/side.mjs and the peers in bench/peers/).
+import { createHistogram, performance } from 'node:perf_hooks';
 
 /** Monotonic nanoseconds (CLOCK_MONOTONIC, the same clock in every process of the machine). */
 export const now = () => process.hrtime.bigint();
@@ -153,3 +154,157 @@ export class MiniParser {
 
 /** `\r\nMSG <len>\r\n` as a Buffer. */
 export const headerOf = (len) => Buffer.from(`\r\nMSG ${len}\r\n`, 'latin1');
+
+/** `\r\nMSG <len>\r\n` + body, each message of `bodies` after the other, in one buffer: one write for all of them. */
+export function framesOf(bodies) {
+  let total = 0;
+  for (const b of bodies) total += 12 + b.length; // a header is at most 12 bytes up to 999,999
+  const out = Buffer.allocUnsafe(total);
+  let at = 0;
+  for (const b of bodies) {
+    at += out.write(`\r\nMSG ${b.length}\r\n`, at, 'latin1');
+    at += b.copy(out, at);
+  }
+  return out.subarray(0, at);
+}
+
+/** Connections opened at once by workload (h)'s clients, as `msgchannel bench` does: a listen backlog holds them. */
+const CONNECT_BATCH = 128;
+
+/**
+ * Workload (h)'s hand-rolled client: `ctx.connections` connections, each with one request in
+ * flight at a time (a closed loop: the reply sends the next request), for `ctx.warmup` seconds,
+ * then `ctx.seconds` measured. `open(i, onReply, lost)` connects connection i and resolves with
+ * `{ send, close }`; it calls onReply() for each reply and lost(error) if the connection fails.
+ * Each connection's first round trip is part of opening it: a connect resolves once the kernel
+ * has the connection, and a busy server may take seconds to accept the last of a thousand, so the
+ * run starts once every connection is served, for every server alike.
+ * Returns the measured replies, the clock at both ends, and the round trips' p50 and p99.
+ */
+export async function manyClients(ctx, open) {
+  const n = ctx.connections;
+  const sends = new Array(n);
+  const closes = [];
+  const sentAt = new Float64Array(n);
+  const rtt = createHistogram();
+  let measuring = false;
+  let stopping = false;
+  let done = 0;
+  let failure;
+  const lost = (e) => {
+    if (!stopping) failure ??= e;
+  };
+  /** Connections opening: the resolver of each one's first reply. */
+  const first = new Array(n);
+  const reply = (i) => {
+    const opening = first[i];
+    if (opening !== undefined) {
+      first[i] = undefined;
+      return opening();
+    }
+    const t = performance.now();
+    if (measuring) {
+      done++;
+      rtt.record(Math.max(1, Math.round((t - sentAt[i]) * 1e6)));
+    }
+    if (stopping) return;
+    sentAt[i] = t;
+    sends[i]();
+  };
+  try {
+    for (let i = 0; i < n; i += CONNECT_BATCH) {
+      const batch = [];
+      for (let j = i; j < Math.min(n, i + CONNECT_BATCH); j++) {
+        batch.push(
+          open(j, () => reply(j), lost).then((c) => {
+            sends[j] = c.send;
+            closes.push(c.close);
+            return new Promise((resolve) => {
+              first[j] = resolve;
+              c.send();
+            });
+          }),
+        );
+      }
+      await Promise.all(batch);
+    }
+    for (let i = 0; i < n; i++) {
+      sentAt[i] = performance.now();
+      sends[i]();
+    }
+    await sleep(ctx.warmup * 1000);
+    measuring = true;
+    const t0 = now();
+    const cpu0 = process.cpuUsage();
+    await sleep(ctx.seconds * 1000);
+    const t1 = now();
+    const cpu = process.cpuUsage(cpu0);
+    measuring = false;
+    if (failure) throw failure;
+    return {
+      t0,
+      t1,
+      n: done,
+      p50us: rtt.percentile(50) / 1000,
+      p99us: rtt.percentile(99) / 1000,
+      connections: n,
+      cpuUs: cpu.user + cpu.system, // this process's CPU time in the measured seconds
+    };
+  } finally {
+    stopping = true;
+    for (const close of closes) close();
+  }
+}
+
+/**
+ * Workload (h)'s server side, once listening: its RSS before any client, then sampled every 100 ms
+ * until the benchmark writes to stdin (the clients are done), with `connections()` (and how long
+ * it took to have all `expected` of them: `acceptMs`) and the CPU time used so far (`cpu`: [monotonic ns, CPU µs] pairs, so the benchmark can take the CPU time of
+ * the client's measured seconds). Returns the idle RSS, the highest RSS and connection count seen.
+ */
+export async function serveUntilStopped(connections, expected) {
+  const rssIdle = process.memoryUsage.rss();
+  let rssLoaded = rssIdle;
+  let peak = 0;
+  let firstAt;
+  let allAt;
+  const cpu = [];
+  const sample = () => {
+    const c = process.cpuUsage();
+    cpu.push([String(now()), c.user + c.system]);
+  };
+  sample();
+  const timer = setInterval(() => {
+    rssLoaded = Math.max(rssLoaded, process.memoryUsage.rss());
+    const open = connections();
+    peak = Math.max(peak, open);
+    if (open > 0) firstAt ??= performance.now();
+    if (open >= expected) allAt ??= performance.now();
+    sample();
+  }, 100);
+  await new Promise((resolve) => {
+    process.stdin.once('data', resolve);
+    process.stdin.once('end', resolve);
+    process.stdin.resume();
+  });
+  clearInterval(timer);
+  sample();
+  // From the first connection seen to all of them (to the 100 ms sample), or null if never all.
+  const acceptMs = allAt === undefined ? null : Math.round(allAt - firstAt);
+  return { rssIdle, rssLoaded, connectionsPeak: peak, acceptMs, cpu };
+}
+
+/** CPU µs a server had used at monotonic time `t` (ns, a bigint), interpolated between its samples. */
+export function cpuAt(samples, t) {
+  let before = samples[0];
+  for (const s of samples) {
+    const at = BigInt(s[0]);
+    if (at >= t) {
+      const from = BigInt(before[0]);
+      const span = Number(at - from);
+      return span === 0 ? s[1] : before[1] + ((s[1] - before[1]) * Number(t - from)) / span;
+    }
+    before = s;
+  }
+  return before[1];
+}

@@ -8,6 +8,7 @@ import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { renderChart } from './chart.mjs';
+import { cpuAt } from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
@@ -70,6 +71,24 @@ const WORKLOADS = [
     peers: ['channel', 'rpc', 'zeromq'],
     base: 'channel',
   },
+  // Many clients: `connections` connections to one server, each with one 64 B request in flight
+  // (the reply sends the next), for `warmup` then `seconds` measured, driven by a hand-rolled
+  // client (`client`), by `msgchannel bench` closed loop (`generator`), and by it open loop at 80%
+  // of the hand-rolled client's rate (`rate`). Ratios are to the raw server. See bench/README.md.
+  {
+    id: 'h',
+    title: (r) => `many clients: ${n(r.connections)} connections, 64 B requests, one in flight each`,
+    kind: 'many',
+    size: 64,
+    connections: 1000,
+    quickConnections: 200,
+    warmup: 1,
+    quickWarmup: 0.5,
+    seconds: 3,
+    quickSeconds: 2,
+    peers: ['server', 'raw', 'ws', 'zeromq'],
+    base: 'raw',
+  },
 ];
 
 /** The peers. `inproc` ones run both sides in one process. */
@@ -90,6 +109,7 @@ const PEERS = [
   { id: 'channel-pair', label: 'msgchannel Channel.pair (memory)', inproc: true },
   { id: 'channel-ws', label: 'msgchannel Channel over WebSocket (ws)', only: ['a', 'b'], check: () => import('ws') },
   { id: 'rpc', label: 'msgchannel RequestChannel (TCP)', only: ['g'] },
+  { id: 'server', label: 'msgchannel Server, onMessage sending each message back', only: ['h'] },
   { id: 'channel-resume', label: 'msgchannel Channel (TCP) with resume (a resumable session)', only: ['a', 'd', 'f'] },
   { id: 'channel-proxy', label: 'msgchannel Channel with resume through a TCP proxy, no cuts', only: ['c', 'd'] },
   {
@@ -97,7 +117,11 @@ const PEERS = [
     label: 'msgchannel Channel with resume through the proxy, reset every 100 ms',
     only: ['c', 'd'],
   },
-  { id: 'zeromq', label: 'zeromq PUSH/PULL (REQ/REP for b, DEALER/ROUTER for g)', check: () => import('zeromq') },
+  {
+    id: 'zeromq',
+    label: 'zeromq PUSH/PULL (REQ/REP for b, DEALER/ROUTER for g and h)',
+    check: () => import('zeromq'),
+  },
   { id: 'ws', label: 'ws (no compression)', check: () => import('ws') },
   { id: 'axon', label: 'axon push/pull (req/rep for b)', check: () => import('axon') },
   { id: 'python', label: "the gist's Python Channel (python3)", python: true, check: checkPython },
@@ -123,9 +147,11 @@ function checkPython() {
 
 const log = (s) => process.stderr.write(`${s}\n`);
 
-function runChild(cmd, argv, timeoutMs, onReady) {
+/** Runs a side until its RESULT line; `onSpawn` (a server of (h)) gets the child, whose stdin is then a pipe. */
+function runChild(cmd, argv, timeoutMs, onReady, onSpawn) {
   return new Promise((resolve) => {
-    const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(cmd, argv, { stdio: [onSpawn ? 'pipe' : 'ignore', 'pipe', 'inherit'] });
+    onSpawn?.(child);
     let out = '';
     let result;
     let readySeen = false;
@@ -166,6 +192,11 @@ function sideCommand(peer, role, ctx, port) {
   const argv = peer.python
     ? ['python3', join(here, 'peers', 'gist_side.py'), role, JSON.stringify(ctx), ...(port ? [String(port)] : [])]
     : [process.execPath, join(here, 'side.mjs'), peer.id, role, JSON.stringify(ctx), ...(port ? [String(port)] : [])];
+  return pinned(role, ctx.kind === 'many' ? withFiles(argv) : argv);
+}
+
+/** [cmd, args] for argv, on the core of its role when pinning (see PIN). */
+function pinned(role, argv) {
   if (PIN && role !== 'inproc') return ['taskset', ['-c', role === 'recv' ? '0' : '1', ...argv]];
   return [argv[0], argv.slice(1)];
 }
@@ -239,6 +270,222 @@ async function runOne(peer, w) {
   return row;
 }
 
+// ------------------------------------------------------------------ (h) many clients
+
+/** Open files each process of (h) needs: two per connection (a zeromq socket holds a mailbox beside its TCP socket) and room for the rest. */
+const filesFor = (connections) => 2 * connections + 100;
+
+/** This shell's open-files limits (soft, hard), as the children would inherit them. */
+function openFilesLimit() {
+  const r = spawnSync('sh', ['-c', 'ulimit -Sn; ulimit -Hn'], { encoding: 'utf8' });
+  const [soft, hard] = r.stdout
+    .trim()
+    .split('\n')
+    .map((x) => (x === 'unlimited' ? Infinity : Number(x)));
+  return { soft, hard };
+}
+
+/**
+ * (h)'s scale for this run: its connections (fewer, with a warning, when the hard open-files limit
+ * is too low for them) and, when the soft limit is too low but the hard one is not, the limit each
+ * of its processes raises itself to (`ulimit -n` in a shell before exec). Set in main.
+ */
+let MANY;
+
+function manyScale(w) {
+  const wanted = quick ? w.quickConnections : w.connections;
+  const { soft, hard } = openFilesLimit();
+  let connections = wanted;
+  let warning;
+  if (filesFor(wanted) > hard) {
+    connections = Math.max(0, Math.floor((hard - 100) / 2));
+    warning = `(h) ran ${n(connections)} connections, not ${n(wanted)}: the open-files limit (ulimit -Hn) is ${n(hard)}, and each process needs ${n(filesFor(wanted))} for ${n(wanted)} (2 per connection + 100); raise it to run them all`;
+  }
+  const need = filesFor(connections);
+  return {
+    connections,
+    warmup: quick ? w.quickWarmup : w.warmup,
+    seconds: quick ? w.quickSeconds : w.seconds,
+    raiseTo: need > soft ? need : undefined,
+    warning,
+  };
+}
+
+/** argv run through a shell that raises the soft open-files limit first, when (h) needs it raised. */
+function withFiles(argv) {
+  if (MANY?.raiseTo === undefined) return argv;
+  return ['sh', '-c', `ulimit -n ${MANY.raiseTo} && exec "$0" "$@"`, ...argv];
+}
+
+/** How `msgchannel bench` reaches each (h) server. zeromq's ROUTER speaks ZMTP, which the generator does not. */
+const GENERATOR_TARGET = {
+  server: (port) => `127.0.0.1:${port}`,
+  raw: (port) => `127.0.0.1:${port}`,
+  ws: (port) => `ws://127.0.0.1:${port}/`,
+};
+
+/**
+ * The generator's warmup in (h): a second longer than the hand-rolled client's. Its connections
+ * count as open once connected, without a first round trip each, and a busy server can take that
+ * long to accept the last of them (each run reports how long: acceptMs).
+ */
+const generatorWarmup = (ctx) => ctx.warmup + 1;
+
+/**
+ * `msgchannel bench` (dist/cli.js) as (h)'s client: the same connections, one request in flight
+ * each (--window 1), closed loop or at `rate`; its --json result, or { error }.
+ */
+function runGenerator(target, ctx, rate, timeoutMs) {
+  const cli = join(here, '..', 'dist', 'cli.js');
+  const args = ['bench', target, '-C', String(ctx.connections), '--window', '1', '--size', String(ctx.size)];
+  args.push('--warmup', String(generatorWarmup(ctx)), '--duration', String(ctx.seconds), '--timeout', '10', '--json');
+  if (rate !== undefined) args.push('--rate', String(rate));
+  const [cmd, argv] = pinned('send', withFiles([process.execPath, cli, ...args]));
+  return new Promise((resolve) => {
+    const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      let doc;
+      try {
+        doc = JSON.parse(stdout);
+      } catch {
+        doc = undefined;
+      }
+      if (code !== 0 || !doc?.summary)
+        return resolve({
+          error: doc?.errors?.[0]?.message ?? (stderr.trim().split('\n')[0] || `exited with ${signal ?? code}`),
+        });
+      resolve(doc);
+    });
+  });
+}
+
+/**
+ * One run of (h): a fresh server process (pinned like a receiver), then its client: the peer's
+ * hand-rolled one (`client`) or the generator (`generator`: closed loop; `rate`: open loop at
+ * `rate`). The server reports its RSS before any client and its highest while loaded.
+ */
+async function runMany(peer, w, driver, rate) {
+  const ctx = {
+    kind: 'many',
+    size: w.size,
+    connections: MANY.connections,
+    warmup: MANY.warmup,
+    seconds: MANY.seconds,
+  };
+  const row = { workload: w.id, peer: peer.id, driver, connections: ctx.connections, size: ctx.size };
+  const timeout = (ctx.warmup + ctx.seconds + 60) * 1000;
+  let server;
+  let port;
+  let ready;
+  const listening = new Promise((resolve) => (ready = resolve));
+  const [cmd, argv] = sideCommand(peer, 'recv', ctx);
+  const serving = runChild(
+    cmd,
+    argv,
+    timeout,
+    (p) => {
+      port = p;
+      ready();
+    },
+    (child) => (server = child),
+  );
+  await listening;
+  if (port === undefined) return { ...row, error: (await serving).error ?? 'the server never listened' };
+  let client;
+  if (driver === 'client') {
+    const [c2, a2] = sideCommand(peer, 'send', ctx, port);
+    client = await runChild(c2, a2, timeout);
+  } else {
+    client = await runGenerator(GENERATOR_TARGET[peer.id](port), ctx, rate, timeout);
+  }
+  server.stdin.end('stop\n');
+  const srv = await serving;
+  const error = client.error ?? srv.error;
+  if (error) return { ...row, error };
+  Object.assign(row, {
+    rssRecv: srv.rss,
+    rssIdle: srv.rssIdle,
+    rssLoaded: srv.rssLoaded,
+    rssPerConnection: (srv.rssLoaded - srv.rssIdle) / ctx.connections,
+    connectionsPeak: srv.connectionsPeak,
+    acceptMs: srv.acceptMs,
+  });
+  if (driver === 'client') {
+    const [t0, t1] = [BigInt(client.t0), BigInt(client.t1)];
+    row.seconds = Number(t1 - t0) / 1e9;
+    row.count = client.n;
+    row.msgsPerSec = client.n / row.seconds;
+    row.p50us = client.p50us;
+    row.p99us = client.p99us;
+    row.rssSend = client.rss;
+    // CPU time per round trip, on each side, over the measured seconds: unlike msgs/s, it does not
+    // move when other work on the machine takes the cores.
+    row.serverCpuUs = (cpuAt(srv.cpu, t1) - cpuAt(srv.cpu, t0)) / client.n;
+    row.clientCpuUs = client.cpuUs / client.n;
+    row.serverBusy = (cpuAt(srv.cpu, t1) - cpuAt(srv.cpu, t0)) / (row.seconds * 1e6);
+  } else {
+    const r = client.summary;
+    Object.assign(row, {
+      seconds: r.seconds,
+      count: r.messages,
+      msgsPerSec: r.messagesPerSecond,
+      p50us: r.latency.corrected.p50 * 1000,
+      p99us: r.latency.corrected.p99 * 1000,
+      p99usUncorrected: r.latency.uncorrected.p99 * 1000,
+      rate: rate ?? null,
+      late: r.late,
+      generatorBusy: r.generator.eventLoopUtilization,
+      warnings: client.warnings,
+    });
+  }
+  row.MBps = (row.msgsPerSec * ctx.size * 2) / 1e6;
+  return row;
+}
+
+/** (h)'s figures per server: the hand-rolled client's median run, with the generator's two runs beside it. */
+function manyRows(w) {
+  const out = [];
+  for (const p of peers) {
+    const mine = tries.filter((r) => r.workload === w.id && r.peer === p.id);
+    const clients = mine.filter((r) => r.driver === 'client');
+    if (clients.length === 0) continue;
+    const good = clients.filter((r) => !r.error).sort((x, y) => x.msgsPerSec - y.msgsPerSec);
+    const row = good.length ? { ...good[Math.floor((good.length - 1) / 2)] } : { ...clients[0] };
+    if (clients.length > 1)
+      row.repeats = { n: clients.length, ok: good.length, msgsPerSec: good.map((r) => Math.round(r.msgsPerSec)) };
+    const pick = (r) => {
+      if (r.error) return { error: r.error };
+      const { driver, msgsPerSec, p50us, p99us, p99usUncorrected, rate, late, generatorBusy, warnings, acceptMs } = r;
+      return { driver, msgsPerSec, p50us, p99us, p99usUncorrected, rate, late, generatorBusy, warnings, acceptMs };
+    };
+    // The generator's closed-loop runs: the median, as for the hand-rolled client.
+    const gens = mine.filter((r) => r.driver === 'generator');
+    const gensOk = gens.filter((r) => !r.error).sort((x, y) => x.msgsPerSec - y.msgsPerSec);
+    const gen = gensOk.length ? gensOk[Math.floor((gensOk.length - 1) / 2)] : gens[0];
+    const open = mine.find((r) => r.driver === 'rate');
+    if (gen) row.generator = pick(gen);
+    if (gen && gensOk.length > 1) row.generator.repeats = gensOk.map((r) => Math.round(r.msgsPerSec));
+    if (open) row.openLoop = pick(open);
+    out.push(row);
+  }
+  return out;
+}
+
+/** The hand-rolled client's median rate so far against this (h) server: the open loop runs at 80% of it. */
+function manyCapacity(wid, pid) {
+  const good = tries
+    .filter((r) => r.workload === wid && r.peer === pid && r.driver === 'client' && !r.error)
+    .map((r) => r.msgsPerSec)
+    .sort((a, b) => a - b);
+  return good.length ? good[Math.floor((good.length - 1) / 2)] : undefined;
+}
+
 // ------------------------------------------------------------------ main
 
 const only = flag('only')?.split(',');
@@ -261,8 +508,32 @@ for (const p of PEERS) {
 // The fast peers finish a run in well under a second, where noise (and other work on a 2-core
 // machine) is large: they run REPEATS rounds, interleaved (raw, channel, pair, raw, ...) so that a
 // busy moment hits them alike, and each keeps its median (by msgs/s, or by p50 for the ping-pong).
+const manyWorkload = workloads.find((w) => w.kind === 'many');
+if (manyWorkload) {
+  MANY = manyScale(manyWorkload);
+  if (MANY.warning) log(`warning: ${MANY.warning}`);
+  if (MANY.raiseTo !== undefined)
+    log(`(h): each of its processes raises its open-files limit (ulimit -n) to ${n(MANY.raiseTo)}`);
+}
+
 const plan = [];
 for (const w of workloads) {
+  if (w.kind === 'many') {
+    // (h): rounds of the hand-rolled client's runs and the generator's closed-loop runs (3 in a
+    // full run: the ratios are targets), then the generator's open loop at 80% of the hand-rolled
+    // client's median against each server it can reach.
+    if (MANY.connections < 1) continue;
+    // The generator's closed-loop runs join the rounds, beside the hand-rolled client's on the same
+    // server, so that a busy moment of the machine does not fall on one of the two only.
+    const hp = peers.filter((p) => w.peers.includes(p.id));
+    for (let k = 0; k < (quick ? 1 : 3); k++)
+      for (const p of hp) {
+        plan.push([p, w, 'client']);
+        if (GENERATOR_TARGET[p.id]) plan.push([p, w, 'generator']);
+      }
+    for (const p of hp) if (GENERATOR_TARGET[p.id]) plan.push([p, w, 'rate']);
+    continue;
+  }
   // channel-await joins the interleaved rounds in a full run (in --quick it runs once, on (a)).
   // A workload with its own `peers` (g) runs those only, even in --quick; msgchannel's repeated.
   const runs = (p) => (w.peers ? w.peers.includes(p.id) : !p.only || p.only.includes(w.id));
@@ -288,15 +559,32 @@ const started = Date.now();
 log(`msgchannel bench${quick ? ' --quick' : ''}: ${plan.length} runs, ${peers.map((p) => p.id).join(', ')}`);
 const tries = [];
 for (let i = 0; i < plan.length; i++) {
-  const [p, w] = plan[i];
+  const [p, w, driver] = plan[i];
   const t = Date.now();
-  process.stderr.write(`[${i + 1}/${plan.length}] (${w.id}) ${p.id} ... `);
-  const row = await runOne(p, w);
+  let row;
+  if (w.kind === 'many') {
+    const capacity = driver === 'rate' ? manyCapacity(w.id, p.id) : undefined;
+    const rate = capacity === undefined ? undefined : Math.max(1, Math.round(0.8 * capacity));
+    const what =
+      driver === 'client' ? 'hand-rolled client' : rate === undefined ? 'generator' : `generator --rate ${rate}`;
+    process.stderr.write(`[${i + 1}/${plan.length}] (${w.id}) ${p.id}, ${what} ... `);
+    row =
+      driver === 'rate' && rate === undefined
+        ? { workload: w.id, peer: p.id, driver, error: 'no hand-rolled run to take 80% of' }
+        : await runMany(p, w, driver, rate);
+  } else {
+    process.stderr.write(`[${i + 1}/${plan.length}] (${w.id}) ${p.id} ... `);
+    row = await runOne(p, w);
+  }
   tries.push(row);
   log(row.error ? `FAILED: ${row.error}` : `${((Date.now() - t) / 1000).toFixed(1)} s`);
 }
 const rows = [];
 for (const w of workloads) {
+  if (w.kind === 'many') {
+    rows.push(...manyRows(w));
+    continue;
+  }
   for (const p of peers) {
     const mine = tries.filter((r) => r.workload === w.id && r.peer === p.id);
     if (mine.length === 0) continue;
@@ -432,6 +720,49 @@ const target = (name, holds, detail) => targets.push({ name, holds, detail });
         `(${wid}) resume through a proxy resetting every 100 ms (${chaos.cuts ?? '?'} resets, ${chaos.resumes ?? '?'} resumes): ${fmt(chaos.msgsPerSec)} vs ${fmt(calm.msgsPerSec)} msgs/s without resets = ${fmt(chaos.msgsPerSec / calm.msgsPerSec, 3)}x`,
       );
   }
+  // (h) many clients, all within the one run of (h): the servers driven by the same hand-rolled
+  // clients, and the generator against the hand-rolled client on the same server.
+  const hs = get('h', 'server');
+  atLeast('(h) Server, many clients', hs, get('h', 'raw'), 0.9);
+  for (const other of ['ws', 'zeromq']) {
+    const o = get('h', other);
+    if (hs && o)
+      target(
+        `(h) Server, many clients, ahead of ${label[other]}`,
+        hs.msgsPerSec > o.msgsPerSec,
+        `${fmt(hs.msgsPerSec)} vs ${fmt(o.msgsPerSec)} msgs/s = ${fmt(hs.msgsPerSec / o.msgsPerSec, 3)}x`,
+      );
+  }
+  const hr = get('h', 'raw');
+  if (hs && hr)
+    notes.push(
+      `(h) server CPU per round trip (the same hand-rolled clients; steadier than msgs/s when other work shares the cores): Server ${fmt(hs.serverCpuUs, 1)} µs vs raw ${fmt(hr.serverCpuUs, 1)} µs = ${fmt(hs.serverCpuUs / hr.serverCpuUs, 2)}x`,
+    );
+  for (const r of rows.filter((x) => x.workload === 'h' && !x.error && x.generator && !x.generator.error)) {
+    target(
+      `(h) msgchannel bench (closed loop) >= 0.8x the hand-rolled client against ${label[r.peer]}`,
+      r.generator.msgsPerSec >= 0.8 * r.msgsPerSec,
+      `${fmt(r.generator.msgsPerSec)} vs ${fmt(r.msgsPerSec)} msgs/s = ${fmt(r.generator.msgsPerSec / r.msgsPerSec, 3)}x`,
+    );
+    const o = r.openLoop;
+    if (o && !o.error)
+      notes.push(
+        `(h) msgchannel bench --rate ${fmt(o.rate)} (80% of the hand-rolled client's rate) against ${label[r.peer]}: ${fmt(o.msgsPerSec)} msgs/s (${fmt(o.msgsPerSec / o.rate, 3)}x the rate, ${fmt(o.msgsPerSec / r.msgsPerSec, 3)}x the hand-rolled client), p99 ${fmt(o.p99us / 1000, 2)} ms corrected (${fmt(o.p99usUncorrected / 1000, 2)} ms uncorrected), ${fmt(o.late.generator + o.late.window)} of ${fmt(o.late.started)} sends over ${o.late.lateMs} ms late`,
+      );
+    // The generator starts its load as soon as it is connected: how long the server, already
+    // serving, took to accept them all, against the warmup that should cover it.
+    const warm = generatorWarmup(MANY);
+    const late = (x) => x && !x.error && (x.acceptMs === null || x.acceptMs > warm * 1000);
+    const when = (x) => (x.acceptMs === null ? 'never had all' : `had all ${fmt(x.acceptMs)} ms after the first`);
+    const parts = [
+      ...(late(r.generator) ? [`${when(r.generator)} in the closed loop`] : []),
+      ...(late(o) ? [`${when(o)} in the open loop`] : []),
+    ];
+    if (parts.length)
+      notes.push(
+        `(h) ${label[r.peer]}, of the generator's ${n(MANY.connections)} connections: ${parts.join('; ')}, longer than the generator's ${warm} s warmup, so its first measured seconds had fewer connections`,
+      );
+  }
   for (const wid of ['a', 'd']) {
     const pr = get(wid, 'channel-pair');
     const tcp = get(wid, 'channel');
@@ -509,6 +840,44 @@ if (rpcRows.length > 0) {
     );
   }
 }
+const manyTable = rows.filter((r) => r.workload === 'h');
+if (manyTable.length > 0) {
+  const ms = (us) => (us === undefined ? '' : fmt(us / 1000, 2));
+  const driven = (g) =>
+    g === undefined ? 'n/a (speaks ZMTP)' : g.error ? `failed: ${g.error}` : `${fmt(g.msgsPerSec)}, ${ms(g.p99us)}`;
+  lines.push('');
+  lines.push(
+    `(h) many clients: ${n(MANY.connections)} connections to one server, 64 B requests, one in flight per connection (${MANY.warmup} s warmup, ${MANY.seconds} s measured). Server RSS idle is before any client; loaded is its highest while they ran; per connection is the difference over the connections:`,
+  );
+  lines.push('');
+  lines.push(
+    '| server | hand-rolled client: msgs/s | x raw | p50 / p99 RTT (ms) | server CPU per round trip (µs), busy | server RSS idle / loaded (MiB) | RSS per connection (KiB) | msgchannel bench, closed loop: msgs/s, p99 (ms) | msgchannel bench --rate (80%): msgs/s, p99 corrected / uncorrected (ms) |',
+  );
+  lines.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const r of manyTable) {
+    if (r.error) {
+      lines.push(`| ${label[r.peer]} | failed: ${r.error} | | | | | | | |`);
+      continue;
+    }
+    const o = r.openLoop;
+    const open =
+      o === undefined
+        ? 'n/a (speaks ZMTP)'
+        : o.error
+          ? `failed: ${o.error}`
+          : `${fmt(o.msgsPerSec)} of ${fmt(o.rate)}, ${ms(o.p99us)} / ${ms(o.p99usUncorrected)}`;
+    lines.push(
+      `| ${label[r.peer]} | ${fmt(r.msgsPerSec)} | ${fmt(r.ratio, 2)} | ${ms(r.p50us)} / ${ms(r.p99us)} | ${fmt(r.serverCpuUs, 1)}, ${fmt(r.serverBusy * 100)}% | ${mib(r.rssIdle)} / ${mib(r.rssLoaded)} | ${fmt(r.rssPerConnection / 1024, 1)} | ${driven(r.generator)} | ${open} |`,
+    );
+  }
+  const short = manyTable.filter((r) => !r.error && r.connectionsPeak < r.connections);
+  for (const r of short)
+    lines.push(
+      '',
+      `(h) ${r.peer}: the server saw at most ${n(r.connectionsPeak)} of ${n(r.connections)} connections at once.`,
+    );
+}
+if (MANY?.warning) notes.push(MANY.warning);
 const ceiling = windowCeiling();
 if (ceiling !== undefined) lines.push('', ceiling);
 for (const note of notes) lines.push('', note);
@@ -534,7 +903,13 @@ const report = {
   machine,
   workloads: workloads.map(({ title, ...w }) => ({
     ...w,
-    title: title(quick ? { count: w.quick, size: w.quickSize ?? w.size } : w),
+    title: title(
+      w.kind === 'many'
+        ? { connections: MANY.connections }
+        : quick
+          ? { count: w.quick, size: w.quickSize ?? w.size }
+          : w,
+    ),
   })),
   peers: PEERS.map(({ id, label }) => ({ id, label })),
   skipped,
@@ -547,7 +922,7 @@ writeFileSync(outPath, `${JSON.stringify(report, null, 2)}\n`);
 const chartPath = quick ? join(dirname(outPath), 'quick-chart.svg') : join(dirname(outPath), 'chart.svg');
 writeFileSync(chartPath, renderChart(report));
 log(`wrote ${outPath} and ${chartPath} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-const failed = rows.filter((r) => r.error && QUICK_FULL.has(r.peer));
+const failed = rows.filter((r) => r.error && (QUICK_FULL.has(r.peer) || r.peer === 'server'));
 if (failed.length > 0) {
   log(`${failed.length} run(s) of msgchannel or the baseline failed`);
   process.exitCode = 1;

@@ -1,7 +1,18 @@
 // The hand-rolled baseline: a plain net.Socket writing MSG frames (a burst of small ones packed
 // into one buffer, big ones under cork/uncork), and the minimal parser of lib.mjs. The practical limit for Node, and the denominator of every ratio.
 import * as net from 'node:net';
-import { MiniParser, bodyOf, burstOf, headerOf, now, rttStats, slowConsumer } from '../lib.mjs';
+import {
+  MiniParser,
+  bodyOf,
+  burstOf,
+  framesOf,
+  headerOf,
+  manyClients,
+  now,
+  rttStats,
+  serveUntilStopped,
+  slowConsumer,
+} from '../lib.mjs';
 
 function listen(ctx, onSocket) {
   const server = net.createServer((s) => {
@@ -23,6 +34,7 @@ function connect(port) {
 const drained = (s) => new Promise((resolve) => s.once('drain', resolve));
 
 export function receiver(ctx) {
+  if (ctx.kind === 'many') return manyReceiver(ctx);
   return new Promise((resolve) => {
     listen(ctx, (s) => {
       if (ctx.kind === 'pingpong') {
@@ -67,6 +79,7 @@ export function receiver(ctx) {
 }
 
 export async function sender(ctx, port) {
+  if (ctx.kind === 'many') return manySender(ctx, port);
   const s = await connect(port);
   const body = bodyOf(ctx.size);
   const header = headerOf(ctx.size);
@@ -120,4 +133,57 @@ async function pingpong(ctx, s, body, header) {
   const t1 = now();
   s.end();
   return { t0, t1, ...rttStats(rtts, ctx.warmup) };
+}
+
+/**
+ * Workload (h)'s raw server: every client's MSG requests parsed by the minimal parser and answered
+ * with the same body, the replies to one read written together (one buffer, one write).
+ */
+async function manyReceiver(ctx) {
+  const sockets = new Set();
+  const server = net.createServer((s) => {
+    s.setNoDelay(true);
+    sockets.add(s);
+    const replies = [];
+    const parser = new MiniParser((m) => replies.push(m));
+    s.on('data', (c) => {
+      parser.push(c);
+      if (replies.length === 0) return;
+      s.write(framesOf(replies));
+      replies.length = 0;
+    });
+    s.on('error', () => {});
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise((resolve) => server.listen({ host: '127.0.0.1', port: 0, backlog: 1024 }, resolve));
+  ctx.ready(server.address().port);
+  const result = await serveUntilStopped(() => sockets.size, ctx.connections);
+  server.close();
+  for (const s of sockets) s.destroy();
+  return result;
+}
+
+/**
+ * Workload (h)'s hand-rolled client, for any server that answers MSG frames (this raw one and
+ * msgchannel's Server): plain sockets, the request written as one prebuilt frame, replies counted
+ * by the minimal parser.
+ */
+export function manySender(ctx, port) {
+  const frame = framesOf([bodyOf(ctx.size)]);
+  return manyClients(
+    ctx,
+    (i, onReply, lost) =>
+      new Promise((resolve, reject) => {
+        const s = net.connect(port, '127.0.0.1', () => {
+          s.off('error', reject);
+          s.on('error', lost);
+          s.on('close', () => lost(new Error(`connection ${i + 1} closed by the server`)));
+          resolve({ send: () => s.write(frame), close: () => s.destroy() });
+        });
+        s.setNoDelay(true);
+        const parser = new MiniParser(onReply);
+        s.on('data', (c) => parser.push(c));
+        s.once('error', reject);
+      }),
+  );
 }

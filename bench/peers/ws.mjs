@@ -1,12 +1,13 @@
 // ws 8 without compression (perMessageDeflate off), binary messages. The sender issues a burst
 // without waiting and awaits the write callback of the burst's last message (ws's backpressure).
 import { WebSocket, WebSocketServer } from 'ws';
-import { bodyOf, burstOf, now, rttStats, slowConsumer } from '../lib.mjs';
+import { bodyOf, burstOf, manyClients, now, rttStats, serveUntilStopped, slowConsumer } from '../lib.mjs';
 
 /** ws's own default maxPayload (100 MiB), raised for (e); channel-ws takes it as its maxMessageSize. */
 export const maxPayload = (ctx) => Math.max(ctx.maxSize, 100 * 1024 * 1024);
 
 export function receiver(ctx) {
+  if (ctx.kind === 'many') return manyReceiver(ctx);
   return new Promise((resolve, reject) => {
     const wss = new WebSocketServer({
       host: '127.0.0.1',
@@ -41,6 +42,7 @@ export function receiver(ctx) {
 }
 
 export async function sender(ctx, port) {
+  if (ctx.kind === 'many') return manySender(ctx, port);
   const ws = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false, maxPayload: maxPayload(ctx) });
   await new Promise((resolve, reject) => {
     ws.once('open', resolve);
@@ -74,4 +76,42 @@ export async function sender(ctx, port) {
     await new Promise((r, j) => ws.send(body, (e) => (e ? j(e) : r())));
   }
   return { t0 };
+}
+
+/** Workload (h): a WebSocketServer sending every binary message back to its client. */
+async function manyReceiver(ctx) {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false, backlog: 1024 });
+  await new Promise((resolve, reject) => {
+    wss.once('listening', resolve);
+    wss.once('error', reject);
+  });
+  wss.on('connection', (ws) => {
+    ws.on('message', (m, isBinary) => ws.send(m, { binary: isBinary }));
+    ws.on('error', () => {});
+  });
+  ctx.ready(wss.address().port);
+  const result = await serveUntilStopped(() => wss.clients.size, ctx.connections);
+  for (const ws of wss.clients) ws.terminate();
+  wss.close();
+  return result;
+}
+
+/** Workload (h)'s hand-rolled client over ws: one WebSocket per connection, the body as one binary message. */
+function manySender(ctx, port) {
+  const body = bodyOf(ctx.size);
+  return manyClients(
+    ctx,
+    (i, onReply, lost) =>
+      new Promise((resolve, reject) => {
+        const ws = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false });
+        ws.once('open', () => {
+          ws.off('error', reject);
+          ws.on('error', lost);
+          ws.on('close', () => lost(new Error(`connection ${i + 1} closed by the server`)));
+          resolve({ send: () => ws.send(body), close: () => ws.terminate() });
+        });
+        ws.on('message', onReply);
+        ws.once('error', reject);
+      }),
+  );
 }

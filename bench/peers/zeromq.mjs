@@ -2,7 +2,7 @@
 // REQ/REP for the ping-pong (PUSH/PULL is one-way). zeromq.js allows one send in flight per
 // socket, so its sender awaits every send: it has no "not awaited" mode.
 import * as zmq from 'zeromq';
-import { bodyOf, now, rttStats, sleep, slowEvery } from '../lib.mjs';
+import { bodyOf, manyClients, now, rttStats, serveUntilStopped, sleep, slowEvery } from '../lib.mjs';
 
 const portOf = (endpoint) => Number(endpoint.slice(endpoint.lastIndexOf(':') + 1));
 
@@ -83,6 +83,7 @@ async function rpcSender(ctx, port) {
 }
 
 export async function receiver(ctx) {
+  if (ctx.kind === 'many') return manyReceiver(ctx);
   if (ctx.kind === 'rpc') return rpcReceiver(ctx);
   if (ctx.kind === 'pingpong') {
     const rep = new zmq.Reply();
@@ -115,6 +116,7 @@ export async function receiver(ctx) {
 }
 
 export async function sender(ctx, port) {
+  if (ctx.kind === 'many') return manySender(ctx, port);
   if (ctx.kind === 'rpc') return rpcSender(ctx, port);
   const body = bodyOf(ctx.size);
   if (ctx.kind === 'pingpong') {
@@ -147,4 +149,53 @@ export async function sender(ctx, port) {
   });
   push.close();
   return { t0 };
+}
+
+/** Workload (h): one ROUTER for every client, sending each [identity, body] back as it came. */
+async function manyReceiver(ctx) {
+  const router = new zmq.Router();
+  let peers = 0;
+  router.events.on('accept', () => peers++);
+  router.events.on('disconnect', () => peers--);
+  await router.bind('tcp://127.0.0.1:*');
+  ctx.ready(portOf(router.lastEndpoint));
+  const echoing = (async () => {
+    for (;;) await router.send(await router.receive());
+  })().catch(() => {}); // ends when the router is closed
+  const result = await serveUntilStopped(() => peers, ctx.connections);
+  router.linger = 0;
+  router.close();
+  await echoing;
+  return result;
+}
+
+/**
+ * Workload (h)'s hand-rolled client over zeromq: a DEALER per connection (zeromq.js allows one
+ * send() in flight per socket, so a request waits for the previous send to resolve). The first
+ * round trip (manyClients) proves each connection up: waiting for `events`' connect would add a
+ * monitor socket and its files to each of the thousand.
+ */
+function manySender(ctx, port) {
+  zmq.context.maxSockets = Math.max(zmq.context.maxSockets, ctx.connections + 64);
+  const body = bodyOf(ctx.size);
+  return manyClients(ctx, async (i, onReply, lost) => {
+    const dealer = new zmq.Dealer();
+    dealer.linger = 0;
+    dealer.connect(`tcp://127.0.0.1:${port}`);
+    let sending = Promise.resolve();
+    void (async () => {
+      for (;;) {
+        await dealer.receive();
+        onReply();
+      }
+    })().catch((e) => {
+      if (!dealer.closed) lost(e);
+    });
+    return {
+      send: () => {
+        sending = sending.then(() => dealer.send(body)).catch(lost);
+      },
+      close: () => dealer.close(),
+    };
+  });
 }

@@ -38,15 +38,33 @@ export function codeOf(e: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined;
 }
 
+/** TLS verification failures of a client (node:tls codes), which `--ca` or `--insecure` answer. */
+const CERTIFICATE_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+]);
+
 /** One line that says what failed, where, and the error's code. */
 export function describeError(e: unknown, where: { action?: 'listen' | 'connect'; address?: string } = {}): string {
   if (e instanceof CliError) return e.message;
   const code = codeOf(e);
   const at = where.address ?? '';
-  const message = e instanceof Error ? e.message : String(e);
+  // OpenSSL's errors (ERR_SSL_*) carry their reason apart from a multi-line message.
+  const reason = (e as { reason?: unknown } | null)?.reason;
+  const text =
+    typeof reason === 'string' && code?.startsWith('ERR_SSL_') ? reason : e instanceof Error ? e.message : String(e);
+  const message = text.trim().replace(/\s*\n\s*/g, ' ');
   switch (code) {
     case 'EADDRINUSE':
-      return `cannot listen on ${at}: port already in use (EADDRINUSE)`;
+      // A Unix socket path is in use when its file exists, even with nobody listening on it.
+      return at.includes('/')
+        ? `cannot listen on ${at}: the path exists (EADDRINUSE): remove it if no server uses it`
+        : `cannot listen on ${at}: port already in use (EADDRINUSE)`;
     case 'EACCES':
       return where.action === 'listen' ? `cannot listen on ${at}: permission denied (EACCES)` : `${message} (EACCES)`;
     case 'EADDRNOTAVAIL':
@@ -67,9 +85,17 @@ export function describeError(e: unknown, where: { action?: 'listen' | 'connect'
     case 'ERR_PROTOCOL':
     case 'ERR_UNEXPECTED_EOF':
       return `malformed frame from ${at}: ${message} (${code})`;
+    case 'ERR_TLS_CERT_ALTNAME_INVALID':
+      return `cannot connect to ${at}: ${message} (${code}): --servername NAME for the name it has, or --insecure to skip the check`;
+    case 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED':
+      return `cannot connect to ${at}: ${message} (${code}): the server asks for a client certificate: --cert FILE --key FILE`;
+    case 'ERR_AUTH':
+      return `${where.action === 'connect' ? `cannot connect to ${at}: ` : ''}${message} (${code}): do both sides use the same --auth secret?`;
     case undefined:
       return message;
     default:
+      if (CERTIFICATE_CODES.has(code))
+        return `cannot connect to ${at}: ${message} (${code}): the server's certificate is not trusted: its CA with --ca FILE, or --insecure to skip the check`;
       return where.action === 'connect' ? `cannot connect to ${at}: ${message} (${code})` : `${message} (${code})`;
   }
 }

@@ -6,15 +6,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { msg } from '../../channel.js';
-import {
-  parseAddress,
-  parseFraming,
-  positiveInt,
-  seconds,
-  showAddress,
-  unescapeDelimiter,
-  type Address,
-} from './args.js';
+import { parseFraming, positiveInt, seconds, unescapeDelimiter } from './args.js';
 import { benchCommand, type BenchFlags } from './bench/command.js';
 import { compareCommand } from './bench/compare.js';
 import { MODES } from './bench/driver.js';
@@ -22,6 +14,8 @@ import { connectCommand, type ConnectFlags } from './commands/connect.js';
 import { listenCommand, type ListenFlags } from './commands/listen.js';
 import { sendCommand, type SendFlags } from './commands/send.js';
 import { EXIT_USAGE, err, fail } from './output.js';
+import { addTransportOptions, parseListenTarget, parseTarget, type SocketPath, type Target } from './transport.js';
+import type { Address } from './args.js';
 
 declare const __VERSION__: string | undefined;
 const VERSION = typeof __VERSION__ === 'string' ? __VERSION__ : '0.0.0-dev';
@@ -39,6 +33,8 @@ const benchFramingOption = (): Option =>
   new Option('-f, --framing <name>', framingOption().description)
     .default('msg')
     .argParser((text: string) => (parseFraming(text), text));
+
+const TARGET_HELP = 'the server: [HOST:]PORT, a Unix socket path (with a /), or a ws:// or wss:// URL';
 
 function nonNegativeSeconds(text: string): number {
   return text.trim() === '0' ? 0 : seconds(text);
@@ -66,12 +62,16 @@ export function program(): Command {
     ]),
   );
 
-  cli
+  const listen = cli
     .command('listen')
     .description(
       "accept clients; print each one's arrival and departure and each message with its length (text as text, anything else as a hexdump)",
     )
-    .argument('<[host:]port>', 'where to listen; the host defaults to 127.0.0.1, port 0 picks a free one', parseAddress)
+    .argument(
+      '<[host:]port|path>',
+      'where to listen: the host defaults to 127.0.0.1, port 0 picks a free one; or a Unix socket path (with a /)',
+      parseListenTarget,
+    )
     .option('-e, --echo', 'send every message back')
     .addOption(
       new Option(
@@ -92,14 +92,14 @@ export function program(): Command {
         'msgchannel listen 6000 --framing pythonConnection:authkey=secret',
       ]),
     )
-    .action((address: Address, flags: ListenFlags) => listenCommand(showAddress(address), flags));
+    .action((target: Address | SocketPath, flags: ListenFlags) => listenCommand(target, flags));
 
-  cli
+  const connect = cli
     .command('connect')
     .description(
       'connect; each stdin line becomes one message and each message received is printed; exits at the end of stdin once the replies are in',
     )
-    .argument('<[host:]port>', 'the server', parseAddress)
+    .argument('<target>', TARGET_HELP, parseTarget)
     .option('--hex', 'stdin lines are hex bytes ("01 ff 2a"), and received messages are printed in hex')
     .option(
       '--raw',
@@ -126,12 +126,12 @@ export function program(): Command {
         "find . -print0 | msgchannel connect 5000 --raw -d '\\0'",
       ]),
     )
-    .action((address: Address, flags: ConnectFlags) => connectCommand(showAddress(address), flags));
+    .action((target: Target, flags: ConnectFlags) => connectCommand(target, flags));
 
-  cli
+  const send = cli
     .command('send')
     .description('send the messages, print the first N replies, and exit (non-zero on timeout): for scripts')
-    .argument('<[host:]port>', 'the server', parseAddress)
+    .argument('<target>', TARGET_HELP, parseTarget)
     .argument('<message...>', 'one message per argument (UTF-8, or hex with --hex)')
     .addOption(
       new Option('-n, --expect <n>', 'replies to wait for and print').default(0).argParser(positiveInt('--expect', 0)),
@@ -150,9 +150,7 @@ export function program(): Command {
         'reply=$(msgchannel send 5000 "status?" -n 1) || echo "no answer"',
       ]),
     )
-    .action((address: Address, messages: string[], flags: SendFlags) =>
-      sendCommand(showAddress(address), messages, flags),
-    );
+    .action((target: Target, messages: string[], flags: SendFlags) => sendCommand(target, messages, flags));
 
   const bench = cli
     .command('bench')
@@ -160,9 +158,9 @@ export function program(): Command {
       'load a server: echo round trips, one-way sends or requests, closed loop or at a fixed rate (--rate), against a server or an in-process one when none is given; prints a table, or JSON',
     )
     .argument(
-      '[host:port]',
-      'the server (e.g. msgchannel listen PORT --echo --quiet); omit for a self-contained run',
-      (s: string) => (parseAddress(s), s),
+      '[target]',
+      `${TARGET_HELP} (e.g. msgchannel listen PORT --echo --quiet); omit for a self-contained run`,
+      parseTarget,
     )
     .addOption(
       new Option('-m, --mode <mode>', 'echo: round trips; send: one-way messages; request: RequestChannel requests')
@@ -227,7 +225,11 @@ export function program(): Command {
         'msgchannel bench compare before.json after.json',
       ]),
     )
-    .action((address: string | undefined, flags: BenchFlags) => benchCommand(address, flags));
+    .action((target: Target | undefined, flags: BenchFlags) => benchCommand(target, flags));
+
+  // TLS, Unix sockets and auth: the same options, parsed in one place (transport.ts), for every command.
+  addTransportOptions(listen, 'server');
+  for (const c of [connect, send, bench]) addTransportOptions(c, 'client');
 
   bench
     .command('compare')

@@ -42,6 +42,8 @@ function schemaProblems(doc: Record<string, unknown>): string[] {
     [
       'mode',
       'target',
+      'tls',
+      'auth',
       'inProcessServer',
       'framing',
       'size',
@@ -59,7 +61,11 @@ function schemaProblems(doc: Record<string, unknown>): string[] {
   );
   expect(['echo', 'send', 'request'].includes(c.mode as string), 'config.mode');
   expect(
-    typeof c.target === 'string' && typeof c.inProcessServer === 'boolean' && typeof c.framing === 'string',
+    typeof c.target === 'string' &&
+      typeof c.tls === 'boolean' &&
+      typeof c.auth === 'boolean' &&
+      typeof c.inProcessServer === 'boolean' &&
+      typeof c.framing === 'string',
     'config strings',
   );
   for (const k of ['size', 'connections', 'window', 'warmup', 'workers', 'runs', 'timeout'])

@@ -4,8 +4,9 @@
  * the result as a table with the latency distribution, as JSON (--json), and as an SVG (--svg).
  */
 import { writeFileSync } from 'node:fs';
-import { parseAddress, parseFraming, showAddress, type Address } from '../args.js';
-import { CliError, codeOf, describeError, err, fail, note, print, showSize } from '../output.js';
+import { parseFraming } from '../args.js';
+import { CliError, EXIT_USAGE, codeOf, describeError, err, fail, note, print, showSize } from '../output.js';
+import { showTarget, transportOf, type Target, type TransportFlags } from '../transport.js';
 import { UNIT, type Mode } from './driver.js';
 import { newHistogram, percentileCurve } from './histogram.js';
 import {
@@ -26,7 +27,7 @@ import { runOnWorkers } from './workers.js';
 declare const __VERSION__: string | undefined;
 const VERSION = typeof __VERSION__ === 'string' ? __VERSION__ : '0.0.0-dev';
 
-export interface BenchFlags {
+export interface BenchFlags extends TransportFlags {
   mode: Mode;
   /** The --framing text (parsed where it is used, and in every worker). */
   framing: string;
@@ -104,7 +105,7 @@ function progressLine(flags: BenchFlags, run: number): (done: number, elapsed: n
   };
 }
 
-export async function benchCommand(addressText: string | undefined, flags: BenchFlags): Promise<void> {
+export async function benchCommand(given: Target | undefined, flags: BenchFlags): Promise<void> {
   if (flags.count === undefined && flags.duration === undefined) flags.duration = 5;
   const framing = parseFraming(flags.framing);
   const connections = flags.connections ?? flags.concurrency ?? 1;
@@ -113,17 +114,26 @@ export async function benchCommand(addressText: string | undefined, flags: Bench
   const half = framing.acknowledged === true;
   if (half) flags.window = 1;
   const workers = Math.min(flags.workers, connections);
+  const transport = transportOf(flags, 'client', given);
+  if (given === undefined && transport.tls)
+    throw new CliError(
+      'TLS needs a server to connect to (the in-process server has no certificate): give its address, e.g. msgchannel listen 5000 --echo --cert FILE --key FILE',
+      EXIT_USAGE,
+    );
   let server: LocalServer | undefined;
-  let address: Address;
-  if (addressText === undefined) {
-    server = await startLocalServer(flags.mode, framing);
-    address = server.address;
+  let target: Target;
+  if (given === undefined) {
+    server = await startLocalServer(flags.mode, framing, transport);
+    target = server.address;
   } else {
-    address = parseAddress(addressText);
+    target = given;
   }
+  const where = showTarget(target);
   const config: BenchConfigDoc = {
     mode: flags.mode,
-    target: showAddress(address),
+    target: where,
+    tls: transport.tls !== undefined,
+    auth: transport.auth !== undefined,
     inProcessServer: server !== undefined,
     framing: framing.name,
     size: flags.size,
@@ -139,7 +149,8 @@ export async function benchCommand(addressText: string | undefined, flags: Bench
   };
   const runConfig: RunConfig = {
     mode: flags.mode,
-    address,
+    target,
+    transport,
     framing: flags.framing,
     size: flags.size,
     count: flags.count,
@@ -195,10 +206,10 @@ export async function benchCommand(addressText: string | undefined, flags: Bench
   } catch (e) {
     if (tty) process.stderr.write('\n');
     if (flags.json) {
-      doc.errors.push({ message: describeError(e, { address: showAddress(address) }), code: errorCode(e) });
+      doc.errors.push({ message: describeError(e, { address: where }), code: errorCode(e) });
       print(JSON.stringify(doc, null, 2));
     }
-    fail(e, { address: showAddress(address) });
+    fail(e, { address: where });
   }
   const all = together(results);
   doc.summary = runDoc(all, config, receivedCounts.length ? receivedCounts.reduce((a, b) => a + b, 0) : null);

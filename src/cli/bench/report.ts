@@ -16,7 +16,12 @@ export const SCHEMA = 'msgchannel-bench/1';
 
 export interface BenchConfigDoc {
   mode: Mode;
+  /** `host:port`, a Unix socket path, or a ws:// or wss:// URL. */
   target: string;
+  /** True over TLS (or wss://). */
+  tls: boolean;
+  /** True with the `auth` handshake (--auth). */
+  auth: boolean;
   /** True when the server was the bench's own, in this process. */
   inProcessServer: boolean;
   framing: string;
@@ -175,11 +180,13 @@ export function resultTable(doc: BenchDoc, half: boolean): string {
   const c = doc.config;
   const r = doc.summary!;
   const unit = UNIT[c.mode];
+  const about = [
+    ...(c.inProcessServer ? [`in-process ${c.mode === 'send' ? 'discard' : c.mode} server`] : []),
+    ...(c.tls ? ['TLS'] : []),
+    ...(c.auth ? ['auth'] : []),
+  ];
   const rows: [string, string][] = [
-    [
-      'target',
-      `${c.target}${c.inProcessServer ? ` (in-process ${c.mode === 'send' ? 'discard' : c.mode} server)` : ''}`,
-    ],
+    ['target', about.length ? `${c.target} (${about.join(', ')})` : c.target],
     ['mode', MODE_TEXT[c.mode]],
     ['framing', c.framing],
     ['message size', showSize(c.size)],

@@ -6,17 +6,20 @@
  */
 import { monitorEventLoopDelay, performance, type RecordableHistogram } from 'node:perf_hooks';
 import { Channel, RequestChannel } from '../../../channel.js';
-import { parseFraming, showAddress, type Address } from '../args.js';
+import { parseFraming } from '../args.js';
 import { CliError, EXIT_TIMEOUT, codeOf, describeError } from '../output.js';
 import { framingMismatch, peerEnded, sameFraming, settleWithin } from '../commands/connect.js';
 import { drive, Tally, UNIT, type Connection, type Mode } from './driver.js';
 import { newHistogram } from './histogram.js';
 import { closedLoop, openLoop } from './schedule.js';
+import { connectHint, connectOptions, showTarget, type Target, type Transport } from '../transport.js';
 
 /** What a run (or a worker's share of one) needs: plain data, so that it can go to a worker thread. */
 export interface RunConfig {
   mode: Mode;
-  address: Address;
+  target: Target;
+  /** TLS and auth, as plain data. */
+  transport: Transport;
   /** The --framing text (a Framing holds functions, which cannot go to a worker). */
   framing: string;
   size: number;
@@ -64,17 +67,15 @@ const CONNECT_BATCH = 128;
 const TICK_MS = 100;
 
 async function openConnections(config: RunConfig): Promise<Connection[]> {
-  const framing = parseFraming(config.framing);
-  const where = showAddress(config.address);
+  const options = connectOptions(config.target, config.transport, parseFraming(config.framing), config.timeout);
+  const where = showTarget(config.target);
   const conns: Connection[] = [];
   try {
     for (let i = 0; i < config.connections; i += CONNECT_BATCH) {
       const batch = Array.from({ length: Math.min(CONNECT_BATCH, config.connections - i) }, (_, j) =>
-        Channel.connect(config.address.host, config.address.port, { framing, timeout: config.timeout * 1000 }).catch(
-          (e: unknown) => {
-            throw connectError(e, config, where, i + j);
-          },
-        ),
+        Channel.connect(options).catch((e: unknown) => {
+          throw connectError(e, config, where, i + j);
+        }),
       );
       const settled = await Promise.allSettled(batch);
       for (const s of settled) if (s.status === 'fulfilled') conns.push({ ch: s.value });
@@ -94,6 +95,7 @@ function connectError(e: unknown, config: RunConfig, where: string, index: numbe
     config.totalConnections > 1
       ? ` (connection ${config.firstConnection + index + 1} of ${config.totalConnections})`
       : '';
+  const hint = connectHint(codeOf(e), config.transport, parseFraming(config.framing));
   switch (codeOf(e)) {
     case 'EMFILE':
     case 'ENFILE':
@@ -106,19 +108,21 @@ function connectError(e: unknown, config: RunConfig, where: string, index: numbe
       );
     case 'ERR_TIMEOUT':
       return new CliError(
-        `cannot connect to ${where}${which}: no answer within ${config.timeout} s (ERR_TIMEOUT)`,
+        `cannot connect to ${where}${which}: no answer within ${config.timeout} s (ERR_TIMEOUT)${hint}`,
         EXIT_TIMEOUT,
       );
     case undefined:
     default:
-      return new CliError(describeError(e, { action: 'connect', address: where }) + (which && ` ${which.trim()}`));
+      return new CliError(
+        describeError(e, { action: 'connect', address: where }) + hint + (which && ` ${which.trim()}`),
+      );
   }
 }
 
 /** The one line for a run that failed: a CliError as it is, a lost connection with what was done. */
 function failure(e: unknown, config: RunConfig, tally: Tally): CliError {
   if (e instanceof CliError) return e;
-  const where = showAddress(config.address);
+  const where = showTarget(config.target);
   const framing = parseFraming(config.framing);
   const closedEarly =
     tally.answered === 0 && tally.firstSentAt !== undefined && performance.now() - tally.firstSentAt < 1000;
@@ -129,7 +133,7 @@ function failure(e: unknown, config: RunConfig, tally: Tally): CliError {
 }
 
 function stalled(config: RunConfig, tally: Tally): CliError {
-  const where = showAddress(config.address);
+  const where = showTarget(config.target);
   const framing = parseFraming(config.framing);
   const done = `after ${tally.doneMeasured} ${UNIT[config.mode]}`;
   const hint = tally.answered === 0 ? ` ${sameFraming(framing)}` : '';
@@ -161,7 +165,7 @@ export type Progress = (done: number, elapsed: number) => void;
  */
 export async function run(config: RunConfig, onProgress: Progress = () => {}, stop?: AbortSignal): Promise<RunResult> {
   const conns = await openConnections(config);
-  const where = showAddress(config.address);
+  const where = showTarget(config.target);
   const tally = new Tally(newHistogram(), newHistogram(), new Array<number>(conns.length).fill(0));
   tally.limit = config.count ?? Infinity;
   const start = performance.now();

@@ -6,6 +6,7 @@
 import { Channel, RequestChannel, type Framing } from '../../../channel.js';
 import type { Address } from '../args.js';
 import type { Mode } from './driver.js';
+import { listenOptions, type Transport } from '../transport.js';
 
 export interface LocalServer {
   address: Address;
@@ -14,8 +15,9 @@ export interface LocalServer {
   close(): Promise<void>;
 }
 
-export async function startLocalServer(mode: Mode, framing: Framing): Promise<LocalServer> {
-  const listener = Channel.listen('127.0.0.1', 0, { framing });
+/** `transport`'s auth applies to the server too; TLS needs a certificate, which the bench does not have. */
+export async function startLocalServer(mode: Mode, framing: Framing, transport: Transport): Promise<LocalServer> {
+  const listener = Channel.listen(listenOptions({ host: '127.0.0.1', port: 0 }, { auth: transport.auth }, framing));
   const a = await listener.listening;
   let received = 0;
   const serve = async (ch: Channel): Promise<void> => {

@@ -6,10 +6,19 @@
  */
 import { createInterface } from 'node:readline';
 import { Channel, type Framing } from '../../../channel.js';
-import { parseAddress, parseHex, showAddress, type Address } from '../args.js';
-import { CliError, EXIT_TIMEOUT, codeOf, fail, note, writeReceived } from '../output.js';
+import { parseHex } from '../args.js';
+import { CliError, EXIT_TIMEOUT, codeOf, describeError, fail, note, writeReceived } from '../output.js';
+import {
+  connectHint,
+  connectOptions,
+  showTarget,
+  transportOf,
+  type Target,
+  type Transport,
+  type TransportFlags,
+} from '../transport.js';
 
-export interface ConnectFlags {
+export interface ConnectFlags extends TransportFlags {
   framing: Framing;
   hex?: boolean;
   raw?: boolean;
@@ -18,19 +27,26 @@ export interface ConnectFlags {
   timeout: number;
 }
 
-/** Connects to `address`, or reports the failure in one line and exits (124 on timeout). */
-export async function connectOrExit(address: Address, framing: Framing, timeoutS: number): Promise<Channel> {
+/** Connects to `target`, or reports the failure in one line and exits (124 on timeout). */
+export async function connectOrExit(
+  target: Target,
+  transport: Transport,
+  framing: Framing,
+  timeoutS: number,
+): Promise<Channel> {
   try {
-    return await Channel.connect(address.host, address.port, { framing, timeout: timeoutS * 1000 });
+    return await Channel.connect(connectOptions(target, transport, framing, timeoutS));
   } catch (e) {
+    const where = showTarget(target);
+    const hint = connectHint(codeOf(e), transport, framing);
     if (codeOf(e) === 'ERR_TIMEOUT')
       fail(
-        new CliError(
-          `cannot connect to ${showAddress(address)}: no answer within ${timeoutS} s (ERR_TIMEOUT)`,
-          EXIT_TIMEOUT,
-        ),
+        new CliError(`cannot connect to ${where}: no answer within ${timeoutS} s (ERR_TIMEOUT)${hint}`, EXIT_TIMEOUT),
       );
-    fail(e, { action: 'connect', address: showAddress(address) });
+    fail(hint ? new CliError(describeError(e, { action: 'connect', address: where }) + hint) : e, {
+      action: 'connect',
+      address: where,
+    });
   }
 }
 
@@ -102,10 +118,10 @@ async function* stdinMessages(flags: ConnectFlags): AsyncGenerator<Buffer> {
   if (pending.length) yield pending;
 }
 
-export async function connectCommand(addressText: string, flags: ConnectFlags): Promise<void> {
-  const address = parseAddress(addressText);
-  const where = showAddress(address);
-  const ch = await connectOrExit(address, flags.framing, flags.timeout);
+export async function connectCommand(target: Target, flags: ConnectFlags): Promise<void> {
+  const where = showTarget(target);
+  const transport = transportOf(flags, 'client', target);
+  const ch = await connectOrExit(target, transport, flags.framing, flags.timeout);
   const exchange = new Exchange();
   let sent = 0;
   let closing = false;

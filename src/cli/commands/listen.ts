@@ -5,10 +5,18 @@
 import { spawn } from 'node:child_process';
 import dc from 'node:diagnostics_channel';
 import { Channel, DIAGNOSTICS_CHANNELS, type ErrorEvent, type Framing } from '../../../channel.js';
-import { parseAddress, showAddress, type Address } from '../args.js';
+import { showAddress, type Address } from '../args.js';
 import { codeOf, describeError, err, fail, out, print, showMessage } from '../output.js';
+import {
+  listenOptions,
+  showTarget,
+  showTransport,
+  transportOf,
+  type SocketPath,
+  type TransportFlags,
+} from '../transport.js';
 
-export interface ListenFlags {
+export interface ListenFlags extends TransportFlags {
   echo?: boolean;
   exec?: string;
   quiet?: boolean;
@@ -96,22 +104,24 @@ async function serveClient(ch: Channel, flags: ListenFlags): Promise<void> {
   );
 }
 
-export async function listenCommand(addressText: string, flags: ListenFlags): Promise<void> {
-  const address = parseAddress(addressText);
+export async function listenCommand(target: Address | SocketPath, flags: ListenFlags): Promise<void> {
+  const transport = transportOf(flags, 'server');
   showFailedHandshakes();
   // reuse: false, so that a port another server holds is reported instead of shared (SO_REUSEPORT).
-  const listener = Channel.listen(address.host, address.port, { reuse: false, framing: flags.framing });
-  let bound: Address;
+  const listener = Channel.listen({ ...listenOptions(target, transport, flags.framing), reuse: false });
+  let bound: Address | SocketPath;
   try {
     const a = await listener.listening;
-    bound = { host: a.address, port: a.port };
+    bound = 'path' in target ? target : { host: a.address, port: a.port };
   } catch (e) {
-    fail(e, { action: 'listen', address: showAddress(address) });
+    fail(e, { action: 'listen', address: showTarget(target) });
   }
   const mode =
     (flags.echo ? ', echoing' : flags.exec !== undefined ? `, replying with: ${flags.exec}` : '') +
     (flags.quiet ? ', quiet' : '');
-  print(`listening on ${out.bold(showAddress(bound))} (framing ${flags.framing.name}${mode})`);
+  print(
+    `listening on ${out.bold(showTarget(bound))} (framing ${flags.framing.name}${showTransport(transport)}${mode})`,
+  );
   const stop = (): void => {
     void listener.close().then(() => process.exit(0));
   };
@@ -120,6 +130,6 @@ export async function listenCommand(addressText: string, flags: ListenFlags): Pr
   try {
     for await (const ch of listener) void serveClient(ch, flags);
   } catch (e) {
-    fail(e, { action: 'listen', address: showAddress(bound) });
+    fail(e, { action: 'listen', address: showTarget(bound) });
   }
 }

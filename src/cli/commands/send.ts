@@ -3,8 +3,9 @@
  * exit; for scripts (exit 124 when the replies do not come within --timeout).
  */
 import type { Framing } from '../../../channel.js';
-import { parseAddress, parseHex, showAddress } from '../args.js';
+import { parseHex } from '../args.js';
 import { CliError, EXIT_TIMEOUT, codeOf, fail, note, writeReceived } from '../output.js';
+import { showTarget, transportOf, type Target, type TransportFlags } from '../transport.js';
 import {
   Exchange,
   TIMED_OUT,
@@ -15,19 +16,19 @@ import {
   settleWithin,
 } from './connect.js';
 
-export interface SendFlags {
+export interface SendFlags extends TransportFlags {
   framing: Framing;
   expect: number;
   timeout: number;
   hex?: boolean;
 }
 
-export async function sendCommand(addressText: string, messages: string[], flags: SendFlags): Promise<void> {
-  const address = parseAddress(addressText);
-  const where = showAddress(address);
+export async function sendCommand(target: Target, messages: string[], flags: SendFlags): Promise<void> {
+  const where = showTarget(target);
   const bodies = messages.map((m) => (flags.hex ? parseHex(m) : Buffer.from(m, 'utf8')));
+  const transport = transportOf(flags, 'client', target);
   const deadline = Date.now() + flags.timeout * 1000;
-  const ch = await connectOrExit(address, flags.framing, flags.timeout);
+  const ch = await connectOrExit(target, transport, flags.framing, flags.timeout);
   const exchange = new Exchange();
   try {
     for (const [i, body] of bodies.entries()) {
