@@ -7,48 +7,22 @@ import { Channel, ltprotocol, pythonConnection } from '../../channel.js';
 import { parseAddress, parseFraming } from '../../src/cli/args.js';
 import { hexdump, printable } from '../../src/cli/output.js';
 import { echoServer, openHandles, sleep } from '../helpers.js';
+import { run, type Run } from './run-cli.js';
 
 const CLI = 'dist/cli.js';
-const env = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => {
-  const e: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', ...extra };
+const env = (): NodeJS.ProcessEnv => {
+  const e: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
   delete e.FORCE_COLOR;
-  if (extra.FORCE_COLOR) e.FORCE_COLOR = extra.FORCE_COLOR;
   return e;
 };
 
-interface Run {
-  stdout: string;
-  stderr: string;
-  status: number | null;
-}
-
-/** Runs the CLI to completion (killed after `timeout` ms), with `input` on stdin. */
-function run(
-  args: string[],
-  options: { input?: string | Buffer; timeout?: number; env?: Record<string, string> } = {},
-): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: env(options.env), stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeout ?? 15_000);
-    child.on('error', reject);
-    child.on('close', (status) => {
-      clearTimeout(timer);
-      resolve({ stdout, stderr, status });
-    });
-    child.stdin.on('error', () => {});
-    if (options.input !== undefined) child.stdin.end(options.input);
-    else child.stdin.end();
-  });
-}
-
 /** `msgchannel listen 127.0.0.1:0 ...` in the background: its port, its output so far, and stop(). */
-async function listen(
-  args: string[],
-): Promise<{ port: number; output: () => string; waitFor: (text: string) => Promise<void>; stop: () => Promise<Run> }> {
+async function listen(args: string[]): Promise<{
+  port: number;
+  output: () => string;
+  waitFor: (text: string) => Promise<void>;
+  stop: () => Promise<Omit<Run, 'ms'>>;
+}> {
   const child: ChildProcess = spawn(process.execPath, [CLI, 'listen', '127.0.0.1:0', ...args], {
     env: env(),
     stdio: ['ignore', 'pipe', 'pipe'],

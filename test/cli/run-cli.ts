@@ -1,4 +1,4 @@
-/** Running dist/cli.js as a user would, for the bench suites: to completion, killed after a timeout. */
+/** Running dist/cli.js as a user would, for the CLI suites: to completion, killed after a timeout. */
 import { spawn } from 'node:child_process';
 import * as net from 'node:net';
 import * as assert from 'uvu/assert';
@@ -11,17 +11,26 @@ export interface Run {
   ms: number;
 }
 
-export function run(args: string[], options: { timeout?: number; shell?: string } = {}): Promise<Run> {
+/**
+ * Runs the CLI to completion (killed after `timeout` ms), with `input` on stdin (else an empty
+ * stdin), colour off unless `env` sets FORCE_COLOR; `shell` runs it through /bin/sh after that
+ * command (to set limits, say).
+ */
+export function run(
+  args: string[],
+  options: { input?: string | Buffer; timeout?: number; env?: Record<string, string>; shell?: string } = {},
+): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
-    delete env.FORCE_COLOR;
+    const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', ...options.env };
+    if (options.env?.FORCE_COLOR === undefined) delete env.FORCE_COLOR;
     const started = Date.now();
+    const stdio: ['pipe', 'pipe', 'pipe'] = ['pipe', 'pipe', 'pipe'];
     const child =
       options.shell === undefined
-        ? spawn(process.execPath, ['dist/cli.js', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+        ? spawn(process.execPath, ['dist/cli.js', ...args], { env, stdio })
         : spawn('/bin/sh', ['-c', `${options.shell}; exec "$0" dist/cli.js "$@"`, process.execPath, ...args], {
             env,
-            stdio: ['ignore', 'pipe', 'pipe'],
+            stdio,
           });
     let stdout = '';
     let stderr = '';
@@ -33,6 +42,8 @@ export function run(args: string[], options: { timeout?: number; shell?: string 
       clearTimeout(timer);
       resolve({ stdout, stderr, status, ms: Date.now() - started });
     });
+    child.stdin.on('error', () => {});
+    child.stdin.end(options.input);
   });
 }
 
