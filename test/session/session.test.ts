@@ -165,41 +165,49 @@ test('a client that never comes back: the server loses the session after keep, w
   await listener.close();
 });
 
-test('RequestChannel over a resumable channel: 200 requests in flight through 10 cuts, each answered right', async () => {
+test('RequestChannel over a resumable channel: 1,000 requests in flight through 50 cuts, each answered right, once', async () => {
   const resume = { heartbeat: 200 };
+  const N = 1000;
+  const CUTS = 50;
   const listener = Channel.listen('127.0.0.1', 0, { resume });
   const proxy = await ChaosProxy.start((await listener.listening).port);
   let handled = 0;
+  let openGate!: () => void;
+  const gate = new Promise<void>((resolve) => (openGate = resolve));
   void (async () => {
     for await (const ch of listener) {
       new RequestChannel(ch, {
+        maxPending: N,
         onRequest: async (body: Buffer) => {
           handled++;
-          await sleep(10 + (body.readUInt32BE(0) % 5) * 10); // replies cross the cuts
+          await gate; // every request is in flight when the cuts begin
+          await sleep(body.readUInt32BE(0) % 20); // and the replies cross the later cuts
           return Buffer.concat([Buffer.from('re:'), body]);
         },
       });
     }
   })();
   const channel = await Channel.connect('127.0.0.1', proxy.port, { resume });
-  const client = new RequestChannel(channel);
+  const client = new RequestChannel(channel, { maxPending: N });
   const replies: Promise<void>[] = [];
-  for (let batch = 0; batch < 10; batch++) {
-    for (let i = batch * 20; i < batch * 20 + 20; i++) {
-      replies.push(
-        client.request(numbered(i)).then((reply) => {
-          assert.is(reply.subarray(0, 3).toString(), 're:');
-          assert.is(reply.readUInt32BE(3), i);
-        }),
-      );
-    }
-    await until(() => handled > batch * 20, 5000, 'a request of the batch handled');
+  for (let i = 0; i < N; i++) {
+    replies.push(
+      client.request(numbered(i)).then((reply) => {
+        assert.is(reply.subarray(0, 3).toString(), 're:');
+        assert.is(reply.readUInt32BE(3), i);
+      }),
+    );
+  }
+  await until(() => handled === N, 10_000, 'every request at the server');
+  for (let cut = 0; cut < CUTS; cut++) {
+    if (cut === CUTS / 2) openGate();
     await until(() => channel.stats.session!.connected, 5000, 'connected');
-    proxy.cut(); // requests of this batch (and maybe earlier ones) are in flight
+    proxy.cut();
+    await sleep(5);
   }
   await Promise.all(replies);
-  assert.ok(channel.stats.session!.resumes >= 10, `resumed ${channel.stats.session!.resumes} times`);
-  assert.is(handled, 200); // each request handled once: none sent twice
+  assert.ok(channel.stats.session!.resumes >= CUTS, `resumed ${channel.stats.session!.resumes} times`);
+  assert.is(handled, N); // each request handled once: none sent twice
   await client.close();
   await proxy.close();
   await listener.close();
