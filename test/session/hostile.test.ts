@@ -352,7 +352,12 @@ test('auth: a stolen token is not enough to resume; a wrong key is refused befor
   right.socket.write(hello(token));
   assert.is(decodeServerHello(await right.read(SERVER_HELLO_LENGTH)).status, Status.OK);
   right.socket.destroy();
-  assert.is(listener.stats.refused, 2);
+  // Silent after connecting (never answers the challenge): closed at handshakeTimeout (300 ms here).
+  const silent = await raw(port);
+  const started = Date.now();
+  await silent.closed;
+  assert.ok(Date.now() - started < 2000, `closed after ${Date.now() - started} ms`);
+  assert.is(listener.stats.refused, 3);
   assert.is(listener.sessions, 1);
   // The real client resumes (proving the key again) and its messages still arrive once, in order.
   for (let i = 0; i < 20; i++) await ch.send(String(i));
