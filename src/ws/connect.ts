@@ -2,7 +2,8 @@
  * Channel.connect('ws://host:port/path') and 'wss://...' in Node: a `ws` WebSocket client, wrapped
  * in a WebSocketStream and handed to the Channel factory, with the same timeout and abort signal
  * as a TCP connect. Every option is checked before a socket is opened. openWebSocket() is the one
- * place a WebSocket is opened.
+ * place a WebSocket is opened: the plain connect uses it, and so does a session (`resume`) for
+ * each of its connections.
  */
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import type * as net from 'node:net';
@@ -32,14 +33,13 @@ export function connectOptionsOf(
 }
 
 /**
- * Check a WebSocket connect's options (the URL, no `resume`, every channel option and the timeout)
- * before any socket; returns the timeout. A Client checks its target with it once, up front.
+ * Check a WebSocket connect's options (the URL, every channel option and the timeout) before any
+ * socket; returns the timeout. A Client checks its target with it once, up front; `resume` is
+ * checked by the session that takes it.
  */
 export function checkWebSocketConnectOptions(opts: ConnectOptions): number | undefined {
   if (!isWebSocketUrl(opts.url))
     throw new TypeError(`Expected \`url\` to be a ws:// or wss:// URL, got ${String(opts.url)}`);
-  if (opts.resume !== undefined && opts.resume !== false)
-    throw new TypeError('`resume` is not supported over WebSocket yet');
   return checkConnectOptions({ ...opts, host: undefined, port: 0, path: undefined });
 }
 
