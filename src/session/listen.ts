@@ -15,7 +15,7 @@ import { authHandshake, authKey } from '../auth.js';
 import { MemoryBudget } from '../core/budget.js';
 import type { Channel } from '../core/channel.js';
 import type { ChannelFactory } from '../core/connect.js';
-import { Deque } from '../core/deque.js';
+import { AcceptQueue } from '../core/acceptQueue.js';
 import { DEFAULT_CLOSE_TIMEOUT, checkListenOptions, type SessionListenOptions } from '../core/options.js';
 import { lazyModule, noop, tlsLib } from '../util.js';
 import { webSocketAcceptor, type WebSocketAcceptor } from '../ws/accept.js';
@@ -80,12 +80,10 @@ export class SessionListener implements AsyncIterable<Channel> {
   readonly #sessions = new Map<string, SessionStream>();
   /** Sessions without a connection, oldest first, with their `keep` timers. */
   readonly #detached = new Map<SessionStream, NodeJS.Timeout>();
-  readonly #queue = new Deque<Channel>();
-  readonly #takers = new Deque<{ resolve(r: IteratorResult<Channel, undefined>): void; reject(e: unknown): void }>();
+  /** New sessions whose Channel handshakes are done, for accept() and the iterator. */
+  readonly #accepted = new AcceptQueue<Channel>();
   #open = 0;
   #handshaking = 0;
-  #error: Error | undefined;
-  #errorReported = false;
   #closed = false;
   #closing: Promise<void> | undefined;
 
@@ -160,7 +158,7 @@ export class SessionListener implements AsyncIterable<Channel> {
 
   /** Sessions accepted but not yet taken by the iterator. */
   get pending(): number {
-    return this.#queue.length;
+    return this.#accepted.length;
   }
 
   /** Transport connections open now (in their hello or carrying a session). */
@@ -306,7 +304,7 @@ export class SessionListener implements AsyncIterable<Channel> {
     channel.ready.then(
       () => {
         this.#handshaking--;
-        this.#deliver(channel);
+        this.#accepted.push(channel); // destroyed instead if the listener has closed meanwhile
       },
       () => this.#handshaking--, // a failed handshake ends that session only
     );
@@ -374,42 +372,15 @@ export class SessionListener implements AsyncIterable<Channel> {
     stream.lose(reason);
   }
 
-  #deliver(channel: Channel): void {
-    if (this.#closed) {
-      channel.destroy();
-      return;
-    }
-    const taker = this.#takers.shift();
-    if (taker) taker.resolve({ value: channel, done: false });
-    else this.#queue.push(channel);
-  }
-
+  /** A listener error (EADDRINUSE, ...) is thrown once by the iterator (or accept()), then it is done. */
   #fatal(error: Error): void {
-    if (this.#error) return;
-    this.#error = error;
-    const t = this.#takers.shift();
-    if (t) {
-      this.#errorReported = true;
-      t.reject(error);
-    }
+    this.#accepted.fail(error);
     void this.close();
   }
 
   /** Wait for the next new session. Resolves with undefined once the listener is closed. */
-  async accept(): Promise<Channel | undefined> {
-    const r = await this.#next();
-    return r.done ? undefined : r.value;
-  }
-
-  #next(): Promise<IteratorResult<Channel, undefined>> {
-    const channel = this.#queue.shift();
-    if (channel) return Promise.resolve({ value: channel, done: false });
-    if (this.#error && !this.#errorReported) {
-      this.#errorReported = true;
-      return Promise.reject(this.#error);
-    }
-    if (this.#closed) return Promise.resolve({ value: undefined, done: true });
-    return new Promise((resolve, reject) => this.#takers.push({ resolve, reject }));
+  accept(): Promise<Channel | undefined> {
+    return this.#accepted.accept();
   }
 
   /**
@@ -421,8 +392,7 @@ export class SessionListener implements AsyncIterable<Channel> {
     if (this.#closing) return this.#closing;
     this.#closed = true;
     for (const stream of [...this.#detached.keys()]) this.#expire(stream, 'the listener is closed');
-    for (let ch = this.#queue.shift(); ch; ch = this.#queue.shift()) ch.destroy();
-    for (let t = this.#takers.shift(); t; t = this.#takers.shift()) t.resolve({ value: undefined, done: true });
+    this.#accepted.close();
     this.#ws?.close();
     this.#closing = new Promise<void>((resolve) => {
       if (!this.#server.listening || attachedServer(this.#options) !== undefined) {
@@ -436,17 +406,7 @@ export class SessionListener implements AsyncIterable<Channel> {
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Channel, undefined> {
-    return {
-      next: () => this.#next(),
-      return: async () => {
-        await this.close();
-        return { value: undefined, done: true };
-      },
-      throw: async (error?: unknown) => {
-        await this.close();
-        throw error;
-      },
-    };
+    return this.#accepted.iterator(() => this.close());
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
