@@ -309,8 +309,8 @@ export class Channel implements AsyncIterable<Buffer> {
   static connect(url: `ws://${string}` | `wss://${string}`, options?: ConnectOptions): Promise<Channel>; // docs/websocket.md
   static connect(to: string | ConnectOptions, port?: number | ConnectOptions, o?: ConnectOptions): Promise<Channel> {
     const opts = connectOptionsOf(to, port, o);
+    if (opts.resume !== undefined && opts.resume !== false) return connectSession(opts, createChannel); // TCP, TLS, Unix or WebSocket
     if (opts.url !== undefined) return connectWebSocket(opts, createChannel);
-    if (opts.resume !== undefined && opts.resume !== false) return connectSession(opts, createChannel);
     return connectChannel(opts, createChannel);
   }
 

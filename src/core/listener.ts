@@ -13,7 +13,7 @@ import type { Framing } from '../framing/types.js';
 import { MAX_TIMER_DELAY, noop, tlsLib } from '../util.js';
 import type { Channel } from './channel.js';
 import type { ChannelFactory } from './connect.js';
-import { Deque } from './deque.js';
+import { AcceptQueue } from './acceptQueue.js';
 import { MemoryBudget } from './budget.js';
 import { DIRECT_READS, adoptAccepted, type DirectReader } from './reader.js';
 import { DEFAULT_CLOSE_TIMEOUT, checkListenOptions, type ListenOptions } from './options.js';
@@ -46,13 +46,10 @@ export class Listener implements AsyncIterable<Channel> {
 
   readonly #server: net.Server;
   readonly #options: ListenOptions;
-  readonly #queue = new Deque<Channel>();
-  readonly #takers = new Deque<{ resolve(r: IteratorResult<Channel, undefined>): void; reject(e: unknown): void }>();
-  #error: Error | undefined;
+  /** Channels whose handshakes are done, for accept() and the iterator. */
+  readonly #accepted = new AcceptQueue<Channel>();
   #closed = false;
   #closing: Promise<void> | undefined;
-  /** The listener error was thrown to an iterator (it is thrown once). */
-  #errorReported = false;
   readonly #create: ChannelFactory;
   /** Memory for large bodies, shared by this listener's connections (or a Server's, across its listeners). */
   readonly #budget: MemoryBudget;
@@ -135,7 +132,7 @@ export class Listener implements AsyncIterable<Channel> {
 
   /** Channels accepted but not yet taken by the iterator (waiting to be taken). */
   get pending(): number {
-    return this.#queue.length;
+    return this.#accepted.length;
   }
 
   /** Connections accepted whose handshakes (TLS, the framing's, auth) have not finished yet (not yet in `pending`). */
@@ -217,58 +214,29 @@ export class Listener implements AsyncIterable<Channel> {
       () => {
         this.#handshaken++;
         void channel.closed.then(this.#onHandshakenClosed);
-        this.#deliver(channel);
+        this.#accepted.push(channel); // destroyed instead if the listener has closed meanwhile
       },
       // A failed handshake ends that connection only; whoever listens is told.
       (error: unknown) => this.#options.onHandshakeError?.(error as Error),
     );
   }
 
-  #deliver(channel: Channel): void {
-    if (this.#closed) {
-      channel.destroy();
-      return;
-    }
-    const taker = this.#takers.shift();
-    if (taker) taker.resolve({ value: channel, done: false });
-    else this.#queue.push(channel);
-  }
-
+  /** A listener error (EADDRINUSE, ...) is thrown once by the iterator (or accept()), then it is done. */
   #fatal(error: Error): void {
-    if (this.#error) return;
-    this.#error = error;
-    const t = this.#takers.shift();
-    if (t) {
-      this.#errorReported = true;
-      t.reject(error);
-    }
+    this.#accepted.fail(error);
     void this.close();
   }
 
   /** Wait for the next client. Resolves with undefined once the listener is closed. */
-  async accept(): Promise<Channel | undefined> {
-    const r = await this.#next();
-    return r.done ? undefined : r.value;
-  }
-
-  #next(): Promise<IteratorResult<Channel, undefined>> {
-    const channel = this.#queue.shift();
-    if (channel) return Promise.resolve({ value: channel, done: false });
-    if (this.#error && !this.#errorReported) {
-      // A listener error (EADDRINUSE, ...) is thrown once by the iterator, then it is done.
-      this.#errorReported = true;
-      return Promise.reject(this.#error);
-    }
-    if (this.#closed) return Promise.resolve({ value: undefined, done: true });
-    return new Promise((resolve, reject) => this.#takers.push({ resolve, reject }));
+  accept(): Promise<Channel | undefined> {
+    return this.#accepted.accept();
   }
 
   /** Stop accepting. Channels handed out stay open; ones accepted but not yet handed out are closed. */
   close(): Promise<void> {
     if (this.#closing) return this.#closing;
     this.#closed = true;
-    for (let ch = this.#queue.shift(); ch; ch = this.#queue.shift()) ch.destroy();
-    for (let t = this.#takers.shift(); t; t = this.#takers.shift()) t.resolve({ value: undefined, done: true });
+    this.#accepted.close();
     this.#ws?.close();
     this.#closing = new Promise<void>((resolve) => {
       if (!this.#server.listening || (this.#ws !== undefined && attachedServer(this.#options) !== undefined)) {
@@ -283,17 +251,7 @@ export class Listener implements AsyncIterable<Channel> {
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Channel, undefined> {
-    return {
-      next: () => this.#next(),
-      return: async () => {
-        await this.close();
-        return { value: undefined, done: true };
-      },
-      throw: async (error?: unknown) => {
-        await this.close();
-        throw error;
-      },
-    };
+    return this.#accepted.iterator(() => this.close());
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -20,6 +20,7 @@ import { after, noop, sleep, type Timer } from '../util.js';
 import { checkDelay, checkFinite, checkNumber, checkTimeout } from '../validate.js';
 import { checkConnectOptions } from '../core/options.js';
 import { checkWebSocketConnectOptions, isWebSocketUrl } from '../ws/connect.js';
+import { checkResume } from '../session/options.js';
 import type { RequestContext, RequestOptions, RequestReply } from '../rpc/options.js';
 import type { RequestChannel } from '../rpc/request.js';
 import { OfflineQueue } from './offlineQueue.js';
@@ -291,15 +292,11 @@ export class Client<M extends MessageMap = never> {
           target.memory !== undefined
         )
           throw new TypeError('Expected a target with either `url` or host and port, `path` or `memory`, got both');
-        checkWebSocketConnectOptions({
-          ...this.#channelOptions,
-          url: target.url,
-          resume: this.#options.resume,
-          timeout,
-        });
+        checkWebSocketConnectOptions({ ...this.#channelOptions, url: target.url, timeout });
       } else if (target.memory === undefined) {
         checkConnectOptions({ ...this.#channelOptions, ...target, timeout });
       }
+      if (target.memory === undefined) checkResume(this.#options.resume); // over TCP, TLS, Unix and WebSocket alike
     } catch (error) {
       return Promise.reject(error);
     }

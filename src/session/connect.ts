@@ -1,7 +1,8 @@
 /**
  * The connecting side of a resumable session (`Channel.connect(..., { resume })`): the first
  * connection makes the session; when a connection drops, it reconnects with backoff and resumes,
- * for up to `keep` ms; a refusal (the server no longer knows the session) ends it with
+ * for up to `keep` ms, to the same place (host and port, a Unix path, or a ws:// or wss:// URL)
+ * with the same options; a refusal (the server no longer knows the session) ends it with
  * SessionLostError. The Channel comes from a factory, so this module only knows its type.
  */
 import type { Channel } from '../core/channel.js';
@@ -14,10 +15,11 @@ import {
 } from '../core/options.js';
 import { authHandshake, authKey } from '../auth.js';
 import { AuthenticationError, ConnectionRefusedError, ProtocolError } from '../errors.js';
-import { noop, tlsLib } from '../util.js';
+import { noop } from '../util.js';
+import { checkWebSocketConnectOptions } from '../ws/connect.js';
 import { checkResume, type ResumeSettings } from './options.js';
 import { SessionStream, type SessionOwner } from './stream.js';
-import { ConnectionStart, openTransport } from './transport.js';
+import { ConnectionStart, openTransport, tlsSocketOf, type Transport } from './transport.js';
 import { SERVER_HELLO_LENGTH, Status, TOKEN_LENGTH, decodeServerHello, encodeClientHello, type Hello } from './wire.js';
 
 /** Delays between reconnection attempts: the first is immediate, then 50 ms doubling up to 2 s, with jitter. */
@@ -47,7 +49,7 @@ async function exchangeHellos(
   mine: Hello,
   timeout: number,
   signal?: AbortSignal,
-): Promise<{ transport: import('node:net').Socket; peer: Hello & { status: number }; rest: Buffer }> {
+): Promise<{ transport: Transport; peer: Hello & { status: number }; rest: Buffer }> {
   const transport = await openTransport(opts, timeout, signal);
   try {
     const start = new ConnectionStart(transport, timeout, signal);
@@ -65,7 +67,7 @@ async function exchangeHellos(
 /** Connect with `resume`: resolves with a Channel over a SessionStream once its handshakes are done. */
 export async function connectSession(opts: ConnectOptions, create: ChannelFactory): Promise<Channel> {
   const settings = checkResume(opts.resume)!;
-  const connectTimeout = checkConnectOptions(opts);
+  const connectTimeout = opts.url !== undefined ? checkWebSocketConnectOptions(opts) : checkConnectOptions(opts);
   const timeout = connectTimeout ?? opts.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
   const key = opts.auth === undefined ? undefined : authKey(opts.auth);
   const { transport, peer, rest } = await exchangeHellos(
@@ -92,7 +94,7 @@ export async function connectSession(opts: ConnectOptions, create: ChannelFactor
     },
     transport,
   );
-  if (transport instanceof tlsLib().TLSSocket) stream.peerCertificate = transport.getPeerCertificate();
+  stream.peerCertificate = tlsSocketOf(transport)?.getPeerCertificate();
   try {
     stream.attach(transport, peer, rest);
   } catch (error) {

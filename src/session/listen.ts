@@ -3,22 +3,27 @@
  * that yields each session's Channel once. A reconnection carrying a known token re-attaches to
  * its session; a session without a connection is kept `keep` ms, at most `maxDetached` of them;
  * every session's replay buffer counts against `replayBudget`. Unknown tokens, bad hellos and
- * offsets that do not fit are refused on that connection only.
+ * offsets that do not fit are refused on that connection only. With `ws`, the transport
+ * connections are WebSockets (the upgrade handled by ws/accept.ts, as for a plain Listener),
+ * and everything else is the same.
  */
 import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type * as tls from 'node:tls';
 import { authHandshake, authKey } from '../auth.js';
 import { MemoryBudget } from '../core/budget.js';
 import type { Channel } from '../core/channel.js';
 import type { ChannelFactory } from '../core/connect.js';
-import { Deque } from '../core/deque.js';
+import { AcceptQueue } from '../core/acceptQueue.js';
 import { DEFAULT_CLOSE_TIMEOUT, checkListenOptions, type SessionListenOptions } from '../core/options.js';
 import { lazyModule, noop, tlsLib } from '../util.js';
+import { webSocketAcceptor, type WebSocketAcceptor } from '../ws/accept.js';
+import { attachedServer } from '../ws/options.js';
 import { recordSession } from './connect.js';
 import { checkResume, type ResumeSettings } from './options.js';
 import { ReplayBudget, SessionStream, type SessionOwner } from './stream.js';
-import { ConnectionStart } from './transport.js';
+import { ConnectionStart, tlsSocketOf, type Transport } from './transport.js';
 import {
   CLIENT_HELLO_LENGTH,
   Status,
@@ -39,16 +44,15 @@ export interface SessionListenerStats {
   expired: number;
 }
 
-/** The peer certificate of a TLS connection, undefined otherwise (or without one). */
-function certificateOf(socket: net.Socket): tls.PeerCertificate | undefined {
-  if (!(socket instanceof tlsLib().TLSSocket)) return undefined;
-  const cert = socket.getPeerCertificate();
+/** The peer certificate of a TLS connection (or of the TLS socket under a wss:// WebSocket), undefined otherwise (or without one). */
+function certificateOf(transport: Duplex): tls.PeerCertificate | undefined {
+  const cert = tlsSocketOf(transport)?.getPeerCertificate();
   return cert != null && Object.keys(cert).length > 0 ? cert : undefined;
 }
 
 /** The peer certificate's SHA-256 fingerprint of a TLS connection, undefined otherwise. */
-function fingerprintOf(socket: net.Socket): string | undefined {
-  const fingerprint = certificateOf(socket)?.fingerprint256;
+function fingerprintOf(transport: Duplex): string | undefined {
+  const fingerprint = certificateOf(transport)?.fingerprint256;
   return typeof fingerprint === 'string' ? fingerprint : undefined;
 }
 
@@ -57,8 +61,11 @@ export class SessionListener implements AsyncIterable<Channel> {
   readonly listening: Promise<AddressInfo>;
   readonly stats: SessionListenerStats = { refused: 0, expired: 0 };
 
+  /** The listening server, or with `ws.server` the application's http(s).Server. */
   readonly #server: net.Server;
   #tls: tls.Server | undefined;
+  /** With `ws`: takes the HTTP upgrades (on this listener's port, or on an attached server's). */
+  readonly #ws: WebSocketAcceptor | undefined;
   readonly #options: SessionListenOptions;
   readonly #settings: ResumeSettings;
   readonly #create: ChannelFactory;
@@ -73,12 +80,10 @@ export class SessionListener implements AsyncIterable<Channel> {
   readonly #sessions = new Map<string, SessionStream>();
   /** Sessions without a connection, oldest first, with their `keep` timers. */
   readonly #detached = new Map<SessionStream, NodeJS.Timeout>();
-  readonly #queue = new Deque<Channel>();
-  readonly #takers = new Deque<{ resolve(r: IteratorResult<Channel, undefined>): void; reject(e: unknown): void }>();
+  /** New sessions whose Channel handshakes are done, for accept() and the iterator. */
+  readonly #accepted = new AcceptQueue<Channel>();
   #open = 0;
   #handshaking = 0;
-  #error: Error | undefined;
-  #errorReported = false;
   #closed = false;
   #closing: Promise<void> | undefined;
 
@@ -93,16 +98,26 @@ export class SessionListener implements AsyncIterable<Channel> {
     this.#maxSessions = this.#settings.maxSessions ?? checked.maxConnections;
     this.#memory = options.budget ?? new MemoryBudget(checked.memoryBudget);
     this.#replayBudget = new ReplayBudget(this.#settings.replayBudget);
-    this.#server = net.createServer(this.#onConnection);
-    if (options.tls) {
-      const server = tlsLib().createServer(
-        { ...options.tls, handshakeTimeout: checked.handshakeTimeout },
-        (socket) => void this.#onTransport(socket),
+    // As in a plain Listener: the TCP connections of the listener's own port are counted from
+    // accept, then go through TLS (with `tls`), then through the HTTP upgrade (with `ws`), and
+    // what comes out (a socket, a TLS socket or a WebSocketStream) is a transport with a hello.
+    this.#ws = webSocketAcceptor(
+      options,
+      checked.handshakeTimeout,
+      this.#countAttached,
+      (stream) => void this.#onTransport(stream),
+    );
+    const attached = attachedServer(options);
+    this.#server = attached ?? net.createServer(this.#onConnection);
+    if (options.tls && attached === undefined) {
+      const server = tlsLib().createServer({ ...options.tls, handshakeTimeout: checked.handshakeTimeout }, (socket) =>
+        this.#ws === undefined ? void this.#onTransport(socket) : this.#ws.connection(socket),
       );
       server.on('tlsClientError', (_error, socket) => socket.destroy());
       this.#tls = server;
     }
     this.listening = new Promise<AddressInfo>((resolve, reject) => {
+      if (attached?.listening) return resolve(this.address!); // an http(s).Server of the application's
       const onError = (error: Error): void => {
         this.#fatal(error);
         reject(error);
@@ -115,16 +130,18 @@ export class SessionListener implements AsyncIterable<Channel> {
       });
     });
     this.listening.catch(noop);
-    this.#server.listen(
-      options.path !== undefined
-        ? { path: options.path, backlog: options.backlog }
-        : ({
-            host: options.host,
-            port: options.port,
-            backlog: options.backlog,
-            reusePort: options.reuse ?? true,
-          } as net.ListenOptions), // reusePort: Node versions that have it
-    );
+    if (attached === undefined) {
+      this.#server.listen(
+        options.path !== undefined
+          ? { path: options.path, backlog: options.backlog }
+          : ({
+              host: options.host,
+              port: options.port,
+              backlog: options.backlog,
+              reusePort: options.reuse ?? true,
+            } as net.ListenOptions), // reusePort: Node versions that have it
+      );
+    }
     if (options.signal) {
       if (options.signal.aborted) void this.close();
       else options.signal.addEventListener('abort', () => void this.close(), { once: true });
@@ -141,7 +158,7 @@ export class SessionListener implements AsyncIterable<Channel> {
 
   /** Sessions accepted but not yet taken by the iterator. */
   get pending(): number {
-    return this.#queue.length;
+    return this.#accepted.length;
   }
 
   /** Transport connections open now (in their hello or carrying a session). */
@@ -169,26 +186,45 @@ export class SessionListener implements AsyncIterable<Channel> {
     return this.#replayBudget.used;
   }
 
+  /** May one more connection open? (The connection limit, `admit`, and not closed.) */
+  #admits(): boolean {
+    return (
+      !this.#closed && this.#open < this.#maxConnections && (this.#options.admit === undefined || this.#options.admit())
+    );
+  }
+
+  /** Count a connection until its socket closes. */
+  #count(socket: Duplex): void {
+    this.#open++;
+    socket.once('close', () => this.#open--);
+  }
+
+  /** An upgrade request of an attached server (`ws.server`): count it as an accepted connection, or refuse it (false: 503). */
+  readonly #countAttached = (socket: Duplex): boolean => {
+    if (!this.#admits()) return false;
+    this.#count(socket);
+    return true;
+  };
+
   readonly #onConnection = (socket: net.Socket): void => {
-    const admitted = this.#options.admit === undefined || this.#options.admit();
-    if (this.#closed || this.#open >= this.#maxConnections || !admitted) {
+    if (!this.#admits()) {
       socket.on('error', noop);
       socket.destroy();
       return;
     }
-    this.#open++;
-    socket.once('close', () => this.#open--);
+    this.#count(socket);
     if (this.#options.path === undefined) {
       socket.setNoDelay(this.#options.noDelay ?? true);
       const keepAlive = this.#options.keepAlive;
       if (keepAlive) socket.setKeepAlive(true, keepAlive === true ? 0 : keepAlive);
     }
     if (this.#tls !== undefined) this.#tls.emit('connection', socket);
+    else if (this.#ws !== undefined) this.#ws.connection(socket);
     else void this.#onTransport(socket);
   };
 
-  /** A transport is up: read its hello, then make a session, resume one, or refuse. */
-  async #onTransport(socket: net.Socket): Promise<void> {
+  /** A transport is up (a socket, a TLS socket, a WebSocket): read its hello, then make a session, resume one, or refuse. */
+  async #onTransport(socket: Transport): Promise<void> {
     socket.on('error', noop); // until a session takes it: its failure ends this connection only
     let hello: Hello;
     let rest: Buffer;
@@ -214,7 +250,7 @@ export class SessionListener implements AsyncIterable<Channel> {
     else this.#resume(socket, hello, rest);
   }
 
-  #refuse(socket: net.Socket, status: number): void {
+  #refuse(socket: Duplex, status: number): void {
     this.stats.refused++;
     socket.end(encodeServerHello({ status, token: Buffer.alloc(TOKEN_LENGTH), received: 0, messages: 0, window: 1 }));
     socket.resume();
@@ -223,7 +259,7 @@ export class SessionListener implements AsyncIterable<Channel> {
     socket.once('close', () => clearTimeout(timer));
   }
 
-  #newSession(socket: net.Socket, hello: Hello, rest: Buffer): void {
+  #newSession(socket: Transport, hello: Hello, rest: Buffer): void {
     if (hello.received !== 0 || hello.messages !== 0 || this.#sessions.size >= this.#maxSessions) {
       this.#refuse(socket, hello.received !== 0 || hello.messages !== 0 ? Status.UNKNOWN : Status.BUSY);
       return;
@@ -268,13 +304,13 @@ export class SessionListener implements AsyncIterable<Channel> {
     channel.ready.then(
       () => {
         this.#handshaking--;
-        this.#deliver(channel);
+        this.#accepted.push(channel); // destroyed instead if the listener has closed meanwhile
       },
       () => this.#handshaking--, // a failed handshake ends that session only
     );
   }
 
-  #resume(socket: net.Socket, hello: Hello, rest: Buffer): void {
+  #resume(socket: Transport, hello: Hello, rest: Buffer): void {
     const stream = this.#sessions.get(hello.token.toString('hex'));
     if (stream === undefined || stream.destroyed) {
       this.#refuse(socket, Status.UNKNOWN);
@@ -336,42 +372,15 @@ export class SessionListener implements AsyncIterable<Channel> {
     stream.lose(reason);
   }
 
-  #deliver(channel: Channel): void {
-    if (this.#closed) {
-      channel.destroy();
-      return;
-    }
-    const taker = this.#takers.shift();
-    if (taker) taker.resolve({ value: channel, done: false });
-    else this.#queue.push(channel);
-  }
-
+  /** A listener error (EADDRINUSE, ...) is thrown once by the iterator (or accept()), then it is done. */
   #fatal(error: Error): void {
-    if (this.#error) return;
-    this.#error = error;
-    const t = this.#takers.shift();
-    if (t) {
-      this.#errorReported = true;
-      t.reject(error);
-    }
+    this.#accepted.fail(error);
     void this.close();
   }
 
   /** Wait for the next new session. Resolves with undefined once the listener is closed. */
-  async accept(): Promise<Channel | undefined> {
-    const r = await this.#next();
-    return r.done ? undefined : r.value;
-  }
-
-  #next(): Promise<IteratorResult<Channel, undefined>> {
-    const channel = this.#queue.shift();
-    if (channel) return Promise.resolve({ value: channel, done: false });
-    if (this.#error && !this.#errorReported) {
-      this.#errorReported = true;
-      return Promise.reject(this.#error);
-    }
-    if (this.#closed) return Promise.resolve({ value: undefined, done: true });
-    return new Promise((resolve, reject) => this.#takers.push({ resolve, reject }));
+  accept(): Promise<Channel | undefined> {
+    return this.#accepted.accept();
   }
 
   /**
@@ -383,10 +392,10 @@ export class SessionListener implements AsyncIterable<Channel> {
     if (this.#closing) return this.#closing;
     this.#closed = true;
     for (const stream of [...this.#detached.keys()]) this.#expire(stream, 'the listener is closed');
-    for (let ch = this.#queue.shift(); ch; ch = this.#queue.shift()) ch.destroy();
-    for (let t = this.#takers.shift(); t; t = this.#takers.shift()) t.resolve({ value: undefined, done: true });
+    this.#accepted.close();
+    this.#ws?.close();
     this.#closing = new Promise<void>((resolve) => {
-      if (!this.#server.listening) {
+      if (!this.#server.listening || attachedServer(this.#options) !== undefined) {
         resolve();
         return;
       }
@@ -397,17 +406,7 @@ export class SessionListener implements AsyncIterable<Channel> {
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Channel, undefined> {
-    return {
-      next: () => this.#next(),
-      return: async () => {
-        await this.close();
-        return { value: undefined, done: true };
-      },
-      throw: async (error?: unknown) => {
-        await this.close();
-        throw error;
-      },
-    };
+    return this.#accepted.iterator(() => this.close());
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

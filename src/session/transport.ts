@@ -1,15 +1,25 @@
 /**
- * The transport connections under a session: open one (TCP, TLS or a Unix socket) and read the
- * fixed-size hello at its start, each within a time limit.
+ * The transport connections under a session: open one (TCP, TLS, a Unix socket, or a WebSocket
+ * for a ws:// or wss:// `url`) and read the fixed-size hello at its start, each within a time limit.
  */
 import * as net from 'node:net';
+import type * as tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { ChannelClosedError, TimeoutError } from '../errors.js';
 import { noop, tlsLib } from '../util.js';
 import type { ConnectOptions } from '../core/options.js';
+import { openWebSocket } from '../ws/connect.js';
+import { WebSocketStream } from '../ws/stream.js';
 
-/** Open a transport connection to where `opts` says, within `timeout` ms (and `signal`). */
-export function openTransport(opts: ConnectOptions, timeout: number, signal?: AbortSignal): Promise<net.Socket> {
+/** A transport connection under a session: a socket, a TLS socket or a WebSocketStream, each with its peer's address. */
+export type Transport = Duplex & {
+  readonly remoteAddress?: string | undefined;
+  readonly remotePort?: number | undefined;
+};
+
+/** Open a transport connection to where `opts` says (`url`, `path`, or host and port), within `timeout` ms (and `signal`). */
+export function openTransport(opts: ConnectOptions, timeout: number, signal?: AbortSignal): Promise<Transport> {
+  if (opts.url !== undefined) return openWebSocket(opts, timeout, signal);
   return new Promise((resolve, reject) => {
     if (signal?.aborted) {
       reject(signal.reason);
@@ -43,6 +53,12 @@ export function openTransport(opts: ConnectOptions, timeout: number, signal?: Ab
       resolve(socket);
     });
   });
+}
+
+/** The TLS socket a transport runs on (itself, or the socket under a wss:// WebSocket), undefined without TLS. */
+export function tlsSocketOf(transport: Duplex): tls.TLSSocket | undefined {
+  const socket = transport instanceof WebSocketStream ? transport.socket : transport;
+  return socket instanceof tlsLib().TLSSocket ? socket : undefined;
 }
 
 /**

@@ -64,6 +64,8 @@ export class WebSocketStream extends Duplex {
   /** The peer's address and port, as a net.Socket has them (the Channel reads them). */
   readonly remoteAddress: string | undefined;
   readonly remotePort: number | undefined;
+  /** @internal The socket under the WebSocket (a TLSSocket for wss), when known: its peer certificate is the client's. */
+  readonly socket: Duplex | undefined;
 
   /** @internal */
   constructor(
@@ -76,6 +78,7 @@ export class WebSocketStream extends Duplex {
     this.#maxPayload = maxPayload;
     this.remoteAddress = remote.remoteAddress;
     this.remotePort = remote.remotePort;
+    this.socket = remote instanceof Duplex ? remote : undefined;
     ws.binaryType = 'nodebuffer';
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       if (!isBinary) {

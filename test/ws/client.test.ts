@@ -119,8 +119,8 @@ test('requests over ws://: client.request() reaches onRequest, and the server re
 
 test('connect() refuses a WebSocket target it could never connect to, before any attempt', async () => {
   const cases: [Client, Promise<void>, RegExp][] = [];
-  const withResume = new Client({ resume: true });
-  cases.push([withResume, withResume.connect('ws://127.0.0.1:1/'), /resume/]);
+  const badResume = new Client({ resume: 'yes' as unknown as true }); // resume itself works over WebSocket (test/session/ws.test.ts)
+  cases.push([badResume, badResume.connect('ws://127.0.0.1:1/'), /resume/]);
   const both = new Client();
   cases.push([both, both.connect({ url: 'ws://127.0.0.1:1/', port: 1 }), /either `url`/]);
   const notWs = new Client();
