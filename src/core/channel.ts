@@ -36,7 +36,7 @@ import { messages } from './iterator.js';
 import { SendPromise, SendTally } from './sends.js';
 import { SendBacklog } from './backlog.js';
 import { Watchdog } from './watchdog.js';
-import type { DirectReader, ReadTarget } from './reader.js';
+import type { ReadSource, ReadTarget } from './reader.js';
 import { BudgetShare } from './budget.js';
 import { BodyPool } from './recycle.js';
 import { FrameWriter } from './writer.js';
@@ -138,8 +138,8 @@ export class Channel implements AsyncIterable<Buffer> {
   #framesReceivedBytes = 0;
   /** Raw bytes read from the transport, read-ahead included (idleTimeout, and the heartbeat of a layer above). */
   #bytesRead = 0;
-  /** The socket's direct reader (reader.ts), when it reads through one. */
-  readonly #reader: DirectReader | undefined;
+  /** Where reads come from without 'data' events (reader.ts): a socket's direct reader, a session. */
+  readonly #reader: ReadSource | undefined;
   /** Released messages' memory, reused for large bodies (release()). */
   readonly #bodies = new BodyPool();
   /** Reads the raw bytes while the framing's handshake runs; null once it is done. */
@@ -268,7 +268,7 @@ export class Channel implements AsyncIterable<Buffer> {
     this.port = typeof socket.remotePort === 'number' ? socket.remotePort : undefined;
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
 
-    const reader = (this.#reader = options.reader);
+    const reader = (this.#reader = options.reader ?? (stream instanceof SessionStream ? stream.reader : undefined));
     if (reader === undefined) stream.on('data', this.#onData);
     stream.on('end', this.#onEnd);
     stream.on('error', this.#onError);

@@ -10,7 +10,7 @@ import { msg } from '../framing/msg.js';
 import type { Framing } from '../framing/types.js';
 import { checkInt, checkNumber, checkPort, checkTimeout, describe } from '../validate.js';
 import { afterTimeout, noop } from '../util.js';
-import type { DirectReader } from './reader.js';
+import type { ReadSource } from './reader.js';
 import type { MemoryBudget } from './budget.js';
 import type { ResumeOptions } from '../session/options.js';
 import type { SessionStats } from '../session/stream.js';
@@ -358,7 +358,7 @@ export interface ChannelInternals {
   /** @internal The listener's (or server's) memory budget for large bodies. */
   budget?: MemoryBudget;
   /** @internal The socket's direct reader (it was made with its `onread`): reads come from it, not 'data'. */
-  reader?: DirectReader;
+  reader?: ReadSource;
 }
 
 /** A signal that aborts when `signal` does or after `timeout` ms (0: no limit); `dispose` releases the timer and listener. */

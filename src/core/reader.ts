@@ -16,6 +16,7 @@
  * the user wraps; those take the `'data'` path, with the same semantics.
  */
 import * as net from 'node:net';
+import type { Duplex } from 'node:stream';
 import { view } from '../framing/body.js';
 
 /** Size of the read buffer between bodies (and the read Node itself would allocate per read). */
@@ -42,9 +43,21 @@ export interface ReadTarget {
   filled(n: number): void;
 }
 
-/** The `onread` option of one socket, and the bridge to the Channel that consumes it. */
-export class DirectReader {
+/** Where a Channel's reads come from without 'data' events: a socket's DirectReader, or a session's stream. */
+export interface ReadSource {
+  /** Deliver the reads to `target` from now on. */
+  attach(target: ReadTarget): void;
+  /** Bytes read straight into bodies (for tests and diagnostics). */
+  readonly directBytes: number;
+}
+
+/** The `onread` option of one socket, and the bridge to what consumes it (a Channel, or a session's parser). */
+export class DirectReader implements ReadSource {
   #target: ReadTarget | null = null;
+  /** What the reads go to now (null: none; reading pauses). */
+  get target(): ReadTarget | null {
+    return this.#target;
+  }
   /** The slab to read into next (null: allocate one when needed). */
   #slab: Buffer | null = null;
   /** The body tail handed out as the current read buffer, if it is one. */
@@ -59,12 +72,13 @@ export class DirectReader {
     callback: (n: number, buf: Uint8Array): boolean => this.#read(n, buf),
   };
 
-  /** Start delivering reads to `target` (once), with those that came before. */
-  attach(target: ReadTarget): void {
+  /**
+   * Deliver reads to `target` from now on, those that came while none was attached first; null
+   * detaches (reading pauses at the next read, which is kept for the next target).
+   */
+  attach(target: ReadTarget | null): void {
     this.#target = target;
-    const early = this.#early;
-    this.#early = [];
-    for (const chunk of early) target.data(chunk);
+    while (this.#target === target && target !== null && this.#early.length > 0) target.data(this.#early.shift()!);
   }
 
   #next(): Buffer {
@@ -97,6 +111,46 @@ export class DirectReader {
     target.data(chunk);
     return true;
   }
+}
+
+/** The DirectReader of each socket made with one (other transports read through 'data'). */
+const directReaders = new WeakMap<Duplex, DirectReader>();
+
+/** Record that `socket` reads through `reader` (it was made with `reader.onread`), for readFrom(). */
+export function readsThrough(socket: Duplex, reader: DirectReader): void {
+  directReaders.set(socket, reader);
+}
+
+/**
+ * Read `stream` into `target` from now on (it resumes), whichever path it reads by: its
+ * DirectReader (the target's space() may then be read straight into), or 'data' events. Returns
+ * the function that stops the delivery; what is read after it waits for the next readFrom().
+ */
+export function readFrom(stream: Duplex, target: ReadTarget): () => void {
+  const reader = directReaders.get(stream);
+  let stop: () => void;
+  if (reader !== undefined) {
+    reader.attach(target); // a read that came while detached stopped reading: resume() restarts it
+    stop = () => {
+      if (reader.target === target) reader.attach(null);
+    };
+  } else {
+    const onData = (chunk: Buffer): void => target.data(chunk);
+    stream.on('data', onData);
+    stop = () => {
+      stream.removeListener('data', onData);
+      stream.pause();
+    };
+  }
+  stream.resume();
+  return stop;
+}
+
+const DISCARD: ReadTarget = { data: () => {}, space: () => null, filled: () => {} };
+
+/** Read and drop whatever `stream` still receives (until its end), whichever path it reads by. */
+export function discardReads(stream: Duplex): void {
+  readFrom(stream, DISCARD);
 }
 
 type StreamHandle = { useUserBuffer?: unknown; readStart?: unknown; reading?: boolean };

@@ -16,6 +16,7 @@ import { MemoryBudget } from '../core/budget.js';
 import type { Channel } from '../core/channel.js';
 import type { ChannelFactory } from '../core/connect.js';
 import { AcceptQueue } from '../core/acceptQueue.js';
+import { DIRECT_READS, adoptAccepted, discardReads, readsThrough } from '../core/reader.js';
 import { DEFAULT_CLOSE_TIMEOUT, checkListenOptions, type SessionListenOptions } from '../core/options.js';
 import { lazyModule, noop, tlsLib } from '../util.js';
 import { webSocketAcceptor, type WebSocketAcceptor } from '../ws/accept.js';
@@ -108,7 +109,9 @@ export class SessionListener implements AsyncIterable<Channel> {
       (stream) => void this.#onTransport(stream),
     );
     const attached = attachedServer(options);
-    this.#server = attached ?? net.createServer(this.#onConnection);
+    // Plain sockets are accepted paused and re-wrapped to read through the direct path (core/reader.ts).
+    const direct = DIRECT_READS && !options.tls && !options.ws;
+    this.#server = attached ?? net.createServer({ pauseOnConnect: direct }, this.#onConnection);
     if (options.tls && attached === undefined) {
       const server = tlsLib().createServer({ ...options.tls, handshakeTimeout: checked.handshakeTimeout }, (socket) =>
         this.#ws === undefined ? void this.#onTransport(socket) : this.#ws.connection(socket),
@@ -206,11 +209,17 @@ export class SessionListener implements AsyncIterable<Channel> {
     return true;
   };
 
-  readonly #onConnection = (socket: net.Socket): void => {
+  readonly #onConnection = (accepted: net.Socket): void => {
     if (!this.#admits()) {
-      socket.on('error', noop);
-      socket.destroy();
+      accepted.on('error', noop);
+      accepted.destroy();
       return;
+    }
+    let socket = accepted;
+    const direct = this.#tls === undefined && this.#ws === undefined ? adoptAccepted(accepted) : undefined;
+    if (direct !== undefined) {
+      socket = direct.socket;
+      readsThrough(socket, direct.reader);
     }
     this.#count(socket);
     if (this.#options.path === undefined) {
@@ -253,7 +262,7 @@ export class SessionListener implements AsyncIterable<Channel> {
   #refuse(socket: Duplex, status: number): void {
     this.stats.refused++;
     socket.end(encodeServerHello({ status, token: Buffer.alloc(TOKEN_LENGTH), received: 0, messages: 0, window: 1 }));
-    socket.resume();
+    discardReads(socket);
     const timer = setTimeout(() => socket.destroy(), DEFAULT_CLOSE_TIMEOUT);
     timer.unref();
     socket.once('close', () => clearTimeout(timer));

@@ -10,6 +10,8 @@ import { Duplex } from 'node:stream';
 import type { PeerCertificate } from 'node:tls';
 import { ChannelClosedError, ProtocolError, SessionLostError, TimeoutError } from '../errors.js';
 import { noop } from '../util.js';
+import { readFrom, discardReads, type ReadSource, type ReadTarget } from '../core/reader.js';
+import { PendingBytes } from './pending.js';
 import { ReplayBuffer } from './replay.js';
 import {
   ABORT_SEGMENT,
@@ -161,7 +163,17 @@ export class SessionStream extends Duplex {
   #writeDone: ((error?: Error | null) => void) | null = null;
   #heldFinal: ((error?: Error | null) => void) | null = null;
 
-  // Receiving.
+  // Receiving. What arrives goes to the Channel above through `reader` (its ReadTarget), not
+  // through this Duplex's readable side, which only carries the end: large bodies are read from a
+  // plain socket straight into the Channel's memory; what it does not take waits in #pending.
+  /** The Channel's read target, once it attached. */
+  #consumer: ReadTarget | null = null;
+  /** The Channel paused reading (it holds what it read ahead): what arrives waits in #pending. */
+  #consumerPaused = false;
+  readonly #pending = new PendingBytes();
+  /** #pending is being handed over (the Channel may resume or pause from inside). */
+  #delivering = false;
+  #endPushed = false;
   /** Offset after the last byte received (the FIN included). */
   #received = 0;
   #finReceived = false;
@@ -178,6 +190,8 @@ export class SessionStream extends Duplex {
   // The transport.
   #transport: Duplex | null = null;
   #parser: SegmentParser | null = null;
+  /** Stops reading the transport into #transportTarget. */
+  #stopReading: (() => void) | null = null;
   #tick: NodeJS.Timeout | undefined;
   #heard = false;
   #silentTicks = 0;
@@ -235,7 +249,61 @@ export class SessionStream extends Duplex {
 
   /** Bytes the Channel above has taken: what is acknowledged, so a slow reader holds at most a window. */
   #delivered(): number {
-    return this.#received - this.readableLength;
+    return this.#received - this.#pending.length;
+  }
+
+  /** The Channel's read source: what arrives goes to its target, in order, while it reads. */
+  readonly reader: ReadSource & { directBytes: number } = {
+    attach: (target) => {
+      this.#consumer = target;
+      this.#deliverPending();
+    },
+    directBytes: 0,
+  };
+
+  /** The Channel stops reading (it holds what it read ahead): what arrives waits, unacknowledged. */
+  override pause(): this {
+    this.#consumerPaused = true;
+    return super.pause();
+  }
+
+  override resume(): this {
+    this.#consumerPaused = false;
+    super.resume();
+    this.#deliverPending();
+    return this;
+  }
+
+  /** Whether bytes that arrive now may go straight to the Channel. */
+  #consumerReading(): boolean {
+    return this.#consumer !== null && !this.#consumerPaused && this.#pending.length === 0;
+  }
+
+  #deliver(bytes: Buffer): void {
+    if (this.#consumerReading()) this.#consumer!.data(bytes);
+    else this.#pending.push(bytes);
+  }
+
+  /** Hand over what waits, while the Channel reads; then the end, once everything before it is taken. */
+  #deliverPending(): void {
+    if (this.#delivering) return;
+    this.#delivering = true;
+    try {
+      while (this.#pending.length > 0 && this.#consumer !== null && !this.#consumerPaused) {
+        this.#consumer.data(this.#pending.shift()!);
+      }
+    } finally {
+      this.#delivering = false;
+    }
+    this.#endIfDelivered();
+    this.#ackIfDue();
+  }
+
+  #endIfDelivered(): void {
+    if (this.#finReceived && this.#pending.length === 0 && !this.#endPushed) {
+      this.#endPushed = true;
+      this.push(null);
+    }
   }
 
   // ---------------------------------------------------------------- transport
@@ -271,7 +339,6 @@ export class SessionStream extends Duplex {
     const parser = (this.#parser = new SegmentParser());
     this.#heard = true;
     this.#silentTicks = 0;
-    transport.on('data', this.#onTransportData);
     transport.on('drain', this.#pump);
     transport.on('error', this.#onTransportError);
     transport.on('close', this.#onTransportClose);
@@ -281,10 +348,50 @@ export class SessionStream extends Duplex {
     if (hello !== undefined) transport.write(hello);
     this.#sendAck();
     if (rest.length > 0) this.#onTransportData(rest);
-    if (this.#parser === parser) {
+    // Then what the transport reads (what came after `rest` first): unless `rest` dropped it.
+    if (this.#parser !== parser) return;
+    const stop = readFrom(transport, this.#transportTarget);
+    if (this.#parser !== parser) stop();
+    else {
+      this.#stopReading = stop;
       this.#pump();
-      if (transport.isPaused()) transport.resume();
     }
+  }
+
+  /** The transport's reads: parsed as segments; a DATA segment's bytes may be read straight into the Channel's body. */
+  readonly #transportTarget: ReadTarget = {
+    data: (chunk) => this.#onTransportData(chunk),
+    space: (min) => this.#dataSpace(min),
+    filled: (n) => this.#dataFilled(n),
+  };
+
+  /**
+   * Room to read the DATA segment in progress straight into: the unfilled rest of the Channel's
+   * body in progress, cut to what the segment and the window still allow (so what lands there was
+   * checked as the sink checks DATA bytes), when at least `min` bytes of it are due.
+   */
+  #dataSpace(min: number): Buffer | null {
+    const parser = this.#parser;
+    if (parser === null || this.#finReceived || !this.#consumerReading()) return null;
+    const due = Math.min(
+      parser.dataDue,
+      this.#window - (this.#received - this.#ackSent),
+      MAX_OFFSET - this.#received,
+    );
+    if (due < min) return null;
+    const space = this.#consumer!.space(min);
+    if (space === null) return null;
+    return space.length > due ? space.subarray(0, due) : space;
+  }
+
+  /** `n` bytes of the DATA segment in progress were read into the space #dataSpace() gave. */
+  #dataFilled(n: number): void {
+    this.#heard = true;
+    this.#parser!.dataFilled(n);
+    this.#received += n;
+    this.reader.directBytes += n;
+    this.#consumer!.filled(n);
+    this.#ackIfDue();
   }
 
   readonly #onTransportData = (chunk: Buffer): void => {
@@ -342,8 +449,9 @@ export class SessionStream extends Duplex {
     this.#transport = null;
     this.#parser?.stop();
     this.#parser = null;
+    this.#stopReading?.();
+    this.#stopReading = null;
     clearInterval(this.#tick);
-    transport.removeListener('data', this.#onTransportData);
     transport.removeListener('drain', this.#pump);
     transport.removeListener('error', this.#onTransportError);
     transport.removeListener('close', this.#onTransportClose);
@@ -380,7 +488,7 @@ export class SessionStream extends Duplex {
       }
       if (received > MAX_OFFSET) throw new ProtocolError('session offset overflow');
       this.#received = received;
-      this.push(bytes);
+      this.#deliver(bytes);
     },
     ack: (received, messages) => this.#onAck(received, messages),
     ping: () => {
@@ -390,7 +498,7 @@ export class SessionStream extends Duplex {
       if (this.#finReceived) throw new ProtocolError('session FIN twice');
       this.#finReceived = true;
       this.#received++;
-      this.push(null);
+      this.#endIfDelivered();
       this.#sendAck();
     },
     abort: () => {
@@ -593,7 +701,7 @@ export class SessionStream extends Duplex {
     this.#release(transport);
     if (!clean) transport.write(ABORT_SEGMENT);
     transport.end();
-    transport.resume(); // read and discard until the peer's end
+    discardReads(transport); // until the peer's end
     const timer = setTimeout(() => transport.destroy(), this.#heartbeat);
     timer.unref();
     transport.once('close', () => clearTimeout(timer));

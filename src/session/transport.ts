@@ -6,6 +6,7 @@ import * as net from 'node:net';
 import type * as tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { ChannelClosedError, TimeoutError } from '../errors.js';
+import { DIRECT_READS, DirectReader, readFrom, readsThrough, type ReadTarget } from '../core/reader.js';
 import { noop, tlsLib } from '../util.js';
 import type { ConnectOptions } from '../core/options.js';
 import { openWebSocket } from '../ws/connect.js';
@@ -27,9 +28,13 @@ export function openTransport(opts: ConnectOptions, timeout: number, signal?: Ab
     }
     const where = opts.path !== undefined ? { path: opts.path } : { host: opts.host ?? 'localhost', port: opts.port! };
     const secure = opts.tls !== undefined;
+    // Plain sockets read through the direct path (core/reader.ts) where Node offers it: the
+    // session's DATA bytes are then read straight into the Channel's bodies.
+    const reader = !secure && DIRECT_READS ? new DirectReader() : undefined;
     const socket: net.Socket = secure
       ? tlsLib().connect({ ...(opts.tls === true ? {} : opts.tls), ...where })
-      : net.connect(where);
+      : net.connect(reader === undefined ? where : { ...where, onread: reader.onread });
+    if (reader !== undefined) readsThrough(socket, reader);
     const settle = (): void => {
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
@@ -61,16 +66,21 @@ export function tlsSocketOf(transport: Duplex): tls.TLSSocket | undefined {
   return socket instanceof tlsLib().TLSSocket ? socket : undefined;
 }
 
+/** Bytes read beyond the piece asked for before reading pauses: the hellos and `auth`'s pieces are far smaller. */
+const START_READ_AHEAD = 64 * 1024;
+
 /**
  * The start of a transport connection, read as exact-length pieces (the `auth` exchange, then the
  * hello) within one deadline. Any end, error, abort or the deadline fails the read in progress and
  * every later one; the transport is left to the caller. finish() stops reading (the transport
- * paused, until the session takes it over) and returns what came after the last piece.
+ * paused, until the session takes it over) and returns what came after the last piece. A peer
+ * that sends more than it was asked for is read no further than START_READ_AHEAD bytes ahead.
  */
 export class ConnectionStart {
   readonly #transport: Duplex;
   readonly #signal: AbortSignal | undefined;
   readonly #timer: NodeJS.Timeout;
+  readonly #stopReading: () => void;
   #chunks: Buffer[] = [];
   #have = 0;
   #error: unknown;
@@ -83,7 +93,8 @@ export class ConnectionStart {
       () => this.#fail(new TimeoutError(`session connection start (auth, hello) timed out after ${timeout} ms`)),
       timeout,
     );
-    transport.on('data', this.#onData);
+    const target: ReadTarget = { data: this.#onData, space: () => null, filled: noop };
+    this.#stopReading = readFrom(transport, target);
     transport.once('error', this.#fail);
     transport.once('end', this.#onEnd);
     transport.once('close', this.#onEnd);
@@ -107,8 +118,7 @@ export class ConnectionStart {
 
   /** Stop reading; what came after the last piece read. */
   finish(): Buffer {
-    this.#stop();
-    this.#transport.pause(); // nothing is read until the session takes over
+    this.#stop(); // nothing more is read until the session takes the transport over
     const rest = this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks, this.#have);
     this.#chunks = [];
     this.#have = 0;
@@ -119,11 +129,16 @@ export class ConnectionStart {
     this.#chunks.push(chunk);
     this.#have += chunk.length;
     this.#serve();
+    if (this.#have >= START_READ_AHEAD && !this.#transport.isPaused()) this.#transport.pause();
   };
 
   #serve(): void {
     const p = this.#pending;
-    if (p === null || this.#have < p.n) return;
+    if (p === null) return;
+    if (this.#have < p.n) {
+      if (this.#transport.isPaused() && this.#error === undefined) this.#transport.resume();
+      return;
+    }
     const all = this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks, this.#have);
     const rest = all.subarray(p.n);
     this.#chunks = rest.length > 0 ? [rest] : [];
@@ -147,7 +162,7 @@ export class ConnectionStart {
     clearTimeout(this.#timer);
     this.#signal?.removeEventListener('abort', this.#onAbort);
     const transport = this.#transport;
-    transport.removeListener('data', this.#onData);
+    this.#stopReading();
     transport.removeListener('error', this.#fail);
     transport.removeListener('end', this.#onEnd);
     transport.removeListener('close', this.#onEnd);

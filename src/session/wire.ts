@@ -173,6 +173,18 @@ export class SegmentParser {
   /** Bytes consumed, for error offsets. */
   offset = 0;
 
+  /** DATA bytes still due of the segment being read (0 between segments): a direct read may take up to this many. */
+  get dataDue(): number {
+    return this.#state === BODY ? this.#remaining : 0;
+  }
+
+  /** `n` (at most dataDue) bytes of the DATA segment were read elsewhere (straight into the consumer's memory). */
+  dataFilled(n: number): void {
+    this.#remaining -= n;
+    this.offset += n;
+    if (this.#remaining === 0) this.#state = TYPE;
+  }
+
   /** Parse nothing more (the connection was dropped by what a segment did). */
   stop(): void {
     this.#state = STOPPED;
