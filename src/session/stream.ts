@@ -373,11 +373,7 @@ export class SessionStream extends Duplex {
   #dataSpace(min: number): Buffer | null {
     const parser = this.#parser;
     if (parser === null || this.#finReceived || !this.#consumerReading()) return null;
-    const due = Math.min(
-      parser.dataDue,
-      this.#window - (this.#received - this.#ackSent),
-      MAX_OFFSET - this.#received,
-    );
+    const due = Math.min(parser.dataDue, this.#window - (this.#received - this.#ackSent), MAX_OFFSET - this.#received);
     if (due < min) return null;
     const space = this.#consumer!.space(min);
     if (space === null) return null;
