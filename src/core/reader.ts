@@ -124,7 +124,8 @@ export function readsThrough(socket: Duplex, reader: DirectReader): void {
 /**
  * Read `stream` into `target` from now on (it resumes), whichever path it reads by: its
  * DirectReader (the target's space() may then be read straight into), or 'data' events. Returns
- * the function that stops the delivery; what is read after it waits for the next readFrom().
+ * the function that stops the delivery (once: later calls, or calls after another readFrom took
+ * over, change nothing); what is read after it waits for the next readFrom().
  */
 export function readFrom(stream: Duplex, target: ReadTarget): () => void {
   const reader = directReaders.get(stream);
@@ -138,8 +139,10 @@ export function readFrom(stream: Duplex, target: ReadTarget): () => void {
     const onData = (chunk: Buffer): void => target.data(chunk);
     stream.on('data', onData);
     stop = () => {
-      stream.removeListener('data', onData);
-      stream.pause();
+      if (stream.listeners('data').includes(onData)) {
+        stream.removeListener('data', onData);
+        stream.pause();
+      }
     };
   }
   stream.resume();

@@ -7,7 +7,16 @@
 import * as net from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DIRECT_READS, DirectReader, SLAB_SIZE, adoptAccepted, type ReadTarget } from '../../src/core/reader.js';
+import {
+  DIRECT_READS,
+  DirectReader,
+  SLAB_SIZE,
+  adoptAccepted,
+  discardReads,
+  readFrom,
+  readsThrough,
+  type ReadTarget,
+} from '../../src/core/reader.js';
 import { openHandles, resultWithin, sleep, unhandled } from '../helpers.js';
 
 type ReaderModule = typeof import('../../src/core/reader.js');
@@ -233,6 +242,104 @@ test('adoptAccepted leaves a socket it cannot re-wrap soundly as it is', async (
   assert.is(destroyed, 0, 'none of them was touched');
   assert.ok((failing as unknown as { _handle: unknown })._handle !== null, 'the failing one keeps its handle');
 });
+
+test('DirectReader: attach(null) detaches (reads pause and are kept); the next target gets them, in order, once', () => {
+  const reader = new DirectReader();
+  const first = recorder();
+  reader.attach(first);
+  assert.is(reader.target, first);
+  reader.attach(null);
+  assert.is(reader.target, null);
+  const slab = reader.onread.buffer();
+  for (const [n, byte] of [
+    [3, 1],
+    [4, 2],
+    [5, 3],
+  ] as const) {
+    slab.fill(byte, 0, n);
+    assert.is(reader.onread.callback(n, slab), false, 'detached: reading pauses');
+  }
+  assert.equal(first.got, [], 'nothing reaches the old target');
+  reader.attach(null); // detaching again keeps them
+  // A target that detaches while taking what came early: the rest is kept.
+  const detaching: ReadTarget & { got: Buffer[] } = {
+    got: [],
+    data: (chunk) => {
+      detaching.got.push(chunk);
+      reader.attach(null);
+    },
+    space: () => null,
+    filled: () => {},
+  };
+  reader.attach(detaching);
+  assert.equal(detaching.got, [Buffer.alloc(3, 1)]);
+  assert.is(reader.target, null);
+  slab.fill(1, 0, 3);
+  assert.is(reader.onread.callback(3, slab), false);
+  // A target that hands the reader on while taking what came early: the rest goes to the next one.
+  const third = recorder();
+  const second: ReadTarget & { got: Buffer[] } = {
+    got: [],
+    data: (chunk) => {
+      second.got.push(chunk);
+      reader.attach(third);
+    },
+    space: () => null,
+    filled: () => {},
+  };
+  reader.attach(second);
+  assert.equal(second.got, [Buffer.alloc(4, 2)]);
+  assert.equal(third.got, [Buffer.alloc(5, 3), Buffer.alloc(3, 1)]);
+  assert.is(reader.target, third);
+  reader.attach(third);
+  assert.equal(third.got.length, 2, 'handed over once');
+});
+
+/** Resolves once `target` has `n` bytes, or rejects after 2 s. */
+async function bytesIn(target: { got: Buffer[] }, n: number): Promise<Buffer> {
+  for (let i = 0; i < 400; i++) {
+    const all = Buffer.concat(target.got);
+    if (all.length >= n) return all;
+    await sleep(5);
+  }
+  throw new Error(`only ${Buffer.concat(target.got).length} of ${n} bytes arrived`);
+}
+
+for (const path of DIRECT_READS ? (['direct', 'data'] as const) : (['data'] as const)) {
+  test(`readFrom (${path} path): reads go to the target; stop() keeps the rest for the next readFrom; discardReads drops all`, async () => {
+    const pair = await acceptedPair(true);
+    let socket = pair.accepted;
+    if (path === 'direct') {
+      const adopted = adoptAccepted(pair.accepted)!;
+      socket = adopted.socket;
+      readsThrough(socket, adopted.reader);
+    }
+    socket.on('error', () => {});
+    const first = recorder();
+    const stopFirst = readFrom(socket, first);
+    pair.client.write('one');
+    assert.equal(await bytesIn(first, 3), Buffer.from('one'));
+    stopFirst();
+    pair.client.write('two');
+    await sleep(50);
+    assert.equal(Buffer.concat(first.got), Buffer.from('one'), 'stopped: nothing more reaches it');
+    const second = recorder();
+    const stopSecond = readFrom(socket, second);
+    assert.equal(await bytesIn(second, 3), Buffer.from('two'), 'what came meanwhile goes to the next target');
+    stopFirst(); // a late stop of a former target does not detach the current one
+    pair.client.write('three');
+    assert.equal(await bytesIn(second, 8), Buffer.from('twothree'));
+    assert.equal(second.asked.length > 0, path === 'direct', 'only the direct path asks for body space');
+    stopSecond();
+    discardReads(socket);
+    const ended = new Promise<string>((r) => socket.once('end', () => r('ended')));
+    pair.client.end('dropped');
+    assert.is(await resultWithin(ended, 2000), 'ended', 'discarded reads go on to the end');
+    assert.equal(Buffer.concat(second.got), Buffer.from('twothree'), 'and reach no target');
+    socket.destroy();
+    await pair.close();
+  });
+}
 
 test('reader parts leave no unhandled rejection, socket or timer behind', async () => {
   await sleep(20);
