@@ -158,3 +158,10 @@ export async function until(cond: () => boolean, ms = 2000, what = 'condition'):
     await new Promise((r) => setTimeout(r, 2));
   }
 }
+
+/** A message whose every byte depends on its index and position, so a mix-up shows. */
+export function pattern(i: number, size: number): Buffer {
+  const b = Buffer.allocUnsafe(size);
+  for (let j = 0; j < size; j++) b[j] = (i * 31 + j * 7) & 0xff;
+  return b;
+}

@@ -22,7 +22,7 @@ import {
   type ListenOptions,
 } from '../../channel.js';
 import { DIRECT_READS, DirectReader, SLAB_SIZE } from '../../src/core/reader.js';
-import { makeCertificate, openHandles, sleep, tlsTest, unhandled } from '../helpers.js';
+import { makeCertificate, openHandles, pattern, sleep, tlsTest, unhandled } from '../helpers.js';
 
 const MiB = 1024 * 1024;
 const withOpenssl = tlsTest('direct receive path, TLS');
@@ -43,13 +43,6 @@ async function tcpPair(
   const server = (await accepted)!;
   await listener.close();
   return [client, server];
-}
-
-/** A message whose every byte depends on its index and position, so a mix-up shows. */
-function pattern(i: number, size: number): Buffer {
-  const b = Buffer.allocUnsafe(size);
-  for (let j = 0; j < size; j++) b[j] = (i * 31 + j * 7) & 0xff;
-  return b;
 }
 
 if (DIRECT_READS) {

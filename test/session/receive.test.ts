@@ -15,17 +15,10 @@ import { Channel, type SessionListener } from '../../channel.js';
 import { DIRECT_READS } from '../../src/core/reader.js';
 import { PendingBytes } from '../../src/session/pending.js';
 import { DATA, SERVER_HELLO_LENGTH, encodeClientHello } from '../../src/session/wire.js';
-import { openHandles, sleep, unhandled, until } from '../helpers.js';
+import { openHandles, pattern, sleep, unhandled, until } from '../helpers.js';
 import { ChaosProxy } from './chaos.js';
 
 const MiB = 1024 * 1024;
-
-/** A message whose every byte depends on its index and position, so a mix-up shows. */
-function pattern(i: number, size: number): Buffer {
-  const b = Buffer.allocUnsafe(size);
-  for (let j = 0; j < size; j++) b[j] = (i * 31 + j * 7) & 0xff;
-  return b;
-}
 
 async function sessionPair(
   listener: SessionListener,
