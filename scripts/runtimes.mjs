@@ -78,14 +78,12 @@ for (const [name, command] of Object.entries(RUNTIMES)) {
     const ok = Number(/Passed:\s+(\d+)/.exec(out)?.[1] ?? 0);
     const good = r.status === 0 && total > 0 && ok === total;
     console.log(`${good ? 'ok  ' : 'FAIL'} ${name} (${version}) ${suite}: ${ok}/${total}`);
-    if (!good)
-      console.log(
-        out
-          .split('\n')
-          .filter((l) => /FAIL|Error|expected/i.test(l))
-          .slice(0, 20)
-          .join('\n'),
-      );
+    // A failure's title, its message (the line after it) and any error line, enough to tell why.
+    if (!good) {
+      const lines = out.split('\n');
+      const shown = lines.filter((l, i) => /FAIL|Error|expected/i.test(l) || /FAIL/.test(lines[i - 1] ?? ''));
+      console.log(shown.slice(0, 30).join('\n'));
+    }
     passed += ok;
     failed += total - ok + (good || total > ok ? 0 : 1);
   }

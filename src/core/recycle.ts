@@ -15,7 +15,11 @@ import { BodyView } from '../framing/body.js';
 
 /** Bodies of this size and up come from (and may go back to) the pool; smaller ones are not worth it. */
 export const RECYCLE_MIN = 64 * 1024;
-/** Released buffers kept for reuse, per channel. */
+/**
+ * Released buffers kept for reuse, per channel. When a third comes back it replaces the oldest:
+ * the newest releases say best what size the next bodies will be, and spares that never fit a
+ * later body (two small ones, say, under a stream of large messages) must not block reuse forever.
+ */
 const MAX_SPARES = 2;
 
 /** A body the pool allocated: a Buffer in every observable way, privately marked with the pool it may go back to. */
@@ -56,9 +60,13 @@ export class BodyPool {
     return new PooledBody(memory ?? Buffer.allocUnsafeSlow(length).buffer, length, this) as unknown as Buffer;
   };
 
-  /** Take `message` back for reuse; false (and nothing kept) unless it is a body this pool handed out and has not had back. */
+  /**
+   * Take `message` back for reuse (in place of the oldest spare if two are kept); false (and
+   * nothing kept) unless it is a body this pool handed out and has not had back.
+   */
   release(message: unknown): boolean {
-    if (this.#closed || this.#spares.length >= MAX_SPARES || !PooledBody.take(message, this)) return false;
+    if (this.#closed || !PooledBody.take(message, this)) return false;
+    if (this.#spares.length >= MAX_SPARES) this.#spares.shift();
     this.#spares.push(message.buffer);
     return true;
   }

@@ -2,7 +2,7 @@
  * Channel.release(): a large message given back is read into again by a later body of about its
  * size, on every transport that reads a large body in pieces; and release() takes nothing it should
  * not (a view, a copy, a small or foreign body, a view of what the in-memory peer wrote, a second
- * release, more than two, after close).
+ * release, after close); it keeps the two released last.
  */
 import { randomBytes, randomInt } from 'node:crypto';
 import * as net from 'node:net';
@@ -75,7 +75,7 @@ test('a body reuses released memory only of its size up to twice it: not smaller
   await a.close();
 });
 
-test('release() refuses what it must not reuse, and keeps at most two', async () => {
+test('release() refuses what it must not reuse, and keeps the two released last', async () => {
   const [a, b] = await tcpPair({ maxMessageSize: 8 * MiB });
   const got: Buffer[] = [];
   for (let i = 0; i < 4; i++) {
@@ -91,20 +91,43 @@ test('release() refuses what it must not reuse, and keeps at most two', async ()
   assert.is(b.release(m0), true);
   assert.is(b.release(m0), false, 'twice');
   assert.is(b.release(m1), true);
-  assert.is(b.release(m2), false, 'a third spare');
-  // m0 and m1 are spares now: the next two bodies take them; a stale release of m0 is refused.
+  assert.is(b.release(m2), true, 'a third spare, in place of the oldest (m0)');
+  // m1 and m2 are the spares now: the next two bodies take them, and a third gets new memory.
   await a.send(pattern(4, MiB));
   await a.send(pattern(5, MiB));
+  await a.send(pattern(6, MiB));
   const r4 = await b.recv();
   const r5 = await b.recv();
-  assert.equal(new Set([r4.buffer, r5.buffer]), new Set([m0.buffer, m1.buffer]));
-  assert.ok(r4.equals(pattern(4, MiB)) && r5.equals(pattern(5, MiB)));
-  assert.is(b.release(m0), false, 'the old Buffer over memory now holding another message');
+  const r6 = await b.recv();
+  assert.equal(new Set([r4.buffer, r5.buffer]), new Set([m1.buffer, m2.buffer]));
+  assert.ok(![m0.buffer, m1.buffer, m2.buffer, m3.buffer].includes(r6.buffer), 'the dropped spare is not reused');
+  assert.ok(r4.equals(pattern(4, MiB)) && r5.equals(pattern(5, MiB)) && r6.equals(pattern(6, MiB)));
+  assert.is(b.release(m1), false, 'the old Buffer over memory now holding another message');
+  assert.is(b.release(m0), false, 'a dropped spare, released again');
   assert.is(b.release(m3), true);
   await a.close();
   await b.closed;
   await a.send(Buffer.alloc(0)).catch(() => {});
   assert.is(b.release(r4), false, 'after close');
+});
+
+test('spares that fit no later body give way to newer releases', async () => {
+  const [a, b] = await tcpPair({ maxMessageSize: 8 * MiB });
+  // Two 1 MiB spares, then a stream of 3 MiB messages: neither spare fits one (too small).
+  await a.send(pattern(0, MiB));
+  await a.send(pattern(1, MiB));
+  const [m0, m1] = [await b.recv(), await b.recv()];
+  assert.ok(b.release(m0) && b.release(m1));
+  const seen = new Set<ArrayBufferLike>();
+  for (let i = 2; i < 6; i++) {
+    await a.send(pattern(i, 3 * MiB));
+    const got = await b.recv();
+    assert.ok(got.equals(pattern(i, 3 * MiB)));
+    seen.add(got.buffer);
+    assert.ok(b.release(got), `3 MiB message ${i} taken back`);
+  }
+  assert.is(seen.size, 1, 'every 3 MiB message after the first reused the first one');
+  await a.close();
 });
 
 test('small bodies and bodies that are views of what arrived are never taken', async () => {
@@ -142,32 +165,45 @@ for (const framing of [msg, int32, ltprotocol('I')]) {
     await listener.close();
     const sizes = Array.from({ length: 30 }, (_, i) =>
       i % 3 === 0 ? randomInt(1, 70 * KiB) : randomInt(64 * KiB, 3 * MiB),
-    );
+    ).concat([MiB, MiB]);
     const bodies = sizes.map((n) => randomBytes(n));
     const frame = (b: Buffer): Buffer => {
       const header = Buffer.alloc(framing.maxHeaderLength);
       return Buffer.concat([header.subarray(0, framing.writeHeader(header, 0, b.length, 0)), b]);
     };
-    const stream = Buffer.concat(bodies.map(frame));
+    // All but the last frame go at once; the last (1 MiB, like the one before it) only once the
+    // one before it has been released, so it is read into that one whatever came before.
+    const stream = Buffer.concat(bodies.slice(0, -1).map(frame));
+    let lastMayGo!: () => void;
+    const released = new Promise<void>((resolve) => (lastMayGo = resolve));
     void (async () => {
       for (let at = 0; at < stream.length;) {
         const n = Math.min(stream.length - at, randomInt(1, 400 * KiB));
         if (!raw.write(stream.subarray(at, at + n))) await new Promise((r) => raw.once('drain', r));
         at += n;
       }
+      await released;
+      raw.write(frame(bodies.at(-1)!));
     })().catch((error: Error) => ch.destroy(error));
-    let reused = 0;
-    const seen = new Set<ArrayBufferLike>();
-    for (const [i, body] of bodies.entries()) {
-      const got = await ch.recv();
-      assert.ok(got.equals(body), `message ${i} (${body.length} bytes) intact`);
-      if (seen.has(got.buffer)) reused++;
-      seen.add(got.buffer);
-      ch.release(got);
+    try {
+      let reused = 0;
+      const seen = new Set<ArrayBufferLike>();
+      for (const [i, body] of bodies.entries()) {
+        const got = await ch.recv();
+        assert.ok(got.equals(body), `message ${i} (${body.length} bytes) intact`);
+        if (seen.has(got.buffer)) reused++;
+        seen.add(got.buffer);
+        const taken = ch.release(got);
+        if (i === bodies.length - 2) {
+          assert.ok(taken, 'a 1 MiB message read in pieces is taken back');
+          lastMayGo();
+        }
+      }
+      assert.ok(reused > 0, 'released memory was read into again');
+    } finally {
+      raw.destroy();
+      await ch.closed;
     }
-    assert.ok(reused > 0, 'released memory was read into again');
-    raw.destroy();
-    await ch.closed;
   });
 }
 
