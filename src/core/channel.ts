@@ -268,6 +268,9 @@ export class Channel implements AsyncIterable<Buffer> {
     this.port = typeof socket.remotePort === 'number' ? socket.remotePort : undefined;
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
 
+    if (stream instanceof SessionStream) {
+      stream.messageCounts = { sent: () => this.#writer.sent, received: () => this.#framesReceived };
+    }
     const reader = (this.#reader = options.reader ?? (stream instanceof SessionStream ? stream.reader : undefined));
     if (reader === undefined) stream.on('data', this.#onData);
     stream.on('end', this.#onEnd);

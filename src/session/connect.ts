@@ -110,7 +110,6 @@ export async function connectSession(opts: ConnectOptions, create: ChannelFactor
     stream.destroy();
     throw error;
   }
-  stream.channel = channel;
   sessions.set(channel, stream);
   await channel.ready; // a failed handshake has destroyed the channel and its stream
   return channel;

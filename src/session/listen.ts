@@ -307,7 +307,6 @@ export class SessionListener implements AsyncIterable<Channel> {
       this.#fatal(error as Error);
       return;
     }
-    stream.channel = channel;
     recordSession(channel, stream);
     this.#handshaking++;
     channel.ready.then(

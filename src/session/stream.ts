@@ -25,14 +25,15 @@ import {
   type SegmentSink,
 } from './wire.js';
 
-/** Delivered bytes are acknowledged at the latest this long after they arrive (sooner when a quarter window is due). */
+/** Delivered bytes are acknowledged at the latest this long after they arrive (at once when a quarter window is due). */
 export const ACK_DELAY = 50;
 /** Heartbeat ticks (each heartbeat / 2) without a byte received after which a connection is dead. */
 const DEAD_TICKS = 4;
 
 /** What a session's side needs from the Channel above it: its message counts, for acks and SessionLostError. */
 export interface MessageCounts {
-  readonly stats: { readonly messagesSent: number; readonly messagesReceived: number };
+  sent(): number;
+  received(): number;
 }
 
 /** The side that made the stream: the connecting side reconnects, the listening side keeps it `keep` ms. */
@@ -127,8 +128,8 @@ export interface SessionStreamOptions {
 export class SessionStream extends Duplex {
   /** The session's 128-bit token (a bearer secret: whoever holds it may resume the session). */
   readonly token: Buffer;
-  /** The Channel above, once made: its message counts go into acks and SessionLostError. */
-  channel: MessageCounts | undefined;
+  /** The Channel above's message counts, once it is made (it sets them): they go into acks and SessionLostError. */
+  messageCounts: MessageCounts | undefined;
   /** The first transport's peer address, for Channel.ip/port. */
   readonly remoteAddress: string | undefined;
   readonly remotePort: number | undefined;
@@ -180,8 +181,6 @@ export class SessionStream extends Duplex {
   /** The last acknowledgement sent. */
   #ackSent = 0;
   #ackTimer: NodeJS.Timeout | undefined;
-  /** An ACK due now, sent once this turn of the event loop has read what it can (one ACK for many reads). */
-  #ackSoon: NodeJS.Immediate | undefined;
   /** A PING arrived in the chunk being read: one ACK answers it (and any others in the chunk). */
   #pinged = false;
   /** An ACK was due while the transport's buffer was full (its peer not reading): it goes out on 'drain'. */
@@ -232,7 +231,7 @@ export class SessionStream extends Duplex {
     return {
       token: this.token,
       received: this.#received,
-      messages: this.channel?.stats.messagesReceived ?? 0,
+      messages: this.messageCounts?.received() ?? 0,
       window: this.#window,
     };
   }
@@ -329,7 +328,7 @@ export class SessionStream extends Duplex {
     if (this.#attachedOnce) {
       this.#stats.resumes++;
       this.#stats.bytesReplayed += Math.max(0, Math.min(this.#transmittedMax, this.#dataEnd()) - peer.received);
-      this.#stats.messagesReplayed += Math.max(0, (this.channel?.stats.messagesSent ?? 0) - peer.messages);
+      this.#stats.messagesReplayed += Math.max(0, (this.messageCounts?.sent() ?? 0) - peer.messages);
     }
     this.#attachedOnce = true;
     this.#sendWindow = Math.min(this.#window, peer.window);
@@ -508,14 +507,16 @@ export class SessionStream extends Duplex {
   }
 
   /**
-   * Acknowledge this turn of the event loop when a quarter window is delivered and unacknowledged
-   * (after the reads of this turn, which it covers too: on loopback each ACK is a write as costly
-   * as a read); else within ACK_DELAY.
+   * Acknowledge at once when a quarter window is delivered and unacknowledged, so the peer, which
+   * may have the whole window in flight, gets room back while the rest is still arriving (an ACK
+   * left to the end of the event loop's turn came only after a turn had read the whole window,
+   * and the peer stalled on every window); else within ACK_DELAY. A quarter window per ACK at
+   * most, whatever the peer sends: bytes delivered are what it pays for each one.
    */
   #ackIfDue(): void {
     const due = this.#delivered() - this.#ackSent;
     if (due <= 0 || this.#transport === null) return;
-    if (due >= this.#sendWindow >>> 2) this.#ackSoon ??= setImmediate(this.#onAckTimer);
+    if (due >= this.#sendWindow >>> 2) this.#sendAck();
     else this.#ackTimer ??= setTimeout(this.#onAckTimer, ACK_DELAY);
   }
 
@@ -527,8 +528,6 @@ export class SessionStream extends Duplex {
   #stopAckTimers(): void {
     clearTimeout(this.#ackTimer);
     this.#ackTimer = undefined;
-    clearImmediate(this.#ackSoon);
-    this.#ackSoon = undefined;
   }
 
   #sendAck(): void {
@@ -544,7 +543,7 @@ export class SessionStream extends Duplex {
     this.#ackOwed = false;
     const delivered = this.#delivered();
     this.#ackSent = Math.max(this.#ackSent, delivered);
-    transport.write(encodeAck(delivered, this.channel?.stats.messagesReceived ?? 0));
+    transport.write(encodeAck(delivered, this.messageCounts?.received() ?? 0));
   }
 
   #onAck(received: number, messages: number): void {
@@ -553,7 +552,7 @@ export class SessionStream extends Duplex {
         `session ack of ${received} bytes; ${this.#acked} were acknowledged and ${this.#transmitted} sent`,
       );
     }
-    const sentMessages = this.channel?.stats.messagesSent ?? 0;
+    const sentMessages = this.messageCounts?.sent() ?? 0;
     if (messages < this.#ackedMessages || messages > sentMessages) {
       throw new ProtocolError(`session ack of ${messages} messages; ${sentMessages} were sent`);
     }
@@ -662,7 +661,7 @@ export class SessionStream extends Duplex {
       final();
       return;
     }
-    const sent = this.channel?.stats.messagesSent ?? 0;
+    const sent = this.messageCounts?.sent() ?? 0;
     this.destroy(
       new SessionLostError(`session lost: ${reason}`, {
         unacknowledged: sent - this.#ackedMessages,
