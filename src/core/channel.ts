@@ -36,7 +36,7 @@ import { messages } from './iterator.js';
 import { SendPromise, SendTally } from './sends.js';
 import { SendBacklog } from './backlog.js';
 import { Watchdog } from './watchdog.js';
-import type { ReadSource, ReadTarget } from './reader.js';
+import { DirectReader, type ReadSource, type ReadTarget } from './reader.js';
 import { BudgetShare } from './budget.js';
 import { BodyPool } from './recycle.js';
 import { FrameWriter } from './writer.js';
@@ -243,7 +243,8 @@ export class Channel implements AsyncIterable<Buffer> {
       o.bodyTimeout,
     );
     this.#stream = stream;
-    const reuseSlab = options.reader !== undefined || stream instanceof SessionStream; // both take a copy at once
+    const session = stream instanceof SessionStream ? stream : undefined;
+    const reuseSlab = options.reader instanceof DirectReader || session !== undefined; // both copy writes at once
     this.#writer = new FrameWriter(stream, this.framing, reuseSlab, this.#sendTally, (cause) =>
       this.#error === undefined ? new ChannelClosedError('channel is closed', { cause }) : this.#closedError(),
     );
@@ -268,10 +269,8 @@ export class Channel implements AsyncIterable<Buffer> {
     this.port = typeof socket.remotePort === 'number' ? socket.remotePort : undefined;
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
 
-    if (stream instanceof SessionStream) {
-      stream.messageCounts = { sent: () => this.#writer.sent, received: () => this.#framesReceived };
-    }
-    const reader = (this.#reader = options.reader ?? (stream instanceof SessionStream ? stream.reader : undefined));
+    if (session) session.messageCounts = { sent: () => this.#writer.sent, received: () => this.#framesReceived };
+    const reader = (this.#reader = options.reader ?? session?.reader);
     if (reader === undefined) stream.on('data', this.#onData);
     stream.on('end', this.#onEnd);
     stream.on('error', this.#onError);
@@ -643,13 +642,12 @@ export class Channel implements AsyncIterable<Buffer> {
   /** Messages and body bytes sent and received so far (see ChannelStats); a new object each read. */
   get stats(): ChannelStats {
     const w = this.#writer;
-    const bytesReadDirect = this.#reader?.directBytes ?? 0;
     return {
       messagesSent: w.sent,
       messagesReceived: this.#framesReceived,
       bytesSent: w.sentBytes,
       bytesReceived: this.#framesReceivedBytes,
-      bytesReadDirect,
+      bytesReadDirect: this.#reader?.directBytes ?? 0,
       sendsFailed: this.#sendTally.failed,
       ...(this.#stream instanceof SessionStream && { session: this.#stream.stats }),
     };
