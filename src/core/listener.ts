@@ -15,7 +15,7 @@ import type { Channel } from './channel.js';
 import type { ChannelFactory } from './connect.js';
 import { AcceptQueue } from './acceptQueue.js';
 import { MemoryBudget } from './budget.js';
-import { DIRECT_READS, adoptAccepted, type DirectReader } from './reader.js';
+import { DIRECT_READS, adoptAccepted, type ReadSource } from './reader.js';
 import { DEFAULT_CLOSE_TIMEOUT, checkListenOptions, type ListenOptions } from './options.js';
 
 /** Refuse an incoming connection: the framing's refusal bytes then close, or a TCP reset. */
@@ -79,7 +79,9 @@ export class Listener implements AsyncIterable<Channel> {
     // handshake too (a socket that fails or stalls in it is destroyed, not left open).
     // Plain sockets are accepted paused so they can be re-wrapped for the direct receive path
     // (reader.ts) before anything is read; TLS sockets take the 'data' path.
-    this.#ws = webSocketAcceptor(options, checked.handshakeTimeout, this.#countAttached, (s) => this.#onSocket(s));
+    this.#ws = webSocketAcceptor(options, checked.handshakeTimeout, this.#countAttached, (s) =>
+      this.#onSocket(s, s.reader),
+    );
     const attached = attachedServer(options);
     this.#server =
       attached ?? net.createServer({ pauseOnConnect: DIRECT_READS && !options.tls && !options.ws }, this.#onConnection);
@@ -196,7 +198,7 @@ export class Listener implements AsyncIterable<Channel> {
   };
 
   /** A socket ready for its channel: a plain one at once, a TLS one after its handshake. */
-  #onSocket(socket: Duplex, reader?: DirectReader): void {
+  #onSocket(socket: Duplex, reader?: ReadSource): void {
     if (this.#closed) {
       socket.destroy();
       return;

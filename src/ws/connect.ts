@@ -163,7 +163,7 @@ export function connectWebSocket(opts: ConnectOptions, create: ChannelFactory): 
         return;
       }
       try {
-        channel = create(stream, opts);
+        channel = create(stream, { ...opts, reader: stream.reader }); // messages go straight to the Channel
       } catch (error) {
         stream.destroy();
         fail(error);

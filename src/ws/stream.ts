@@ -11,6 +11,7 @@ import { Duplex } from 'node:stream';
 import type WebSocket from 'ws';
 import { ChannelClosedError, MessageTooLargeError, ProtocolError } from '../errors.js';
 import { MESSAGE_OVERHEAD } from '../core/receive.js';
+import type { ReadSource, ReadTarget } from '../core/reader.js';
 
 /** While nobody reads, messages up to this size are copied together into slabs of SMALL_SLAB bytes. */
 const COALESCE_MAX = 1024;
@@ -46,8 +47,12 @@ function typedError(error: Error & { code?: string }, maxPayload: number): Error
 }
 
 /**
- * The bytes of a WebSocket, as a Duplex. Reading: each binary message is pushed as a chunk; when
- * the readable buffer is full the WebSocket (and its socket) pauses, and resumes when it is read.
+ * The bytes of a WebSocket, as a Duplex. Reading, for a Channel: through `reader` (a ReadSource),
+ * each binary message handed to the Channel as it arrives, without the Readable machinery in
+ * between; the Channel's pause() pauses the WebSocket (and its socket), and what `ws` still emits
+ * from the socket read it was in is held until resume(); the readable side then carries only the
+ * end. Reading as a stream (a session's transport, anything else): each message is pushed as a
+ * chunk; when the readable buffer is full the WebSocket pauses, and resumes when it is read.
  * Writing: each chunk goes out as binary messages of at most WS_CHUNK bytes; a write calls back
  * once `ws` has handed its last byte to the socket, so the chunk is the caller's again and
  * `writableLength` counts what the WebSocket has not written yet (its `bufferedAmount`).
@@ -61,6 +66,16 @@ export class WebSocketStream extends Duplex {
   /** Small messages that arrived while nobody read, copied together (pushed as one chunk). */
   #small: Buffer | null = null;
   #smallLength = 0;
+  /** The Channel reading through `reader`, once attached (null: the readable side carries the bytes). */
+  #target: ReadTarget | null = null;
+  /** Through `reader`: the Channel paused; what arrives is held in #heldChunks until it resumes. */
+  #targetPaused = false;
+  #heldChunks: Buffer[] = [];
+  /** The Channel's read source: messages go to its target as they arrive, while it reads. */
+  readonly reader: ReadSource = {
+    attach: (target) => this.#attach(target),
+    directBytes: 0,
+  };
   /** The peer's address and port, as a net.Socket has them (the Channel reads them). */
   readonly remoteAddress: string | undefined;
   readonly remotePort: number | undefined;
@@ -86,7 +101,12 @@ export class WebSocketStream extends Duplex {
         this.destroy(new ProtocolError('a WebSocket text message (msgchannel takes binary messages only)'));
         return;
       }
-      if (this.readableFlowing === true && this.#smallLength === 0) {
+      if (this.#target !== null) {
+        if (!this.#targetPaused && this.#heldChunks.length === 0 && this.#smallLength === 0) {
+          this.#target.data(data);
+          return;
+        }
+      } else if (this.readableFlowing === true && this.#smallLength === 0) {
         if (!this.push(data)) ws.pause();
         return;
       }
@@ -98,12 +118,13 @@ export class WebSocketStream extends Duplex {
       else {
         this.#pushSmall();
         this.#held += data.length + MESSAGE_OVERHEAD;
-        this.push(data);
+        this.#keep(data);
       }
       if (this.#held >= this.readableHighWaterMark) ws.pause();
     });
-    // Reading again: what was held flows out now, in order.
+    // Reading again (as a stream): what was held flows out now, in order.
     this.on('resume', () => {
+      if (this.#target !== null) return; // resume() below
       this.#pushSmall();
       this.#held = 0;
       if (ws.isPaused) ws.resume();
@@ -115,9 +136,56 @@ export class WebSocketStream extends Duplex {
     ws.on('close', (code: number, reason: Buffer) => {
       if (this.destroyed) return;
       this.#pushSmall();
+      // Through `reader` the end comes after what is held: the readable side is paused while the
+      // Channel is, and resume() hands the held messages over before it lets the end flow.
       if (NORMAL_CLOSE.has(code)) this.push(null);
       else this.destroy(peerClosedWith(code, reason.toString()));
     });
+  }
+
+  /**
+   * The Channel reads through `reader` from now on: what the readable side buffered before it
+   * came (a listener's accept queue holds a stream a while) is handed over first, all of it, as
+   * a DirectReader hands over its early reads: the readable side's end may follow it at once.
+   */
+  #attach(target: ReadTarget): void {
+    this.#pushSmall();
+    const early: Buffer[] = [];
+    while (this.readableLength > 0) early.push(super.read() as Buffer);
+    this.#target = target;
+    for (const chunk of early) target.data(chunk);
+  }
+
+  /** A message held while nobody read: to the readable side, or until the Channel reads again. */
+  #keep(chunk: Buffer): void {
+    if (this.#target !== null) this.#heldChunks.push(chunk);
+    else this.push(chunk);
+  }
+
+  /** Hand what is held to the Channel, while it reads. */
+  #deliverHeld(): void {
+    this.#pushSmall();
+    const target = this.#target!;
+    while (this.#heldChunks.length > 0 && !this.#targetPaused) target.data(this.#heldChunks.shift()!);
+    if (this.#heldChunks.length === 0) this.#held = 0;
+  }
+
+  override pause(): this {
+    if (this.#target !== null) {
+      this.#targetPaused = true;
+      this.#ws.pause();
+    }
+    return super.pause();
+  }
+
+  override resume(): this {
+    if (this.#target === null) return super.resume();
+    this.#targetPaused = false;
+    this.#deliverHeld();
+    if (this.#targetPaused) return this; // paused again by what it was handed
+    super.resume(); // lets the end flow, if it came
+    if (this.#ws.isPaused) this.#ws.resume();
+    return this;
   }
 
   /** Copy a small message held while nobody reads into the slab of small ones. */
@@ -132,16 +200,17 @@ export class WebSocketStream extends Duplex {
     this.#held += data.length;
   }
 
-  /** Push the small messages copied together so far, as one chunk. */
+  /** Hand on the small messages copied together so far, as one chunk. */
   #pushSmall(): void {
     if (this.#smallLength === 0) return;
     const chunk = this.#small!.subarray(0, this.#smallLength);
     this.#small = null;
     this.#smallLength = 0;
-    this.push(chunk);
+    this.#keep(chunk);
   }
 
   override _read(): void {
+    if (this.#target !== null) return; // the Channel's resume() resumes the WebSocket
     if (this.#ws.isPaused && this.#held < this.readableHighWaterMark) this.#ws.resume();
   }
 
