@@ -15,6 +15,7 @@ import { PendingBytes } from './pending.js';
 import { ReplayBuffer } from './replay.js';
 import {
   ABORT_SEGMENT,
+  DATA_HEADER_LENGTH,
   FIN_SEGMENT,
   MAX_OFFSET,
   PING_SEGMENT,
@@ -189,6 +190,12 @@ export class SessionStream extends Duplex {
   // The transport.
   #transport: Duplex | null = null;
   #parser: SegmentParser | null = null;
+  /** A segment header read on its own, after a large DATA segment, so the DATA after it lands in the body too. */
+  readonly #headerBytes = Buffer.allocUnsafe(DATA_HEADER_LENGTH);
+  /** A large DATA segment read straight into the body ended: the next read may take just the header. */
+  #headerReadDue = false;
+  /** The last space given was #headerBytes. */
+  #headerRead = false;
   /** Stops reading the transport into #transportTarget. */
   #stopReading: (() => void) | null = null;
   #tick: NodeJS.Timeout | undefined;
@@ -336,6 +343,7 @@ export class SessionStream extends Duplex {
     this.#replay.seek(Math.min(peer.received, this.#dataEnd()));
     this.#transport = transport;
     const parser = (this.#parser = new SegmentParser());
+    this.#headerReadDue = false;
     this.#heard = true;
     this.#silentTicks = 0;
     transport.on('drain', this.#pump);
@@ -367,25 +375,44 @@ export class SessionStream extends Duplex {
   /**
    * Room to read the DATA segment in progress straight into: the unfilled rest of the Channel's
    * body in progress, cut to what the segment and the window still allow (so what lands there was
-   * checked as the sink checks DATA bytes), when at least `min` bytes of it are due.
+   * checked as the sink checks DATA bytes), when at least `min` bytes of the body are due and the
+   * segment is at least `min` long. Between segments, after such a segment, the next header alone
+   * (#headerBytes), so the DATA after it is read straight in too instead of with the header into a
+   * slab and copied. Only segments of `min` bytes and up earn reads of their own: a peer sending
+   * small segments gets one slab read for many, never a read per segment.
    */
   #dataSpace(min: number): Buffer | null {
+    this.#headerRead = false;
     const parser = this.#parser;
     if (parser === null || this.#finReceived || !this.#consumerReading()) return null;
-    const due = Math.min(parser.dataDue, this.#window - (this.#received - this.#ackSent), MAX_OFFSET - this.#received);
-    if (due < min) return null;
+    const dataDue = parser.dataDue;
+    if (dataDue === 0 ? !this.#headerReadDue : parser.dataLength < min) return null;
     const space = this.#consumer!.space(min);
     if (space === null) return null;
+    if (dataDue === 0) {
+      this.#headerReadDue = false;
+      this.#headerRead = true;
+      return this.#headerBytes;
+    }
+    const due = Math.min(dataDue, this.#window - (this.#received - this.#ackSent), MAX_OFFSET - this.#received);
+    if (due <= 0) return null; // past the window: the sink's check throws on these bytes
     return space.length > due ? space.subarray(0, due) : space;
   }
 
-  /** `n` bytes of the DATA segment in progress were read into the space #dataSpace() gave. */
+  /** `n` bytes were read into the space #dataSpace() gave: the DATA segment's, or a header (parsed from a copy). */
   #dataFilled(n: number): void {
+    if (this.#headerRead) {
+      this.#headerRead = false;
+      this.#onTransportData(Buffer.from(this.#headerBytes.subarray(0, n)));
+      return;
+    }
     this.#heard = true;
-    this.#parser!.dataFilled(n);
+    const parser = this.#parser!;
+    parser.dataFilled(n);
     this.#received += n;
     this.reader.directBytes += n;
     this.#consumer!.filled(n);
+    if (parser.dataDue === 0) this.#headerReadDue = true;
     this.#ackIfDue();
   }
 

@@ -170,12 +170,19 @@ export class SegmentParser {
   #need = 0;
   /** DATA bytes still due of the current segment. */
   #remaining = 0;
+  /** Length of the DATA segment being read, or of the last one. */
+  #dataLength = 0;
   /** Bytes consumed, for error offsets. */
   offset = 0;
 
   /** DATA bytes still due of the segment being read (0 between segments): a direct read may take up to this many. */
   get dataDue(): number {
     return this.#state === BODY ? this.#remaining : 0;
+  }
+
+  /** Length of the DATA segment being read, or of the last one read (0 before any). */
+  get dataLength(): number {
+    return this.#dataLength;
   }
 
   /** `n` (at most dataDue) bytes of the DATA segment were read elsewhere (straight into the consumer's memory). */
@@ -218,7 +225,7 @@ export class SegmentParser {
         } else {
           const length = this.#header.readUInt32BE(0);
           if (length === 0) throw new ProtocolError('empty session DATA segment', { offset: this.offset - 4 });
-          this.#remaining = length;
+          this.#remaining = this.#dataLength = length;
           this.#state = BODY;
         }
       } else if (this.#state === BODY) {
