@@ -130,7 +130,9 @@ const exited = (c: ChildProcess): Promise<void> =>
     : new Promise((resolve) => c.once('exit', () => resolve()));
 
 async function listen(): Promise<{ listener: Listener; port: number }> {
-  const listener = Channel.listen('127.0.0.1', 0, { framing: msg });
+  // maxQueuedBytes above the 16 MiB a test queues, so what the sends meet is the peer's death, not
+  // the queue limit (under Deno no socket write completes at once: all 16 MiB stay queued).
+  const listener = Channel.listen('127.0.0.1', 0, { framing: msg, maxQueuedBytes: 64 * 1024 * 1024 });
   const { port } = await listener.listening;
   return { listener, port };
 }
