@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as assert from 'uvu/assert';
 import { Channel, type ChannelOptions, type Listener, type ListenOptions } from '../channel.js';
 
 // Tests that need an outside peer (openssl, python3): see peers.ts.
@@ -164,4 +165,16 @@ export function pattern(i: number, size: number): Buffer {
   const b = Buffer.allocUnsafe(size);
   for (let j = 0; j < size; j++) b[j] = (i * 31 + j * 7) & 0xff;
   return b;
+}
+
+/** Send `sizes` each way (not awaited, all at once) and check every message arrives intact and in order. */
+export async function bothWays(client: Channel, server: Channel, sizes: number[]): Promise<void> {
+  for (const [from, to] of [
+    [client, server],
+    [server, client],
+  ] as const) {
+    const sent = sizes.map((n, i) => pattern(i, n));
+    for (const m of sent) void from.send(m);
+    for (const m of sent) assert.equal(await to.recv(), m);
+  }
 }

@@ -69,6 +69,20 @@ test('DIRECT_READS: on in Node; off where process.versions names Bun or Deno, or
   await pair.close();
 });
 
+/** A target that keeps each chunk it is handed, then does `then` (from inside data()). */
+function takingThen(then: () => void): ReadTarget & { got: Buffer[] } {
+  const got: Buffer[] = [];
+  return {
+    got,
+    data: (chunk) => {
+      got.push(chunk);
+      then();
+    },
+    space: () => null,
+    filled: () => {},
+  };
+}
+
 /** A ReadTarget that records what it is given; space() returns `offer`. */
 function recorder(): ReadTarget & { got: Buffer[]; asked: number[]; filledWith: number[]; offer: Buffer | null } {
   const r = {
@@ -262,15 +276,7 @@ test('DirectReader: attach(null) detaches (reads pause and are kept); the next t
   assert.equal(first.got, [], 'nothing reaches the old target');
   reader.attach(null); // detaching again keeps them
   // A target that detaches while taking what came early: the rest is kept.
-  const detaching: ReadTarget & { got: Buffer[] } = {
-    got: [],
-    data: (chunk) => {
-      detaching.got.push(chunk);
-      reader.attach(null);
-    },
-    space: () => null,
-    filled: () => {},
-  };
+  const detaching = takingThen(() => reader.attach(null));
   reader.attach(detaching);
   assert.equal(detaching.got, [Buffer.alloc(3, 1)]);
   assert.is(reader.target, null);
@@ -278,15 +284,7 @@ test('DirectReader: attach(null) detaches (reads pause and are kept); the next t
   assert.is(reader.onread.callback(3, slab), false);
   // A target that hands the reader on while taking what came early: the rest goes to the next one.
   const third = recorder();
-  const second: ReadTarget & { got: Buffer[] } = {
-    got: [],
-    data: (chunk) => {
-      second.got.push(chunk);
-      reader.attach(third);
-    },
-    space: () => null,
-    filled: () => {},
-  };
+  const second = takingThen(() => reader.attach(third));
   reader.attach(second);
   assert.equal(second.got, [Buffer.alloc(4, 2)]);
   assert.equal(third.got, [Buffer.alloc(5, 3), Buffer.alloc(3, 1)]);

@@ -22,7 +22,7 @@ import {
   type ListenOptions,
 } from '../../channel.js';
 import { DIRECT_READS, DirectReader, SLAB_SIZE } from '../../src/core/reader.js';
-import { makeCertificate, openHandles, pattern, sleep, tlsTest, unhandled } from '../helpers.js';
+import { bothWays, makeCertificate, openHandles, pattern, sleep, tlsTest, unhandled } from '../helpers.js';
 
 const MiB = 1024 * 1024;
 const withOpenssl = tlsTest('direct receive path, TLS');
@@ -48,15 +48,7 @@ async function tcpPair(
 if (DIRECT_READS) {
   test('both ends read large bodies straight into the message (stats.bytesReadDirect), every byte intact', async () => {
     const [client, server] = await tcpPair();
-    const sizes = [4 * MiB, 1, 200_000, 0, MiB + 3, 70_000];
-    for (const [from, to] of [
-      [client, server],
-      [server, client],
-    ] as const) {
-      const sent = sizes.map((n, i) => pattern(i, n));
-      for (const m of sent) void from.send(m);
-      for (const m of sent) assert.equal(await to.recv(), m);
-    }
+    await bothWays(client, server, [4 * MiB, 1, 200_000, 0, MiB + 3, 70_000]);
     for (const ch of [client, server]) {
       const s = ch.stats;
       assert.ok(s.bytesReadDirect > 4 * MiB, `read directly: ${s.bytesReadDirect}`);

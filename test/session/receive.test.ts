@@ -15,7 +15,7 @@ import { Channel, type SessionListener } from '../../channel.js';
 import { DIRECT_READS } from '../../src/core/reader.js';
 import { PendingBytes } from '../../src/session/pending.js';
 import { DATA, SERVER_HELLO_LENGTH, encodeClientHello } from '../../src/session/wire.js';
-import { openHandles, pattern, sleep, unhandled, until } from '../helpers.js';
+import { bothWays, openHandles, pattern, sleep, unhandled, until } from '../helpers.js';
 import { ChaosProxy } from './chaos.js';
 
 const MiB = 1024 * 1024;
@@ -28,18 +28,6 @@ async function sessionPair(
   const accepted = listener.accept();
   const client = await Channel.connect({ ...where, resume, maxMessageSize: 16 * MiB });
   return [client, (await accepted)!];
-}
-
-/** Send `sizes` each way (not awaited, all at once) and check every message arrives intact and in order. */
-async function bothWays(client: Channel, server: Channel, sizes: number[]): Promise<void> {
-  for (const [from, to] of [
-    [client, server],
-    [server, client],
-  ] as const) {
-    const sent = sizes.map((n, i) => pattern(i, n));
-    for (const m of sent) void from.send(m);
-    for (const m of sent) assert.equal(await to.recv(), m);
-  }
 }
 
 if (DIRECT_READS) {

@@ -13,6 +13,7 @@ import { once } from 'node:events';
 import WebSocket, { WebSocketServer } from 'ws';
 import { WebSocketStream } from '../../src/ws/stream.js';
 import type { ReadTarget } from '../../src/core/reader.js';
+import { until } from '../helpers.js';
 
 /** A server-side WebSocketStream and the raw client talking to it. */
 async function wsPair(): Promise<{ stream: WebSocketStream; client: WebSocket; done: () => Promise<void> }> {
@@ -43,18 +44,8 @@ function collector(): ReadTarget & { chunks: Buffer[]; bytes: () => Buffer } {
   };
 }
 
-const until = async (ok: () => boolean): Promise<void> => {
-  for (let i = 0; i < 300 && !ok(); i++) await new Promise((r) => setTimeout(r, 10));
-};
-
 test('paused, one-byte WebSocket messages are held copied together, not one object each; resumed, all arrive in order', async () => {
-  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-  await once(wss, 'listening');
-  const accepted = once(wss, 'connection') as Promise<[WebSocket]>;
-  const client = new WebSocket(`ws://127.0.0.1:${(wss.address() as { port: number }).port}/`);
-  await once(client, 'open');
-  const [ws] = await accepted;
-  const stream = new WebSocketStream(ws, {}, 65536);
+  const { stream, client, done } = await wsPair();
   stream.pause();
   const one = Buffer.from([1]);
   for (let i = 0; i < 5000; i++) client.send(one);
@@ -64,12 +55,10 @@ test('paused, one-byte WebSocket messages are held copied together, not one obje
   const chunks: Buffer[] = [];
   stream.on('data', (chunk: Buffer) => chunks.push(chunk));
   stream.resume();
-  for (let i = 0; i < 200 && Buffer.concat(chunks).length < 5000; i++) await new Promise((r) => setTimeout(r, 10));
+  await until(() => Buffer.concat(chunks).length >= 5000);
   assert.is(Buffer.concat(chunks).length, 5000);
   assert.ok(chunks.length <= 10, `${chunks.length} chunks held for 5000 one-byte messages`);
-  stream.destroy();
-  client.terminate();
-  await new Promise((r) => wss.close(r));
+  await done();
 });
 
 test('through its reader: each message goes to the target as it arrives; paused, held copied together; the end comes after all of it', async () => {
@@ -80,7 +69,7 @@ test('through its reader: each message goes to the target as it arrives; paused,
   let ended = false;
   stream.on('end', () => (ended = true));
   for (let i = 0; i < 10; i++) client.send(Buffer.from([i]));
-  await until(() => target.chunks.length === 10);
+  await until(() => target.chunks.length === 10, 3000);
   assert.equal(target.bytes(), Buffer.from([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]), 'one chunk per message, in order');
   assert.equal(stream.listenerCount('data'), 0);
   // The target pauses on the next message, as a Channel does when its read-ahead is full: the
@@ -100,7 +89,7 @@ test('through its reader: each message goes to the target as it arrives; paused,
   stream.resume();
   const handedAtOnce = target.chunks.length - 11;
   assert.ok(handedAtOnce >= 1 && handedAtOnce <= 10, `what was held is handed over at once, in ${handedAtOnce} chunks`);
-  await until(() => ended);
+  await until(() => ended, 3000);
   assert.equal(target.bytes().subarray(10), pattern, 'every byte, in order');
   assert.ok(ended, 'then the end');
   await done();
@@ -116,7 +105,7 @@ test('through its reader: what arrived before the target attached (an accept que
   stream.reader.attach(target);
   stream.resume();
   client.send(Buffer.from(' late'));
-  await until(() => target.bytes().toString().endsWith(' late'));
+  await until(() => target.bytes().toString().endsWith(' late'), 3000);
   assert.is(target.bytes().toString(), `early-1 ${'a'.repeat(5000)} early-2 late`);
   await done();
 });
