@@ -28,6 +28,13 @@ export class Deque<T> {
     return this.#length === 0 ? undefined : this.#items[this.#head];
   }
 
+  /** Whether any item passes `test`, front to back. */
+  some(test: (item: T) => boolean): boolean {
+    const mask = this.#items.length - 1;
+    for (let i = 0; i < this.#length; i++) if (test(this.#items[(this.#head + i) & mask]!)) return true;
+    return false;
+  }
+
   /** Remove every item, returning them in order. */
   drain(): T[] {
     const out: T[] = [];

@@ -8,6 +8,11 @@
  * Each buffered message counts its body plus MESSAGE_OVERHEAD bytes, so a flood of empty
  * messages counts too; the owner compares `bytes` with its high-water mark. `onTake` is told of
  * every message that leaves (taken from the buffer or handed straight to a waiting recv()).
+ *
+ * A caller's signal passed to recv() without a timeout is listened to once, by the queue, for as
+ * long as it is used: a loop that passes the same signal to every recv() (a Server's stop signal)
+ * adds and removes no listener per message. EventTarget listeners are costly (adding and removing
+ * one was about a sixth of a Server's CPU per message under many clients, bench/README.md).
  */
 import { recvDeadline, type Frame, type RecvOptions } from './options.js';
 import { Deque } from './deque.js';
@@ -38,6 +43,8 @@ export class ReceiveQueue {
   #live = 0;
   #endError: Error | undefined;
   readonly #onTake: (body: Buffer) => void;
+  /** The caller's signal the queue listens to (#onKeptAbort), for waiters that carry no listener of their own. */
+  #kept: AbortSignal | undefined;
 
   constructor(withTypes: boolean, onTake: (body: Buffer) => void) {
     this.#types = withTypes ? new Deque<number>() : null;
@@ -70,7 +77,7 @@ export class ReceiveQueue {
     if (options === undefined && this.#live === 0) {
       if (this.#bodies.length > 0) return Promise.resolve(this.#take(frame));
       if (this.#endError !== undefined) return Promise.reject(this.#endError);
-      return this.#wait(undefined, noop, frame);
+      return this.#wait(undefined, noop, frame, false);
     }
     const limit = recvDeadline(options);
     if ('error' in limit) return Promise.reject(limit.error);
@@ -84,7 +91,8 @@ export class ReceiveQueue {
         return Promise.reject(this.#endError);
       }
     }
-    return this.#wait(limit.signal, limit.dispose, frame);
+    // The caller's own signal (no timeout wrapped it) can be the one the queue keeps a listener on.
+    return this.#wait(limit.signal, limit.dispose, frame, limit.signal === options?.signal);
   }
 
   /** The next message if one is buffered and no recv() waits, without a promise; undefined otherwise. */
@@ -92,16 +100,13 @@ export class ReceiveQueue {
     return this.#live === 0 && this.#bodies.length > 0 ? (this.#take(false) as Buffer) : undefined;
   }
 
-  #wait(signal: AbortSignal | undefined, dispose: () => void, frame: boolean): Promise<Buffer | Frame> {
+  #wait(signal: AbortSignal | undefined, dispose: () => void, frame: boolean, callers: boolean): Promise<Buffer | Frame> {
     return new Promise((resolve, reject) => {
       const waiter: Waiter = { resolve, reject, frame, signal, onAbort: undefined, dispose, done: false };
-      if (signal !== undefined) {
+      if (signal !== undefined && !(callers && this.#keep(signal))) {
         waiter.onAbort = () => {
           if (waiter.done) return;
-          waiter.done = true;
-          this.#live--;
-          dispose();
-          reject(signal.reason);
+          this.#abandon(waiter);
           this.#compact();
         };
         signal.addEventListener('abort', waiter.onAbort, { once: true });
@@ -109,6 +114,43 @@ export class ReceiveQueue {
       this.#waiters.push(waiter);
       this.#live++;
     });
+  }
+
+  /**
+   * Whether the queue's own listener covers waiters with this signal: it does if the signal is the
+   * one kept, or becomes it when no live waiter needs the one kept before.
+   */
+  #keep(signal: AbortSignal): boolean {
+    const kept = this.#kept;
+    if (signal === kept) return true;
+    if (kept !== undefined) {
+      if (this.#waiters.some((w) => !w.done && w.signal === kept)) return false;
+      kept.removeEventListener('abort', this.#onKeptAbort);
+    }
+    this.#kept = signal;
+    signal.addEventListener('abort', this.#onKeptAbort, { once: true });
+    return true;
+  }
+
+  /** The kept signal aborted: every waiter with it takes no message. */
+  readonly #onKeptAbort = (): void => {
+    const signal = this.#kept;
+    this.#kept = undefined;
+    const waiters = this.#waiters;
+    for (let n = waiters.length; n > 0; n--) {
+      const w = waiters.shift()!;
+      if (w.done) continue;
+      if (w.signal === signal) this.#abandon(w);
+      else waiters.push(w);
+    }
+  };
+
+  /** Finish a waiter whose signal aborted: it rejects with the signal's reason and takes no message. */
+  #abandon(w: Waiter): void {
+    w.done = true;
+    this.#live--;
+    w.dispose();
+    w.reject(w.signal!.reason);
   }
 
   /** Drop aborted waiters once they outnumber the live ones, so a loop of timed-out recv()s holds nothing. */
@@ -167,6 +209,9 @@ export class ReceiveQueue {
   end(error: Error): void {
     this.#endError = error;
     for (let w = this.#nextWaiter(); w !== undefined; w = this.#nextWaiter()) w.reject(error);
+    // No recv() waits from now on: let go of the caller's signal.
+    this.#kept?.removeEventListener('abort', this.#onKeptAbort);
+    this.#kept = undefined;
   }
 
   /** Discard what is buffered (a local close); returns the bodies, for the owner's bookkeeping. */

@@ -1,11 +1,13 @@
 /**
  * The one receive queue (src/core/receive.ts) that Channel.recv() and RequestChannel's one-way
  * recv() share: call order, cancellation that takes no message, the end after what is buffered,
- * MESSAGE_OVERHEAD per message, and aborted waiters that hold nothing.
+ * MESSAGE_OVERHEAD per message, aborted waiters that hold nothing, and one listener on a signal
+ * that every recv() of a loop passes.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { rejects } from 'node:assert/strict';
+import { getEventListeners } from 'node:events';
 import { MESSAGE_OVERHEAD, ReceiveQueue } from '../../src/core/receive.js';
 import { ChannelClosedError } from '../../src/errors.js';
 import { Inbox } from '../../src/rpc/inbox.js';
@@ -88,6 +90,55 @@ test('a loop of recv()s that time out while one recv() waits on holds no record 
   q.push(b('m'), 0);
   assert.is((await live).toString(), 'm');
   assert.is(q.length, 0, 'no dead waiter took it');
+});
+
+/** `signal` with its addEventListener calls counted. */
+function counted(signal: AbortSignal): { signal: AbortSignal; adds: () => number } {
+  let adds = 0;
+  const add = signal.addEventListener.bind(signal);
+  signal.addEventListener = (...args: Parameters<AbortSignal['addEventListener']>) => {
+    adds++;
+    add(...args);
+  };
+  return { signal, adds: () => adds };
+}
+
+test('a loop passing one signal to every recv() adds one listener to it, not one per call', async () => {
+  const q = new ReceiveQueue(false, () => {});
+  const { signal, adds } = counted(new AbortController().signal);
+  for (let i = 0; i < 50; i++) {
+    const p = q.recv({ signal }, false);
+    q.push(b(String(i)), 0);
+    assert.is((await p).toString(), String(i));
+  }
+  assert.is(adds(), 1, 'the queue listens once');
+  assert.is(getEventListeners(signal, 'abort').length, 1);
+  q.end(new ChannelClosedError('closed'));
+  assert.is(getEventListeners(signal, 'abort').length, 0, 'the end lets go of the signal');
+});
+
+test('the signal the queue listens to: its abort rejects every waiter with it, in order, and no other', async () => {
+  const q = new ReceiveQueue(false, () => {});
+  const stop = new AbortController();
+  const other = new AbortController();
+  const order: string[] = [];
+  const a = q.recv({ signal: stop.signal }, false).catch((e: Error) => order.push(`a ${e.message}`));
+  const c = q.recv({ signal: other.signal }, false);
+  const d = q.recv({ signal: stop.signal }, false).catch((e: Error) => order.push(`d ${e.message}`));
+  assert.is(getEventListeners(other.signal, 'abort').length, 1, 'a second signal while the first is in use: its own listener');
+  stop.abort(new Error('stop'));
+  await Promise.all([a, d]);
+  assert.equal(order, ['a stop', 'd stop']);
+  q.push(b('m'), 0);
+  assert.is((await c).toString(), 'm', 'the waiter with another signal still gets the next message');
+  assert.is(getEventListeners(other.signal, 'abort').length, 0, 'its listener went with it');
+  assert.is(q.records, 0);
+  // The aborted signal is let go; a new one is listened to instead.
+  const next = new AbortController();
+  const e = q.recv({ signal: next.signal }, false);
+  q.push(b('n'), 0);
+  assert.is((await e).toString(), 'n');
+  assert.is(getEventListeners(next.signal, 'abort').length, 1);
 });
 
 test("RequestChannel's Inbox keeps its shape on the shared queue: full above the mark, onRoom at half", async () => {
