@@ -9,7 +9,7 @@ import type { RecordableHistogram } from 'node:perf_hooks';
 import { Channel, RequestChannel } from '../../../channel.js';
 import { codeOf } from '../output.js';
 import { recordMs } from './histogram.js';
-import { LATE_MS, sleep, type Schedule } from './schedule.js';
+import { LATE_MS, type Schedule } from './schedule.js';
 
 /** echo: round trips; send: one-way messages; request: RequestChannel requests and their replies. */
 export type Mode = 'echo' | 'send' | 'request';
@@ -103,21 +103,23 @@ export function drive(conn: Connection, tally: Tally, o: DriveOptions): void {
   const { ch, rc } = conn;
   /** Echo: the messages in flight, oldest first (echoes come back in order). */
   const fifo: Op[] = [];
+  /** Messages started and not yet done. */
   let pending = 0;
-  let slotFree: (() => void) | undefined;
-  const nextSlot = (): Promise<void> => new Promise<void>((resolve) => (slotFree = resolve));
-  const freeSlot = (): void => {
-    slotFree?.();
-    slotFree = undefined;
-  };
+  /** The next message's number on this connection (its place in the schedule). */
+  let k = 0;
+  /** The last start waited for a window slot (an open loop's late send is then the server's doing). */
+  let waitedForSlot = false;
+  /** Open loop: the timer of the next message's intended time, while one is set. */
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  /** Messages the send queue refused while full (maxQueuedBytes), to start again, oldest first. */
+  const refused: Op[] = [];
+
   const done = (op: Op): void => {
     pending--;
     tally.complete(op, performance.now(), o.index);
-    freeSlot();
+    pump();
   };
 
-  /** Send mode: messages the send queue refused while full (maxQueuedBytes), to start again, oldest first. */
-  const refused: Op[] = [];
   const start = (op: Op): void => {
     pending++;
     if (o.mode === 'request') {
@@ -125,29 +127,31 @@ export function drive(conn: Connection, tally: Tally, o: DriveOptions): void {
         () => done(op),
         (e: unknown) => o.failed(e, false),
       );
-    } else {
-      // Sends resolve in order, once the message has left the send queue: the sender's drain.
-      ch.send(o.body).then(
-        () => done(op),
-        (e: unknown) => {
-          // A full queue while earlier sends still drain: wait for them, then send this one again
-          // (still charged from its intended time).
-          if (codeOf(e) !== 'ERR_SEND_QUEUE_FULL' || pending < 2) return o.failed(e, true);
-          pending--;
-          refused.push(op);
-        },
-      );
+      return;
     }
+    if (o.mode === 'echo') fifo.push(op); // the reader completes it when its echo comes
+    // Send mode: done once the message has left the send queue (sends resolve in order): the
+    // sender's drain.
+    ch.send(o.body).then(o.mode === 'send' ? () => done(op) : undefined, (e: unknown) => {
+      // A full queue while earlier messages still drain: start this one again once one of them is
+      // done (still charged from its intended time).
+      if (codeOf(e) !== 'ERR_SEND_QUEUE_FULL' || pending < 2) return o.failed(e, true);
+      if (o.mode === 'echo') fifo.splice(fifo.indexOf(op), 1);
+      pending--;
+      refused.push(op);
+    });
   };
 
-  const sender = async (): Promise<void> => {
-    let k = 0;
-    let waitedForSlot = false;
+  /**
+   * The sender: starts messages while the window has a free slot and the schedule says they are
+   * due. Called at the start, whenever a message is done, and at an open loop's next intended time,
+   * so a free slot is taken at once, without a promise to wake a waiting loop.
+   */
+  const send = (): void => {
     while (!tally.finished) {
       if (pending >= o.window || (refused.length > 0 && pending > 0)) {
         waitedForSlot = true;
-        await nextSlot();
-        continue;
+        return;
       }
       const again = refused.shift();
       if (again !== undefined) {
@@ -157,8 +161,12 @@ export function drive(conn: Connection, tally: Tally, o: DriveOptions): void {
       const now = performance.now();
       const intended = o.schedule.intended(k, now);
       if (intended > now) {
-        await sleep(intended - now);
-        continue;
+        // Unref'd: the connections keep the process alive, not a wait.
+        timer ??= setTimeout(() => {
+          timer = undefined;
+          pump();
+        }, intended - now).unref();
+        return;
       }
       const measured = intended >= tally.measureStart;
       if (measured) {
@@ -174,25 +182,14 @@ export function drive(conn: Connection, tally: Tally, o: DriveOptions): void {
       const op: Op = { intended, sentAt: now, measured };
       tally.inFlight++;
       tally.firstSentAt ??= now;
-      if (o.mode !== 'echo') {
-        start(op);
-        continue;
-      }
-      pending++;
-      fifo.push(op);
-      try {
-        await ch.send(o.body);
-      } catch (e) {
-        // Messages over maxQueuedBytes (16 MiB) are refused while the socket still holds earlier
-        // ones: the window is too wide for them, so send this one again once an echo is back.
-        if (codeOf(e) !== 'ERR_SEND_QUEUE_FULL' || fifo.length < 2) throw e;
-        fifo.pop();
-        pending--;
-        tally.inFlight--;
-        k--;
-        if (measured) tally.startedMeasured--;
-        await nextSlot();
-      }
+      start(op);
+    }
+  };
+  const pump = (): void => {
+    try {
+      send();
+    } catch (e) {
+      o.failed(e, true);
     }
   };
 
@@ -209,6 +206,6 @@ export function drive(conn: Connection, tally: Tally, o: DriveOptions): void {
     }
   };
 
-  sender().catch((e: unknown) => o.failed(e, true));
+  pump();
   if (o.mode !== 'request') reader().catch((e: unknown) => o.failed(e, false));
 }

@@ -28,8 +28,3 @@ export function openLoop(rate: number, index: number, connections: number, start
   const offsetMs = (index / rate) * 1000;
   return { intended: (k) => start + offsetMs + k * intervalMs, open: true };
 }
-
-/** Resolves after `ms` (at least one timer turn). Unref'd: the connections keep the process alive, not a wait. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)).unref());
-}
