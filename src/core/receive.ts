@@ -100,7 +100,12 @@ export class ReceiveQueue {
     return this.#live === 0 && this.#bodies.length > 0 ? (this.#take(false) as Buffer) : undefined;
   }
 
-  #wait(signal: AbortSignal | undefined, dispose: () => void, frame: boolean, callers: boolean): Promise<Buffer | Frame> {
+  #wait(
+    signal: AbortSignal | undefined,
+    dispose: () => void,
+    frame: boolean,
+    callers: boolean,
+  ): Promise<Buffer | Frame> {
     return new Promise((resolve, reject) => {
       const waiter: Waiter = { resolve, reject, frame, signal, onAbort: undefined, dispose, done: false };
       if (signal !== undefined && !(callers && this.#keep(signal))) {

@@ -8,6 +8,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { rejects } from 'node:assert/strict';
 import { getEventListeners } from 'node:events';
+import { Channel } from '../../channel.js';
 import { MESSAGE_OVERHEAD, ReceiveQueue } from '../../src/core/receive.js';
 import { ChannelClosedError } from '../../src/errors.js';
 import { Inbox } from '../../src/rpc/inbox.js';
@@ -125,7 +126,11 @@ test('the signal the queue listens to: its abort rejects every waiter with it, i
   const a = q.recv({ signal: stop.signal }, false).catch((e: Error) => order.push(`a ${e.message}`));
   const c = q.recv({ signal: other.signal }, false);
   const d = q.recv({ signal: stop.signal }, false).catch((e: Error) => order.push(`d ${e.message}`));
-  assert.is(getEventListeners(other.signal, 'abort').length, 1, 'a second signal while the first is in use: its own listener');
+  assert.is(
+    getEventListeners(other.signal, 'abort').length,
+    1,
+    'a second signal while the first is in use: its own listener',
+  );
   stop.abort(new Error('stop'));
   await Promise.all([a, d]);
   assert.equal(order, ['a stop', 'd stop']);
@@ -139,6 +144,27 @@ test('the signal the queue listens to: its abort rejects every waiter with it, i
   q.push(b('n'), 0);
   assert.is((await e).toString(), 'n');
   assert.is(getEventListeners(next.signal, 'abort').length, 1);
+});
+
+test('a signal several channels pass to recv(): one listener each until they end, none after; its abort reaches each', async () => {
+  const stop = new AbortController();
+  const pairs = Array.from({ length: 5 }, () => Channel.pair());
+  for (const [a, b] of pairs) {
+    for (let i = 0; i < 3; i++) {
+      const got = b.recv({ signal: stop.signal });
+      await a.send(String(i));
+      assert.is(String(await got), String(i));
+    }
+  }
+  assert.is(getEventListeners(stop.signal, 'abort').length, 5, 'one per channel, not one per recv()');
+  const waiting = pairs.map(([, b]) => b.recv({ signal: stop.signal }).catch((e: Error) => e.message));
+  stop.abort(new Error('stopped'));
+  assert.equal(await Promise.all(waiting), Array(5).fill('stopped'));
+  const later = new AbortController();
+  for (const [, b] of pairs) void b.recv({ signal: later.signal }).catch(() => {});
+  assert.is(getEventListeners(later.signal, 'abort').length, 5);
+  await Promise.all(pairs.flatMap(([a, b]) => [a.close(), b.close()]));
+  assert.is(getEventListeners(later.signal, 'abort').length, 0, 'closed channels let go of the signal');
 });
 
 test("RequestChannel's Inbox keeps its shape on the shared queue: full above the mark, onRoom at half", async () => {
