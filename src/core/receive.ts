@@ -104,11 +104,11 @@ export class ReceiveQueue {
     signal: AbortSignal | undefined,
     dispose: () => void,
     frame: boolean,
-    callers: boolean,
+    keepable: boolean,
   ): Promise<Buffer | Frame> {
     return new Promise((resolve, reject) => {
       const waiter: Waiter = { resolve, reject, frame, signal, onAbort: undefined, dispose, done: false };
-      if (signal !== undefined && !(callers && this.#keep(signal))) {
+      if (signal !== undefined && !(keepable && this.#keep(signal))) {
         waiter.onAbort = () => {
           if (waiter.done) return;
           this.#abandon(waiter);

@@ -136,7 +136,8 @@ export function drive(conn: Connection, tally: Tally, o: DriveOptions): void {
       // A full queue while earlier messages still drain: start this one again once one of them is
       // done (still charged from its intended time).
       if (codeOf(e) !== 'ERR_SEND_QUEUE_FULL' || pending < 2) return o.failed(e, true);
-      if (o.mode === 'echo') fifo.splice(fifo.indexOf(op), 1);
+      const at = fifo.indexOf(op); // no echo can come for it: it never left
+      if (at >= 0) fifo.splice(at, 1);
       pending--;
       refused.push(op);
     });
