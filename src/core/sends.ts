@@ -61,8 +61,6 @@ export class SendPromise extends Promise<void> {
     p.#resolve = resolve;
     p.#reject = reject;
     p.#tally = tally;
-    // Marks the rejection handled for the runtime, through the base then(): not counted as seen.
-    void baseThen.call(p, undefined, noop);
     return p;
   }
 
@@ -91,14 +89,23 @@ export class SendPromise extends Promise<void> {
       tally.unseen++;
       tally.lastUnseen = error;
     }
-    this.#reject(error);
+    this.#rejectQuietly(error);
   }
 
   /** The caller withdrew the send (its signal aborted): reject with the reason, not counted. */
   withdraw(reason: unknown): void {
     if (this.#settled) return;
     this.#settled = true;
-    this.#reject(reason);
+    this.#rejectQuietly(reason);
+  }
+
+  /**
+   * Reject, marked handled for the runtime first through the base then() (not counted as seen), so
+   * it is never an unhandled rejection. Only a send that fails pays for the mark (a derived promise).
+   */
+  #rejectQuietly(error: unknown): void {
+    void baseThen.call(this, undefined, noop);
+    this.#reject(error);
   }
 
   override then<T1 = void, T2 = never>(
