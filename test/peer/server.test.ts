@@ -334,6 +334,77 @@ test('close() from a handler (tinyproto SRVQUIT) does not wait for itself', asyn
   await server.close();
 });
 
+test('close() waits for a handler at most its timeout: a handler that never returns does not hang it (Server and Client)', async () => {
+  // Before, Server.close() waited for the serve loop after destroying it, and Client.close() had no
+  // bound on a handler at all: both stayed pending for ever.
+  const server = new Server({ onMessage: () => new Promise(() => {}), onConnection: (conn) => void conn.send('hi') });
+  const { port } = await server.listen(0, '127.0.0.1');
+  const client = new Client({ reconnect: false, onMessage: () => new Promise(() => {}) });
+  await client.connect('127.0.0.1', port);
+  await client.send('stuck'); // the server's handler never returns either
+  for (let i = 0; i < 200 && client.state !== 'connected'; i++) await sleep(5);
+  await sleep(50); // both handlers are running
+  const t0 = Date.now();
+  assert.is(await resultWithin(client.close({ timeout: 100 }), 2000), undefined, 'the client closes past its timeout');
+  assert.is(client.state, 'closed');
+  assert.is(await resultWithin(client.stopped, 100), undefined);
+  const outcome = await resultWithin(
+    server.close({ timeout: 100 }).then(
+      () => 'resolved',
+      (e: unknown) => e,
+    ),
+    2000,
+  );
+  assert.instance(outcome, TimeoutError, String(outcome));
+  assert.ok(Date.now() - t0 < 1500, `${Date.now() - t0} ms`);
+});
+
+test('close() from onClose (after an await) or from a Client handler does not wait for itself', async () => {
+  const closedFromOnClose: string[] = [];
+  const server = new Server({
+    onClose: async () => {
+      await sleep(1);
+      await server.close();
+      closedFromOnClose.push('server closed');
+    },
+  });
+  const { port } = await server.listen(0, '127.0.0.1');
+  const client: Client = new Client({
+    reconnect: false,
+    onMessage: async () => {
+      const closing = client.close(); // before the handler's first await: known to come from it
+      await sleep(1);
+      await closing;
+      closedFromOnClose.push('client closed');
+    },
+  });
+  await client.connect('127.0.0.1', port);
+  for (const conn of server.connections) await conn.send('bye');
+  for (let i = 0; i < 200 && closedFromOnClose.length < 2; i++) await sleep(5);
+  assert.equal(closedFromOnClose, ['client closed', 'server closed']);
+  assert.is(client.state, 'closed');
+});
+
+test('a Client close() awaited from its own handler after an await waits for it at most its timeout', async () => {
+  const server = new Server({ onConnection: (conn) => void conn.send('bye') });
+  const { port } = await server.listen(0, '127.0.0.1');
+  let closedAfter = -1;
+  const client: Client = new Client({
+    reconnect: false,
+    onMessage: async () => {
+      await sleep(1);
+      const t0 = Date.now();
+      await client.close({ timeout: 100 }); // never settled before: it waited for this handler
+      closedAfter = Date.now() - t0;
+    },
+  });
+  await client.connect('127.0.0.1', port);
+  for (let i = 0; i < 400 && closedAfter < 0; i++) await sleep(5);
+  assert.ok(closedAfter >= 90 && closedAfter < 1500, `closed after ${closedAfter} ms`);
+  assert.is(client.state, 'closed');
+  await server.close();
+});
+
 test('listen several times: two TCP ports, a Unix path, an in-process name; broadcast reaches all', async () => {
   const server = new Server();
   const a = await server.listen(0, '127.0.0.1');
