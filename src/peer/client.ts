@@ -204,7 +204,9 @@ export class Client<M extends MessageMap = never> {
   /** Handlers running synchronously right now (see #call). */
   #calling = 0;
   #closing: Promise<void> | undefined;
-  #closeOptions: ClientCloseOptions = {};
+  /** close()'s reason, and its timeout as validated (for all of the close: see ClientCloseOptions). */
+  #closeReason = 'reason.userquit';
+  #closeTimeout = DEFAULT_SHUTDOWN_TIMEOUT;
 
   constructor(options: ClientOptions<M> = {}) {
     this.#options = options;
@@ -514,8 +516,7 @@ export class Client<M extends MessageMap = never> {
   }
 
   async #closeChannel(channel: Channel, typed: TypedChannel<M> | undefined): Promise<void> {
-    const timeout = this.#closeOptions.timeout ?? DEFAULT_SHUTDOWN_TIMEOUT;
-    await closeGracefully(channel, typed, this.#closeOptions.reason ?? 'reason.userquit', timeout).catch(noop);
+    await closeGracefully(channel, typed, this.#closeReason, this.#closeTimeout).catch(noop);
   }
 
   /** Send on the current connection; never throws. */
@@ -599,7 +600,8 @@ export class Client<M extends MessageMap = never> {
     } catch (error) {
       return Promise.reject(error);
     }
-    this.#closeOptions = options;
+    this.#closeReason = options.reason ?? this.#closeReason;
+    this.#closeTimeout = timeout;
     this.#closing = (async () => {
       this.#stop.abort(new ChannelClosedError('client was closed'));
       if (this.#running === undefined) this.#finish(undefined);
