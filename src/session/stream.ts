@@ -31,6 +31,17 @@ export const ACK_DELAY = 50;
 /** Heartbeat ticks (each heartbeat / 2) without a byte received after which a connection is dead. */
 const DEAD_TICKS = 4;
 
+/**
+ * The transport holds a write's worth of bytes the kernel has not taken: stop writing until
+ * 'drain'. Not `writableNeedDrain`: that stays set from a write that returned false (any piece
+ * over 16 KiB) until the 'drain' emitted a tick later, even when the kernel took every byte at
+ * once, so a sender whose loop never yields (sends that resolve at once) wrote nothing more until
+ * the window was full. A write that leaves this true returned false, so 'drain' follows.
+ */
+function backedUp(transport: Duplex): boolean {
+  return transport.writableLength >= transport.writableHighWaterMark;
+}
+
 /** What a session's side needs from the Channel above it: its message counts, for acks and SessionLostError. */
 export interface MessageCounts {
   sent(): number;
@@ -561,7 +572,7 @@ export class SessionStream extends Duplex {
     const transport = this.#transport;
     if (transport === null) return;
     this.#stopAckTimers();
-    if (transport.writableNeedDrain) {
+    if (backedUp(transport)) {
       // A peer that sends PINGs (or data) and does not read would make each answer wait in our
       // memory: one ACK, cumulative, answers them all once it reads.
       this.#ackOwed = true;
@@ -657,7 +668,7 @@ export class SessionStream extends Duplex {
     if (transport === null) return;
     if (this.#ackOwed) this.#sendAck();
     const dataEnd = this.#dataEnd();
-    while (this.#transmitted < dataEnd && !transport.writableNeedDrain) {
+    while (this.#transmitted < dataEnd && !backedUp(transport)) {
       const room = Math.min(dataEnd, this.#acked + this.#sendWindow) - this.#transmitted;
       const piece = this.#replay.next(room);
       if (piece === undefined) break;
