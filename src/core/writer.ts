@@ -8,11 +8,20 @@
  */
 import type { Duplex } from 'node:stream';
 import type { Framing } from '../framing/types.js';
+import { Deque } from './deque.js';
 import { SendPromise, SendTally } from './sends.js';
 
 /** Bodies up to this size are copied into a shared write slab, so many small frames leave in one write. */
 const COPY_LIMIT = 16 * 1024;
 const SLAB_SIZE = 64 * 1024;
+/**
+ * Write slabs whose writes called back, shared by every channel of the process, kept to fill again
+ * instead of allocating: a transport that backs up holds up to a send high-water mark of slabs and
+ * frees them in bursts, and each new one would be fresh memory and garbage (a slow consumer's
+ * sender allocated a slab per 64 KiB sent). At most this many (4 MiB) are kept.
+ */
+const MAX_SPARE_SLABS = 64;
+const spareSlabs: Buffer[] = [];
 
 export class FrameWriter {
   readonly #stream: Duplex;
@@ -43,6 +52,27 @@ export class FrameWriter {
    * hands it to the peer) or transform it later (TLS).
    */
   readonly #reuse: boolean;
+  /** With #reuse: the slab of each write that has not called back, in write order (a slab's writes are adjacent). */
+  readonly #writing = new Deque<Buffer>();
+  /** With #reuse: writes of the current slab that have not called back. */
+  #slabWrites = 0;
+  /**
+   * A write of a slab called back (in write order): a retired slab whose last write it was is
+   * free. A write that failed leaves its slab to the collector: the transport is going away.
+   */
+  readonly #onSlabWritten = (error?: Error | null): void => {
+    const slab = this.#writing.shift();
+    if (slab === undefined) return;
+    if (slab === this.#slab) this.#slabWrites--;
+    else if (
+      !error &&
+      slab.length === SLAB_SIZE &&
+      this.#writing.peek() !== slab &&
+      spareSlabs.length < MAX_SPARE_SLABS
+    ) {
+      spareSlabs.push(slab);
+    }
+  };
 
   constructor(
     stream: Duplex,
@@ -109,11 +139,7 @@ export class FrameWriter {
     this.sent++;
     this.sentBytes += len;
     let slab = this.#slab;
-    if (slab === null || this.#slabEnd + framing.maxHeaderLength + len > slab.length) {
-      this.flush();
-      slab = this.#slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
-      this.#slabStart = this.#slabEnd = 0;
-    }
+    if (slab === null || this.#slabEnd + framing.maxHeaderLength + len > slab.length) slab = this.#freshSlab(0);
     const at = framing.writeHeader(slab, this.#slabEnd, len, type);
     this.#slabEnd = at + len;
     if (!this.#flushScheduled) {
@@ -183,17 +209,31 @@ export class FrameWriter {
    */
   writeBytes(bytes: Uint8Array): void {
     let slab = this.#slab;
-    if (slab === null || this.#slabEnd + bytes.length > slab.length) {
-      this.flush();
-      slab = this.#slab = Buffer.allocUnsafeSlow(Math.max(SLAB_SIZE, bytes.length));
-      this.#slabStart = this.#slabEnd = 0;
-    }
+    if (slab === null || this.#slabEnd + bytes.length > slab.length) slab = this.#freshSlab(bytes.length);
     slab.set(bytes, this.#slabEnd);
     this.#slabEnd += bytes.length;
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       process.nextTick(this.#flushTick);
     }
+  }
+
+  /**
+   * Flush, and give the slab to fill next, with room for `need` bytes: the same one when nothing
+   * refers to it any more (its writes left at once or called back, see #reuse), else a spare one
+   * whose writes called back, else a new one.
+   */
+  #freshSlab(need: number): Buffer {
+    this.flush();
+    const slab = this.#slab;
+    if (slab !== null && need <= slab.length && (this.#slabEnd === 0 || (this.#reuse && this.#slabWrites === 0))) {
+      this.#slabStart = this.#slabEnd = 0;
+      return slab;
+    }
+    this.#slabStart = this.#slabEnd = 0;
+    this.#slabWrites = 0;
+    const spare = need <= SLAB_SIZE ? spareSlabs.pop() : undefined;
+    return (this.#slab = spare ?? Buffer.allocUnsafeSlow(Math.max(SLAB_SIZE, need)));
   }
 
   /** Hand the batched small frames to the stream now. */
@@ -203,7 +243,13 @@ export class FrameWriter {
     this.#slabStart = this.#slabEnd;
     const stream = this.#stream;
     if (stream.destroyed || stream.writableEnded) return;
-    stream.write(chunk);
-    if (this.#reuse && stream.writableLength === 0) this.#slabStart = this.#slabEnd = 0;
+    if (!this.#reuse) {
+      stream.write(chunk);
+      return;
+    }
+    stream.write(chunk, this.#onSlabWritten);
+    this.#writing.push(this.#slab!);
+    this.#slabWrites++;
+    if (stream.writableLength === 0) this.#slabStart = this.#slabEnd = 0;
   }
 }

@@ -198,6 +198,66 @@ test('on a socket (reuse): the slab is filled again from its start once the kern
   }
 });
 
+/** A socket that queues every write (as one whose peer is slow) and calls the writes back when told. */
+function queuer() {
+  const chunks: Buffer[] = [];
+  const atWrite: Buffer[] = []; // each chunk's bytes when it was written
+  const callbacks: ((error?: Error | null) => void)[] = [];
+  const stream = {
+    destroyed: false,
+    writableEnded: false,
+    writableLength: 1,
+    cork: () => {},
+    uncork: () => {},
+    write: (bytes: Buffer, callback?: (error?: Error | null) => void) => {
+      chunks.push(bytes);
+      atWrite.push(Buffer.from(bytes));
+      if (callback) callbacks.push(callback);
+      return false;
+    },
+  };
+  return { stream, chunks, atWrite, callBack: () => callbacks.splice(0).forEach((cb) => cb()) };
+}
+
+test('on a socket that queues: a slab is filled again once every write of it called back (no fresh memory per 64 KiB), never before', async () => {
+  const q = queuer();
+  const w = new FrameWriter(q.stream as unknown as Duplex, msg, true);
+  const body = (i: number): Buffer => Buffer.alloc(16 * 1024 - 100, 0x41 + (i % 26));
+  const expected: Buffer[] = [];
+  const allocations = (): (() => number) => {
+    const real = Buffer.allocUnsafeSlow;
+    let n = 0;
+    Buffer.allocUnsafeSlow = (size: number) => (n++, real(size));
+    return () => ((Buffer.allocUnsafeSlow = real), n);
+  };
+  // The socket holds every write: each full slab needs new memory, and none is written over.
+  for (let i = 0; i < 16; i++) {
+    void w.write(body(i), 0);
+    expected.push(encode(msg, body(i)));
+  }
+  await tick();
+  const held = q.chunks.length;
+  assert.ok(held >= 4, `${held} writes held`);
+  q.chunks.forEach((c, i) => assert.ok(c.equals(q.atWrite[i]!), `held chunk ${i} intact`));
+  // The socket took them all and called back: the next 16 frames are written into the same memory.
+  q.callBack();
+  const count = allocations();
+  for (let i = 16; i < 32; i++) {
+    void w.write(body(i), 0);
+    expected.push(encode(msg, body(i)));
+  }
+  await tick();
+  assert.is(count(), 0, 'no new slab: the called-back ones are filled again');
+  assert.ok(
+    q.chunks.slice(held).some((c) => q.chunks.slice(0, held).some((d) => d.buffer === c.buffer)),
+    'memory of the first writes is reused',
+  );
+  // What the socket still holds is intact (nothing in flight was written over), and the wire is
+  // every frame in order.
+  for (let i = held; i < q.chunks.length; i++) assert.ok(q.chunks[i]!.equals(q.atWrite[i]!), `chunk ${i} intact`);
+  assert.equal(Buffer.concat(q.atWrite), Buffer.concat(expected));
+});
+
 test('writeJoined: the head bytes then the body as one frame, batched; the head is copied at once (its buffer is reused)', async () => {
   const r = recorder();
   const w = new FrameWriter(r.stream as unknown as Duplex, msg);
