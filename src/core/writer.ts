@@ -57,21 +57,20 @@ export class FrameWriter {
   /** With #reuse: writes of the current slab that have not called back. */
   #slabWrites = 0;
   /**
-   * A write of a slab called back (in write order): a retired slab whose last write it was is
-   * free. A write that failed leaves its slab to the collector: the transport is going away.
+   * A write of a slab called back (in write order). A retired slab whose last write it was is
+   * free; so is the current one when nothing is batched in it since, and an idle channel gives it
+   * back rather than hold 64 KiB (a server's many quiet connections share a few). A write that
+   * failed leaves its slab to the collector: the transport is going away.
    */
   readonly #onSlabWritten = (error?: Error | null): void => {
     const slab = this.#writing.shift();
-    if (slab === undefined) return;
-    if (slab === this.#slab) this.#slabWrites--;
-    else if (
-      !error &&
-      slab.length === SLAB_SIZE &&
-      this.#writing.peek() !== slab &&
-      spareSlabs.length < MAX_SPARE_SLABS
-    ) {
-      spareSlabs.push(slab);
-    }
+    if (slab === undefined || error) return;
+    if (slab === this.#slab) {
+      if (--this.#slabWrites > 0 || this.#slabEnd !== this.#slabStart) return;
+      this.#slab = null;
+      this.#slabStart = this.#slabEnd = 0;
+    } else if (this.#writing.peek() === slab) return; // more of its writes to come
+    if (slab.length === SLAB_SIZE && spareSlabs.length < MAX_SPARE_SLABS) spareSlabs.push(slab);
   };
 
   constructor(

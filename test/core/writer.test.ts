@@ -258,6 +258,37 @@ test('on a socket that queues: a slab is filled again once every write of it cal
   assert.equal(Buffer.concat(q.atWrite), Buffer.concat(expected));
 });
 
+test('on a socket: a channel gone quiet gives its slab back once its write called back, and the next channel to write fills it', async () => {
+  const socket = () => {
+    const chunks: Buffer[] = [];
+    const stream = {
+      destroyed: false,
+      writableEnded: false,
+      writableLength: 0, // the kernel takes every write at once; Node calls back a tick later
+      cork: () => {},
+      uncork: () => {},
+      write: (bytes: Buffer, callback?: () => void) => {
+        chunks.push(bytes);
+        if (callback) process.nextTick(callback);
+        return true;
+      },
+    };
+    return { stream, chunks };
+  };
+  const a = socket();
+  const b = socket();
+  const wa = new FrameWriter(a.stream as unknown as Duplex, msg, true);
+  const wb = new FrameWriter(b.stream as unknown as Duplex, msg, true);
+  void wa.write(Buffer.from('from a'), 0);
+  await tick(); // a's batch is written
+  await tick(); // and called back: a is quiet
+  void wb.write(Buffer.from('from b'), 0);
+  await tick();
+  assert.is(b.chunks[0]!.buffer, a.chunks[0]!.buffer, 'b writes into the slab a gave back');
+  assert.equal(b.chunks[0], encode(msg, 'from b'));
+  assert.equal(a.chunks[0], encode(msg, 'from b'), "a no longer refers to it: it is b's now");
+});
+
 test('writeJoined: the head bytes then the body as one frame, batched; the head is copied at once (its buffer is reused)', async () => {
   const r = recorder();
   const w = new FrameWriter(r.stream as unknown as Duplex, msg);
