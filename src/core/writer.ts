@@ -46,10 +46,11 @@ export class FrameWriter {
   };
 
   /**
-   * A plain socket (reused = true): once a write has left synchronously (the kernel took every
-   * byte: nothing is queued), nothing refers to the slab any more and it is filled again from the
-   * start instead of becoming garbage. Never for a stream that may keep the chunk (Channel.pair
-   * hands it to the peer) or transform it later (TLS).
+   * A plain socket or a session (reuse = true), whose write is done with the chunk when it calls
+   * back, or at once when nothing is left queued after it (the kernel took every byte; a session
+   * copied it): a slab nothing refers to any more is filled again instead of becoming garbage.
+   * Never for a stream that may keep the chunk (Channel.pair hands it to the peer) or transform it
+   * later (TLS, WebSocket).
    */
   readonly #reuse: boolean;
   /** With #reuse: the slab of each write that has not called back, in write order (a slab's writes are adjacent). */
