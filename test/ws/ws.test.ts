@@ -44,6 +44,38 @@ test('Channel.listen({ ws }) and Channel.connect(ws://): messages both ways, emp
   await listener.close();
 });
 
+test('every message arrives intact while the WebSocket holds queued writes (write slabs are refilled only once written)', async () => {
+  // The listening side does not mask: `ws` hands the batched frames themselves to its socket,
+  // which keeps them while the client does not read. A slab refilled before its write called
+  // back would change bytes still queued; each message's bytes say which message it is.
+  const listener = Channel.listen({ host: '127.0.0.1', port: 0, ws: true });
+  const { port } = await listener.listening;
+  const client = await Channel.connect(url(port), { highWaterMark: 16 * 1024 }); // reads ahead little
+  const server = (await listener.accept())!;
+  try {
+    const body = (i: number): Buffer => Buffer.alloc(1000 + (i % 7), i % 251);
+    const count = 8000; // 8 MB: more than the loopback buffers take while the client does not read
+    const sending = (async () => {
+      for (let i = 0; i < count;) {
+        const end = Math.min(count, i + 100);
+        let last: Promise<void> | undefined;
+        for (; i < end; i++) last = server.send(body(i));
+        await last;
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 100)); // the client reads nothing yet
+    for (let i = 0; i < count; i++) {
+      const m = await client.recv({ timeout: 5000 }); // a frame header written over would leave it waiting
+      assert.ok(m.equals(body(i)), `message ${i} intact`);
+    }
+    await sending;
+  } finally {
+    client.destroy();
+    server.destroy();
+    await listener.close();
+  }
+});
+
 test('the wire: binary WebSocket messages carry the msg framing bytes, cut at 64 KiB; boundaries mean nothing', async () => {
   const listener = Channel.listen({ host: '127.0.0.1', port: 0, ws: true });
   const { port } = await listener.listening;
