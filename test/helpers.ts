@@ -178,3 +178,27 @@ export async function bothWays(client: Channel, server: Channel, sizes: number[]
     for (const m of sent) assert.equal(await to.recv(), m);
   }
 }
+
+/**
+ * `from` sends `count` distinct messages of about 1 KB in bursts of 100 while `to` reads nothing
+ * for 100 ms, then `to` reads them all: each must be intact. With `to` reading ahead little
+ * (a small highWaterMark), `from`'s batched frames wait in its transport, so a write slab refilled
+ * before its write called back would change bytes still queued (a recv that waits for ever on a
+ * header written over fails after 5 s).
+ */
+export async function intactWhileUnread(from: Channel, to: Channel, count = 8000): Promise<void> {
+  const sending = (async () => {
+    for (let i = 0; i < count;) {
+      const end = Math.min(count, i + 100);
+      let last: Promise<void> | undefined;
+      for (; i < end; i++) last = from.send(pattern(i, 1000 + (i % 7)));
+      await last;
+    }
+  })();
+  await sleep(100);
+  for (let i = 0; i < count; i++) {
+    const m = await to.recv({ timeout: 5000 });
+    assert.ok(m.equals(pattern(i, 1000 + (i % 7))), `message ${i} intact`);
+  }
+  await sending;
+}

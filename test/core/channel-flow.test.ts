@@ -12,7 +12,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Channel, msg, tinyproto } from '../../channel.js';
 import { encode } from '../framing/codec.js';
-import { rejectsWith } from '../helpers.js';
+import { intactWhileUnread, rejectsWith, tcpPair } from '../helpers.js';
 import { ManualStream, state, tinyprotoOver, turn, within } from './transport.js';
 
 /**
@@ -169,6 +169,16 @@ test('maxQueuedBytes: a single message larger than the cap is taken when nothing
     assert.equal(await within(b.recv()), big);
     a.destroy();
     b.destroy();
+  }
+});
+
+test('over TCP, every message arrives intact while the socket holds queued writes (write slabs are refilled only once written)', async () => {
+  const { client, server } = await tcpPair({ highWaterMark: 16 * 1024 }); // the reader reads ahead little
+  try {
+    await intactWhileUnread(server, client);
+  } finally {
+    client.destroy();
+    server.destroy();
   }
 });
 

@@ -1,13 +1,16 @@
 /**
  * The session stream's sending side against a transport it can watch (src/session/stream.ts):
  * what the window allows is transmitted as it is written, not a tick later, and nothing more goes
- * to a transport that holds a high-water mark of bytes until it drains.
+ * to a transport that holds a high-water mark of bytes until it drains; over a real session, what
+ * waits for the window arrives intact.
  */
 import { randomBytes } from 'node:crypto';
 import { Duplex } from 'node:stream';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { Channel } from '../../channel.js';
 import { SessionStream } from '../../src/session/stream.js';
+import { intactWhileUnread } from '../helpers.js';
 
 const KiB = 1024;
 const WINDOW = 1024 * KiB;
@@ -68,6 +71,20 @@ test('a transport that holds a high-water mark of bytes gets nothing more until 
   assert.ok(t.bytes() > first, 'more once it drained');
   s.destroy();
   await tick();
+});
+
+test('with resume, every message arrives intact while the window holds queued writes (write slabs are refilled only once copied)', async () => {
+  const listener = Channel.listen('127.0.0.1', 0, { resume: true });
+  const { port } = await listener.listening;
+  const client = await Channel.connect('127.0.0.1', port, { resume: true, highWaterMark: 16 * 1024 });
+  const server = (await listener.accept())!;
+  try {
+    await intactWhileUnread(server, client);
+  } finally {
+    client.destroy();
+    server.destroy();
+    await listener.close();
+  }
 });
 
 test.run();

@@ -11,7 +11,7 @@ import * as http from 'node:http';
 import { once } from 'node:events';
 import WebSocket from 'ws';
 import { Channel, Server } from '../../channel.js';
-import { makeCertificate, rejectsWith, tlsTest } from '../helpers.js';
+import { intactWhileUnread, makeCertificate, rejectsWith, tlsTest } from '../helpers.js';
 
 const url = (port: number, path = '/'): `ws://${string}` => `ws://127.0.0.1:${port}${path}`;
 
@@ -45,30 +45,13 @@ test('Channel.listen({ ws }) and Channel.connect(ws://): messages both ways, emp
 });
 
 test('every message arrives intact while the WebSocket holds queued writes (write slabs are refilled only once written)', async () => {
-  // The listening side does not mask: `ws` hands the batched frames themselves to its socket,
-  // which keeps them while the client does not read. A slab refilled before its write called
-  // back would change bytes still queued; each message's bytes say which message it is.
+  // The listening side does not mask: `ws` hands the batched frames themselves to its socket.
   const listener = Channel.listen({ host: '127.0.0.1', port: 0, ws: true });
   const { port } = await listener.listening;
   const client = await Channel.connect(url(port), { highWaterMark: 16 * 1024 }); // reads ahead little
   const server = (await listener.accept())!;
   try {
-    const body = (i: number): Buffer => Buffer.alloc(1000 + (i % 7), i % 251);
-    const count = 8000; // 8 MB: more than the loopback buffers take while the client does not read
-    const sending = (async () => {
-      for (let i = 0; i < count;) {
-        const end = Math.min(count, i + 100);
-        let last: Promise<void> | undefined;
-        for (; i < end; i++) last = server.send(body(i));
-        await last;
-      }
-    })();
-    await new Promise((r) => setTimeout(r, 100)); // the client reads nothing yet
-    for (let i = 0; i < count; i++) {
-      const m = await client.recv({ timeout: 5000 }); // a frame header written over would leave it waiting
-      assert.ok(m.equals(body(i)), `message ${i} intact`);
-    }
-    await sending;
+    await intactWhileUnread(server, client);
   } finally {
     client.destroy();
     server.destroy();
