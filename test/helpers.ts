@@ -186,7 +186,7 @@ export async function bothWays(client: Channel, server: Channel, sizes: number[]
  * before its write called back would change bytes still queued (a recv that waits for ever on a
  * header written over fails after 5 s).
  */
-export async function intactWhileUnread(from: Channel, to: Channel, count = 8000): Promise<void> {
+async function intactWhileUnread(from: Channel, to: Channel, count = 8000): Promise<void> {
   const sending = (async () => {
     for (let i = 0; i < count;) {
       const end = Math.min(count, i + 100);
@@ -201,4 +201,25 @@ export async function intactWhileUnread(from: Channel, to: Channel, count = 8000
     assert.ok(m.equals(pattern(i, 1000 + (i % 7))), `message ${i} intact`);
   }
   await sending;
+}
+
+/** intactWhileUnread() from the accepted side of `listener` to a client `connect` makes (reading ahead little). */
+export async function intactWhileUnreadOver(
+  listener: {
+    listening: Promise<{ port: number }>;
+    accept(): Promise<Channel | null | undefined>;
+    close(): Promise<void>;
+  },
+  connect: (port: number) => Promise<Channel>,
+): Promise<void> {
+  const { port } = await listener.listening;
+  const client = await connect(port);
+  const server = (await listener.accept())!;
+  try {
+    await intactWhileUnread(server, client);
+  } finally {
+    client.destroy();
+    server.destroy();
+    await listener.close();
+  }
 }

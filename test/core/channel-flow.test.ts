@@ -12,7 +12,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Channel, msg, tinyproto } from '../../channel.js';
 import { encode } from '../framing/codec.js';
-import { intactWhileUnread, rejectsWith, tcpPair } from '../helpers.js';
+import { intactWhileUnreadOver, rejectsWith } from '../helpers.js';
 import { ManualStream, state, tinyprotoOver, turn, within } from './transport.js';
 
 /**
@@ -173,13 +173,9 @@ test('maxQueuedBytes: a single message larger than the cap is taken when nothing
 });
 
 test('over TCP, every message arrives intact while the socket holds queued writes (write slabs are refilled only once written)', async () => {
-  const { client, server } = await tcpPair({ highWaterMark: 16 * 1024 }); // the reader reads ahead little
-  try {
-    await intactWhileUnread(server, client);
-  } finally {
-    client.destroy();
-    server.destroy();
-  }
+  await intactWhileUnreadOver(Channel.listen('127.0.0.1', 0), (port) =>
+    Channel.connect('127.0.0.1', port, { highWaterMark: 16 * 1024 }),
+  );
 });
 
 test('a send() made after close() rejects with ChannelClosedError and never reaches the peer; what was sent before does', async () => {

@@ -10,7 +10,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Channel } from '../../channel.js';
 import { SessionStream } from '../../src/session/stream.js';
-import { intactWhileUnread } from '../helpers.js';
+import { intactWhileUnreadOver } from '../helpers.js';
 
 const KiB = 1024;
 const WINDOW = 1024 * KiB;
@@ -74,17 +74,9 @@ test('a transport that holds a high-water mark of bytes gets nothing more until 
 });
 
 test('with resume, every message arrives intact while the window holds queued writes (write slabs are refilled only once copied)', async () => {
-  const listener = Channel.listen('127.0.0.1', 0, { resume: true });
-  const { port } = await listener.listening;
-  const client = await Channel.connect('127.0.0.1', port, { resume: true, highWaterMark: 16 * 1024 });
-  const server = (await listener.accept())!;
-  try {
-    await intactWhileUnread(server, client);
-  } finally {
-    client.destroy();
-    server.destroy();
-    await listener.close();
-  }
+  await intactWhileUnreadOver(Channel.listen('127.0.0.1', 0, { resume: true }), (port) =>
+    Channel.connect('127.0.0.1', port, { resume: true, highWaterMark: 16 * 1024 }),
+  );
 });
 
 test.run();

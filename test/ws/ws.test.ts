@@ -11,7 +11,7 @@ import * as http from 'node:http';
 import { once } from 'node:events';
 import WebSocket from 'ws';
 import { Channel, Server } from '../../channel.js';
-import { intactWhileUnread, makeCertificate, rejectsWith, tlsTest } from '../helpers.js';
+import { intactWhileUnreadOver, makeCertificate, rejectsWith, tlsTest } from '../helpers.js';
 
 const url = (port: number, path = '/'): `ws://${string}` => `ws://127.0.0.1:${port}${path}`;
 
@@ -46,17 +46,9 @@ test('Channel.listen({ ws }) and Channel.connect(ws://): messages both ways, emp
 
 test('every message arrives intact while the WebSocket holds queued writes (write slabs are refilled only once written)', async () => {
   // The listening side does not mask: `ws` hands the batched frames themselves to its socket.
-  const listener = Channel.listen({ host: '127.0.0.1', port: 0, ws: true });
-  const { port } = await listener.listening;
-  const client = await Channel.connect(url(port), { highWaterMark: 16 * 1024 }); // reads ahead little
-  const server = (await listener.accept())!;
-  try {
-    await intactWhileUnread(server, client);
-  } finally {
-    client.destroy();
-    server.destroy();
-    await listener.close();
-  }
+  await intactWhileUnreadOver(Channel.listen({ host: '127.0.0.1', port: 0, ws: true }), (port) =>
+    Channel.connect(url(port), { highWaterMark: 16 * 1024 }),
+  );
 });
 
 test('the wire: binary WebSocket messages carry the msg framing bytes, cut at 64 KiB; boundaries mean nothing', async () => {
