@@ -23,8 +23,7 @@ import { checkSendType, type AckIO, type Framing, type HandshakeIO } from '../fr
 import { noop, settlesWithin } from '../util.js';
 import { connectChannel, peerCertificateOf, type ChannelFactory } from './connect.js';
 import { defineStreams } from './streams.js';
-import { connectOptionsOf, connectWebSocket } from '../ws/connect.js';
-import { WebSocketStream } from '../ws/stream.js';
+import { WebSocketStream, connectOptionsOf, connectWebSocket } from '../ws/connect.js';
 import { Deque } from './deque.js';
 import { MESSAGE_OVERHEAD, ReceiveQueue } from './receive.js';
 import { RawReader, handshakeOf, runHandshake } from './handshake.js';
@@ -245,11 +244,8 @@ export class Channel implements AsyncIterable<Buffer> {
     );
     this.#stream = stream;
     const session = stream instanceof SessionStream ? stream : undefined;
-    // Transports that are done with a chunk once its write calls back (a plain socket, a session's
-    // copy, `ws` once the frame is written): the writer may refill its slabs (FrameWriter #reuse).
-    const reuseSlab =
-      options.reader instanceof DirectReader || session !== undefined || stream instanceof WebSocketStream;
-    this.#writer = new FrameWriter(stream, this.framing, reuseSlab, this.#sendTally, (cause) =>
+    const reuse = options.reader instanceof DirectReader || session !== undefined || stream instanceof WebSocketStream;
+    this.#writer = new FrameWriter(stream, this.framing, reuse, this.#sendTally, (cause) =>
       this.#error === undefined ? new ChannelClosedError('channel is closed', { cause }) : this.#closedError(),
     );
     this.#backlog = new SendBacklog({

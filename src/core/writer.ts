@@ -46,11 +46,11 @@ export class FrameWriter {
   };
 
   /**
-   * A plain socket or a session (reuse = true), whose write is done with the chunk when it calls
-   * back, or at once when nothing is left queued after it (the kernel took every byte; a session
-   * copied it): a slab nothing refers to any more is filled again instead of becoming garbage.
-   * Never for a stream that may keep the chunk (Channel.pair hands it to the peer) or transform it
-   * later (TLS, WebSocket).
+   * A plain socket, a session or a WebSocket (reuse = true), whose write is done with the chunk
+   * when it calls back, or at once when nothing is left queued after it (the kernel took every
+   * byte; a session copied it): a slab nothing refers to any more is filled again instead of
+   * becoming garbage. The Channel decides which (its constructor). Never for a stream that may
+   * keep the chunk (Channel.pair hands it to the peer) or transform it later (TLS).
    */
   readonly #reuse: boolean;
   /** With #reuse: the slab of each write that has not called back, in write order (a slab's writes are adjacent). */
