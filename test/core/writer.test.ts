@@ -142,21 +142,31 @@ test('the slab (64 KiB) is filled to its last byte: a frame that fits exactly jo
   }
 });
 
-/** A socket-like stream that keeps the chunks it is given (no copy) and reports what it has not sent yet. */
-function keeper() {
+/**
+ * A socket-like stream that keeps the chunks it is given (no copy), with each chunk's bytes as
+ * written, and reports what it has not sent yet. Its writes call back never (the default), a tick
+ * later (`tick`: the kernel took them at once, as Node calls back), or when told (`held`: it queues
+ * them, as a socket whose peer is slow).
+ */
+function keeper(callBack: 'never' | 'tick' | 'held' = 'never') {
   const chunks: Buffer[] = [];
+  const atWrite: Buffer[] = [];
+  const held: ((error?: Error | null) => void)[] = [];
   const stream = {
     destroyed: false,
     writableEnded: false,
-    writableLength: 0,
+    writableLength: callBack === 'held' ? 1 : 0,
     cork: () => {},
     uncork: () => {},
-    write: (bytes: Buffer) => {
+    write: (bytes: Buffer, callback?: (error?: Error | null) => void) => {
       chunks.push(bytes);
-      return true;
+      atWrite.push(Buffer.from(bytes));
+      if (callback && callBack === 'tick') process.nextTick(callback);
+      else if (callback && callBack === 'held') held.push(callback);
+      return callBack !== 'held';
     },
   };
-  return { stream, chunks };
+  return { stream, chunks, atWrite, callBack: () => held.splice(0).forEach((cb) => cb()) };
 }
 
 test('on a socket (reuse): the slab is filled again from its start once the kernel took a write whole, never while the socket still holds it', async () => {
@@ -198,29 +208,8 @@ test('on a socket (reuse): the slab is filled again from its start once the kern
   }
 });
 
-/** A socket that queues every write (as one whose peer is slow) and calls the writes back when told. */
-function queuer() {
-  const chunks: Buffer[] = [];
-  const atWrite: Buffer[] = []; // each chunk's bytes when it was written
-  const callbacks: ((error?: Error | null) => void)[] = [];
-  const stream = {
-    destroyed: false,
-    writableEnded: false,
-    writableLength: 1,
-    cork: () => {},
-    uncork: () => {},
-    write: (bytes: Buffer, callback?: (error?: Error | null) => void) => {
-      chunks.push(bytes);
-      atWrite.push(Buffer.from(bytes));
-      if (callback) callbacks.push(callback);
-      return false;
-    },
-  };
-  return { stream, chunks, atWrite, callBack: () => callbacks.splice(0).forEach((cb) => cb()) };
-}
-
 test('on a socket that queues: a slab is filled again once every write of it called back (no fresh memory per 64 KiB), never before', async () => {
-  const q = queuer();
+  const q = keeper('held');
   const w = new FrameWriter(q.stream as unknown as Duplex, msg, true);
   const body = (i: number): Buffer => Buffer.alloc(16 * 1024 - 100, 0x41 + (i % 26));
   const expected: Buffer[] = [];
@@ -259,24 +248,8 @@ test('on a socket that queues: a slab is filled again once every write of it cal
 });
 
 test('on a socket: a channel gone quiet gives its slab back once its write called back, and the next channel to write fills it', async () => {
-  const socket = () => {
-    const chunks: Buffer[] = [];
-    const stream = {
-      destroyed: false,
-      writableEnded: false,
-      writableLength: 0, // the kernel takes every write at once; Node calls back a tick later
-      cork: () => {},
-      uncork: () => {},
-      write: (bytes: Buffer, callback?: () => void) => {
-        chunks.push(bytes);
-        if (callback) process.nextTick(callback);
-        return true;
-      },
-    };
-    return { stream, chunks };
-  };
-  const a = socket();
-  const b = socket();
+  const a = keeper('tick');
+  const b = keeper('tick');
   const wa = new FrameWriter(a.stream as unknown as Duplex, msg, true);
   const wb = new FrameWriter(b.stream as unknown as Duplex, msg, true);
   void wa.write(Buffer.from('from a'), 0);
