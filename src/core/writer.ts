@@ -219,14 +219,14 @@ export class FrameWriter {
   }
 
   /**
-   * Flush, and give the slab to fill next, with room for `need` bytes: the same one when nothing
-   * refers to it any more (its writes left at once or called back, see #reuse), else a spare one
-   * whose writes called back, else a new one.
+   * Flush, and give the slab to fill next, with room for `need` bytes: the same one when the flush
+   * left it free (its write left at once, see #reuse), else a spare one whose writes called back
+   * (a slab whose writes all called back goes there, #onSlabWritten), else a new one.
    */
   #freshSlab(need: number): Buffer {
     this.flush();
     const slab = this.#slab;
-    if (slab !== null && need <= slab.length && (this.#slabEnd === 0 || (this.#reuse && this.#slabWrites === 0))) {
+    if (slab !== null && need <= slab.length && this.#slabEnd === 0) {
       this.#slabStart = this.#slabEnd = 0;
       return slab;
     }
