@@ -73,26 +73,32 @@ export class ReceiveQueue {
 
   /** The next message; with `frame`, as `{ type, data }`. */
   recv(options: RecvOptions | undefined, frame: boolean): Promise<Buffer | Frame> {
-    // Uncontended with a message buffered and nothing to check first: one resolved promise.
-    if (options === undefined && this.#live === 0) {
-      if (this.#bodies.length > 0) return Promise.resolve(this.#take(frame));
-      if (this.#endError !== undefined) return Promise.reject(this.#endError);
-      return this.#wait(undefined, noop, frame, false);
+    let signal: AbortSignal | undefined;
+    let dispose = noop;
+    if (options === undefined) {
+      // Nothing to check first.
+    } else if (options.signal !== undefined && options.signal === this.#kept && options.timeout === undefined) {
+      // The signal the queue already listens to, and no timeout: not aborted (the listener would
+      // have let it go), no deadline to set up. (A Server's serve loop passes its stop signal each time.)
+      signal = options.signal;
+    } else {
+      const limit = recvDeadline(options);
+      if ('error' in limit) return Promise.reject(limit.error);
+      ({ signal, dispose } = limit);
     }
-    const limit = recvDeadline(options);
-    if ('error' in limit) return Promise.reject(limit.error);
     if (this.#live === 0) {
+      // Uncontended with a message buffered: one resolved promise.
       if (this.#bodies.length > 0) {
-        limit.dispose();
+        dispose();
         return Promise.resolve(this.#take(frame));
       }
       if (this.#endError !== undefined) {
-        limit.dispose();
+        dispose();
         return Promise.reject(this.#endError);
       }
     }
     // The caller's own signal (no timeout wrapped it) can be the one the queue keeps a listener on.
-    return this.#wait(limit.signal, limit.dispose, frame, limit.signal === options?.signal);
+    return this.#wait(signal, dispose, frame, signal !== undefined && signal === options?.signal);
   }
 
   /** The next message if one is buffered and no recv() waits, without a promise; undefined otherwise. */

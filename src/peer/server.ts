@@ -4,7 +4,6 @@
  * The seeds' servers: ltprotocol's LTTwistedServer, tinyproto's TinyProtoServer, packetmq's Server
  * and MemoryServer. It reads each connection with recv() and never touches a socket itself.
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
 import type { AddressInfo } from 'node:net';
 import { Channel } from '../core/channel.js';
 import type { Listener } from '../core/listener.js';
@@ -129,12 +128,8 @@ export interface ServerCloseOptions {
 
 let nextId = 1;
 
-/**
- * The connection whose task this code runs in: its whole life (onConnection, every onMessage,
- * onClose), after any `await` too, so Server.close() called from a handler does not wait for the
- * task that waits for the handler. (Node 20 runs promise hooks for it: bench/README.md.)
- */
-const currentTask = new AsyncLocalStorage<Connection<MessageMap>>();
+/** A Server's handler: the connection first, then what it is called with. */
+type Handler<M extends MessageMap, A, B, R> = (conn: Connection<M>, a: A, b: B) => R;
 
 /** One client of a Server. */
 export class Connection<M extends MessageMap = never> {
@@ -292,6 +287,8 @@ export class Server<M extends MessageMap = never> {
   #memoryHandshaking = 0;
   #closing: Promise<void> | undefined;
   readonly #requests: boolean;
+  /** The connection whose handler is running synchronously right now (see #call). */
+  #calling: Connection<M> | undefined;
 
   constructor(options: ServerOptions<M> = {}) {
     this.#options = options;
@@ -454,16 +451,13 @@ export class Server<M extends MessageMap = never> {
           channel,
           this.#options.requests,
           (body, ctx) =>
-            this.onRequest === undefined ? Promise.reject(noHandler()) : this.onRequest(conn!, body, ctx),
+            this.onRequest === undefined ? Promise.reject(noHandler()) : this.#call(conn!, this.onRequest, body, ctx),
           (error) => this.#report(error, conn),
         )
       : undefined;
     conn = new Connection<M>(channel, typed, requests);
     this.#connections.add(conn);
-    this.#track(
-      conn,
-      currentTask.run(conn as Connection<MessageMap>, () => this.#serve(conn)),
-    );
+    this.#track(conn, this.#serve(conn));
   }
 
   async #serve(conn: Connection<M>): Promise<void> {
@@ -485,7 +479,7 @@ export class Server<M extends MessageMap = never> {
       }
       connected = true;
       try {
-        await this.onConnection?.(conn);
+        await this.#call(conn, this.onConnection, undefined, undefined);
       } catch (error) {
         this.#report(error, conn);
       }
@@ -493,7 +487,7 @@ export class Server<M extends MessageMap = never> {
         conn.requests ?? channel,
         typed,
         conn.stopSignal,
-        (message) => this.onMessage?.(conn, message),
+        (message) => this.#call(conn, this.onMessage, message, undefined),
         (error) => this.#report(error, conn),
       );
       // The peer closed, or the server is closing and what was received is handled: close our side
@@ -503,13 +497,33 @@ export class Server<M extends MessageMap = never> {
       const error = await channel.closed;
       const reason = conn.quitReason ?? error;
       try {
-        await this.onClose?.(conn, reason);
+        await this.#call(conn, this.onClose, reason, undefined);
       } catch (e) {
         this.#report(e, conn);
       }
     } finally {
       this.#connections.delete(conn);
       if (!connected) channel.destroy();
+    }
+  }
+
+  /**
+   * Call one of the handlers for `conn`, known in #calling while it runs synchronously, so close()
+   * called from it does not wait for the loop that waits for the handler. After an `await` in the
+   * handler that is no longer known: close() then waits for it, at most its timeout. (Knowing it
+   * would take an AsyncLocalStorage, whose promise hooks on Node 20 tax every promise in the
+   * process: bench/README.md.)
+   */
+  #call<A, B, R>(conn: Connection<M>, handler: Handler<M, A, B, R>, a: A, b: B): R;
+  #call<A, B, R>(conn: Connection<M>, handler: Handler<M, A, B, R> | undefined, a: A, b: B): R | undefined;
+  #call<A, B, R>(conn: Connection<M>, handler: Handler<M, A, B, R> | undefined, a: A, b: B): R | undefined {
+    if (handler === undefined) return undefined;
+    const outer = this.#calling;
+    this.#calling = conn;
+    try {
+      return handler.call(this, conn, a, b);
+    } finally {
+      this.#calling = outer;
     }
   }
 
@@ -549,7 +563,7 @@ export class Server<M extends MessageMap = never> {
     this.#closeReason = reason;
     this.#closeTimeout = timeout;
     // Called from a handler (tinyproto's SRVQUIT): that connection closes once its handler returns; don't wait for it here.
-    const self = currentTask.getStore();
+    const self = this.#calling;
     this.#closing = (async () => {
       for (const name of this.#memoryNames) memoryServers.delete(name);
       this.#memoryNames.clear();

@@ -138,25 +138,35 @@ export async function readMessages<M extends MessageMap>(
   handle: (message: Incoming<M>) => unknown,
   report: (error: Error) => unknown,
 ): Promise<void> {
-  for (;;) {
-    // Once stopped, take only what is already here: a message buffered resolves the recv before a
-    // signal that aborts on the next timer tick; the first recv that finds nothing ends the loop.
-    const options = { signal: stop.aborted ? nextTimerTick() : stop };
-    let message: Incoming<M>;
-    try {
-      message = (typed ? await typed.recv(options) : await channel.recv(options)) as Incoming<M>;
-    } catch (error) {
-      if ((error instanceof UnknownMessageTypeError || error instanceof MessageDecodeError) && !stop.aborted) {
-        await report(error);
-        continue;
+  // `stopped` mirrors stop.aborted (a getter that validates its receiver: too dear to read twice
+  // per message); `live` is every recv's options until then.
+  let stopped = stop.aborted;
+  const onStop = (): void => void (stopped = true);
+  stop.addEventListener('abort', onStop, { once: true });
+  const live = { signal: stop };
+  try {
+    for (;;) {
+      // Once stopped, take only what is already here: a message buffered resolves the recv before a
+      // signal that aborts on the next timer tick; the first recv that finds nothing ends the loop.
+      const options = stopped ? { signal: nextTimerTick() } : live;
+      let message: Incoming<M>;
+      try {
+        message = (typed ? await typed.recv(options) : await channel.recv(options)) as Incoming<M>;
+      } catch (error) {
+        if ((error instanceof UnknownMessageTypeError || error instanceof MessageDecodeError) && !stopped) {
+          await report(error);
+          continue;
+        }
+        if (stopped && error === stop.reason) continue; // stopped while waiting: drain what is buffered
+        return; // closed, failed, or drained: `closed` has the story
       }
-      if (stop.aborted && error === stop.reason) continue; // stopped while waiting: drain what is buffered
-      return; // closed, failed, or drained: `closed` has the story
+      try {
+        await handle(message);
+      } catch (error) {
+        await report(error instanceof Error ? error : new Error(String(error)));
+      }
     }
-    try {
-      await handle(message);
-    } catch (error) {
-      await report(error instanceof Error ? error : new Error(String(error)));
-    }
+  } finally {
+    stop.removeEventListener('abort', onStop);
   }
 }

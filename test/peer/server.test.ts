@@ -359,30 +359,55 @@ test('close() waits for a handler at most its timeout: a handler that never retu
   assert.ok(Date.now() - t0 < 1500, `${Date.now() - t0} ms`);
 });
 
-test('close() from onClose (after an await) or from a Client handler does not wait for itself', async () => {
-  const closedFromOnClose: string[] = [];
+test('close() called from a handler before its first await does not wait for that handler (Server and Client)', async () => {
+  const closedFromHandlers: string[] = [];
   const server = new Server({
     onClose: async () => {
+      const closing = server.close(); // before the handler's first await: known to come from it
       await sleep(1);
-      await server.close();
-      closedFromOnClose.push('server closed');
+      await closing;
+      closedFromHandlers.push('server closed');
     },
   });
   const { port } = await server.listen(0, '127.0.0.1');
   const client: Client = new Client({
     reconnect: false,
     onMessage: async () => {
-      const closing = client.close(); // before the handler's first await: known to come from it
+      const closing = client.close();
       await sleep(1);
       await closing;
-      closedFromOnClose.push('client closed');
+      closedFromHandlers.push('client closed');
     },
   });
   await client.connect('127.0.0.1', port);
   for (const conn of server.connections) await conn.send('bye');
-  for (let i = 0; i < 200 && closedFromOnClose.length < 2; i++) await sleep(5);
-  assert.equal(closedFromOnClose, ['client closed', 'server closed']);
+  for (let i = 0; i < 200 && closedFromHandlers.length < 2; i++) await sleep(5);
+  assert.equal(closedFromHandlers, ['client closed', 'server closed']);
   assert.is(client.state, 'closed');
+});
+
+test('Server.close() awaited from its own handler after an await waits for it at most its timeout, then rejects', async () => {
+  let outcome: unknown;
+  let closedAfter = -1;
+  const server = new Server({
+    onMessage: async () => {
+      await sleep(1);
+      const t0 = Date.now();
+      outcome = await server.close({ timeout: 100 }).catch((e: unknown) => e);
+      closedAfter = Date.now() - t0;
+    },
+  });
+  const { port } = await server.listen(0, '127.0.0.1');
+  const ch = await Channel.connect('127.0.0.1', port);
+  await ch.send('quit');
+  for (let i = 0; i < 400 && closedAfter < 0; i++) await sleep(5);
+  assert.ok(closedAfter >= 90 && closedAfter < 1500, `closed after ${closedAfter} ms`);
+  assert.instance(outcome, TimeoutError);
+  const ended = ch.closed.then(
+    () => 'ended',
+    () => 'ended',
+  );
+  assert.is(await resultWithin(ended, 1000), 'ended', 'its connection was destroyed past the timeout');
 });
 
 test('a Client close() awaited from its own handler after an await waits for it at most its timeout', async () => {
