@@ -52,7 +52,7 @@ function runDoc(messagesPerSecond: number, p99: number): RunDoc {
     samples: [],
     connections: { min: 0, max: 0, mean: 0, stddev: 0 },
     latency: { corrected: { ...latency, p50: p99 / 2, p99 }, uncorrected: latency },
-    late: { generator: 0, window: 0, started: 0, lateMs: 10 },
+    late: { generator: 0, window: 0, started: 0, neverStarted: 0, lateMs: 10 },
     received: null,
     generator: { eventLoopUtilization: 0, eventLoopDelayP99: 0 },
   };
@@ -77,7 +77,10 @@ test('compare: a clear change over repeated runs is significant, noise is not, o
 
 test('warnings: a busy or lagging generator, sends behind schedule, a server behind the rate; none for a healthy run', () => {
   const config = { mode: 'echo', rate: 10_000, window: 16, workers: 1, inProcessServer: false } as BenchConfigDoc;
-  const healthy = { ...runDoc(10_000, 1), late: { generator: 10, window: 0, started: 20_000, lateMs: 10 } };
+  const healthy = {
+    ...runDoc(10_000, 1),
+    late: { generator: 10, window: 0, started: 20_000, neverStarted: 0, lateMs: 10 },
+  };
   healthy.generator = { eventLoopUtilization: 0.5, eventLoopDelayP99: 12 };
   healthy.seconds = 2;
   assert.equal(warnings(healthy, config), []);
@@ -89,7 +92,7 @@ test('warnings: a busy or lagging generator, sends behind schedule, a server beh
     warnings(busy, { ...config, inProcessServer: true })[0]!,
     /^the in-process server shares the generator's event loop/,
   );
-  const behind = { ...healthy, late: { generator: 400, window: 0, started: 20_000, lateMs: 10 } };
+  const behind = { ...healthy, late: { generator: 400, window: 0, started: 20_000, neverStarted: 0, lateMs: 10 } };
   assert.match(
     warnings(behind, config)[0]!,
     /^generator-bound: 400 of 20000 sends started over 10 ms late with a window slot free/,
@@ -98,12 +101,32 @@ test('warnings: a busy or lagging generator, sends behind schedule, a server beh
   const slowServer = {
     ...healthy,
     messagesPerSecond: 6000,
-    late: { generator: 0, window: 5000, started: 12_000, lateMs: 10 },
+    late: { generator: 0, window: 5000, started: 12_000, neverStarted: 0, lateMs: 10 },
   };
   assert.match(
     warnings(slowServer, config)[0]!,
     /^6,000 round trips\/s of the --rate 10,000: the window \(--window 16\) was full for 5000 sends/,
   );
+  const stuckServer = { ...slowServer, late: { ...slowServer.late, neverStarted: 7000 } };
+  assert.equal(warnings(stuckServer, config).length, 1, 'one warning says the server is behind');
+  assert.match(
+    warnings(stuckServer, config)[0]!,
+    /^7,000 sends due in the measured time never started: the window \(--window 16\) stayed full to the end/,
+  );
+});
+
+test('open-loop schedule: intended times per connection, and how many are due before a time', () => {
+  // 1,000/s over 4 connections from t=100: connection 1 sends at 101, 105, 109, ...
+  const s = openLoop(1000, 1, 4, 100);
+  assert.equal(
+    [0, 1, 2].map((k) => s.intended(k, 0)),
+    [101, 105, 109],
+  );
+  assert.is(s.dueBefore(101), 0, 'strictly before: the first is due at 101');
+  assert.is(s.dueBefore(101.5), 1);
+  assert.is(s.dueBefore(109), 2);
+  assert.is(s.dueBefore(50), 0, 'before the start');
+  assert.is(closedLoop.dueBefore(1e9), 0, 'a closed loop has no schedule');
 });
 
 test('histogram summary: percentiles in ms, null without values; workers merge exactly', () => {
@@ -126,6 +149,7 @@ test('histogram summary: percentiles in ms, null without values; workers merge e
     lateGenerator: 0,
     lateWindow: 0,
     started: h.count,
+    neverStarted: 0,
     eventLoopUtilization: 0.5,
     eventLoopDelayP99: 1,
   });

@@ -104,7 +104,7 @@ function schemaProblems(doc: Record<string, unknown>): string[] {
       for (const k of PERCENTILE_KEYS) expect(numOrNull(lat[which]![k]), `${where}.latency.${which}.${k}`);
       expect(lat[which]!.count === r.messages, `${where}.latency.${which}.count is the messages`);
     }
-    keys(r.late, ['generator', 'window', 'started', 'lateMs'], `${where}.late`);
+    keys(r.late, ['generator', 'window', 'started', 'neverStarted', 'lateMs'], `${where}.late`);
     expect(r.received === null || isNum((r.received as Record<string, unknown>).messages), `${where}.received`);
     keys(r.generator, ['eventLoopUtilization', 'eventLoopDelayP99'], `${where}.generator`);
   };
@@ -286,21 +286,68 @@ test('--warmup is measured but not reported; the samples are per whole second', 
 
 // ---------------------------------------------------------------- the hard deadline and hostile servers
 
-test('--duration is a hard deadline in every mode and load model, against a server that never answers', async () => {
+test('--duration is a hard deadline in every mode and load model, against a server that never answers: one line, exit 124', async () => {
   const silent = await rawServer((s) => s.resume());
   try {
-    for (const extra of [
-      ['--mode', 'request'],
-      ['--rate', '1000'],
-      ['--mode', 'request', '--rate', '1000'],
-    ]) {
+    for (const extra of [[], ['--mode', 'request'], ['--rate', '1000'], ['--mode', 'request', '--rate', '1000']]) {
       const r = await run(['bench', `127.0.0.1:${silent.port}`, '--duration', '0.5', ...extra], { timeout: 15_000 });
-      assert.is(r.status, 0, `${extra.join(' ')}: ${r.stderr}`);
+      // Before, a run with no answer at all printed a table of dashes and exited 0.
+      assert.is(r.status, 124, `${extra.join(' ')}: ${r.stdout}`);
       assert.ok(r.ms < 8000, `${extra.join(' ')} ended near its deadline, not at the --timeout (${r.ms} ms)`);
-      assert.match(r.stdout, /\| abandoned +\| 16 in flight at the --duration deadline +\|/, extra.join(' '));
+      oneLine(r.stderr);
+      assert.match(
+        r.stderr,
+        /in the 0\.\d s measured after 0 (round trips|requests), with 16 (messages in flight|requests outstanding) \(--duration; ERR_TIMEOUT\)/,
+      );
     }
   } finally {
     await silent.close();
+  }
+});
+
+test('open loop: sends due that never started (a server that stops answering) are counted and warned of', async () => {
+  // An echo server that answers its first 100 messages, then never again.
+  const listener = Channel.listen('127.0.0.1', 0);
+  const { port } = await listener.listening;
+  void (async () => {
+    for await (const ch of listener)
+      void (async () => {
+        let seen = 0;
+        try {
+          for await (const m of ch) if (++seen <= 100) await ch.send(m);
+        } catch {
+          // the bench closed
+        }
+      })();
+  })();
+  try {
+    const r = await run([
+      'bench',
+      `127.0.0.1:${port}`,
+      '--rate',
+      '400',
+      '--window',
+      '4',
+      '--duration',
+      '1.5',
+      '--json',
+    ]);
+    assert.is(r.status, 0, r.stderr);
+    const doc = JSON.parse(r.stdout) as Record<string, any>;
+    assert.equal(schemaProblems(doc), []);
+    const s = doc.summary;
+    assert.is(s.messages, 100);
+    // 600 due in 1.5 s, 104 started: about 490 due more than 10 ms before the end never started
+    // (before, they were in no count: "late sends: 0 of 104").
+    assert.ok(s.late.neverStarted >= 400 && s.late.neverStarted <= 500, `never started: ${s.late.neverStarted}`);
+    assert.ok(
+      doc.warnings.some((w: string) => /^\d[\d,]* sends due in the measured time never started/.test(w)),
+      doc.warnings.join('\n'),
+    );
+    const table = await run(['bench', `127.0.0.1:${port}`, '--rate', '400', '--window', '4', '--duration', '1']);
+    assert.match(table.stdout, /\| never started +\| [\d,]+ due, the window full to the end +\|/);
+  } finally {
+    await listener.close();
   }
 });
 

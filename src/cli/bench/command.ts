@@ -67,6 +67,7 @@ function together(results: RunResult[]): RunResult {
     lateGenerator: sum((r) => r.lateGenerator),
     lateWindow: sum((r) => r.lateWindow),
     started: sum((r) => r.started),
+    neverStarted: sum((r) => r.neverStarted),
     eventLoopUtilization: Math.max(...results.map((r) => r.eventLoopUtilization)),
     eventLoopDelayP99: Math.max(...results.map((r) => r.eventLoopDelayP99)),
   };

@@ -98,8 +98,17 @@ export interface DriveOptions {
   unexpected: () => Error;
 }
 
+/** One connection under way. */
+export interface Driven {
+  /**
+   * Open loop: the measured messages meant to start over LATE_MS before `end` that had not started
+   * by then (the window stayed full): as late as a send can be, and in no histogram.
+   */
+  neverStarted(end: number): number;
+}
+
 /** Starts the sender and the reader of one connection; they stop when the tally is finished. */
-export function drive(conn: Connection, tally: Tally, o: DriveOptions): void {
+export function drive(conn: Connection, tally: Tally, o: DriveOptions): Driven {
   const { ch, rc } = conn;
   /** Echo: the messages in flight, oldest first (echoes come back in order). */
   const fifo: Op[] = [];
@@ -209,4 +218,8 @@ export function drive(conn: Connection, tally: Tally, o: DriveOptions): void {
 
   pump();
   if (o.mode !== 'request') reader().catch((e: unknown) => o.failed(e, false));
+  return {
+    neverStarted: (end) =>
+      Math.max(0, o.schedule.dueBefore(end - LATE_MS) - Math.max(k, o.schedule.dueBefore(tally.measureStart))),
+  };
 }

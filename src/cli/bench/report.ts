@@ -54,8 +54,11 @@ export interface RunDoc {
   connections: { min: number; max: number; mean: number; stddev: number };
   /** Latency in ms: corrected from each message's intended send time, uncorrected from its actual one (equal in a closed loop). */
   latency: { corrected: LatencySummary; uncorrected: LatencySummary };
-  /** Open loop: measured sends started over lateMs after their intended time, because the generator was behind or the window was full. */
-  late: { generator: number; window: number; started: number; lateMs: number };
+  /**
+   * Open loop: measured sends started over lateMs after their intended time, because the generator
+   * was behind or the window was full; and those due over lateMs before the end that never started.
+   */
+  late: { generator: number; window: number; started: number; neverStarted: number; lateMs: number };
   /** send mode against the in-process server: what it received in the measured phase; else null. */
   received: { messages: number; messagesPerSecond: number } | null;
   /** The generator's busiest thread: event-loop utilization (0-1) and event-loop delay p99 in ms. */
@@ -122,7 +125,13 @@ export function runDoc(r: RunResult, config: BenchConfigDoc, received: number | 
     samples: r.samples,
     connections: spread(r.perConnection),
     latency: { corrected: summarize(r.corrected), uncorrected: summarize(r.uncorrected) },
-    late: { generator: r.lateGenerator, window: r.lateWindow, started: r.started, lateMs: LATE_MS },
+    late: {
+      generator: r.lateGenerator,
+      window: r.lateWindow,
+      started: r.started,
+      neverStarted: r.neverStarted,
+      lateMs: LATE_MS,
+    },
     received: received === null ? null : { messages: received, messagesPerSecond: perSecond(received) },
     generator: {
       eventLoopUtilization: round(r.eventLoopUtilization),
@@ -158,7 +167,11 @@ export function warnings(r: RunDoc, config: BenchConfigDoc): string[] {
     w.push(
       `generator-bound: ${r.late.generator} of ${r.late.started} sends started over ${LATE_MS} ms late with a window slot free: the generator fell behind its schedule`,
     );
-  if (config.rate !== null && r.seconds >= 1 && r.messagesPerSecond < config.rate * 0.9 && r.late.window > 0)
+  if (r.late.neverStarted > 0)
+    w.push(
+      `${r.late.neverStarted.toLocaleString('en')} sends due in the measured time never started: the window (--window ${config.window}) stayed full to the end, so the latencies leave out the slowest; the server is behind the rate`,
+    );
+  else if (config.rate !== null && r.seconds >= 1 && r.messagesPerSecond < config.rate * 0.9 && r.late.window > 0)
     w.push(
       `${r.messagesPerSecond.toLocaleString('en')} ${UNIT[config.mode]}/s of the --rate ${config.rate.toLocaleString('en')}: the window (--window ${config.window}) was full for ${r.late.window} sends; the server is behind the rate`,
     );
@@ -224,6 +237,8 @@ export function resultTable(doc: BenchDoc, half: boolean): string {
       'late sends',
       `${fmt(late)} of ${fmt(r.late.started)} over ${LATE_MS} ms late (${fmt(r.late.window)} waited for the window, ${fmt(r.late.generator)} for the generator)`,
     ]);
+    if (r.late.neverStarted > 0)
+      rows.push(['never started', `${fmt(r.late.neverStarted)} due, the window full to the end`]);
   }
   if (r.abandoned > 0) rows.push(['abandoned', `${fmt(r.abandoned)} in flight at the --duration deadline`]);
   const w = Math.max(...rows.map(([k]) => k.length));

@@ -55,6 +55,8 @@ export interface RunResult {
   lateWindow: number;
   /** Measured messages started (the late counts' denominator). */
   started: number;
+  /** Open loop: measured messages due over LATE_MS before the end that never started (the window stayed full). */
+  neverStarted: number;
   /** The fraction of the measured phase this thread's event loop was busy (0-1). */
   eventLoopUtilization: number;
   /** The 99th percentile of this thread's event-loop delay in the measured phase, ms. */
@@ -132,25 +134,30 @@ function failure(e: unknown, config: RunConfig, tally: Tally): CliError {
   );
 }
 
-function stalled(config: RunConfig, tally: Tally): CliError {
+/**
+ * No answer for `span` (by default --timeout, with messages in flight; else the measured time
+ * before the deadline, named by `limit`): the one line, exit 124.
+ */
+function stalled(config: RunConfig, tally: Tally, span = `for ${config.timeout} s`, limit = '--timeout'): CliError {
   const where = showTarget(config.target);
   const framing = parseFraming(config.framing);
   const done = `after ${tally.doneMeasured} ${UNIT[config.mode]}`;
   const hint = tally.answered === 0 ? ` ${sameFraming(framing)}` : '';
+  const cause = `(${limit}; ERR_TIMEOUT)`;
   switch (config.mode) {
     case 'echo':
       return new CliError(
-        `no echo from ${where} for ${config.timeout} s ${done}, with ${tally.inFlight} messages in flight (--timeout; ERR_TIMEOUT): is it an echo server?${hint}`,
+        `no echo from ${where} ${span} ${done}, with ${tally.inFlight} messages in flight ${cause}: is it an echo server?${hint}`,
         EXIT_TIMEOUT,
       );
     case 'request':
       return new CliError(
-        `no reply from ${where} for ${config.timeout} s ${done}, with ${tally.inFlight} requests outstanding (--timeout; ERR_TIMEOUT): does it answer requests (a Server with onRequest)?${hint}`,
+        `no reply from ${where} ${span} ${done}, with ${tally.inFlight} requests outstanding ${cause}: does it answer requests (a Server with onRequest)?${hint}`,
         EXIT_TIMEOUT,
       );
     case 'send':
       return new CliError(
-        `sends to ${where} made no progress for ${config.timeout} s ${done}, with ${tally.inFlight} messages queued (--timeout; ERR_TIMEOUT): is it reading?`,
+        `sends to ${where} made no progress ${span} ${done}, with ${tally.inFlight} messages queued ${cause}: is it reading?`,
         EXIT_TIMEOUT,
       );
   }
@@ -193,9 +200,9 @@ export async function run(config: RunConfig, onProgress: Progress = () => {}, st
       tally.finish({ ok: false, error: reason });
     })();
   };
-  conns.forEach((conn, i) => {
+  const driven = conns.map((conn, i) => {
     const index = config.firstConnection + i;
-    drive(conn, tally, {
+    return drive(conn, tally, {
       mode: config.mode,
       index: i,
       schedule: config.rate === undefined ? closedLoop : openLoop(config.rate, index, config.totalConnections, start),
@@ -256,6 +263,10 @@ export async function run(config: RunConfig, onProgress: Progress = () => {}, st
   const elu = eluStart === undefined ? 0 : performance.eventLoopUtilization(eluStart).utilization;
   onProgress(tally.doneMeasured, (end - start) / 1000);
   const abandoned = tally.startedMeasured - tally.doneMeasured;
+  const neverStarted = Math.min(
+    driven.reduce((n, d) => n + d.neverStarted(end), 0),
+    tally.limit - tally.startedMeasured,
+  );
   if (!outcome.ok || tally.inFlight > 0) {
     // Messages still in flight: close without waiting for their answers, or for a server that stalls.
     for (const c of conns) c.ch.destroy();
@@ -272,6 +283,11 @@ export async function run(config: RunConfig, onProgress: Progress = () => {}, st
     if (config.mode === 'send' && reason !== undefined) throw failure(reason, config, tally);
   }
   if (!outcome.ok) throw failure(outcome.error, config, tally);
+  // The deadline (or Ctrl-C) came before any answer: no result to show, as for a stall.
+  if (tally.doneMeasured === 0 && tally.inFlight > 0) {
+    const measured = Math.max(0, end - tally.measureStart) / 1000;
+    throw stalled(config, tally, `in the ${measured.toFixed(1)} s measured`, stop?.aborted ? 'stopped' : '--duration');
+  }
   return {
     messages: tally.doneMeasured,
     abandoned,
@@ -283,6 +299,7 @@ export async function run(config: RunConfig, onProgress: Progress = () => {}, st
     lateGenerator: tally.lateGenerator,
     lateWindow: tally.lateWindow,
     started: tally.startedMeasured,
+    neverStarted,
     eventLoopUtilization: elu,
     eventLoopDelayP99: lag.count === 0 ? 0 : lag.percentile(99) / 1e6,
   };

@@ -12,11 +12,13 @@ export const LATE_MS = 10;
 export interface Schedule {
   /** When message `k` (0, 1, ...) of this connection is meant to start, in performance.now() ms; closed loop: now. */
   intended(k: number, now: number): number;
+  /** Open loop: how many of this connection's messages are meant to start before `time` (closed loop: 0). */
+  dueBefore(time: number): number;
   readonly open: boolean;
 }
 
 /** Closed loop: every message is due now. */
-export const closedLoop: Schedule = { intended: (_k, now) => now, open: false };
+export const closedLoop: Schedule = { intended: (_k, now) => now, dueBefore: () => 0, open: false };
 
 /**
  * Open loop for connection `index` of `connections`, `rate` messages/s in all from `start`: this
@@ -26,5 +28,10 @@ export const closedLoop: Schedule = { intended: (_k, now) => now, open: false };
 export function openLoop(rate: number, index: number, connections: number, start: number): Schedule {
   const intervalMs = (connections / rate) * 1000;
   const offsetMs = (index / rate) * 1000;
-  return { intended: (k) => start + offsetMs + k * intervalMs, open: true };
+  const first = start + offsetMs;
+  return {
+    intended: (k) => first + k * intervalMs,
+    dueBefore: (time) => Math.max(0, Math.ceil((time - first) / intervalMs)),
+    open: true,
+  };
 }

@@ -35,6 +35,7 @@ export function merge(results: RunResult[]): RunResult {
     m.lateGenerator += r.lateGenerator;
     m.lateWindow += r.lateWindow;
     m.started += r.started;
+    m.neverStarted += r.neverStarted;
     m.eventLoopUtilization = Math.max(m.eventLoopUtilization, r.eventLoopUtilization);
     m.eventLoopDelayP99 = Math.max(m.eventLoopDelayP99, r.eventLoopDelayP99);
     // Whole seconds every worker completed.
