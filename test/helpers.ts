@@ -223,3 +223,24 @@ export async function intactWhileUnreadOver(
     await listener.close();
   }
 }
+
+/** The 64 KiB Buffer.allocUnsafeSlow calls (write slabs, here) while `ch` sends 16 MiB of 1 KiB messages, in steps of 64. */
+export async function slabsToSend16MiB(ch: Channel): Promise<number> {
+  const allocUnsafeSlow = Buffer.allocUnsafeSlow;
+  let slabs = 0;
+  Buffer.allocUnsafeSlow = (size: number) => {
+    if (size === 64 * 1024) slabs++;
+    return allocUnsafeSlow(size);
+  };
+  try {
+    const body = Buffer.alloc(1024, 7);
+    for (let i = 0; i < 16 * 1024; i++) {
+      const sent = ch.send(body);
+      if (i % 64 === 63) await sent; // about one slab's worth at a time
+    }
+  } finally {
+    Buffer.allocUnsafeSlow = allocUnsafeSlow;
+  }
+  await ch.close();
+  return slabs;
+}

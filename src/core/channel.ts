@@ -23,7 +23,7 @@ import { checkSendType, type AckIO, type Framing, type HandshakeIO } from '../fr
 import { noop, settlesWithin } from '../util.js';
 import { connectChannel, peerCertificateOf, type ChannelFactory } from './connect.js';
 import { defineStreams } from './streams.js';
-import { WebSocketStream, connectOptionsOf, connectWebSocket } from '../ws/connect.js';
+import { connectOptionsOf, connectWebSocket } from '../ws/connect.js';
 import { Deque } from './deque.js';
 import { MESSAGE_OVERHEAD, ReceiveQueue } from './receive.js';
 import { RawReader, handshakeOf, runHandshake } from './handshake.js';
@@ -36,7 +36,7 @@ import { messages } from './iterator.js';
 import { SendPromise, SendTally } from './sends.js';
 import { SendBacklog } from './backlog.js';
 import { Watchdog } from './watchdog.js';
-import { DirectReader, type ReadSource, type ReadTarget } from './reader.js';
+import type { ReadSource, ReadTarget } from './reader.js';
 import { BudgetShare } from './budget.js';
 import { BodyPool } from './recycle.js';
 import { FrameWriter } from './writer.js';
@@ -244,8 +244,7 @@ export class Channel implements AsyncIterable<Buffer> {
     );
     this.#stream = stream;
     const session = stream instanceof SessionStream ? stream : undefined;
-    const reuse = options.reader instanceof DirectReader || session !== undefined || stream instanceof WebSocketStream;
-    this.#writer = new FrameWriter(stream, this.framing, reuse, this.#sendTally, (cause) =>
+    this.#writer = new FrameWriter(stream, this.framing, this.#sendTally, (cause) =>
       this.#error === undefined ? new ChannelClosedError('channel is closed', { cause }) : this.#closedError(),
     );
     this.#backlog = new SendBacklog({

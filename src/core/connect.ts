@@ -12,6 +12,7 @@ import type { Channel } from './channel.js';
 import { publishError } from './diagnostics.js';
 import { SessionStream } from '../session/stream.js';
 import { DIRECT_READS, DirectReader } from './reader.js';
+import { writesDoneAtCallback } from './writer.js';
 import { checkConnectOptions, type ChannelInternals, type ChannelOptions, type ConnectOptions } from './options.js';
 
 /** Makes a channel for a connected stream (Channel.connect and Channel.listen pass `new Channel`). */
@@ -46,6 +47,7 @@ export function connectChannel(opts: ConnectOptions, create: ChannelFactory): Pr
     const socket: net.Socket = secure
       ? tlsLib().connect({ ...(opts.tls === true ? {} : opts.tls), ...where })
       : net.connect(reader === undefined ? where : { ...where, onread: reader.onread });
+    if (reader !== undefined) writesDoneAtCallback(socket); // a plain Node socket
     let channel: Channel | undefined;
     let timer: Timer | undefined;
     const settle = (): void => {

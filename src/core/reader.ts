@@ -18,6 +18,7 @@
 import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { view } from '../framing/body.js';
+import { writesDoneAtCallback } from './writer.js';
 
 /** Size of the read buffer between bodies (and the read Node itself would allocate per read). */
 export const SLAB_SIZE = 64 * 1024;
@@ -192,5 +193,6 @@ export function adoptAccepted(accepted: net.Socket): { socket: net.Socket; reade
   }
   old._handle = null;
   old.destroy();
+  writesDoneAtCallback(socket); // a plain Node socket
   return { socket, reader };
 }

@@ -15,6 +15,20 @@ import { SendPromise, SendTally } from './sends.js';
 const COPY_LIMIT = 16 * 1024;
 const SLAB_SIZE = 64 * 1024;
 /**
+ * Transports whose write is done with its chunk when it calls back, or at once when nothing is
+ * left queued after it (the kernel took every byte; a session copied it; \`ws\` handed it to its
+ * socket): a plain Node socket, a session, a WebSocket. Each declares itself where it is made.
+ * Never a stream that may keep the chunk (Channel.pair hands it to the peer) or transform it
+ * later (TLS), nor one the user wraps: its writes leave their slabs to the collector.
+ */
+const doneAtCallback = new WeakSet<Duplex>();
+
+/** Declare that `stream`'s writes are done with their chunks once they call back (see doneAtCallback). */
+export function writesDoneAtCallback(stream: Duplex): void {
+  doneAtCallback.add(stream);
+}
+
+/**
  * Write slabs whose writes called back, shared by every channel of the process, kept to fill again
  * instead of allocating: a transport that backs up holds up to a send high-water mark of slabs and
  * frees them in bursts, and each new one would be fresh memory and garbage (a slow consumer's
@@ -46,11 +60,8 @@ export class FrameWriter {
   };
 
   /**
-   * A plain socket, a session or a WebSocket (reuse = true), whose write is done with the chunk
-   * when it calls back, or at once when nothing is left queued after it (the kernel took every
-   * byte; a session copied it): a slab nothing refers to any more is filled again instead of
-   * becoming garbage. The Channel decides which (its constructor). Never for a stream that may
-   * keep the chunk (Channel.pair hands it to the peer) or transform it later (TLS).
+   * The stream is done with a written chunk when its write calls back (doneAtCallback): a slab
+   * nothing refers to any more is filled again instead of becoming garbage.
    */
   readonly #reuse: boolean;
   /** With #reuse: the slab of each write that has not called back, in write order (a slab's writes are adjacent). */
@@ -77,13 +88,12 @@ export class FrameWriter {
   constructor(
     stream: Duplex,
     framing: Framing,
-    reuse = false,
     tally = new SendTally(),
     failure: (cause: Error) => Error = (cause) => cause,
   ) {
     this.#stream = stream;
     this.#framing = framing;
-    this.#reuse = reuse;
+    this.#reuse = doneAtCallback.has(stream);
     this.#tally = tally;
     this.#failure = failure;
   }

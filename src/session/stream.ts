@@ -11,6 +11,7 @@ import type { PeerCertificate } from 'node:tls';
 import { ChannelClosedError, ProtocolError, SessionLostError, TimeoutError } from '../errors.js';
 import { noop } from '../util.js';
 import { readFrom, discardReads, type ReadSource, type ReadTarget } from '../core/reader.js';
+import { writesDoneAtCallback } from '../core/writer.js';
 import { PendingBytes } from './pending.js';
 import { ReplayBuffer } from './replay.js';
 import {
@@ -220,6 +221,7 @@ export class SessionStream extends Duplex {
   constructor(options: SessionStreamOptions, first: { remoteAddress?: string; remotePort?: number }) {
     // Half-open is off, as for a socket: once the peer's FIN is read, this side ends too.
     super({ allowHalfOpen: false, decodeStrings: true });
+    writesDoneAtCallback(this); // a write calls back once copied into the replay buffer
     this.token = options.token;
     this.#window = options.window;
     this.#replay = new ReplayBuffer(options.window);

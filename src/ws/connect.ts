@@ -16,8 +16,6 @@ import { noop } from '../util.js';
 import { wsLib } from './accept.js';
 import { WS_CHUNK, WebSocketStream } from './stream.js';
 
-export { WebSocketStream }; // for the Channel's choice of transports whose writes it may refill (FrameWriter)
-
 /** A ws:// or wss:// URL (the target of Channel.connect(url)). */
 export function isWebSocketUrl(target: unknown): target is string {
   return typeof target === 'string' && /^wss?:\/\//i.test(target);

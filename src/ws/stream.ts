@@ -12,6 +12,7 @@ import type WebSocket from 'ws';
 import { ChannelClosedError, MessageTooLargeError, ProtocolError } from '../errors.js';
 import { MESSAGE_OVERHEAD } from '../core/receive.js';
 import type { ReadSource, ReadTarget } from '../core/reader.js';
+import { writesDoneAtCallback } from '../core/writer.js';
 
 /** While nobody reads, messages up to this size are copied together into slabs of SMALL_SLAB bytes. */
 const COALESCE_MAX = 1024;
@@ -89,6 +90,7 @@ export class WebSocketStream extends Duplex {
     maxPayload: number,
   ) {
     super({ allowHalfOpen: false, decodeStrings: true });
+    writesDoneAtCallback(this); // a write calls back once `ws` handed its last byte to the socket
     this.#ws = ws;
     this.#maxPayload = maxPayload;
     this.remoteAddress = remote.remoteAddress;

@@ -8,11 +8,12 @@
  * what send() does on a channel that is closing. README "Channel API" and "FAQ: What bounds
  * memory?"; docs/framings.md for tinyproto.
  */
+import * as net from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Channel, msg, tinyproto } from '../../channel.js';
 import { encode } from '../framing/codec.js';
-import { intactWhileUnreadOver, rejectsWith } from '../helpers.js';
+import { intactWhileUnreadOver, rejectsWith, slabsToSend16MiB } from '../helpers.js';
 import { ManualStream, state, tinyprotoOver, turn, within } from './transport.js';
 
 /**
@@ -176,6 +177,36 @@ test('over TCP, every message arrives intact while the socket holds queued write
   await intactWhileUnreadOver(Channel.listen('127.0.0.1', 0), (port) =>
     Channel.connect('127.0.0.1', port, { highWaterMark: 16 * 1024 }),
   );
+});
+
+test('over TCP, both ends refill their write slabs: 16 MiB of 1 KiB messages take a few 64 KiB slabs, not one per 64 KiB', async () => {
+  // The other end is a plain socket reading with 'data' events (Node reads into memory of its
+  // own), so every 64 KiB Buffer.allocUnsafeSlow is a write slab of the sending Channel.
+  const frames = 16 * 1024 * (1024 + 12);
+  let received = 0;
+  const server = net.createServer((s) => s.on('data', (d: Buffer) => void (received += d.length)));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const listener = Channel.listen('127.0.0.1', 0);
+  const { port } = await listener.listening;
+  const client = net.connect(port, '127.0.0.1');
+  let read = 0;
+  client.on('data', (d: Buffer) => void (read += d.length));
+  try {
+    const connected = await Channel.connect('127.0.0.1', (server.address() as net.AddressInfo).port);
+    const fromConnect = await slabsToSend16MiB(connected);
+    const fromAccept = await slabsToSend16MiB((await listener.accept())!);
+    for (let i = 0; i < 200 && (received < frames || read < frames); i++) await new Promise((r) => setTimeout(r, 10));
+    assert.is(received, frames, 'every frame arrived (from the connecting side)');
+    assert.is(read, frames, 'every frame arrived (from the accepting side)');
+    // One per 64 KiB would be 260 each; refilled, at most the send high-water mark's worth (1 MiB,
+    // 16) are in flight at once, fewer when the process's spare slabs serve.
+    assert.ok(fromConnect <= 40, `connecting side: ${fromConnect} slabs allocated`);
+    assert.ok(fromAccept <= 40, `accepting side: ${fromAccept} slabs allocated`);
+  } finally {
+    client.destroy();
+    server.close();
+    await listener.close();
+  }
 });
 
 test('a send() made after close() rejects with ChannelClosedError and never reaches the peer; what was sent before does', async () => {

@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { msg, tinyproto } from '../../channel.js';
-import { FrameWriter } from '../../src/core/writer.js';
+import { FrameWriter, writesDoneAtCallback } from '../../src/core/writer.js';
 import { encode } from '../framing/codec.js';
 
 /** A stream that records each write (and whether it came under cork). */
@@ -142,6 +142,12 @@ test('the slab (64 KiB) is filled to its last byte: a frame that fits exactly jo
   }
 });
 
+/** A FrameWriter over `stream`, declared done with its chunks when its writes call back (slabs refilled). */
+function refilling(stream: unknown): FrameWriter {
+  writesDoneAtCallback(stream as Duplex);
+  return new FrameWriter(stream as Duplex, msg);
+}
+
 /**
  * A socket-like stream that keeps the chunks it is given (no copy), with each chunk's bytes as
  * written, and reports what it has not sent yet. Its writes call back never (the default), a tick
@@ -173,7 +179,7 @@ test('on a socket (reuse): the slab is filled again from its start once the kern
   // Taken at once (writableLength 0 after the write): the next batch reuses the slab's memory.
   {
     const k = keeper();
-    const w = new FrameWriter(k.stream as unknown as Duplex, msg, true);
+    const w = refilling(k.stream);
     void w.write(Buffer.from('first'), 0);
     await tick();
     void w.write(Buffer.from('second'), 0);
@@ -185,7 +191,7 @@ test('on a socket (reuse): the slab is filled again from its start once the kern
   // Still held by the socket: what it holds is never written over.
   {
     const k = keeper();
-    const w = new FrameWriter(k.stream as unknown as Duplex, msg, true);
+    const w = refilling(k.stream);
     k.stream.writableLength = 1; // the socket queues what it is given
     void w.write(Buffer.from('first'), 0);
     await tick();
@@ -210,7 +216,7 @@ test('on a socket (reuse): the slab is filled again from its start once the kern
 
 test('on a socket that queues: a slab is filled again once every write of it called back (no fresh memory per 64 KiB), never before', async () => {
   const q = keeper('held');
-  const w = new FrameWriter(q.stream as unknown as Duplex, msg, true);
+  const w = refilling(q.stream);
   const body = (i: number): Buffer => Buffer.alloc(16 * 1024 - 100, 0x41 + (i % 26));
   const expected: Buffer[] = [];
   const allocations = (): (() => number) => {
@@ -250,8 +256,8 @@ test('on a socket that queues: a slab is filled again once every write of it cal
 test('on a socket: a channel gone quiet gives its slab back once its write called back, and the next channel to write fills it', async () => {
   const a = keeper('tick');
   const b = keeper('tick');
-  const wa = new FrameWriter(a.stream as unknown as Duplex, msg, true);
-  const wb = new FrameWriter(b.stream as unknown as Duplex, msg, true);
+  const wa = refilling(a.stream);
+  const wb = refilling(b.stream);
   void wa.write(Buffer.from('from a'), 0);
   await tick(); // a's batch is written
   await tick(); // and called back: a is quiet

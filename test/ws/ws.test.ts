@@ -11,7 +11,7 @@ import * as http from 'node:http';
 import { once } from 'node:events';
 import WebSocket from 'ws';
 import { Channel, Server } from '../../channel.js';
-import { intactWhileUnreadOver, makeCertificate, rejectsWith, tlsTest } from '../helpers.js';
+import { intactWhileUnreadOver, makeCertificate, rejectsWith, slabsToSend16MiB, tlsTest } from '../helpers.js';
 
 const url = (port: number, path = '/'): `ws://${string}` => `ws://127.0.0.1:${port}${path}`;
 
@@ -49,6 +49,24 @@ test('every message arrives intact while the WebSocket holds queued writes (writ
   await intactWhileUnreadOver(Channel.listen({ host: '127.0.0.1', port: 0, ws: true }), (port) =>
     Channel.connect(url(port), { highWaterMark: 16 * 1024 }),
   );
+});
+
+test('a WebSocket channel refills its write slabs: 16 MiB of 1 KiB messages take a few 64 KiB slabs, not one per 64 KiB', async () => {
+  const listener = Channel.listen({ host: '127.0.0.1', port: 0, ws: true });
+  const { port } = await listener.listening;
+  const ws = await rawClient(port); // `ws` itself: no Buffer.allocUnsafeSlow of 64 KiB on its side
+  let read = 0;
+  ws.on('message', (data: Buffer) => void (read += data.length));
+  try {
+    const slabs = await slabsToSend16MiB((await listener.accept())!);
+    const frames = 16 * 1024 * (1024 + 12);
+    for (let i = 0; i < 200 && read < frames; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.is(read, frames, 'every frame arrived');
+    assert.ok(slabs <= 40, `${slabs} slabs allocated (one per 64 KiB would be 260)`);
+  } finally {
+    ws.terminate();
+    await listener.close();
+  }
 });
 
 test('the wire: binary WebSocket messages carry the msg framing bytes, cut at 64 KiB; boundaries mean nothing', async () => {
