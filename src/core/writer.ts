@@ -16,7 +16,7 @@ const COPY_LIMIT = 16 * 1024;
 const SLAB_SIZE = 64 * 1024;
 /**
  * Transports whose write is done with its chunk when it calls back, or at once when nothing is
- * left queued after it (the kernel took every byte; a session copied it; \`ws\` handed it to its
+ * left queued after it (the kernel took every byte; a session copied it; `ws` handed it to its
  * socket): a plain Node socket, a session, a WebSocket. Each declares itself where it is made.
  * Never a stream that may keep the chunk (Channel.pair hands it to the peer) or transform it
  * later (TLS), nor one the user wraps: its writes leave their slabs to the collector.
