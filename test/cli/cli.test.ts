@@ -549,16 +549,45 @@ test('bench: a size over maxMessageSize is one line, ERR_MESSAGE_TOO_LARGE, exit
 });
 
 test('bench: --duration is a hard deadline; what is in flight then is abandoned and reported', async () => {
-  // A server that reads every message and never answers.
-  const server = await listen(['--quiet']);
+  // An echo server that answers its first 20 messages, then reads and never answers again.
+  const listener = Channel.listen('127.0.0.1', 0);
+  const { port } = await listener.listening;
+  void (async () => {
+    for await (const ch of listener)
+      void (async () => {
+        let seen = 0;
+        try {
+          for await (const m of ch) if (++seen <= 20) await ch.send(m);
+        } catch {
+          // the bench closed
+        }
+      })();
+  })();
+  try {
+    const started = Date.now();
+    const r = await run(['bench', `127.0.0.1:${port}`, '--duration', '0.5'], { timeout: 15_000 });
+    assert.is(r.status, 0, `status ${r.status}: ${r.stderr}`);
+    assert.ok(Date.now() - started < 10_000, 'ended near its deadline, long before the echo timeout');
+    assert.match(r.stdout, /\| round trips +\| 20 +\|/);
+    assert.match(r.stdout, /\| abandoned +\| 16 in flight at the --duration deadline +\|/);
+  } finally {
+    await listener.close();
+  }
+});
+
+test('bench: no answer at all by the --duration deadline is one line and exit 124, at the deadline', async () => {
+  const server = await listen(['--quiet']); // reads every message, never answers
   try {
     const started = Date.now();
     const r = await run(['bench', `127.0.0.1:${server.port}`, '--duration', '0.5'], { timeout: 15_000 });
-    assert.is(r.status, 0, `status ${r.status}: ${r.stderr}`);
     assert.ok(Date.now() - started < 10_000, 'ended near its deadline, long before the echo timeout');
-    assert.match(r.stdout, /\| round trips +\| 0 +\|/);
-    assert.match(r.stdout, /\| abandoned +\| 16 in flight at the --duration deadline +\|/);
-    assert.match(r.stdout, /\| latency p50 +\| - ms +\|/, 'no latency without a round trip');
+    oneLine(r.stderr);
+    assert.match(
+      r.stderr,
+      /^msgchannel: no echo from 127\.0\.0\.1:\d+ in the 0\.\d s measured after 0 round trips, with 16 messages in flight \(--duration; ERR_TIMEOUT\)/,
+    );
+    assert.is(r.status, 124);
+    assert.is(r.stdout, '', 'no table of dashes');
   } finally {
     await server.stop();
   }
