@@ -11,7 +11,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Channel, RequestChannel } from '../../channel.js';
 import { echoServer, openHandles, sleep } from '../helpers.js';
-import { oneLine, rawServer, run } from './run-cli.js';
+import { echoesThenStops, oneLine, rawServer, run } from './run-cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'msgchannel-bench-'));
 
@@ -306,20 +306,7 @@ test('--duration is a hard deadline in every mode and load model, against a serv
 });
 
 test('open loop: sends due that never started (a server that stops answering) are counted and warned of', async () => {
-  // An echo server that answers its first 100 messages, then never again.
-  const listener = Channel.listen('127.0.0.1', 0);
-  const { port } = await listener.listening;
-  void (async () => {
-    for await (const ch of listener)
-      void (async () => {
-        let seen = 0;
-        try {
-          for await (const m of ch) if (++seen <= 100) await ch.send(m);
-        } catch {
-          // the bench closed
-        }
-      })();
-  })();
+  const { port, close } = await echoesThenStops(100); // answers 100 messages, then never again
   try {
     const r = await run([
       'bench',
@@ -347,7 +334,7 @@ test('open loop: sends due that never started (a server that stops answering) ar
     const table = await run(['bench', `127.0.0.1:${port}`, '--rate', '400', '--window', '4', '--duration', '1']);
     assert.match(table.stdout, /\| never started +\| [\d,]+ due, the window full to the end +\|/);
   } finally {
-    await listener.close();
+    await close();
   }
 });
 

@@ -7,7 +7,7 @@ import { Channel, ltprotocol, pythonConnection } from '../../channel.js';
 import { parseAddress, parseFraming } from '../../src/cli/args.js';
 import { hexdump, printable } from '../../src/cli/output.js';
 import { echoServer, openHandles, sleep } from '../helpers.js';
-import { run, type Run } from './run-cli.js';
+import { echoesThenStops, run, type Run } from './run-cli.js';
 
 const CLI = 'dist/cli.js';
 const env = (): NodeJS.ProcessEnv => {
@@ -549,20 +549,7 @@ test('bench: a size over maxMessageSize is one line, ERR_MESSAGE_TOO_LARGE, exit
 });
 
 test('bench: --duration is a hard deadline; what is in flight then is abandoned and reported', async () => {
-  // An echo server that answers its first 20 messages, then reads and never answers again.
-  const listener = Channel.listen('127.0.0.1', 0);
-  const { port } = await listener.listening;
-  void (async () => {
-    for await (const ch of listener)
-      void (async () => {
-        let seen = 0;
-        try {
-          for await (const m of ch) if (++seen <= 20) await ch.send(m);
-        } catch {
-          // the bench closed
-        }
-      })();
-  })();
+  const { port, close } = await echoesThenStops(20); // answers 20 messages, then never again
   try {
     const started = Date.now();
     const r = await run(['bench', `127.0.0.1:${port}`, '--duration', '0.5'], { timeout: 15_000 });
@@ -571,7 +558,7 @@ test('bench: --duration is a hard deadline; what is in flight then is abandoned 
     assert.match(r.stdout, /\| round trips +\| 20 +\|/);
     assert.match(r.stdout, /\| abandoned +\| 16 in flight at the --duration deadline +\|/);
   } finally {
-    await listener.close();
+    await close();
   }
 });
 

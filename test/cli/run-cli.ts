@@ -2,6 +2,7 @@
 import { spawn } from 'node:child_process';
 import * as net from 'node:net';
 import * as assert from 'uvu/assert';
+import { Channel } from '../../channel.js';
 
 export interface Run {
   stdout: string;
@@ -69,4 +70,25 @@ export async function rawServer(
       return new Promise((r) => server.close(() => r()));
     },
   };
+}
+
+/**
+ * An echo server (Channel.listen on 127.0.0.1) that answers the first `answered` messages of each
+ * connection, then reads the rest and never answers again.
+ */
+export async function echoesThenStops(answered: number): Promise<{ port: number; close: () => Promise<void> }> {
+  const listener = Channel.listen('127.0.0.1', 0);
+  const { port } = await listener.listening;
+  void (async () => {
+    for await (const ch of listener)
+      void (async () => {
+        let seen = 0;
+        try {
+          for await (const m of ch) if (++seen <= answered) await ch.send(m);
+        } catch {
+          // the bench closed
+        }
+      })();
+  })();
+  return { port, close: () => listener.close() };
 }
