@@ -150,6 +150,8 @@ test('histogram summary: percentiles in ms, null without values; workers merge e
     lateWindow: 0,
     started: h.count,
     neverStarted: 0,
+    inFlight: 1,
+    answered: h.count,
     eventLoopUtilization: 0.5,
     eventLoopDelayP99: 1,
   });
@@ -157,6 +159,7 @@ test('histogram summary: percentiles in ms, null without values; workers merge e
   assert.is(m.messages, 100);
   assert.equal(m.samples, [61], 'whole seconds every worker completed');
   assert.equal(m.perConnection, [99, 1], "each worker's connections, in order");
+  assert.equal([m.inFlight, m.answered], [2, 100], 'in flight and answered on every worker');
   const s = summarize(m.corrected);
   assert.is(s.count, 100);
   assert.ok(Math.abs(s.p50! - 1) < 0.01, String(s.p50));

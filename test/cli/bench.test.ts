@@ -220,6 +220,36 @@ test('--workers 2: the connections split over two threads, the histograms merged
   assert.is(doc.summary.latency.corrected.count, 1000);
 });
 
+test('--workers 2: "no answer at all" is decided over every connection, not one worker\'s share', async () => {
+  // Only the first connection is echoed; the other is read and never answered. Before, the worker
+  // holding the silent one failed the whole run with "no echo ... after 0 round trips".
+  const listener = Channel.listen('127.0.0.1', 0);
+  const { port } = await listener.listening;
+  void (async () => {
+    let first = true;
+    for await (const ch of listener) {
+      const echo = first;
+      first = false;
+      void (async () => {
+        try {
+          for await (const m of ch) if (echo) await ch.send(m);
+        } catch {
+          // the bench closed
+        }
+      })();
+    }
+  })();
+  try {
+    const r = await run(['bench', `127.0.0.1:${port}`, '--workers', '2', '-C', '2', '--duration', '1', '--json']);
+    assert.is(r.status, 0, r.stderr);
+    const doc = JSON.parse(r.stdout) as Record<string, any>;
+    assert.ok(doc.summary.messages > 0, 'the echoed connection was measured');
+    assert.is(doc.summary.abandoned, 32, 'both windows in flight at the deadline, the silent one never answered');
+  } finally {
+    await listener.close();
+  }
+});
+
 test('a thousand connections from one process; too few file descriptors is one line (EMFILE)', async () => {
   const r = await run(['bench', '-C', '1000', '--count', '2000'], { timeout: 60_000 });
   assert.is(r.status, 0, r.stderr);

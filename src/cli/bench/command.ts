@@ -68,6 +68,8 @@ function together(results: RunResult[]): RunResult {
     lateWindow: sum((r) => r.lateWindow),
     started: sum((r) => r.started),
     neverStarted: sum((r) => r.neverStarted),
+    inFlight: sum((r) => r.inFlight),
+    answered: sum((r) => r.answered),
     eventLoopUtilization: Math.max(...results.map((r) => r.eventLoopUtilization)),
     eventLoopDelayP99: Math.max(...results.map((r) => r.eventLoopDelayP99)),
   };

@@ -57,6 +57,10 @@ export interface RunResult {
   started: number;
   /** Open loop: measured messages due over LATE_MS before the end that never started (the window stayed full). */
   neverStarted: number;
+  /** Messages (measured or not) still in flight at the end. */
+  inFlight: number;
+  /** Messages answered, the warmup's included (none: the server may speak another framing). */
+  answered: number;
   /** The fraction of the measured phase this thread's event loop was busy (0-1). */
   eventLoopUtilization: number;
   /** The 99th percentile of this thread's event-loop delay in the measured phase, ms. */
@@ -134,11 +138,23 @@ function failure(e: unknown, config: RunConfig, tally: Tally): CliError {
   );
 }
 
+/** What a stall's line says of the run so far. */
+interface Progressed {
+  doneMeasured: number;
+  inFlight: number;
+  answered: number;
+}
+
 /**
  * No answer for `span` (by default --timeout, with messages in flight; else the measured time
  * before the deadline, named by `limit`): the one line, exit 124.
  */
-function stalled(config: RunConfig, tally: Tally, span = `for ${config.timeout} s`, limit = '--timeout'): CliError {
+function stalled(
+  config: RunConfig,
+  tally: Progressed,
+  span = `for ${config.timeout} s`,
+  limit = '--timeout',
+): CliError {
   const where = showTarget(config.target);
   const framing = parseFraming(config.framing);
   const done = `after ${tally.doneMeasured} ${UNIT[config.mode]}`;
@@ -161,6 +177,16 @@ function stalled(config: RunConfig, tally: Tally, span = `for ${config.timeout} 
         EXIT_TIMEOUT,
       );
   }
+}
+
+/**
+ * A run (all its connections, on every worker) that the deadline or Ctrl-C ended before any
+ * measured answer, with messages in flight: no result to show, so the stall's one line, exit 124.
+ */
+export function nothingAnswered(config: RunConfig, r: RunResult, stopped: boolean): CliError | undefined {
+  if (r.messages > 0 || r.inFlight === 0) return undefined;
+  const progressed = { doneMeasured: 0, inFlight: r.inFlight, answered: r.answered };
+  return stalled(config, progressed, `in the ${r.seconds.toFixed(1)} s measured`, stopped ? 'stopped' : '--duration');
 }
 
 /** Called every TICK_MS with the measured messages done and the seconds since the start (warmup included). */
@@ -283,11 +309,6 @@ export async function run(config: RunConfig, onProgress: Progress = () => {}, st
     if (config.mode === 'send' && reason !== undefined) throw failure(reason, config, tally);
   }
   if (!outcome.ok) throw failure(outcome.error, config, tally);
-  // The deadline (or Ctrl-C) came before any answer: no result to show, as for a stall.
-  if (tally.doneMeasured === 0 && tally.inFlight > 0) {
-    const measured = Math.max(0, end - tally.measureStart) / 1000;
-    throw stalled(config, tally, `in the ${measured.toFixed(1)} s measured`, stop?.aborted ? 'stopped' : '--duration');
-  }
   return {
     messages: tally.doneMeasured,
     abandoned,
@@ -300,6 +321,8 @@ export async function run(config: RunConfig, onProgress: Progress = () => {}, st
     lateWindow: tally.lateWindow,
     started: tally.startedMeasured,
     neverStarted,
+    inFlight: tally.inFlight,
+    answered: tally.answered,
     eventLoopUtilization: elu,
     eventLoopDelayP99: lag.count === 0 ? 0 : lag.percentile(99) / 1e6,
   };

@@ -6,7 +6,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { CliError } from '../output.js';
-import { run, type Progress, type RunConfig, type RunResult } from './run.js';
+import { nothingAnswered, run, type Progress, type RunConfig, type RunResult } from './run.js';
 
 /** What the main thread posts to a worker: 'stop' ends its run early (Ctrl-C). */
 export type ToWorker = 'stop';
@@ -36,6 +36,8 @@ export function merge(results: RunResult[]): RunResult {
     m.lateWindow += r.lateWindow;
     m.started += r.started;
     m.neverStarted += r.neverStarted;
+    m.inFlight += r.inFlight;
+    m.answered += r.answered;
     m.eventLoopUtilization = Math.max(m.eventLoopUtilization, r.eventLoopUtilization);
     m.eventLoopDelayP99 = Math.max(m.eventLoopDelayP99, r.eventLoopDelayP99);
     // Whole seconds every worker completed.
@@ -51,7 +53,20 @@ export async function runOnWorkers(
   onProgress: Progress,
   stop?: AbortSignal,
 ): Promise<RunResult> {
-  if (workers <= 1) return run(config, onProgress, stop);
+  const result = await (workers <= 1 ? run(config, onProgress, stop) : onWorkers(config, workers, onProgress, stop));
+  // Decided on every connection together: one worker's silent share is not a silent server.
+  const silent = nothingAnswered(config, result, stop?.aborted === true);
+  if (silent !== undefined) throw silent;
+  return result;
+}
+
+/** Runs `config`'s connections shared over `workers` threads and merges their results. */
+async function onWorkers(
+  config: RunConfig,
+  workers: number,
+  onProgress: Progress,
+  stop?: AbortSignal,
+): Promise<RunResult> {
   const connections = shares(config.connections, workers);
   const counts = config.count === undefined ? undefined : shares(config.count, workers);
   const progress = new Array<number>(workers).fill(0);
